@@ -1,0 +1,73 @@
+# crux: one Makefile. `make` builds build/crux; `make test` builds the sanitizer build and
+# runs the unit and integration tests; `make valgrind`, `make lint`, `make clean`.
+CC      ?= gcc
+PYTHON  ?= python3
+VENV    ?= .venv
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+           -Wformat=2 -Wno-format-nonliteral -Werror
+CSTD     = -std=c17 -D_GNU_SOURCE
+INC      = -Isrc
+OPT     ?= -O2 -g
+LIBS     = -lelf -lm
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+SRCS     := $(shell find src -name '*.c' | sort)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+
+REL_OBJS  := $(SRCS:%.c=build/rel/%.o)
+ASAN_OBJS := $(SRCS:%.c=build/asan/%.o)
+ASAN_LIB  := $(LIB_SRCS:%.c=build/asan/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/unit/%)
+
+.PHONY: all test unit integration valgrind lint clean golden-update bench venv
+all: build/crux
+
+build/crux: $(REL_OBJS)
+	$(CC) $(OPT) -o $@ $^ $(LIBS)
+
+build/rel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(INC) $(OPT) -MMD -MP -c -o $@ $<
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(INC) -O1 -g $(SAN) -MMD -MP -c -o $@ $<
+
+build/asan/crux: $(ASAN_OBJS)
+	$(CC) $(SAN) -o $@ $^ $(LIBS)
+
+build/asan/unit/%: tests/unit/%.c $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(INC) -Itests/unit -O1 -g $(SAN) -o $@ $< $(ASAN_LIB) $(LIBS)
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
+
+# Integration tests drive the sanitizer build against every installed CPython.
+integration: build/asan/crux build/crux
+	CRUX=$(abspath build/asan/crux) $(VENV)/bin/python -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: unit integration
+
+valgrind: build/crux
+	CRUX_VALGRIND=1 CRUX=$(abspath build/crux) $(VENV)/bin/python -m pytest -q \
+		tests/integration/test_valgrind.py
+
+venv:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+
+lint:
+	@! grep -rnE '\b(sprintf|strcpy|strcat|strtok|atoi|gets)\s*\(' src tests/unit || \
+		(echo "lint: banned function used" && false)
+	clang-format --dry-run --Werror $(SRCS) $(wildcard src/*/*.h)
+
+golden-update: build/crux
+	CRUX_GOLDEN_UPDATE=1 CRUX=$(abspath build/crux) $(VENV)/bin/python -m pytest -q \
+		tests/integration/test_golden.py
+
+clean:
+	rm -rf build
+
+-include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

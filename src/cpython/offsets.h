@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+// Byte offsets of the CPython structures the reader needs, one table per minor version
+// (3.8-3.12 generated from the installed headers by tools/gen_offsets.py), and on 3.13+
+// filled from the target's own _Py_DebugOffsets.
+#ifndef CRUX_OFFSETS_H
+#define CRUX_OFFSETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* -1 marks a field the version does not have. All offsets are in bytes. */
+struct py_offsets {
+    uint32_t minor; /* 8 .. 13 (major is always 3) */
+
+    /* _PyRuntimeState */
+    int32_t rt_size;           /* bytes of _PyRuntime to read to cover the fields below */
+    int32_t rt_finalizing;     /* _finalizing (3.9+) / finalizing (3.8): PyThreadState * */
+    int32_t rt_interp_head;    /* interpreters.head */
+    int32_t rt_interp_main;    /* interpreters.main */
+    int32_t rt_tstate_current; /* gilstate.tstate_current, 3.8-3.11; -1 after */
+    int32_t rt_gil;            /* ceval.gil (embedded struct), 3.8-3.11; -1 after */
+
+    /* PyInterpreterState */
+    int32_t is_size;
+    int32_t is_next;
+    int32_t is_id;
+    int32_t is_tstate_head;    /* tstate_head (3.8-3.10) / threads.head (3.11+) */
+    int32_t is_gil_ptr;        /* ceval.gil pointer, 3.12+; -1 before */
+
+    /* struct _gil_runtime_state */
+    int32_t gil_size;
+    int32_t gil_locked;        /* int (atomic wrapper of int size) */
+    int32_t gil_last_holder;   /* PyThreadState * */
+
+    /* PyThreadState */
+    int32_t ts_size;
+    int32_t ts_next;
+    int32_t ts_interp;
+    int32_t ts_frame;          /* frame (<=3.10) / cframe (3.11, 3.12) / current_frame (3.13+) */
+    int32_t ts_thread_id;      /* pthread_self() value */
+    int32_t ts_native_thread_id; /* 3.11+; -1 before */
+    int32_t ts_id;
+    int32_t ts_datastack_chunk; /* 3.11+ */
+    int32_t ts_datastack_top;
+    int32_t ts_datastack_limit;
+    int32_t ts_status;         /* 3.12+: the 32-bit word holding the _status bitfield */
+    int32_t ts_status_gil_bit; /* bit meaning "holds the GIL" in that word, -1 if none */
+    int32_t cf_current_frame;  /* _PyCFrame.current_frame, 3.11 and 3.12; -1 otherwise */
+
+    /* PyFrameObject, 3.8-3.10 */
+    int32_t fo_size;
+    int32_t fo_back;
+    int32_t fo_code;
+    int32_t fo_lasti;          /* int: bytes (3.8, 3.9) or code units (3.10) */
+
+    /* _PyInterpreterFrame, 3.11+ */
+    int32_t if_size;           /* header size, without localsplus */
+    int32_t if_previous;
+    int32_t if_code;           /* f_code (3.11, 3.12) / f_executable (3.13+) */
+    int32_t if_instr;          /* prev_instr (3.11, 3.12) / instr_ptr (3.13+) */
+    int32_t if_owner;          /* char */
+    int32_t if_is_entry;       /* bool, 3.11 only; -1 otherwise */
+
+    /* _PyStackChunk, 3.11+ */
+    int32_t ck_previous;
+    int32_t ck_size;
+    int32_t ck_top;
+    int32_t ck_data;
+
+    /* PyCodeObject */
+    int32_t co_size;           /* bytes to read to cover the fields below */
+    int32_t co_filename;
+    int32_t co_name;
+    int32_t co_qualname;       /* 3.11+; -1 before */
+    int32_t co_firstlineno;    /* int */
+    int32_t co_linetable;      /* co_lnotab (3.8, 3.9) / co_linetable (3.10+): bytes */
+    int32_t co_code;           /* co_code bytes, <=3.10; -1 after */
+    int32_t co_code_adaptive;  /* 3.11+: inline bytecode; ob_size counts code units */
+    int32_t co_firsttraceable; /* _co_firsttraceable, 3.11+ */
+
+    /* Objects */
+    int32_t ob_type;
+    int32_t var_size;          /* PyVarObject.ob_size */
+    int32_t bytes_sval;        /* PyBytesObject.ob_sval */
+    int32_t str_length;        /* PyASCIIObject.length */
+    int32_t str_state;         /* PyASCIIObject.state (32-bit) */
+    int32_t str_ascii_size;    /* sizeof(PyASCIIObject) */
+    int32_t str_compact_size;  /* sizeof(PyCompactUnicodeObject) */
+    int32_t str_data;          /* PyUnicodeObject.data (not compact) */
+};
+
+/* Returns the built-in table for 3.`minor`, or NULL when there is none. */
+const struct py_offsets *offsets_for_minor(uint32_t minor);
+
+/* Fills `out` from the _Py_DebugOffsets block at the start of _PyRuntime (`raw`, `n` bytes
+ * read from the target), for 3.13 and later. Checks the cookie, that the version is
+ * `version_hex`, rejects free-threaded builds and offsets past the structure sizes.
+ * Fields the block lacks come from the built-in 3.13 table. */
+int offsets_from_debug(const uint8_t *raw, size_t n, uint64_t *version_hex,
+                       struct py_offsets *out, struct errbuf *eb) MUST_CHECK;
+
+#endif
