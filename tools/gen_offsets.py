@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Generates src/cpython/offsets_table.c from the installed CPython headers.
+
+For every pyenv CPython 3.8-3.13 (and Debian's /usr/include/python3.11, which must give the
+same table as pyenv 3.11) it writes a small C program that includes Python.h and the internal
+headers with -DPy_BUILD_CORE, prints offsetof()/sizeof() for every field of
+`struct py_offsets` (src/cpython/offsets.h), compiles and runs it with gcc, and emits one
+`static const struct py_offsets` per minor version plus offsets_for_minor().
+
+Usage: tools/gen_offsets.py [-o src/cpython/offsets_table.c]   (stdlib only; needs gcc, pyenv)
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = os.path.join(ROOT, "src", "cpython", "offsets.h")
+DEFAULT_OUT = os.path.join(ROOT, "src", "cpython", "offsets_table.c")
+
+PYENV_VERSIONS = ["3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0"]
+DEBIAN_INCLUDE = "/usr/include/python3.11"
+DEBIAN_LABEL = "Debian python3 3.11.2 (/usr/include/python3.11)"
+
+# Fields computed by special code in the C program rather than one offsetof() expression.
+SPECIAL = {"minor", "ts_status", "ts_status_gil_bit"}
+
+
+def fail(msg):
+    sys.exit("gen_offsets: error: " + msg)
+
+
+def header_fields():
+    """The int32_t members of struct py_offsets, in declaration order."""
+    with open(HEADER) as f:
+        text = f.read()
+    m = re.search(r"struct py_offsets \{(.*?)\n\};", text, re.S)
+    if not m:
+        fail("struct py_offsets not found in " + HEADER)
+    body = re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S)
+    fields = re.findall(r"^\s*u?int32_t\s+(\w+)\s*;", body, re.M)
+    if not fields or fields[0] != "minor":
+        fail("unexpected struct py_offsets layout in " + HEADER)
+    return fields
+
+
+def expressions(minor):
+    """Maps each field to a C expression of type size_t for 3.`minor`, or None (= -1)."""
+    rs, ist, ts = "_PyRuntimeState", "PyInterpreterState", "PyThreadState"
+    gil = "struct _gil_runtime_state"
+    e = {}
+
+    e["rt_size"] = f"sizeof({rs})"
+    e["rt_finalizing"] = f"offsetof({rs}, {'finalizing' if minor == 8 else '_finalizing'})"
+    e["rt_interp_head"] = f"offsetof({rs}, interpreters.head)"
+    e["rt_interp_main"] = f"offsetof({rs}, interpreters.main)"
+    old_gil = minor <= 11
+    e["rt_tstate_current"] = f"offsetof({rs}, gilstate.tstate_current)" if old_gil else None
+    e["rt_gil"] = f"offsetof({rs}, ceval.gil)" if old_gil else None
+
+    e["is_size"] = f"sizeof({ist})"
+    e["is_next"] = f"offsetof({ist}, next)"
+    e["is_id"] = f"offsetof({ist}, id)"
+    head = "tstate_head" if minor <= 10 else "threads.head"
+    e["is_tstate_head"] = f"offsetof({ist}, {head})"
+    e["is_gil_ptr"] = None if old_gil else f"offsetof({ist}, ceval.gil)"
+
+    e["gil_size"] = f"sizeof({gil})"
+    e["gil_locked"] = f"offsetof({gil}, locked)"
+    e["gil_last_holder"] = f"offsetof({gil}, last_holder)"
+
+    e["ts_size"] = f"sizeof({ts})"
+    e["ts_next"] = f"offsetof({ts}, next)"
+    e["ts_interp"] = f"offsetof({ts}, interp)"
+    frame = "frame" if minor <= 10 else "cframe" if minor <= 12 else "current_frame"
+    e["ts_frame"] = f"offsetof({ts}, {frame})"
+    e["ts_thread_id"] = f"offsetof({ts}, thread_id)"
+    e["ts_native_thread_id"] = f"offsetof({ts}, native_thread_id)" if minor >= 11 else None
+    e["ts_id"] = f"offsetof({ts}, id)"
+    for f in ("datastack_chunk", "datastack_top", "datastack_limit"):
+        e["ts_" + f] = f"offsetof({ts}, {f})" if minor >= 11 else None
+    e["cf_current_frame"] = "offsetof(_PyCFrame, current_frame)" if minor in (11, 12) else None
+
+    fo = "PyFrameObject"
+    old_frames = minor <= 10
+    e["fo_size"] = f"sizeof({fo})" if old_frames else None
+    e["fo_back"] = f"offsetof({fo}, f_back)" if old_frames else None
+    e["fo_code"] = f"offsetof({fo}, f_code)" if old_frames else None
+    e["fo_lasti"] = f"offsetof({fo}, f_lasti)" if old_frames else None
+
+    fr = "_PyInterpreterFrame"
+    new_frames = minor >= 11
+    e["if_size"] = f"offsetof({fr}, localsplus)" if new_frames else None
+    e["if_previous"] = f"offsetof({fr}, previous)" if new_frames else None
+    code = "f_code" if minor <= 12 else "f_executable"
+    e["if_code"] = f"offsetof({fr}, {code})" if new_frames else None
+    instr = "prev_instr" if minor <= 12 else "instr_ptr"
+    e["if_instr"] = f"offsetof({fr}, {instr})" if new_frames else None
+    e["if_owner"] = f"offsetof({fr}, owner)" if new_frames else None
+    e["if_is_entry"] = f"offsetof({fr}, is_entry)" if minor == 11 else None
+
+    for f in ("previous", "size", "top", "data"):
+        e["ck_" + f] = f"offsetof(_PyStackChunk, {f})" if new_frames else None
+
+    co = "PyCodeObject"
+    e["co_size"] = f"offsetof({co}, co_code_adaptive)" if new_frames else f"sizeof({co})"
+    e["co_filename"] = f"offsetof({co}, co_filename)"
+    e["co_name"] = f"offsetof({co}, co_name)"
+    e["co_qualname"] = f"offsetof({co}, co_qualname)" if new_frames else None
+    e["co_firstlineno"] = f"offsetof({co}, co_firstlineno)"
+    lt = "co_lnotab" if minor <= 9 else "co_linetable"
+    e["co_linetable"] = f"offsetof({co}, {lt})"
+    e["co_code"] = None if new_frames else f"offsetof({co}, co_code)"
+    e["co_code_adaptive"] = f"offsetof({co}, co_code_adaptive)" if new_frames else None
+    e["co_firsttraceable"] = f"offsetof({co}, _co_firsttraceable)" if new_frames else None
+
+    e["ob_type"] = "offsetof(PyObject, ob_type)"
+    e["var_size"] = "offsetof(PyVarObject, ob_size)"
+    e["bytes_sval"] = "offsetof(PyBytesObject, ob_sval)"
+    e["str_length"] = "offsetof(PyASCIIObject, length)"
+    e["str_state"] = "offsetof(PyASCIIObject, state)"
+    e["str_ascii_size"] = "sizeof(PyASCIIObject)"
+    e["str_compact_size"] = "sizeof(PyCompactUnicodeObject)"
+    e["str_data"] = "offsetof(PyUnicodeObject, data)"
+    return e
+
+
+PROLOGUE = r"""
+#include <Python.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#if PY_MINOR_VERSION == 8
+#include "internal/pycore_pystate.h" /* 3.8 has no pycore_runtime.h */
+#else
+#include "internal/pycore_runtime.h"
+#include "internal/pycore_interp.h"
+#endif
+#include "internal/pycore_gil.h"
+#include "internal/pycore_code.h"
+#if PY_MINOR_VERSION >= 11
+#include "internal/pycore_frame.h"
+#endif
+#if PY_MINOR_VERSION <= 10
+#include "frameobject.h"
+#endif
+
+static void put(const char *name, size_t v) { printf("%s %zu\n", name, v); }
+
+/* Sets one _status bit in a zeroed PyThreadState, then finds the (aligned) 32-bit word and
+ * the bit that changed: independent of how the compiler lays out bitfields. */
+static void status_bit(const PyThreadState *t, size_t status_offset)
+{
+    const unsigned char *p = (const unsigned char *)t;
+    long byte = -1;
+    for (size_t i = 0; i < sizeof *t; i++) {
+        if (p[i] != 0) {
+            if (byte >= 0 || (p[i] & (p[i] - 1)) != 0) {
+                printf("error more than one bit set\n");
+                return;
+            }
+            byte = (long)i;
+        }
+    }
+    if (byte < 0) {
+        printf("error no bit set\n");
+        return;
+    }
+    size_t word = (size_t)byte & ~(size_t)3;
+    if (word != status_offset) {
+        printf("error status word %zu is not offsetof(_status) %zu\n", word, status_offset);
+        return;
+    }
+    put("ts_status", word);
+    put("ts_status_gil_bit", ((size_t)byte - word) * 8 + (size_t)__builtin_ctz(p[byte]));
+}
+
+int main(void)
+{
+    put("minor", PY_MINOR_VERSION);
+    printf("version %s\n", PY_VERSION);
+"""
+
+EPILOGUE_STATUS = r"""
+    {
+        static PyThreadState t;
+        memset(&t, 0, sizeof t);
+        t._status.%s = 1;
+        status_bit(&t, offsetof(PyThreadState, _status));
+    }
+"""
+
+EPILOGUE_DEBUG = r"""
+    put("debug_offsets_size", sizeof(_Py_DebugOffsets));
+#define DBG(f) put("debug." #f, offsetof(_Py_DebugOffsets, f))
+    DBG(runtime_state); DBG(interpreter_state); DBG(thread_state); DBG(interpreter_frame);
+    DBG(code_object); DBG(pyobject); DBG(type_object); DBG(tuple_object); DBG(list_object);
+    DBG(dict_object); DBG(float_object); DBG(long_object); DBG(bytes_object);
+    DBG(unicode_object); DBG(gc);
+"""
+
+# The 3.13 _Py_DebugOffsets layout that src/cpython/offsets.c parses (CPYTHON.md §9): the
+# generator checks it against the real header. Counts are uint64_t words per sub-struct.
+DEBUG_313 = [("runtime_state", 3), ("interpreter_state", 13), ("thread_state", 9),
+             ("interpreter_frame", 6), ("code_object", 10), ("pyobject", 2),
+             ("type_object", 4), ("tuple_object", 3), ("list_object", 3), ("dict_object", 3),
+             ("float_object", 2), ("long_object", 3), ("bytes_object", 3),
+             ("unicode_object", 4), ("gc", 2)]
+
+
+def program(minor, fields):
+    exprs = expressions(minor)
+    missing = [f for f in fields if f not in exprs and f not in SPECIAL]
+    if missing:
+        fail("no expression for fields: " + ", ".join(missing))
+    extra = [f for f in exprs if f not in fields]
+    if extra:
+        fail("expressions for fields not in offsets.h: " + ", ".join(extra))
+    out = [PROLOGUE]
+    for f in fields:
+        if f in SPECIAL:
+            continue
+        if exprs[f] is not None:
+            out.append(f'    put("{f}", {exprs[f]});\n')
+    if minor >= 12:
+        # 3.12: `active` follows the GIL holder; 3.13: `holds_gil` is the source of truth.
+        out.append(EPILOGUE_STATUS % ("active" if minor == 12 else "holds_gil"))
+    if minor >= 13:
+        out.append(EPILOGUE_DEBUG)
+    out.append("    return 0;\n}\n")
+    return "".join(out)
+
+
+def measure(label, include, minor, fields, tmp):
+    src = os.path.join(tmp, re.sub(r"\W+", "_", label) + ".c")
+    exe = src[:-2]
+    with open(src, "w") as f:
+        f.write(program(minor, fields))
+    cmd = ["gcc", "-O0", "-w", "-DPy_BUILD_CORE", "-I" + include,
+           "-I" + os.path.join(include, "internal"), "-o", exe, src]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"compiling for {label} failed:\n{' '.join(cmd)}\n{r.stderr}")
+    r = subprocess.run([exe], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"running the {label} probe failed: {r.stderr}")
+    values, extra = {}, {}
+    for line in r.stdout.splitlines():
+        key, _, val = line.partition(" ")
+        if key == "error":
+            fail(f"{label}: {val}")
+        elif key == "version":
+            extra["version"] = val
+        elif key in fields:
+            values[key] = int(val)
+        else:
+            extra[key] = int(val)
+    for f in fields:
+        values.setdefault(f, -1)
+        if values[f] >= 2**31:
+            fail(f"{label}: {f} = {values[f]} does not fit int32_t")
+    if values["minor"] != minor:
+        fail(f"{label}: headers are 3.{values['minor']}, expected 3.{minor}")
+    return values, extra
+
+
+def check_debug_layout(extra):
+    off = 24  # cookie[8], version, free_threaded
+    for name, words in DEBUG_313:
+        if extra.get("debug." + name) != off:
+            fail(f"_Py_DebugOffsets.{name} at {extra.get('debug.' + name)}, expected {off}")
+        off += 8 * words
+    if extra["debug_offsets_size"] != off:
+        fail(f"sizeof(_Py_DebugOffsets) = {extra['debug_offsets_size']}, expected {off}")
+    return off
+
+
+def render(tables, fields, debian_note, debug_size):
+    out = ["// SPDX-License-Identifier: MIT",
+           "// Per-version CPython offset tables. GENERATED by tools/gen_offsets.py from the",
+           "// installed headers: do not edit; regenerate with `python3 tools/gen_offsets.py`.",
+           "//"]
+    for minor in sorted(tables):
+        out.append(f"// 3.{minor}: {tables[minor][1]}")
+    out.append(f"// {debian_note}")
+    out.append(f"// 3.13 sizeof(_Py_DebugOffsets) = {debug_size}: the layout src/cpython/offsets.c"
+               " parses (checked).")
+    out += ["", '#include "cpython/offsets.h"', ""]
+    for minor in sorted(tables):
+        vals = tables[minor][0]
+        out.append(f"static const struct py_offsets py_3_{minor} = {{")
+        for f in fields:
+            out.append(f"    .{f} = {vals[f]},")
+        out += ["};", ""]
+    out += ["const struct py_offsets *offsets_for_minor(uint32_t minor)", "{",
+            "    switch (minor) {"]
+    for minor in sorted(tables):
+        out += [f"    case {minor}:", f"        return &py_3_{minor};"]
+    out += ["    default:", "        return NULL;", "    }", "}", ""]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--output", default=DEFAULT_OUT)
+    args = ap.parse_args()
+
+    fields = header_fields()
+    tables = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        debug_size = None
+        for ver in PYENV_VERSIONS:
+            minor = int(ver.split(".")[1])
+            r = subprocess.run(["pyenv", "prefix", ver], capture_output=True, text=True)
+            if r.returncode != 0:
+                fail(f"pyenv has no CPython {ver}: {r.stderr.strip()}")
+            include = os.path.join(r.stdout.strip(), "include", f"python3.{minor}")
+            vals, extra = measure(f"pyenv {ver}", include, minor, fields, tmp)
+            if extra.get("version") != ver:
+                fail(f"{include} holds {extra.get('version')}, expected {ver}")
+            tables[minor] = (vals, f"pyenv {ver} (PREFIX/include/python3.{minor})")
+            if minor == 13:
+                debug_size = check_debug_layout(extra)
+
+        deb, extra = measure(DEBIAN_LABEL, DEBIAN_INCLUDE, 11, fields, tmp)
+        diff = [f"{f}: debian {deb[f]} != pyenv {tables[11][0][f]}"
+                for f in fields if deb[f] != tables[11][0][f]]
+        if diff:
+            fail("Debian 3.11 differs from pyenv 3.11:\n  " + "\n  ".join(diff))
+        debian_note = (f"Debian {extra.get('version')} ({DEBIAN_INCLUDE}): checked, every "
+                       "field equals the pyenv 3.11 table.")
+
+    text = render(tables, fields, debian_note, debug_size)
+    with open(args.output, "w") as f:
+        f.write(text)
+    print(f"gen_offsets: wrote {os.path.relpath(args.output, ROOT)} (3.8-3.13; {debian_note})")
+
+
+if __name__ == "__main__":
+    main()
