@@ -2,6 +2,7 @@
 // Interned frames, a stack trie and counters.
 #include "profile/profile.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/xalloc.h"

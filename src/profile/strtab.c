@@ -2,6 +2,7 @@
 // String interning with an open-addressing index of ids.
 #include "profile/strtab.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/hmap.h"

@@ -2,6 +2,7 @@
 // Growable byte buffer with a cap.
 #include "util/buf.h"
 
+#include <stdlib.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

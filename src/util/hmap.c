@@ -2,6 +2,7 @@
 // Open-addressing (linear probing) hash map of u64 -> u64; deletion is not needed by crux.
 #include "util/hmap.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/xalloc.h"

@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT
+// Subcommands: each parses its own options and returns crux's exit status.
+#ifndef CRUX_CMD_H
+#define CRUX_CMD_H
+
+/* crux record [options] (--pid PID | -- COMMAND [ARGS...]) */
+int cmd_record(int argc, char **argv);
+/* crux dump --pid PID [--json] */
+int cmd_dump(int argc, char **argv);
+/* crux top [options] (--pid PID | -- COMMAND [ARGS...]) */
+int cmd_top(int argc, char **argv);
+
+/* Exit status for usage errors and for failures. */
+#define EXIT_USAGE 2
+#define EXIT_FAIL 1
+
+#endif

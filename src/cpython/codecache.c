@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: MIT
+// Code object cache. A hit costs no read: frames are checked against the cached bytecode
+// span instead, and entries older than a few hundred milliseconds are re-read, because code
+// objects are freed and their addresses reused (exec, reloads, short-lived lambdas).
+#include "cpython/codecache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpython/pystr.h"
+#include "target/mem.h"
+#include "util/xalloc.h"
+
+#define CODE_READ_MAX 512
+#define NAME_MAX_BYTES 1024
+#define FILE_MAX_BYTES 4096
+#define LINETABLE_MAX ((size_t)1 << 20)
+#define CODE_BYTES_MAX ((uint64_t)64 << 20)
+
+void codecache_init(struct codecache *c, const struct pyruntime *rt)
+{
+    memset(c, 0, sizeof(*c));
+    c->rt = rt;
+    hmap_init(&c->index);
+    c->next_id = 1;
+    c->revalidate_ns = CODECACHE_REVALIDATE_NS;
+}
+
+static void entry_fini(struct pycode *e)
+{
+    free(e->qualname);
+    free(e->filename);
+    free(e->runs);
+    memset(e, 0, sizeof(*e));
+}
+
+void codecache_fini(struct codecache *c)
+{
+    for (uint32_t i = 0; i < c->n; i++)
+        entry_fini(&c->v[i]);
+    free(c->v);
+    hmap_fini(&c->index);
+    memset(c, 0, sizeof(*c));
+}
+
+static uint64_t rd64(const uint8_t *p, int32_t off)
+{
+    uint64_t v;
+    memcpy(&v, p + off, sizeof(v));
+    return v;
+}
+
+static int32_t rd32(const uint8_t *p, int32_t off)
+{
+    int32_t v;
+    memcpy(&v, p + off, sizeof(v));
+    return v;
+}
+
+/* Reads a bytes object: its length into *n and up to `max` bytes of data into a new buffer
+ * (*out, the caller frees it). */
+static int read_bytes(const struct pyruntime *rt, uint64_t addr, uint8_t **out, size_t *n)
+{
+    const struct py_offsets *o = &rt->off;
+    uint8_t head[64];
+    if (!addr || (addr & 7))
+        return ERR_CORRUPT;
+    int rc = mem_read(rt->pid, addr, head, (size_t)o->bytes_sval);
+    if (rc)
+        return rc;
+    if (rt->type_bytes && rd64(head, o->ob_type) != rt->type_bytes)
+        return ERR_CORRUPT;
+    int64_t len = (int64_t)rd64(head, o->var_size);
+    if (len < 0 || (size_t)len > LINETABLE_MAX)
+        return ERR_CORRUPT;
+    uint8_t *data = xmalloc((size_t)len + 1);
+    rc = len ? mem_read(rt->pid, addr + (uint64_t)o->bytes_sval, data, (size_t)len) : 0;
+    if (rc) {
+        free(data);
+        return rc;
+    }
+    *out = data;
+    *n = (size_t)len;
+    return 0;
+}
+
+static int bytes_len(const struct pyruntime *rt, uint64_t addr, uint64_t *len)
+{
+    uint8_t head[64];
+    const struct py_offsets *o = &rt->off;
+    if (!addr || (addr & 7))
+        return ERR_CORRUPT;
+    int rc = mem_read(rt->pid, addr, head, (size_t)o->var_size + 8);
+    if (rc)
+        return rc;
+    if (rt->type_bytes && rd64(head, o->ob_type) != rt->type_bytes)
+        return ERR_CORRUPT;
+    *len = rd64(head, o->var_size);
+    return *len > CODE_BYTES_MAX ? ERR_CORRUPT : 0;
+}
+
+static int read_header(const struct pyruntime *rt, uint64_t addr, uint8_t *head)
+{
+    const struct py_offsets *o = &rt->off;
+    if (!addr || (addr & 7))
+        return ERR_CORRUPT;
+    size_t want = (size_t)o->co_size < CODE_READ_MAX ? (size_t)o->co_size : CODE_READ_MAX;
+    int rc = mem_read(rt->pid, addr, head, want);
+    if (rc)
+        return rc;
+    if (rt->type_code && rd64(head, o->ob_type) != rt->type_code)
+        return ERR_CORRUPT;
+    return 0;
+}
+
+static void head_ident(const struct py_offsets *o, const uint8_t *head, uint64_t ident[3])
+{
+    ident[0] = rd64(head, o->co_filename);
+    ident[1] = rd64(head, o->co_qualname >= 0 ? o->co_qualname : o->co_name);
+    ident[2] = rd64(head, o->co_linetable);
+}
+
+/* Reads the code object at `addr` into a fresh entry `e`. */
+static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
+{
+    const struct py_offsets *o = &rt->off;
+    uint8_t head[CODE_READ_MAX];
+    memset(e, 0, sizeof(*e));
+    int rc = read_header(rt, addr, head);
+    if (rc)
+        return rc;
+    e->addr = addr;
+    head_ident(o, head, e->ident);
+    e->firstlineno = rd32(head, o->co_firstlineno);
+    if (e->firstlineno < 0)
+        return ERR_CORRUPT;
+    if (o->co_code_adaptive >= 0) {
+        int64_t units = (int64_t)rd64(head, o->var_size);
+        if (units <= 0 || (uint64_t)units * 2 > CODE_BYTES_MAX)
+            return ERR_CORRUPT;
+        e->code_start = addr + (uint64_t)o->co_code_adaptive;
+        e->code_bytes = (uint32_t)(units * 2);
+        e->firsttraceable = (uint32_t)rd32(head, o->co_firsttraceable);
+    } else {
+        uint64_t len;
+        rc = bytes_len(rt, rd64(head, o->co_code), &len);
+        if (rc)
+            return rc;
+        e->code_bytes = (uint32_t)len;
+    }
+    char name[NAME_MAX_BYTES], file[FILE_MAX_BYTES];
+    size_t nlen, flen;
+    rc = pystr_read(rt->pid, o, rt->type_str, e->ident[1], name, sizeof(name), &nlen);
+    if (!rc)
+        rc = pystr_read(rt->pid, o, rt->type_str, e->ident[0], file, sizeof(file), &flen);
+    if (rc)
+        return rc == ERR_PROC_GONE || rc == ERR_PERM ? rc : ERR_CORRUPT;
+    uint8_t *tab = NULL;
+    size_t tlen = 0;
+    rc = read_bytes(rt, e->ident[2], &tab, &tlen);
+    if (rc)
+        return rc;
+    rc = linetable_decode(linetable_format_for(o->minor), tab, tlen, e->firstlineno,
+                          e->code_bytes, &e->runs, &e->nruns);
+    free(tab);
+    if (rc)
+        return rc;
+    e->qualname = xstrndup(name, nlen);
+    e->filename = xstrndup(file, flen);
+    return 0;
+}
+
+/* Re-reads the header and compares the identity fields. */
+static int still_valid(const struct pyruntime *rt, const struct pycode *e)
+{
+    uint8_t head[CODE_READ_MAX];
+    if (read_header(rt, e->addr, head))
+        return 0;
+    uint64_t ident[3];
+    head_ident(&rt->off, head, ident);
+    return memcmp(ident, e->ident, sizeof(ident)) == 0 &&
+           rd32(head, rt->off.co_firstlineno) == e->firstlineno;
+}
+
+int codecache_get(struct codecache *c, uint64_t addr, uint64_t now_ns, const struct pycode **out)
+{
+    uint64_t idx;
+    if (hmap_get(&c->index, addr, &idx)) {
+        struct pycode *e = &c->v[idx];
+        if (now_ns - e->checked_ns < c->revalidate_ns || still_valid(c->rt, e)) {
+            if (now_ns - e->checked_ns >= c->revalidate_ns)
+                e->checked_ns = now_ns;
+            *out = e;
+            return 0;
+        }
+        struct pycode fresh;
+        int rc = load(c->rt, addr, &fresh);
+        if (rc) {
+            entry_fini(&fresh);
+            return rc;
+        }
+        entry_fini(e);
+        *e = fresh;
+        e->id = c->next_id++;
+        e->checked_ns = now_ns;
+        c->reloads++;
+        *out = e;
+        return 0;
+    }
+    c->misses++;
+    if (c->n >= CODECACHE_MAX_ENTRIES) {
+        /* Bounded memory: start over rather than grow without limit. */
+        for (uint32_t i = 0; i < c->n; i++)
+            entry_fini(&c->v[i]);
+        c->n = 0;
+        hmap_clear(&c->index);
+    }
+    struct pycode fresh;
+    int rc = load(c->rt, addr, &fresh);
+    if (rc) {
+        entry_fini(&fresh);
+        return rc;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        c->v = xrealloc(c->v, c->cap * sizeof(*c->v));
+    }
+    fresh.id = c->next_id++;
+    fresh.checked_ns = now_ns;
+    c->v[c->n] = fresh;
+    hmap_put(&c->index, addr, c->n);
+    *out = &c->v[c->n++];
+    return 0;
+}
+
+int32_t codecache_line(const struct pycode *code, int64_t b)
+{
+    return linetable_lookup(code->runs, code->nruns, b, code->firstlineno);
+}

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// Cache of code objects read from the target: names, first line, bytecode span and the
+// decoded line table, keyed by address and revalidated against fields that prove identity.
+#ifndef CRUX_CODECACHE_H
+#define CRUX_CODECACHE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cpython/linetable.h"
+#include "cpython/pyruntime.h"
+#include "util/err.h"
+#include "util/hmap.h"
+
+struct pycode {
+    uint32_t id;          /* unique for the life of the cache; a reloaded entry gets a new id */
+    uint64_t addr;
+    char *qualname;       /* owned, UTF-8 */
+    char *filename;       /* owned, UTF-8 */
+    int32_t firstlineno;
+    uint64_t code_start;  /* 3.11+: address of co_code_adaptive; <=3.10: 0 */
+    uint32_t code_bytes;  /* bytecode length in bytes */
+    uint32_t firsttraceable; /* 3.11+: code units of prologue before RESUME */
+    struct line_run *runs;
+    size_t nruns;
+    uint64_t ident[3];    /* filename, name and line table pointers, re-checked on revalidation */
+    uint64_t checked_ns;  /* when the entry was last proved valid */
+};
+
+struct codecache {
+    const struct pyruntime *rt;
+    struct pycode *v;     /* entries; index stored in `index` */
+    uint32_t n, cap;
+    struct hmap index;    /* code address -> entry index */
+    uint32_t next_id;
+    uint64_t revalidate_ns; /* how old an entry may get before it is re-checked */
+    uint64_t misses, reloads;
+};
+
+#define CODECACHE_MAX_ENTRIES 262144
+#define CODECACHE_REVALIDATE_NS 200000000ULL
+
+/* Initializes an empty cache for runtime `rt` (which must outlive it). */
+void codecache_init(struct codecache *c, const struct pyruntime *rt);
+/* Releases every entry. */
+void codecache_fini(struct codecache *c);
+/* Returns the entry for the code object at `addr`, reading it on a miss and re-reading its
+ * header when older than revalidate_ns at time `now_ns`. The pointer is valid until the next
+ * call. ERR_CORRUPT when `addr` is not a readable code object (torn frame, freed code). */
+int codecache_get(struct codecache *c, uint64_t addr, uint64_t now_ns,
+                  const struct pycode **out) MUST_CHECK;
+/* Returns the line executing at byte offset `b` of `code` (as PyCode_Addr2Line). */
+int32_t codecache_line(const struct pycode *code, int64_t b);
+
+#endif

@@ -1,0 +1,559 @@
+// SPDX-License-Identifier: MIT
+// Sampling rounds. The cost of process_vm_readv is the call, not the bytes, so a round is
+// built from batched reads: one call re-reads the runtime, every interpreter and every
+// thread state known from the previous round; a second reads, for all threads at once, the
+// live part of each data stack (3.11+), where every thread-owned frame lives. The walk then
+// runs on local copies; only frames outside (generators, frame objects, <= 3.10 heap frames)
+// are read one by one.
+#include "cpython/pyreader.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "target/mem.h"
+#include "target/proc.h"
+#include "util/xalloc.h"
+
+#define OWNER_GENERATOR 1
+#define OWNER_CSTACK 3 /* 3.12, 3.13: the entry frame each eval call pushes on the C stack */
+#define FRAME_READ_MAX 512
+#define PTHREAD_SCAN 4096
+
+static uint64_t rd64(const uint8_t *p, int32_t off)
+{
+    uint64_t v;
+    memcpy(&v, p + off, sizeof(v));
+    return v;
+}
+
+static int32_t rd32(const uint8_t *p, int32_t off)
+{
+    int32_t v;
+    memcpy(&v, p + off, sizeof(v));
+    return v;
+}
+
+static size_t max_off(const int32_t *offs, size_t n)
+{
+    int32_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (offs[i] > m)
+            m = offs[i];
+    return (size_t)m + 8;
+}
+
+void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_depth)
+{
+    memset(r, 0, sizeof(*r));
+    r->rt = rt;
+    r->max_depth = max_depth ? max_depth : 1;
+    codecache_init(&r->codes, rt);
+    const struct py_offsets *o = &rt->off;
+    const int32_t ts_fields[] = {o->ts_next,           o->ts_interp,          o->ts_frame,
+                                 o->ts_thread_id,      o->ts_native_thread_id, o->ts_id,
+                                 o->ts_datastack_chunk, o->ts_datastack_top,  o->ts_status};
+    r->ts_read = max_off(ts_fields, sizeof(ts_fields) / sizeof(ts_fields[0]));
+    r->blobs = xmalloc(PYREADER_MAX_THREADS * r->ts_read);
+    r->tstates = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->tstates));
+    r->threads = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->threads));
+    r->chunks = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->chunks));
+    r->cframe_vals = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->cframe_vals));
+    r->capframes = 4096;
+    r->frames = xmalloc(r->capframes * sizeof(*r->frames));
+    hmap_init(&r->tids);
+    r->pthread_tid_off = -1;
+    uint32_t slots = 64;
+    while (slots < 2 * r->max_depth + 64)
+        slots *= 2;
+    r->seen = xcalloc(slots, sizeof(*r->seen));
+    r->seen_gen = xcalloc(slots, sizeof(*r->seen_gen));
+    r->seen_mask = slots - 1;
+}
+
+void pyreader_fini(struct pyreader *r)
+{
+    codecache_fini(&r->codes);
+    for (size_t i = 0; i < PYREADER_MAX_THREADS; i++)
+        free(r->chunks[i].buf);
+    free(r->chunks);
+    free(r->blobs);
+    free(r->tstates);
+    free(r->threads);
+    free(r->cframe_vals);
+    free(r->frames);
+    free(r->seen);
+    free(r->seen_gen);
+    hmap_fini(&r->tids);
+    memset(r, 0, sizeof(*r));
+}
+
+static uint8_t *blob(struct pyreader *r, size_t i)
+{
+    return r->blobs + i * r->ts_read;
+}
+
+/* --- Structure: interpreters and thread states ------------------------------------------ */
+
+static void interp_spans(struct pyreader *r, size_t i, struct mem_span *sp)
+{
+    const struct py_offsets *o = &r->rt->off;
+    const int32_t offs[4] = {o->is_next, o->is_tstate_head, o->is_id, o->is_gil_ptr};
+    for (int k = 0; k < 4; k++) {
+        r->interp_fields[i][k] = 0;
+        sp[k] = (struct mem_span){r->interps[i] + (uint64_t)(offs[k] >= 0 ? offs[k] : 0),
+                                  &r->interp_fields[i][k], offs[k] >= 0 ? 8 : 0};
+    }
+}
+
+/* Walks the lists one read at a time; used on the first round and whenever the cached
+ * structure no longer matches. */
+static int slow_walk(struct pyreader *r, uint64_t head)
+{
+    const struct py_offsets *o = &r->rt->off;
+    pid_t pid = r->rt->pid;
+    r->slow_walks++;
+    r->ninterps = 0;
+    r->ncached = 0;
+    r->cache_valid = false;
+    uint64_t ip = head;
+    while (ip && r->ninterps < PYREADER_MAX_INTERPS) {
+        size_t i = r->ninterps++;
+        r->interps[i] = ip;
+        struct mem_span sp[4];
+        interp_spans(r, i, sp);
+        uint8_t ok[4];
+        int bad = mem_readv(pid, sp, 4, ok);
+        if (bad < 0)
+            return bad;
+        if (bad)
+            return ERR_CORRUPT;
+        uint64_t ts = r->interp_fields[i][1];
+        while (ts && r->ncached < PYREADER_MAX_THREADS) {
+            size_t t = r->ncached;
+            int rc = mem_read(pid, ts, blob(r, t), r->ts_read);
+            if (rc)
+                return rc;
+            if (rd64(blob(r, t), o->ts_interp) != ip)
+                return ERR_CORRUPT;
+            r->tstates[t] = ts;
+            r->ncached++;
+            uint64_t next = rd64(blob(r, t), o->ts_next);
+            if (next == ts)
+                return ERR_CORRUPT;
+            ts = next;
+        }
+        uint64_t next = r->interp_fields[i][0];
+        if (next == ip)
+            return ERR_CORRUPT;
+        ip = next;
+    }
+    r->cache_valid = true;
+    return 0;
+}
+
+/* Checks that the batch just read still describes consistent lists: each interpreter's
+ * next is the following cached one, each thread list is the cached sequence. */
+static bool structure_matches(struct pyreader *r, uint64_t head)
+{
+    const struct py_offsets *o = &r->rt->off;
+    if (!r->ninterps || head != r->interps[0])
+        return false;
+    size_t t = 0;
+    for (size_t i = 0; i < r->ninterps; i++) {
+        uint64_t next = i + 1 < r->ninterps ? r->interps[i + 1] : 0;
+        if (r->interp_fields[i][0] != next)
+            return false;
+        uint64_t ts = r->interp_fields[i][1];
+        while (ts) {
+            if (t >= r->ncached || r->tstates[t] != ts)
+                return false;
+            if (rd64(blob(r, t), o->ts_interp) != r->interps[i])
+                return false;
+            ts = rd64(blob(r, t), o->ts_next);
+            t++;
+        }
+    }
+    return t == r->ncached;
+}
+
+/* One batched read of the runtime, the cached interpreters and the cached thread states. */
+static int read_structure(struct pyreader *r, uint64_t *head)
+{
+    const struct py_offsets *o = &r->rt->off;
+    uint64_t rt = r->rt->runtime;
+    size_t n = 0;
+    size_t cap = 3 + 4 * r->ninterps + r->ncached;
+    struct mem_span *sp = xmalloc(cap * sizeof(*sp));
+    uint8_t *ok = xmalloc(cap);
+    uint64_t fin = 0;
+    r->tstate_current = 0;
+    sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_interp_head, head, 8};
+    sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_finalizing, &fin, 8};
+    if (o->rt_tstate_current >= 0)
+        sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_tstate_current, &r->tstate_current, 8};
+    size_t fixed = n;
+    if (r->cache_valid) {
+        for (size_t i = 0; i < r->ninterps; i++) {
+            interp_spans(r, i, sp + n);
+            n += 4;
+        }
+        for (size_t t = 0; t < r->ncached; t++)
+            sp[n++] = (struct mem_span){r->tstates[t], blob(r, t), r->ts_read};
+    }
+    int bad = mem_readv(r->rt->pid, sp, n, ok);
+    int rc = 0;
+    if (bad < 0) {
+        rc = bad;
+    } else {
+        for (size_t i = 0; i < fixed; i++)
+            if (!ok[i])
+                rc = ERR_READ;
+        r->finalizing = fin != 0;
+        if (!rc && (bad || !r->cache_valid || !structure_matches(r, *head)))
+            rc = *head ? slow_walk(r, *head) : 0;
+    }
+    free(sp);
+    free(ok);
+    return rc;
+}
+
+/* --- GIL and thread ids ----------------------------------------------------------------- */
+
+static void read_gil_holders(struct pyreader *r)
+{
+    const struct py_offsets *o = &r->rt->off;
+    memset(r->gil_holder, 0, sizeof(r->gil_holder));
+    if (o->is_gil_ptr < 0) {
+        for (size_t i = 0; i < r->ninterps; i++)
+            r->gil_holder[i] = r->tstate_current;
+        return;
+    }
+    /* 3.12+: `locked` then `last_holder`; last_holder is the holder only while locked. */
+    struct mem_span sp[2 * PYREADER_MAX_INTERPS];
+    uint8_t ok[2 * PYREADER_MAX_INTERPS];
+    int32_t locked[PYREADER_MAX_INTERPS];
+    uint64_t holder[PYREADER_MAX_INTERPS];
+    size_t n = 0;
+    for (size_t i = 0; i < r->ninterps; i++) {
+        uint64_t gil = r->interp_fields[i][3];
+        locked[i] = 0;
+        holder[i] = 0;
+        if (!gil)
+            gil = r->interp_fields[0][3];
+        sp[n++] = (struct mem_span){gil + (uint64_t)o->gil_locked, &locked[i], 4};
+        sp[n++] = (struct mem_span){gil + (uint64_t)o->gil_last_holder, &holder[i], 8};
+    }
+    if (mem_readv(r->rt->pid, sp, n, ok) < 0)
+        return;
+    for (size_t i = 0; i < r->ninterps; i++)
+        if (ok[2 * i] && ok[2 * i + 1] && locked[i] == 1)
+            r->gil_holder[i] = holder[i];
+}
+
+/* 3.8-3.10 keep only pthread_self() in the thread state. The kernel tid sits at a fixed
+ * offset of glibc's struct pthread; find it once as the offset where the main thread's
+ * struct holds the process id (the main thread's tid), as Austin does. */
+static void infer_tid_offset(struct pyreader *r)
+{
+    pid_t pid = r->rt->pid;
+    pid_t nspid = proc_nspid(pid);
+    pid_t tids[PYREADER_MAX_THREADS];
+    size_t ntids = 0;
+    if (proc_tasks(pid, tids, PYREADER_MAX_THREADS, &ntids))
+        return;
+    uint8_t *buf = xmalloc(PTHREAD_SCAN);
+    for (size_t t = 0; t < r->nthreads && r->pthread_tid_off < 0; t++) {
+        uint64_t pt = r->threads[t].pthread_id;
+        if (!pt || mem_read(pid, pt, buf, PTHREAD_SCAN))
+            continue;
+        for (int32_t off = 0; off + 4 <= PTHREAD_SCAN; off += 4) {
+            if (rd32(buf, off) != nspid)
+                continue;
+            /* Confirm with the other threads: each must hold one of the process's tids. */
+            bool all = true;
+            for (size_t u = 0; u < r->nthreads && all; u++) {
+                int32_t v = 0;
+                uint64_t pu = r->threads[u].pthread_id;
+                if (!pu || mem_read(pid, pu + (uint64_t)off, &v, 4)) {
+                    all = false;
+                    break;
+                }
+                bool found = false;
+                for (size_t k = 0; k < ntids && !found; k++)
+                    found = tids[k] == v;
+                all = found;
+            }
+            if (all) {
+                r->pthread_tid_off = off;
+                break;
+            }
+        }
+    }
+    free(buf);
+}
+
+static pid_t thread_tid(struct pyreader *r, struct pythread *th, const uint8_t *b)
+{
+    const struct py_offsets *o = &r->rt->off;
+    if (o->ts_native_thread_id >= 0)
+        return (pid_t)rd64(b, o->ts_native_thread_id);
+    uint64_t key = hmap_hash64(th->tstate ^ (th->ts_id << 1)) | 1;
+    uint64_t v;
+    if (hmap_get(&r->tids, key, &v))
+        return (pid_t)v;
+    if (r->pthread_tid_off < 0)
+        return 0;
+    int32_t tid = 0;
+    if (mem_read(r->rt->pid, th->pthread_id + (uint64_t)r->pthread_tid_off, &tid, 4) || tid <= 0)
+        return 0;
+    hmap_put(&r->tids, key, (uint64_t)tid);
+    return tid;
+}
+
+/* --- Frames ----------------------------------------------------------------------------- */
+
+static bool seen_before(struct pyreader *r, uint64_t addr)
+{
+    uint32_t i = (uint32_t)hmap_hash64(addr) & r->seen_mask;
+    while (r->seen_gen[i] == r->gen) {
+        if (r->seen[i] == addr)
+            return true;
+        i = (i + 1) & r->seen_mask;
+    }
+    r->seen_gen[i] = r->gen;
+    r->seen[i] = addr;
+    return false;
+}
+
+static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line)
+{
+    if (r->nframes == r->capframes) {
+        r->capframes *= 2;
+        r->frames = xrealloc(r->frames, r->capframes * sizeof(*r->frames));
+    }
+    r->frames[r->nframes++] = (struct pyframe){code, line};
+    th->nframes++;
+    return 0;
+}
+
+/* Returns a pointer to `len` bytes of the frame at `addr`: inside the thread's copied data
+ * stack when it lies there, else read into `scratch`. NULL when unreadable. */
+static const uint8_t *frame_bytes(struct pyreader *r, const struct pychunk *ck, uint64_t addr,
+                                  size_t len, uint8_t *scratch)
+{
+    if (ck->ok && addr >= ck->base && addr + len <= ck->base + ck->len)
+        return ck->buf + (addr - ck->base);
+    if (mem_read(r->rt->pid, addr, scratch, len))
+        return NULL;
+    return scratch;
+}
+
+static int walk_311(struct pyreader *r, struct pythread *th, const struct pychunk *ck,
+                    uint64_t f, uint64_t now)
+{
+    const struct py_offsets *o = &r->rt->off;
+    uint8_t scratch[FRAME_READ_MAX];
+    size_t flen = (size_t)o->if_size;
+    while (f) {
+        if ((f & 7) || seen_before(r, f))
+            return ERR_CORRUPT;
+        if (th->nframes >= r->max_depth) {
+            th->truncated = true;
+            return 0;
+        }
+        const uint8_t *fb = frame_bytes(r, ck, f, flen, scratch);
+        if (!fb)
+            return ERR_READ;
+        uint64_t code = rd64(fb, o->if_code);
+        uint64_t prev = rd64(fb, o->if_previous);
+        uint64_t instr = rd64(fb, o->if_instr);
+        uint8_t owner = fb[o->if_owner];
+        f = prev;
+        if (o->minor >= 12 && owner == OWNER_CSTACK)
+            continue;
+        if (owner > OWNER_CSTACK)
+            return ERR_CORRUPT;
+        if (r->rt->type_none && code == r->rt->type_none)
+            continue; /* 3.13 entry frames: f_executable is None */
+        const struct pycode *c;
+        int rc = codecache_get(&r->codes, code, now, &c);
+        if (rc)
+            return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
+        int64_t b = (int64_t)(instr - c->code_start);
+        if (b < -2 || b >= (int64_t)c->code_bytes)
+            return ERR_CORRUPT; /* the frame was rewritten under us */
+        /* CPython hides frames still in their prologue (before RESUME): the 3.12
+         * trampoline and 3.13 _Py_InitCleanup shims are among them. */
+        if (owner != OWNER_GENERATOR && b < (int64_t)c->firsttraceable * 2)
+            continue;
+        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b));
+    }
+    return 0;
+}
+
+static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t now)
+{
+    const struct py_offsets *o = &r->rt->off;
+    uint8_t fb[FRAME_READ_MAX];
+    size_t flen = (size_t)o->fo_size < sizeof(fb) ? (size_t)o->fo_size : sizeof(fb);
+    while (f) {
+        if ((f & 7) || seen_before(r, f))
+            return ERR_CORRUPT;
+        if (th->nframes >= r->max_depth) {
+            th->truncated = true;
+            return 0;
+        }
+        int rc = mem_read(r->rt->pid, f, fb, flen);
+        if (rc)
+            return rc == ERR_PROC_GONE ? rc : ERR_READ;
+        uint64_t code = rd64(fb, o->fo_code);
+        int32_t lasti = rd32(fb, o->fo_lasti);
+        f = rd64(fb, o->fo_back);
+        const struct pycode *c;
+        rc = codecache_get(&r->codes, code, now, &c);
+        if (rc)
+            return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
+        /* f_lasti counts bytes in 3.8/3.9 and code units in 3.10; -1 before the first. */
+        int64_t b = o->minor >= 10 ? (int64_t)lasti * 2 : lasti;
+        if (b >= (int64_t)c->code_bytes || lasti < -1)
+            return ERR_CORRUPT;
+        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b));
+    }
+    return 0;
+}
+
+/* --- The round ---------------------------------------------------------------------------- */
+
+/* Second batch (3.11+): every thread's current frame pointer (through cframe on 3.11/3.12)
+ * and the live part of its current data-stack chunk. */
+static int read_stacks_311(struct pyreader *r)
+{
+    const struct py_offsets *o = &r->rt->off;
+    size_t n = 0;
+    struct mem_span *sp = xmalloc(2 * r->nthreads * sizeof(*sp) + 1);
+    uint8_t *ok = xmalloc(2 * r->nthreads + 1);
+    size_t *idx_cf = xmalloc(r->nthreads * sizeof(*idx_cf) + 1);
+    size_t *idx_ck = xmalloc(r->nthreads * sizeof(*idx_ck) + 1);
+    for (size_t t = 0; t < r->nthreads; t++) {
+        const uint8_t *b = blob(r, t);
+        idx_cf[t] = idx_ck[t] = SIZE_MAX;
+        r->cframe_vals[t] = rd64(b, o->ts_frame);
+        if (o->cf_current_frame >= 0 && r->cframe_vals[t]) {
+            uint64_t cf = r->cframe_vals[t];
+            r->cframe_vals[t] = 0;
+            idx_cf[t] = n;
+            sp[n++] = (struct mem_span){cf + (uint64_t)o->cf_current_frame, &r->cframe_vals[t], 8};
+        }
+        struct pychunk *ck = &r->chunks[t];
+        ck->ok = false;
+        uint64_t chunk = rd64(b, o->ts_datastack_chunk);
+        uint64_t top = rd64(b, o->ts_datastack_top);
+        if (!chunk || top <= chunk || top - chunk > PYREADER_CHUNK_MAX)
+            continue;
+        if (!ck->buf)
+            ck->buf = xmalloc(PYREADER_CHUNK_MAX);
+        ck->base = chunk;
+        ck->len = top - chunk;
+        idx_ck[t] = n;
+        sp[n++] = (struct mem_span){chunk, ck->buf, ck->len};
+    }
+    int bad = n ? mem_readv(r->rt->pid, sp, n, ok) : 0;
+    if (bad >= 0) {
+        for (size_t t = 0; t < r->nthreads; t++) {
+            if (idx_ck[t] != SIZE_MAX)
+                r->chunks[t].ok = ok[idx_ck[t]];
+            if (idx_cf[t] != SIZE_MAX && !ok[idx_cf[t]])
+                r->threads[t].err = ERR_READ;
+        }
+    }
+    free(sp);
+    free(ok);
+    free(idx_cf);
+    free(idx_ck);
+    return bad < 0 ? bad : 0;
+}
+
+static void fill_threads(struct pyreader *r)
+{
+    const struct py_offsets *o = &r->rt->off;
+    size_t t = 0;
+    for (size_t i = 0; i < r->ninterps; i++) {
+        uint64_t ts = r->interp_fields[i][1];
+        while (ts && t < r->ncached) {
+            const uint8_t *b = blob(r, t);
+            struct pythread *th = &r->threads[t];
+            memset(th, 0, sizeof(*th));
+            th->tstate = ts;
+            th->interp = r->interps[i];
+            th->interp_id = (int64_t)r->interp_fields[i][2];
+            th->ts_id = rd64(b, o->ts_id);
+            th->pthread_id = rd64(b, o->ts_thread_id);
+            if (o->ts_status_gil_bit >= 0 && o->is_gil_ptr >= 0 && o->minor >= 13) {
+                uint32_t status = (uint32_t)rd32(b, o->ts_status);
+                th->gil = (status >> o->ts_status_gil_bit) & 1;
+            } else {
+                th->gil = r->gil_holder[i] == ts;
+            }
+            ts = rd64(b, o->ts_next);
+            t++;
+        }
+    }
+    r->nthreads = t;
+}
+
+int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
+{
+    const struct py_offsets *o = &r->rt->off;
+    r->rounds++;
+    r->nthreads = 0;
+    r->nframes = 0;
+    uint64_t head = 0;
+    int rc = read_structure(r, &head);
+    if (rc == ERR_PROC_GONE || rc == ERR_PERM)
+        return errbuf_set(eb, rc, "cannot read process %d: %s", (int)r->rt->pid, err_str(rc));
+    if (rc) {
+        /* A list changed while we walked it: drop this round, rebuild next time. */
+        r->cache_valid = false;
+        r->dropped++;
+        return 0;
+    }
+    if (!head || r->finalizing)
+        return 0;
+    read_gil_holders(r);
+    fill_threads(r);
+    if (o->minor >= 11) {
+        rc = read_stacks_311(r);
+        if (rc)
+            return errbuf_set(eb, rc, "cannot read process %d: %s", (int)r->rt->pid,
+                              err_str(rc));
+    } else if (r->pthread_tid_off < 0) {
+        infer_tid_offset(r);
+    }
+    for (size_t t = 0; t < r->nthreads; t++) {
+        struct pythread *th = &r->threads[t];
+        th->tid = thread_tid(r, th, blob(r, t));
+        th->first = (uint32_t)r->nframes;
+        if (th->err)
+            continue;
+        r->gen++;
+        if (r->gen == 0) {
+            memset(r->seen_gen, 0, (r->seen_mask + 1) * sizeof(*r->seen_gen));
+            r->gen = 1;
+        }
+        if (o->minor >= 11)
+            th->err = walk_311(r, th, &r->chunks[t],
+                               o->cf_current_frame >= 0 ? r->cframe_vals[t]
+                                                        : rd64(blob(r, t), o->ts_frame),
+                               now_ns);
+        else
+            th->err = walk_38(r, th, rd64(blob(r, t), o->ts_frame), now_ns);
+        if (th->err == ERR_PROC_GONE)
+            return errbuf_set(eb, ERR_PROC_GONE, "process %d exited", (int)r->rt->pid);
+        if (th->err) {
+            r->nframes = th->first;
+            th->nframes = 0;
+            th->truncated = false;
+        }
+    }
+    return 0;
+}

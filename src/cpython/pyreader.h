@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+// One sampling round over a CPython process: every interpreter and thread, whether it holds
+// the GIL, and its Python stack (code object and line per frame), read without stopping it.
+#ifndef CRUX_PYREADER_H
+#define CRUX_PYREADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cpython/codecache.h"
+#include "cpython/pyruntime.h"
+#include "util/err.h"
+#include "util/hmap.h"
+
+/* One Python frame of a sampled stack. */
+struct pyframe {
+    uint32_t code;  /* index of the code entry in the reader's cache, valid for this round */
+    int32_t line;   /* line executing (leaf) or calling (callers); -1 when none */
+};
+
+/* One thread seen in a round. */
+struct pythread {
+    uint64_t tstate;     /* PyThreadState address */
+    uint64_t ts_id;      /* tstate->id: with the address, identifies the thread over time */
+    uint64_t interp;     /* PyInterpreterState address */
+    int64_t interp_id;
+    uint64_t pthread_id; /* pthread_self() of the thread */
+    pid_t tid;           /* kernel thread id, 0 when unknown */
+    bool gil;            /* held the GIL when read */
+    int err;             /* 0, or why the stack was dropped (ERR_CORRUPT, ERR_READ, ...) */
+    bool truncated;      /* deeper than max_depth: frames nearest the leaf kept */
+    uint32_t first;      /* index of the leaf frame in reader.frames */
+    uint32_t nframes;    /* frames, leaf first */
+};
+
+#define PYREADER_MAX_INTERPS 64
+#define PYREADER_MAX_THREADS 4096
+#define PYREADER_CHUNK_MAX ((size_t)1 << 20)
+
+/* Per-thread scratch memory: the live part of the data stack (3.11+). */
+struct pychunk {
+    uint64_t base;  /* address of the copied range */
+    size_t len;     /* bytes copied */
+    uint8_t *buf;   /* PYREADER_CHUNK_MAX bytes, allocated on first use */
+    bool ok;
+};
+
+struct pyreader {
+    const struct pyruntime *rt;
+    struct codecache codes;
+    uint32_t max_depth;
+
+    /* Structure cached from the previous round, re-checked every round in one batched read. */
+    uint64_t interps[PYREADER_MAX_INTERPS];
+    uint64_t interp_fields[PYREADER_MAX_INTERPS][4]; /* next, tstate head, id, gil pointer */
+    size_t ninterps;
+    bool cache_valid;
+    size_t ts_read;      /* bytes of PyThreadState read per thread */
+    uint8_t *blobs;      /* ts_read bytes per thread */
+    uint64_t *tstates;   /* per thread: address */
+    size_t ncached;
+
+    struct pythread *threads; /* this round's threads */
+    size_t nthreads;
+    struct pyframe *frames;   /* this round's frames */
+    size_t nframes, capframes;
+    struct pychunk *chunks;   /* per thread slot */
+    uint64_t *cframe_vals;    /* per thread: current frame read via cframe (3.11, 3.12) */
+
+    uint64_t gil_holder[PYREADER_MAX_INTERPS]; /* per interpreter, this round */
+    uint64_t tstate_current;                   /* <= 3.11 */
+    bool finalizing;
+
+    struct hmap tids;         /* (tstate ^ id) -> tid, for 3.8-3.10 */
+    int32_t pthread_tid_off;  /* offset of the tid in glibc's struct pthread; -1 unknown */
+
+    uint64_t *seen;           /* cycle check: frame addresses of the current walk */
+    uint32_t *seen_gen;
+    uint32_t seen_mask, gen;
+
+    uint64_t rounds, slow_walks, dropped;
+};
+
+/* Initializes a reader for the runtime `rt` (which must outlive it); `max_depth` caps the
+ * frames kept per stack. */
+void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_depth);
+/* Releases everything. */
+void pyreader_fini(struct pyreader *r);
+/* Reads every thread's stack. Fills r->threads (r->nthreads may be 0 while the interpreter
+ * starts or after it began finalizing). Per-thread failures are in pythread.err, not the
+ * return value; returns ERR_PROC_GONE or ERR_PERM only when the process cannot be read. */
+int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb) MUST_CHECK;
+/* The code entry of a frame of the current round. */
+static inline const struct pycode *pyreader_code(const struct pyreader *r,
+                                                 const struct pyframe *f)
+{
+    return &r->codes.v[f->code];
+}
+
+#endif

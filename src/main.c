@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// crux: entry point; dispatches to one cmd_* per subcommand.
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+#define CRUX_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fputs("usage: crux COMMAND [options]\n"
+          "  record   sample a Python process and write a flame graph or profile\n"
+          "  dump     print every thread's Python stack now\n"
+          "  top      live view of the hottest functions\n"
+          "run 'crux COMMAND --help' for a command's options\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "record") == 0)
+        return cmd_record(argc - 1, argv + 1);
+    if (strcmp(cmd, "dump") == 0)
+        return cmd_dump(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0)
+        return cmd_top(argc - 1, argv + 1);
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("crux %s\n", CRUX_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "crux: unknown command '%s': see crux --help\n", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+// The sampling loop: a fixed-rate clock, one pyreader round per tick, and the conversion of
+// each thread's stack into the profile (filters for idle threads and the GIL holder).
+#ifndef CRUX_SAMPLER_H
+#define CRUX_SAMPLER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cpython/pyruntime.h"
+#include "profile/profile.h"
+#include "util/err.h"
+
+struct sampler_stats {
+    uint64_t ticks;          /* rounds attempted */
+    uint64_t late_ticks;     /* rounds skipped because the previous one overran */
+    uint64_t thread_samples; /* stacks read successfully (kept or filtered) */
+    uint64_t kept;           /* samples added to the profile */
+    uint64_t errors;         /* thread-samples dropped as unreadable or inconsistent */
+    uint64_t elapsed_ns;
+    uint64_t busy_ns;        /* time spent inside rounds */
+};
+
+typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
+
+struct sampler_opts {
+    double rate_hz;
+    double duration_s;       /* 0: until the target exits or *stop is set */
+    bool idle;               /* keep samples of threads that are not running */
+    bool gil_only;           /* keep only the GIL holder */
+    bool threads;            /* root each stack with a thread frame */
+    bool blocking;           /* stop the threads (ptrace) while reading them */
+    uint32_t max_depth;
+    volatile sig_atomic_t *stop; /* set asynchronously to end the loop */
+    pid_t child;             /* launched child to watch for exit (0 in attach mode) */
+    int *child_status;       /* receives the child's wait status when it exits */
+    bool *child_exited;
+    sampler_progress_fn progress; /* called about four times a second; may be NULL */
+    void *progress_arg;
+};
+
+/* Samples process `rt->pid` into `p` until the duration elapses, the process exits or *stop
+ * is set. A process that exits is not an error (returns 0 with what was collected).
+ * Returns ERR_PERM and similar only when no sample could be taken at all. */
+int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct profile *p,
+                struct sampler_stats *st, struct errbuf *eb) MUST_CHECK;
+
+/* Monotonic time in nanoseconds. */
+uint64_t sampler_now_ns(void);
+
+#endif
