@@ -12,6 +12,7 @@
 #include "export/export.h"
 #include "profile/profile.h"
 #include "sampler/sampler.h"
+#include "target/mem.h"
 #include "util/buf.h"
 
 /* 100 Hz: py-spy's default too; bench/overhead shows it costs well under 1% of a target,
@@ -27,7 +28,7 @@ struct record_args {
     const char *format;
     double rate;
     double duration;
-    bool idle, gil, threads, blocking, quiet;
+    bool idle, gil, threads, blocking, quiet, stats;
     unsigned max_depth;
 };
 
@@ -45,7 +46,8 @@ static void usage(FILE *f)
           "  -t, --threads        split stacks by thread\n"
           "  -b, --blocking       pause the target while reading it (exact, slower)\n"
           "      --max-depth N    frames kept per stack (default 2048)\n"
-          "  -q, --quiet          no status line\n",
+          "  -q, --quiet          no status line\n"
+          "      --stats          print the sampler's own costs (for benchmarks)\n",
           f);
 }
 
@@ -68,6 +70,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
         {"gil", no_argument, 0, 'g'},            {"threads", no_argument, 0, 't'},
         {"blocking", no_argument, 0, 'b'},       {"max-depth", required_argument, 0, 'm'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+        {"stats", no_argument, 0, 'S'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = DEFAULT_RATE;
@@ -124,6 +127,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             break;
         case 'q':
             a->quiet = true;
+            break;
+        case 'S':
+            a->stats = true;
             break;
         case 'h':
             usage(stdout);
@@ -186,6 +192,22 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
             a->output, export_format_name(fmt), (unsigned long long)st->kept,
             (unsigned long long)st->errors, tried ? 100.0 * (double)st->errors / (double)tried : 0,
             (unsigned long long)tried, secs > 0 ? (double)st->ticks / secs : 0.0, secs);
+    if (a->stats) {
+        uint64_t per = st->thread_samples + st->errors;
+        fprintf(stderr,
+                "crux-stats: ticks=%llu late=%llu thread_samples=%llu errors=%llu kept=%llu "
+                "busy_ns=%llu elapsed_ns=%llu syscalls=%llu us_per_round=%.3f "
+                "us_per_thread_sample=%.3f cpu_us_per_thread_sample=%.3f "
+                "read_cpu_us_per_thread_sample=%.3f\n",
+                (unsigned long long)st->ticks, (unsigned long long)st->late_ticks,
+                (unsigned long long)st->thread_samples, (unsigned long long)st->errors,
+                (unsigned long long)st->kept, (unsigned long long)st->busy_ns,
+                (unsigned long long)st->elapsed_ns, (unsigned long long)mem_syscalls(),
+                st->ticks ? (double)st->busy_ns / 1e3 / (double)st->ticks : 0.0,
+                per ? (double)st->busy_ns / 1e3 / (double)per : 0.0,
+                per ? (double)st->busy_cpu_ns / 1e3 / (double)per : 0.0,
+                per ? (double)st->read_cpu_ns / 1e3 / (double)per : 0.0);
+    }
     if (st->late_ticks)
         fprintf(stderr, "crux: %llu ticks were late (the rate was higher than crux could "
                         "sustain)\n", (unsigned long long)st->late_ticks);

@@ -233,6 +233,15 @@ int codecache_get(struct codecache *c, uint64_t addr, uint64_t now_ns, const str
     return 0;
 }
 
+int codecache_recheck(struct codecache *c, uint64_t addr, uint64_t now_ns,
+                      const struct pycode **out)
+{
+    uint64_t idx;
+    if (hmap_get(&c->index, addr, &idx))
+        c->v[idx].checked_ns = now_ns - c->revalidate_ns; /* expired: re-read on get */
+    return codecache_get(c, addr, now_ns, out);
+}
+
 int32_t codecache_line(const struct pycode *code, int64_t b)
 {
     return linetable_lookup(code->runs, code->nruns, b, code->firstlineno);

@@ -49,6 +49,10 @@ void codecache_fini(struct codecache *c);
  * call. ERR_CORRUPT when `addr` is not a readable code object (torn frame, freed code). */
 int codecache_get(struct codecache *c, uint64_t addr, uint64_t now_ns,
                   const struct pycode **out) MUST_CHECK;
+/* Like codecache_get, but re-reads the header of a cached entry now (used when a frame does
+ * not fit the cached bytecode span: the address may hold another code object by now). */
+int codecache_recheck(struct codecache *c, uint64_t addr, uint64_t now_ns,
+                      const struct pycode **out) MUST_CHECK;
 /* Returns the line executing at byte offset `b` of `code` (as PyCode_Addr2Line). */
 int32_t codecache_line(const struct pycode *code, int64_t b);
 

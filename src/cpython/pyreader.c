@@ -380,8 +380,16 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
         if (rc)
             return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
         int64_t b = (int64_t)(instr - c->code_start);
-        if (b < -2 || b >= (int64_t)c->code_bytes)
-            return ERR_CORRUPT; /* the frame was rewritten under us */
+        if (b < -2 || b >= (int64_t)c->code_bytes) {
+            /* Either the frame was rewritten under us or the cached code object was freed
+             * and its address reused: re-read the code object once before giving up. */
+            rc = codecache_recheck(&r->codes, code, now, &c);
+            if (rc)
+                return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
+            b = (int64_t)(instr - c->code_start);
+            if (b < -2 || b >= (int64_t)c->code_bytes)
+                return ERR_CORRUPT;
+        }
         /* CPython hides frames still in their prologue (before RESUME): the 3.12
          * trampoline and 3.13 _Py_InitCleanup shims are among them. */
         if (owner != OWNER_GENERATOR && b < (int64_t)c->firsttraceable * 2)
@@ -415,8 +423,16 @@ static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t
             return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
         /* f_lasti counts bytes in 3.8/3.9 and code units in 3.10; -1 before the first. */
         int64_t b = o->minor >= 10 ? (int64_t)lasti * 2 : lasti;
-        if (b >= (int64_t)c->code_bytes || lasti < -1)
+        if (lasti < -1)
             return ERR_CORRUPT;
+        if (b >= (int64_t)c->code_bytes) {
+            /* As in walk_311: the cached code object may be stale; re-read it once. */
+            rc = codecache_recheck(&r->codes, code, now, &c);
+            if (rc)
+                return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
+            if (b >= (int64_t)c->code_bytes)
+                return ERR_CORRUPT;
+        }
         push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b));
     }
     return 0;
@@ -550,6 +566,7 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
         if (th->err == ERR_PROC_GONE)
             return errbuf_set(eb, ERR_PROC_GONE, "process %d exited", (int)r->rt->pid);
         if (th->err) {
+            r->err_counts[-th->err < 16 ? -th->err : 15]++;
             r->nframes = th->first;
             th->nframes = 0;
             th->truncated = false;

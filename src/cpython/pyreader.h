@@ -81,6 +81,7 @@ struct pyreader {
     uint32_t seen_mask, gen;
 
     uint64_t rounds, slow_walks, dropped;
+    uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */
 };
 
 /* Initializes a reader for the runtime `rt` (which must outlive it); `max_depth` caps the

@@ -5,6 +5,8 @@
 #include "sampler/sampler.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -18,6 +20,13 @@
 
 #define PROGRESS_NS 250000000ULL
 #define SLEEP_SLICE_NS 50000000ULL /* wake at least this often to notice a stop request */
+
+static uint64_t cpu_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 uint64_t sampler_now_ns(void)
 {
@@ -68,7 +77,7 @@ static void add_thread(struct profile *p, struct framemap *fm, const struct samp
 static bool child_gone(const struct sampler_opts *o, struct pauser *pz)
 {
     if (!o->child)
-        return !proc_alive(pz->pid);
+        return kill(pz->pid, 0) != 0 && errno == ESRCH; /* a zombie fails the next read */
     if (pz->child_exited) {
         *o->child_status = pz->child_status;
         *o->child_exited = true;
@@ -117,7 +126,9 @@ static int round_once(const struct sampler_opts *o, struct pyreader *r, struct p
         if (rc)
             return rc;
     }
+    uint64_t cpu0 = cpu_now_ns();
     rc = pyreader_sample(r, sampler_now_ns(), eb);
+    st->read_cpu_ns += cpu_now_ns() - cpu0;
     if (o->blocking)
         pause_resume_all(pz);
     if (rc)
@@ -179,9 +190,11 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
         if (child_gone(o, &pz))
             break;
         st->ticks++;
+        uint64_t cpu0 = cpu_now_ns();
         rc = round_once(o, &r, &pz, &sc, &fm, p, st, now - start, eb);
         uint64_t after = sampler_now_ns();
         st->busy_ns += after - now;
+        st->busy_cpu_ns += cpu_now_ns() - cpu0;
         if (rc) {
             /* The process went away mid-round: what was collected stands. */
             if (rc == ERR_PROC_GONE || !proc_alive(rt->pid))
@@ -207,6 +220,11 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
     if (o->child && !*o->child_exited)
         (void)child_gone(o, &pz);
     st->errors += r.dropped;
+    if (getenv("CRUX_DEBUG"))
+        for (int i = 0; i < 16; i++)
+            if (r.err_counts[i])
+                fprintf(stderr, "crux-debug: %llu stacks dropped: %s\n",
+                        (unsigned long long)r.err_counts[i], err_str(-i));
     p->meta.ticks = st->ticks;
     p->meta.errors = st->errors;
     p->meta.duration_ns = st->elapsed_ns;

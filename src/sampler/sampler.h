@@ -20,7 +20,9 @@ struct sampler_stats {
     uint64_t kept;           /* samples added to the profile */
     uint64_t errors;         /* thread-samples dropped as unreadable or inconsistent */
     uint64_t elapsed_ns;
-    uint64_t busy_ns;        /* time spent inside rounds */
+    uint64_t busy_ns;        /* wall time spent inside rounds */
+    uint64_t busy_cpu_ns;    /* CPU time crux spent inside rounds */
+    uint64_t read_cpu_ns;    /* of which reading stacks (the rest: /proc states, profile) */
 };
 
 typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
