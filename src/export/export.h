@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// Output formats of a profile: choosing one by file name or by name, and writing it.
+#ifndef CRUX_EXPORT_H
+#define CRUX_EXPORT_H
+
+#include "profile/profile.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+enum export_format {
+    EXPORT_COLLAPSED = 0,  /* folded stacks, one line per stack (FlameGraph, inferno) */
+    EXPORT_SPEEDSCOPE = 1, /* speedscope JSON, one "sampled" profile */
+    EXPORT_HTML = 2,       /* self-contained interactive flame graph */
+    EXPORT_SVG = 3,        /* static flame graph, flamegraph.pl style, with click-to-zoom */
+};
+
+/* Options common to every format; a zeroed struct (or NULL) gives the defaults. */
+struct export_opts {
+    const char *title; /* shown in HTML/SVG and named in speedscope; NULL: "crux" + command */
+};
+
+/* Picks the format from `path`'s extension (case-insensitive): .txt .collapsed .folded →
+ * collapsed, .json → speedscope, .html .htm → html, .svg → svg. ERR_ARG otherwise. */
+int export_format_from_path(const char *path, enum export_format *out) MUST_CHECK;
+
+/* Picks the format from a --format name: flamegraph|html, svg, speedscope|json,
+ * collapsed|folded|txt. ERR_ARG otherwise. */
+int export_format_from_name(const char *name, enum export_format *out) MUST_CHECK;
+
+/* Returns the canonical name of a format ("collapsed", "speedscope", "html", "svg"), or "?"
+ * for an unknown value. The string is static. */
+const char *export_format_name(enum export_format f);
+
+/* Appends the whole export of `p` in format `f` to `out`. `o` may be NULL. Reads `p` only.
+ * ERR_TOO_LARGE when `out` reaches its cap, ERR_ARG for an unknown format; `eb` (may be NULL)
+ * receives the details. */
+int export_write(const struct profile *p, enum export_format f, const struct export_opts *o,
+                 struct buf *out, struct errbuf *eb) MUST_CHECK;
+
+/* Appends the display text of frame `id` as collapsed stacks write it, before ';' and
+ * control characters are replaced: Python `qualname (path:line)` (`qualname (path)` when
+ * line <= 0), native `symbol (library)` (`symbol` without one), thread `NAME (TID)`,
+ * process `NAME (PID)`, marker `NAME`, with the TID or PID taken from `line`. An empty name is
+ * written "thread", "process" or "?", an empty Python path "?". */
+int export_frame_label(const struct profile *p, uint32_t id, struct buf *out) MUST_CHECK;
+
+/* Appends the title to show: o->title if set, else "crux: COMMAND", else "crux". */
+int export_title(const struct profile *p, const struct export_opts *o, struct buf *out) MUST_CHECK;
+
+/* Appends `n` bytes of `s` escaped for XML and HTML text and attribute values: & < > " '
+ * become entities, control characters other than tab, LF and CR become a space, and invalid
+ * UTF-8 bytes and U+FFFE/U+FFFF (not XML characters) become U+FFFD. */
+int export_xml_escape(struct buf *out, const char *s, size_t n) MUST_CHECK;
+
+#endif

@@ -1,0 +1,623 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of util/jsonw and export/speedscope, checked with a small strict JSON parser.
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "export/export.h"
+#include "profile/profile.h"
+#include "util/buf.h"
+#include "util/jsonw.h"
+
+/* ---- A strict RFC 8259 parser into a small tree, written independently of jsonw. ---- */
+
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+
+struct jval {
+    enum jtype type;
+    double num;
+    char *str;          /* decoded, NUL-terminated (J_STR) */
+    size_t len;         /* J_STR bytes, or J_ARR/J_OBJ members */
+    struct jval *items; /* J_ARR/J_OBJ members */
+    char **keys;        /* J_OBJ keys */
+};
+
+struct jparser {
+    const unsigned char *s;
+    size_t i;
+    size_t n;
+    int depth;
+};
+
+static void jfree(struct jval *v)
+{
+    for (size_t k = 0; (v->type == J_ARR || v->type == J_OBJ) && k < v->len; k++) {
+        jfree(&v->items[k]);
+        if (v->keys)
+            free(v->keys[k]);
+    }
+    free(v->items);
+    free(v->keys);
+    free(v->str);
+}
+
+static void skip_ws(struct jparser *p)
+{
+    while (p->i < p->n && strchr(" \t\r\n", p->s[p->i]) && p->s[p->i])
+        p->i++;
+}
+
+static int put_utf8(struct buf *b, uint32_t cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | cp >> 6);
+        u[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | cp >> 12);
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        u[0] = (char)(0xf0 | cp >> 18);
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    return buf_append(b, u, n);
+}
+
+/* Length of a valid UTF-8 sequence at s (shortest form, no surrogates, <= U+10FFFF), or 0. */
+static size_t utf8_ok(const unsigned char *s, size_t n)
+{
+    static const struct {
+        unsigned char lo, hi; /* lead byte range */
+        size_t len;
+        unsigned char lo2, hi2; /* allowed second byte range */
+    } forms[] = {
+        {0xc2, 0xdf, 2, 0x80, 0xbf}, {0xe0, 0xe0, 3, 0xa0, 0xbf}, {0xe1, 0xec, 3, 0x80, 0xbf},
+        {0xed, 0xed, 3, 0x80, 0x9f}, {0xee, 0xef, 3, 0x80, 0xbf}, {0xf0, 0xf0, 4, 0x90, 0xbf},
+        {0xf1, 0xf3, 4, 0x80, 0xbf}, {0xf4, 0xf4, 4, 0x80, 0x8f},
+    };
+    for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++) {
+        if (s[0] < forms[k].lo || s[0] > forms[k].hi)
+            continue;
+        size_t len = forms[k].len;
+        if (n < len || s[1] < forms[k].lo2 || s[1] > forms[k].hi2)
+            return 0;
+        for (size_t j = 2; j < len; j++) {
+            if ((s[j] & 0xc0) != 0x80)
+                return 0;
+        }
+        return len;
+    }
+    return 0;
+}
+
+static int hex4(struct jparser *p, uint32_t *out)
+{
+    if (p->n - p->i < 4)
+        return -1;
+    *out = 0;
+    for (int k = 0; k < 4; k++) {
+        unsigned char c = p->s[p->i++];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        *out = *out << 4 | (uint32_t)d;
+    }
+    return 0;
+}
+
+static int parse_escape(struct jparser *p, struct buf *b)
+{
+    if (p->i >= p->n)
+        return -1;
+    unsigned char c = p->s[p->i++];
+    const char *from = "\"\\/bfnrt";
+    const char *to = "\"\\/\b\f\n\r\t";
+    const char *at = c ? strchr(from, c) : NULL;
+    if (at) {
+        return buf_putc(b, to[at - from]);
+    }
+    uint32_t cp;
+    if (c != 'u' || hex4(p, &cp))
+        return -1;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        uint32_t lo;
+        if (p->n - p->i < 2 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u')
+            return -1;
+        p->i += 2;
+        if (hex4(p, &lo) || lo < 0xdc00 || lo > 0xdfff)
+            return -1;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+        return -1;
+    }
+    return put_utf8(b, cp);
+}
+
+static int parse_string(struct jparser *p, char **out, size_t *len)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    p->i++; /* the opening quote */
+    for (;;) {
+        if (p->i >= p->n)
+            goto bad;
+        unsigned char c = p->s[p->i];
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            goto bad;
+        if (c == '\\') {
+            p->i++;
+            if (parse_escape(p, &b))
+                goto bad;
+            continue;
+        }
+        size_t k = c < 0x80 ? 1 : utf8_ok(p->s + p->i, p->n - p->i);
+        if (k == 0)
+            goto bad;
+        if (buf_append(&b, p->s + p->i, k))
+            goto bad;
+        p->i += k;
+    }
+    p->i++;
+    *out = buf_take(&b, len);
+    return 0;
+bad:
+    buf_fini(&b);
+    return -1;
+}
+
+static int parse_number(struct jparser *p, double *out)
+{
+    size_t start = p->i;
+    const unsigned char *s = p->s;
+    if (p->i < p->n && s[p->i] == '-')
+        p->i++;
+    if (p->i < p->n && s[p->i] == '0') {
+        p->i++;
+    } else if (p->i < p->n && s[p->i] >= '1' && s[p->i] <= '9') {
+        while (p->i < p->n && s[p->i] >= '0' && s[p->i] <= '9')
+            p->i++;
+    } else {
+        return -1;
+    }
+    if (p->i < p->n && s[p->i] == '.') {
+        p->i++;
+        if (p->i >= p->n || s[p->i] < '0' || s[p->i] > '9')
+            return -1;
+        while (p->i < p->n && s[p->i] >= '0' && s[p->i] <= '9')
+            p->i++;
+    }
+    if (p->i < p->n && (s[p->i] == 'e' || s[p->i] == 'E')) {
+        p->i++;
+        if (p->i < p->n && (s[p->i] == '+' || s[p->i] == '-'))
+            p->i++;
+        if (p->i >= p->n || s[p->i] < '0' || s[p->i] > '9')
+            return -1;
+        while (p->i < p->n && s[p->i] >= '0' && s[p->i] <= '9')
+            p->i++;
+    }
+    char tmp[64];
+    size_t len = p->i - start;
+    if (len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, s + start, len);
+    tmp[len] = '\0';
+    *out = strtod(tmp, NULL);
+    return 0;
+}
+
+static int parse_value(struct jparser *p, struct jval *v);
+
+static int parse_members(struct jparser *p, struct jval *v, bool object)
+{
+    char close = object ? '}' : ']';
+    size_t cap = 0;
+    p->i++;
+    skip_ws(p);
+    if (p->i < p->n && p->s[p->i] == (unsigned char)close) {
+        p->i++;
+        return 0;
+    }
+    for (;;) {
+        if (v->len == cap) {
+            cap = cap ? cap * 2 : 8;
+            v->items = realloc(v->items, cap * sizeof(*v->items));
+            if (object)
+                v->keys = realloc(v->keys, cap * sizeof(*v->keys));
+        }
+        struct jval *item = &v->items[v->len];
+        memset(item, 0, sizeof(*item));
+        if (object) {
+            skip_ws(p);
+            size_t klen;
+            if (p->i >= p->n || p->s[p->i] != '"' || parse_string(p, &v->keys[v->len], &klen))
+                return -1;
+            skip_ws(p);
+            if (p->i >= p->n || p->s[p->i++] != ':') {
+                free(v->keys[v->len]);
+                return -1;
+            }
+        }
+        v->len++;
+        if (parse_value(p, item))
+            return -1;
+        skip_ws(p);
+        if (p->i < p->n && p->s[p->i] == ',') {
+            p->i++;
+            continue;
+        }
+        if (p->i < p->n && p->s[p->i] == (unsigned char)close) {
+            p->i++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int parse_value(struct jparser *p, struct jval *v)
+{
+    memset(v, 0, sizeof(*v));
+    skip_ws(p);
+    if (p->i >= p->n || ++p->depth > 200)
+        return -1;
+    int rc = 0;
+    unsigned char c = p->s[p->i];
+    size_t rest = p->n - p->i;
+    if (c == '{' || c == '[') {
+        v->type = c == '{' ? J_OBJ : J_ARR;
+        rc = parse_members(p, v, c == '{');
+    } else if (c == '"') {
+        v->type = J_STR;
+        rc = parse_string(p, &v->str, &v->len);
+    } else if (rest >= 4 && memcmp(p->s + p->i, "null", 4) == 0) {
+        p->i += 4;
+    } else if (rest >= 4 && memcmp(p->s + p->i, "true", 4) == 0) {
+        v->type = J_BOOL;
+        v->num = 1;
+        p->i += 4;
+    } else if (rest >= 5 && memcmp(p->s + p->i, "false", 5) == 0) {
+        v->type = J_BOOL;
+        p->i += 5;
+    } else {
+        v->type = J_NUM;
+        rc = parse_number(p, &v->num);
+    }
+    p->depth--;
+    return rc;
+}
+
+/* Parses the whole text; returns 0 when it is exactly one valid JSON value. */
+static int json_parse(const char *s, size_t n, struct jval *out)
+{
+    struct jparser p = {(const unsigned char *)s, 0, n, 0};
+    int rc = parse_value(&p, out);
+    skip_ws(&p);
+    if (!rc && p.i != n)
+        rc = -1;
+    return rc;
+}
+
+static const struct jval *jget(const struct jval *v, const char *key)
+{
+    for (size_t k = 0; v && v->type == J_OBJ && k < v->len; k++) {
+        if (strcmp(v->keys[k], key) == 0)
+            return &v->items[k];
+    }
+    return NULL;
+}
+
+static bool jis_str(const struct jval *v, const char *want)
+{
+    return v && v->type == J_STR && strcmp(v->str, want) == 0;
+}
+
+/* ---- Tests ---- */
+
+static int parses(const char *s)
+{
+    struct jval v;
+    int rc = json_parse(s, strlen(s), &v);
+    jfree(&v);
+    return rc == 0;
+}
+
+/* The checker itself must reject what it is meant to catch. */
+static int test_checker_rejects(void)
+{
+    CHECK(parses("{\"a\":[1,2.5e3,-0,true,false,null,\"\\u00e9\\ud83d\\ude00\"]}"), "valid");
+    CHECK(!parses("{\"a\":1,}"), "trailing comma");
+    CHECK(!parses("[1 2]"), "missing comma");
+    CHECK(!parses("\"a\nb\""), "raw newline");
+    CHECK(!parses("\"\xff\""), "invalid UTF-8");
+    CHECK(!parses("\"\xed\xa0\x80\""), "encoded surrogate");
+    CHECK(!parses("\"\\ud800\""), "lone surrogate escape");
+    CHECK(!parses("01"), "leading zero");
+    CHECK(!parses("[1] x"), "trailing text");
+    return 0;
+}
+
+static int escaped_is(const char *in, size_t n, unsigned flags, const char *want)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    int rc = jsonw_escape(&b, in, n, flags);
+    int ok = rc == 0 && strcmp(buf_cstr(&b), want) == 0;
+    if (!ok)
+        fprintf(stderr, "escape: got %s want %s\n", buf_cstr(&b), want);
+    buf_fini(&b);
+    return ok;
+}
+
+static int test_escape(void)
+{
+    CHECK(escaped_is("a\"b\\c", 5, 0, "\"a\\\"b\\\\c\""), "quote and backslash");
+    CHECK(escaped_is("\n\r\t\b\f\x01\x1f\x7f", 8, 0, "\"\\n\\r\\t\\b\\f\\u0001\\u001f\\u007f\""),
+          "controls");
+    CHECK(escaped_is("a\0b", 3, 0, "\"a\\u0000b\""), "NUL");
+    CHECK(escaped_is("</script>&", 10, 0, "\"</script>&\""), "plain mode keeps <");
+    CHECK(escaped_is("</script>&", 10, JSONW_HTML_SAFE, "\"\\u003c/script\\u003e\\u0026\""),
+          "html mode");
+    CHECK(escaped_is("caf\xc3\xa9 \xf0\x9f\x98\x80", 10, 0, "\"caf\xc3\xa9 \xf0\x9f\x98\x80\""),
+          "UTF-8 kept");
+    CHECK(escaped_is("\xe2\x80\xa8\xe2\x80\xa9", 6, JSONW_HTML_SAFE, "\"\\u2028\\u2029\""),
+          "line separators");
+    CHECK(escaped_is("a\xff"
+                     "b",
+                     3, 0,
+                     "\"a\xef\xbf\xbd"
+                     "b\""),
+          "invalid byte");
+    CHECK(escaped_is("\xc0\xaf", 2, 0, "\"\xef\xbf\xbd\xef\xbf\xbd\""), "overlong");
+    CHECK(escaped_is("\xed\xa0\x80", 3, 0, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""),
+          "surrogate");
+    CHECK(escaped_is("\xf4\x90\x80\x80", 4, 0,
+                     "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""),
+          "above U+10FFFF");
+    CHECK(escaped_is("x\xe2\x82", 3, 0, "\"x\xef\xbf\xbd\xef\xbf\xbd\""), "truncated");
+    return 0;
+}
+
+/* Every byte string escapes to valid JSON that decodes back to itself when it was valid. */
+static int test_escape_fuzz(void)
+{
+    uint32_t seed = 1;
+    struct buf b;
+    buf_init(&b, 0);
+    for (int round = 0; round < 3000; round++) {
+        unsigned char in[24];
+        size_t n = (size_t)(round % 24);
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            in[k] = (unsigned char)(seed >> 16);
+        }
+        buf_reset(&b);
+        CHECK(jsonw_escape(&b, (const char *)in, n, round & 1 ? JSONW_HTML_SAFE : 0) == 0, "esc");
+        struct jval v;
+        int rc = json_parse(buf_cstr(&b), b.len, &v);
+        CHECK(rc == 0 && v.type == J_STR, "round %d: invalid JSON %s", round, buf_cstr(&b));
+        if (round & 1)
+            CHECK(!memchr(b.data, '<', b.len), "no '<' in html mode");
+        jfree(&v);
+    }
+    buf_fini(&b);
+    return 0;
+}
+
+static int test_writer(void)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    struct jsonw w;
+    jsonw_init(&w, &b, 0);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "a");
+    jsonw_arr_begin(&w);
+    jsonw_u64(&w, 18446744073709551615ull);
+    jsonw_i64(&w, INT64_MIN);
+    jsonw_double(&w, 0.1);
+    jsonw_double(&w, 1.0 / 3);
+    jsonw_double(&w, NAN);
+    jsonw_bool(&w, true);
+    jsonw_str(&w, NULL);
+    jsonw_arr_begin(&w);
+    jsonw_arr_end(&w);
+    jsonw_obj_begin(&w);
+    jsonw_obj_end(&w);
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "b");
+    jsonw_strn(&w, "x\0y", 3);
+    jsonw_obj_end(&w);
+    CHECK(jsonw_error(&w) == 0, "no error");
+    const char *want =
+        "{\"a\":[18446744073709551615,-9223372036854775808,0.1,0.33333333333333331,null,true,"
+        "null,[],{}],"
+        "\"b\":\"x\\u0000y\"}";
+    CHECK(strcmp(buf_cstr(&b), want) == 0, "got %s", buf_cstr(&b));
+    buf_fini(&b);
+    return 0;
+}
+
+static int test_writer_errors(void)
+{
+    struct buf b;
+    buf_init(&b, 10);
+    struct jsonw w;
+    jsonw_init(&w, &b, 0);
+    jsonw_str(&w, "a long string that does not fit");
+    jsonw_u64(&w, 1);
+    CHECK(jsonw_error(&w) == ERR_TOO_LARGE, "cap");
+    buf_fini(&b);
+    buf_init(&b, 0);
+    jsonw_init(&w, &b, 0);
+    for (int i = 0; i < JSONW_MAX_DEPTH + 1; i++)
+        jsonw_arr_begin(&w);
+    CHECK(jsonw_error(&w) == ERR_TOO_LARGE, "depth");
+    jsonw_init(&w, &b, 0);
+    jsonw_arr_end(&w);
+    CHECK(jsonw_error(&w) == ERR_ARG, "unbalanced");
+    buf_fini(&b);
+    return 0;
+}
+
+static uint32_t frame(struct profile *p, const char *name, const char *file, int32_t line,
+                      enum frame_kind kind)
+{
+    return profile_frame(p, profile_str(p, name, strlen(name)), profile_str(p, file, strlen(file)),
+                         line, kind);
+}
+
+static void build(struct profile *p)
+{
+    profile_init(p);
+    uint32_t t = frame(p, "MainThread", "", 101, FRAME_THREAD);
+    uint32_t a = frame(p, "main", "app.py", 3, FRAME_PYTHON);
+    uint32_t b = frame(p, "bad\xff name\n\"q\"", "caf\xc3\xa9.py", 9, FRAME_PYTHON);
+    uint32_t c = frame(p, "dgemm_", "libopenblas.so", 0, FRAME_NATIVE);
+    uint32_t m = frame(p, "[idle]", "", 0, FRAME_MARKER);
+    uint32_t s1 = profile_stack(p, (uint32_t[]){t, a, b}, 3);
+    uint32_t s2 = profile_stack(p, (uint32_t[]){t, a, b, c}, 4);
+    uint32_t s3 = profile_stack(p, (uint32_t[]){t, m}, 2);
+    profile_add(p, s1, 5, 0, 1, 101, TSTATE_RUNNING, 0);
+    profile_add(p, s2, 2, 0, 1, 101, TSTATE_RUNNING, 0);
+    profile_add(p, s3, 9, 0, 1, 101, TSTATE_IDLE, 0);
+    profile_add(p, s1, 1, 0, 1, 101, TSTATE_RUNNING, 0);
+}
+
+static int check_speedscope(const struct jval *root, const struct profile *p)
+{
+    CHECK(root->type == J_OBJ, "object");
+    CHECK(jis_str(jget(root, "$schema"), "https://www.speedscope.app/file-format-schema.json"),
+          "schema");
+    CHECK(jis_str(jget(root, "exporter"), "crux"), "exporter");
+    const struct jval *frames = jget(jget(root, "shared"), "frames");
+    CHECK(frames && frames->type == J_ARR && frames->len == p->nframes, "frames");
+    for (size_t k = 0; k < frames->len; k++)
+        CHECK(jget(&frames->items[k], "name")->type == J_STR, "frame name");
+    CHECK(jis_str(jget(&frames->items[0], "name"), "MainThread (101)"), "thread frame");
+    CHECK(jis_str(jget(&frames->items[2], "name"), "bad\xef\xbf\xbd name\n\"q\""), "bad name");
+    CHECK(jis_str(jget(&frames->items[2], "file"), "caf\xc3\xa9.py"), "file");
+    CHECK(jget(&frames->items[2], "line")->num == 9, "line");
+    CHECK(jis_str(jget(&frames->items[3], "file"), "libopenblas.so"), "library");
+    CHECK(!jget(&frames->items[3], "line"), "no line for native");
+    const struct jval *profs = jget(root, "profiles");
+    CHECK(profs && profs->type == J_ARR && profs->len == 1, "one profile");
+    const struct jval *pr = &profs->items[0];
+    CHECK(jis_str(jget(pr, "type"), "sampled") && jis_str(jget(pr, "unit"), "none"), "type");
+    const struct jval *samples = jget(pr, "samples");
+    const struct jval *weights = jget(pr, "weights");
+    CHECK(samples && weights && samples->len == 3 && weights->len == 3, "three stacks");
+    double sum = 0;
+    for (size_t k = 0; k < weights->len; k++) {
+        const struct jval *s = &samples->items[k];
+        CHECK(s->type == J_ARR && s->len > 0, "sample is a stack");
+        CHECK(s->items[0].num == 0, "root first (the thread frame)");
+        for (size_t j = 0; j < s->len; j++)
+            CHECK(s->items[j].num >= 0 && s->items[j].num < (double)p->nframes, "index");
+        sum += weights->items[k].num;
+    }
+    CHECK(weights->items[0].num == 6 && weights->items[1].num == 2 && weights->items[2].num == 9,
+          "weights per stack");
+    CHECK(sum == (double)p->total && jget(pr, "endValue")->num == sum, "total");
+    return 0;
+}
+
+static int test_speedscope(void)
+{
+    struct profile p;
+    build(&p);
+    struct buf out;
+    buf_init(&out, 0);
+    struct errbuf eb = {{0}};
+    struct export_opts o = {.title = "t\x01"};
+    CHECK(export_write(&p, EXPORT_SPEEDSCOPE, &o, &out, &eb) == 0, "export: %s", eb.msg);
+    struct jval root;
+    int rc = json_parse(out.data, out.len, &root);
+    CHECK(rc == 0, "valid JSON:\n%s", buf_cstr(&out));
+    rc = check_speedscope(&root, &p);
+    CHECK(rc == 0 || !fprintf(stderr, "%s\n", buf_cstr(&out)), "structure");
+    CHECK(jis_str(jget(&root, "name"), "t\x01"), "title");
+    jfree(&root);
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
+/* The HTML's embedded data is valid JSON too, and describes the same tree. */
+static int test_html_data(void)
+{
+    struct profile p;
+    build(&p);
+    struct buf out;
+    buf_init(&out, 0);
+    CHECK(export_write(&p, EXPORT_HTML, NULL, &out, NULL) == 0, "export");
+    const char *open = "<script type=\"application/json\" id=\"crux-data\">";
+    const char *start = strstr(buf_cstr(&out), open);
+    CHECK(start, "data element");
+    start += strlen(open);
+    const char *end = strstr(start, "</script>");
+    CHECK(end, "data end");
+    struct jval root;
+    CHECK(json_parse(start, (size_t)(end - start), &root) == 0, "valid JSON");
+    const struct jval *nodes = jget(&root, "nodes");
+    const struct jval *frames = jget(&root, "frames");
+    CHECK(jget(&root, "total")->num == 17, "total");
+    CHECK(nodes && nodes->len == 3 * 5, "5 nodes besides the root");
+    CHECK(frames && frames->len == 4 * 5, "5 frames");
+    CHECK(nodes->items[2].num == 17 && nodes->items[1].num == 1, "thread node holds all");
+    jfree(&root);
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
+static int test_speedscope_golden_shape(void)
+{
+    struct profile p;
+    profile_init(&p);
+    uint32_t a = frame(&p, "f", "a.py", 1, FRAME_PYTHON);
+    profile_add(&p, profile_stack(&p, &a, 1), 3, 0, 0, 0, TSTATE_RUNNING, 0);
+    struct buf out;
+    buf_init(&out, 0);
+    struct export_opts o = {.title = "x"};
+    CHECK(export_write(&p, EXPORT_SPEEDSCOPE, &o, &out, NULL) == 0, "export");
+    const char *want =
+        "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\",\"exporter\":\"crux\","
+        "\"name\":\"x\",\"activeProfileIndex\":0,\"shared\":{\"frames\":[{\"name\":\"f\","
+        "\"file\":\"a.py\",\"line\":1}]},\"profiles\":[{\"type\":\"sampled\",\"name\":\"x\","
+        "\"unit\":\"none\",\"startValue\":0,\"endValue\":3,\"samples\":[[0]],\"weights\":[3]}]}\n";
+    CHECK(strcmp(buf_cstr(&out), want) == 0, "got %s", buf_cstr(&out));
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
+int main(void)
+{
+    RUN(test_checker_rejects);
+    RUN(test_escape);
+    RUN(test_escape_fuzz);
+    RUN(test_writer);
+    RUN(test_writer_errors);
+    RUN(test_speedscope);
+    RUN(test_speedscope_golden_shape);
+    RUN(test_html_data);
+    return TEST_SUMMARY("export_json");
+}
