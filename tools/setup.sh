@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing crux needs on a fresh Debian 12 machine (run as root):
+# the compiler and libelf for crux itself, python3-venv and valgrind for the tests, and a
+# virtual environment .venv with the test runner. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+pkgs="gcc make libelf-dev python3 python3-venv valgrind"
+missing=""
+for p in $pkgs; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    apt-get update -qq
+    apt-get install -y -qq $missing >/dev/null
+fi
+if [ ! -x .venv/bin/python ]; then
+    /usr/bin/python3 -m venv .venv
+fi
+.venv/bin/pip install -q -r tests/requirements.txt
