@@ -198,7 +198,7 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 "crux-stats: ticks=%llu late=%llu thread_samples=%llu errors=%llu kept=%llu "
                 "busy_ns=%llu elapsed_ns=%llu syscalls=%llu us_per_round=%.3f "
                 "us_per_thread_sample=%.3f cpu_us_per_thread_sample=%.3f "
-                "read_cpu_us_per_thread_sample=%.3f\n",
+                "read_us_per_thread_sample=%.3f\n",
                 (unsigned long long)st->ticks, (unsigned long long)st->late_ticks,
                 (unsigned long long)st->thread_samples, (unsigned long long)st->errors,
                 (unsigned long long)st->kept, (unsigned long long)st->busy_ns,
@@ -206,7 +206,7 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 st->ticks ? (double)st->busy_ns / 1e3 / (double)st->ticks : 0.0,
                 per ? (double)st->busy_ns / 1e3 / (double)per : 0.0,
                 per ? (double)st->busy_cpu_ns / 1e3 / (double)per : 0.0,
-                per ? (double)st->read_cpu_ns / 1e3 / (double)per : 0.0);
+                per ? (double)st->read_ns / 1e3 / (double)per : 0.0);
     }
     if (st->late_ticks)
         fprintf(stderr, "crux: %llu ticks were late (the rate was higher than crux could "

@@ -33,6 +33,8 @@ static int32_t rd32(const uint8_t *p, int32_t off)
     return v;
 }
 
+static void forget_predictions(struct pyreader *r);
+
 static size_t max_off(const int32_t *offs, size_t n)
 {
     int32_t m = 0;
@@ -58,6 +60,11 @@ void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_
     r->threads = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->threads));
     r->chunks = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->chunks));
     r->cframe_vals = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->cframe_vals));
+    r->pred = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->pred));
+    r->nspans = 3 + 6 * PYREADER_MAX_INTERPS + (3 + PYREADER_EXTRA) * PYREADER_MAX_THREADS;
+    r->spans = xmalloc(r->nspans * sizeof(*r->spans));
+    r->span_ok = xmalloc(r->nspans);
+    forget_predictions(r);
     r->capframes = 4096;
     r->frames = xmalloc(r->capframes * sizeof(*r->frames));
     hmap_init(&r->tids);
@@ -80,6 +87,11 @@ void pyreader_fini(struct pyreader *r)
     free(r->tstates);
     free(r->threads);
     free(r->cframe_vals);
+    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++)
+        free(r->pred[t].extra_buf);
+    free(r->pred);
+    free(r->spans);
+    free(r->span_ok);
     free(r->frames);
     free(r->seen);
     free(r->seen_gen);
@@ -176,15 +188,67 @@ static bool structure_matches(struct pyreader *r, uint64_t head)
     return t == r->ncached;
 }
 
-/* One batched read of the runtime, the cached interpreters and the cached thread states. */
+/* Adds to the batch the reads predicted from the previous round: each interpreter's GIL
+ * (3.12+) and, per thread (3.11+), its data-stack chunk and its cframe's current frame at the
+ * addresses seen last time. In a steady state the whole round is then this one call. */
+static size_t predicted_spans(struct pyreader *r, struct mem_span *sp, size_t n)
+{
+    const struct py_offsets *o = &r->rt->off;
+    for (size_t i = 0; i < r->ninterps; i++) {
+        r->gil_span[i] = SIZE_MAX;
+        if (o->is_gil_ptr < 0 || !r->pred_gil[i] || o->minor >= 13)
+            continue;
+        r->gil_span[i] = n;
+        sp[n++] = (struct mem_span){r->pred_gil[i] + (uint64_t)o->gil_locked, &r->gil_locked[i], 4};
+        sp[n++] = (struct mem_span){r->pred_gil[i] + (uint64_t)o->gil_last_holder,
+                                    &r->gil_last[i], 8};
+    }
+    for (size_t t = 0; t < r->ncached && o->minor >= 11; t++) {
+        struct pypredict *pr = &r->pred[t];
+        pr->chunk_span = pr->cframe_span = SIZE_MAX;
+        if (pr->len) {
+            if (!r->chunks[t].buf)
+                r->chunks[t].buf = xmalloc(PYREADER_CHUNK_MAX);
+            pr->chunk_span = n;
+            sp[n++] = (struct mem_span){pr->chunk, r->chunks[t].buf, pr->len};
+        }
+        for (unsigned i = 0; i < pr->nextra; i++) {
+            if (!pr->extra_buf)
+                pr->extra_buf = xmalloc(PYREADER_EXTRA * PYREADER_EXTRA_BYTES);
+            pr->extra_span[i] = n;
+            sp[n++] = (struct mem_span){pr->extra[i], pr->extra_buf + i * PYREADER_EXTRA_BYTES,
+                                        (size_t)o->if_size};
+        }
+        if (pr->cframe && o->cf_current_frame >= 0) {
+            pr->cframe_span = n;
+            sp[n++] = (struct mem_span){pr->cframe + (uint64_t)o->cf_current_frame,
+                                        &pr->cframe_val, 8};
+        }
+    }
+    return n;
+}
+
+static void forget_predictions(struct pyreader *r)
+{
+    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++) {
+        uint8_t *keep = r->pred[t].extra_buf;
+        memset(&r->pred[t], 0, sizeof(r->pred[t]));
+        r->pred[t].extra_buf = keep;
+    }
+    memset(r->pred_gil, 0, sizeof(r->pred_gil));
+    for (size_t i = 0; i < PYREADER_MAX_INTERPS; i++)
+        r->gil_span[i] = SIZE_MAX;
+}
+
+/* One batched read of the runtime, the cached interpreters and thread states, and the
+ * predicted stacks. */
 static int read_structure(struct pyreader *r, uint64_t *head)
 {
     const struct py_offsets *o = &r->rt->off;
     uint64_t rt = r->rt->runtime;
+    struct mem_span *sp = r->spans;
+    uint8_t *ok = r->span_ok;
     size_t n = 0;
-    size_t cap = 3 + 4 * r->ninterps + r->ncached;
-    struct mem_span *sp = xmalloc(cap * sizeof(*sp));
-    uint8_t *ok = xmalloc(cap);
     uint64_t fin = 0;
     r->tstate_current = 0;
     sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_interp_head, head, 8};
@@ -194,27 +258,43 @@ static int read_structure(struct pyreader *r, uint64_t *head)
     size_t fixed = n;
     if (r->cache_valid) {
         for (size_t i = 0; i < r->ninterps; i++) {
+            r->pred_gil[i] = r->interp_fields[i][3];
             interp_spans(r, i, sp + n);
             n += 4;
         }
         for (size_t t = 0; t < r->ncached; t++)
             sp[n++] = (struct mem_span){r->tstates[t], blob(r, t), r->ts_read};
+        n = predicted_spans(r, sp, n);
+    } else {
+        forget_predictions(r);
     }
     int bad = mem_readv(r->rt->pid, sp, n, ok);
-    int rc = 0;
-    if (bad < 0) {
-        rc = bad;
-    } else {
-        for (size_t i = 0; i < fixed; i++)
-            if (!ok[i])
-                rc = ERR_READ;
-        r->finalizing = fin != 0;
-        if (!rc && (bad || !r->cache_valid || !structure_matches(r, *head)))
-            rc = *head ? slow_walk(r, *head) : 0;
+    if (bad < 0)
+        return bad;
+    for (size_t i = 0; i < fixed; i++)
+        if (!ok[i])
+            return ERR_READ;
+    r->finalizing = fin != 0;
+    bool valid = r->cache_valid;
+    /* Structure spans must all be read; predicted ones may fail (then they are redone). */
+    size_t nstruct = fixed + (r->cache_valid ? 4 * r->ninterps + r->ncached : 0);
+    for (size_t i = fixed; i < nstruct && valid; i++)
+        valid = ok[i];
+    if (valid && structure_matches(r, *head)) {
+        for (size_t i = 0; i < r->ninterps; i++)
+            r->gil_ok[i] = r->gil_span[i] != SIZE_MAX && ok[r->gil_span[i]] &&
+                           ok[r->gil_span[i] + 1];
+        for (size_t t = 0; t < r->ncached && o->minor >= 11; t++) {
+            struct pypredict *pr = &r->pred[t];
+            pr->chunk_ok = pr->chunk_span != SIZE_MAX && ok[pr->chunk_span];
+            pr->cframe_ok = pr->cframe_span != SIZE_MAX && ok[pr->cframe_span];
+            for (unsigned i = 0; i < pr->nextra; i++)
+                pr->extra_ok[i] = ok[pr->extra_span[i]];
+        }
+        return 0;
     }
-    free(sp);
-    free(ok);
-    return rc;
+    forget_predictions(r);
+    return *head ? slow_walk(r, *head) : 0;
 }
 
 /* --- GIL and thread ids ----------------------------------------------------------------- */
@@ -228,26 +308,38 @@ static void read_gil_holders(struct pyreader *r)
             r->gil_holder[i] = r->tstate_current;
         return;
     }
-    /* 3.12+: `locked` then `last_holder`; last_holder is the holder only while locked. */
+    if (o->minor >= 13 && o->ts_status_gil_bit >= 0)
+        return; /* each thread state says whether it holds the GIL */
+    /* 3.12+: `locked` then `last_holder`; last_holder is the holder only while locked.
+     * Interpreters sharing the main GIL point at it; a predicted read is used when the
+     * pointer did not change. */
     struct mem_span sp[2 * PYREADER_MAX_INTERPS];
     uint8_t ok[2 * PYREADER_MAX_INTERPS];
-    int32_t locked[PYREADER_MAX_INTERPS];
-    uint64_t holder[PYREADER_MAX_INTERPS];
+    size_t idx[PYREADER_MAX_INTERPS];
     size_t n = 0;
     for (size_t i = 0; i < r->ninterps; i++) {
         uint64_t gil = r->interp_fields[i][3];
-        locked[i] = 0;
-        holder[i] = 0;
+        idx[i] = SIZE_MAX;
+        if (gil && gil == r->pred_gil[i] && r->gil_ok[i])
+            continue;
+        r->gil_locked[i] = 0;
+        r->gil_last[i] = 0;
         if (!gil)
-            gil = r->interp_fields[0][3];
-        sp[n++] = (struct mem_span){gil + (uint64_t)o->gil_locked, &locked[i], 4};
-        sp[n++] = (struct mem_span){gil + (uint64_t)o->gil_last_holder, &holder[i], 8};
+            continue;
+        idx[i] = n;
+        sp[n++] = (struct mem_span){gil + (uint64_t)o->gil_locked, &r->gil_locked[i], 4};
+        sp[n++] = (struct mem_span){gil + (uint64_t)o->gil_last_holder, &r->gil_last[i], 8};
     }
-    if (mem_readv(r->rt->pid, sp, n, ok) < 0)
+    if (n && mem_readv(r->rt->pid, sp, n, ok) < 0)
         return;
-    for (size_t i = 0; i < r->ninterps; i++)
-        if (ok[2 * i] && ok[2 * i + 1] && locked[i] == 1)
-            r->gil_holder[i] = holder[i];
+    for (size_t i = 0; i < r->ninterps; i++) {
+        bool good = idx[i] == SIZE_MAX ? r->interp_fields[i][3] != 0
+                                       : ok[idx[i]] && ok[idx[i] + 1];
+        if (good && r->gil_locked[i] == 1)
+            r->gil_holder[i] = r->gil_last[i];
+        r->pred_gil[i] = r->interp_fields[i][3];
+        r->gil_ok[i] = false;
+    }
 }
 
 /* 3.8-3.10 keep only pthread_self() in the thread state. The kernel tid sits at a fixed
@@ -269,18 +361,21 @@ static void infer_tid_offset(struct pyreader *r)
         for (int32_t off = 0; off + 4 <= PTHREAD_SCAN; off += 4) {
             if (rd32(buf, off) != nspid)
                 continue;
-            /* Confirm with the other threads: each must hold one of the process's tids. */
+            /* Confirm with the other threads: each must hold a different one of the
+             * process's tids (some other fields hold the pid in every thread). */
             bool all = true;
+            int32_t vals[PYREADER_MAX_THREADS];
             for (size_t u = 0; u < r->nthreads && all; u++) {
-                int32_t v = 0;
                 uint64_t pu = r->threads[u].pthread_id;
-                if (!pu || mem_read(pid, pu + (uint64_t)off, &v, 4)) {
+                if (!pu || mem_read(pid, pu + (uint64_t)off, &vals[u], 4)) {
                     all = false;
                     break;
                 }
                 bool found = false;
                 for (size_t k = 0; k < ntids && !found; k++)
-                    found = tids[k] == v;
+                    found = tids[k] == vals[u];
+                for (size_t k = 0; k < u && found; k++)
+                    found = vals[k] != vals[u];
                 all = found;
             }
             if (all) {
@@ -302,7 +397,7 @@ static pid_t thread_tid(struct pyreader *r, struct pythread *th, const uint8_t *
     if (hmap_get(&r->tids, key, &v))
         return (pid_t)v;
     if (r->pthread_tid_off < 0)
-        return 0;
+        return r->nthreads == 1 ? r->rt->pid : 0; /* a lone thread is the main thread */
     int32_t tid = 0;
     if (mem_read(r->rt->pid, th->pthread_id + (uint64_t)r->pthread_tid_off, &tid, 4) || tid <= 0)
         return 0;
@@ -338,22 +433,31 @@ static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, in
 
 /* Returns a pointer to `len` bytes of the frame at `addr`: inside the thread's copied data
  * stack when it lies there, else read into `scratch`. NULL when unreadable. */
-static const uint8_t *frame_bytes(struct pyreader *r, const struct pychunk *ck, uint64_t addr,
-                                  size_t len, uint8_t *scratch)
+static const uint8_t *frame_bytes(struct pyreader *r, const struct pychunk *ck,
+                                  struct pypredict *pr, uint64_t addr, size_t len,
+                                  uint8_t *scratch)
 {
     if (ck->ok && addr >= ck->base && addr + len <= ck->base + ck->len)
         return ck->buf + (addr - ck->base);
+    /* Outside the data stack: C-stack entry frames (3.12+), generators, frame objects.
+     * Remember the address so that the next round reads it in its first batch. */
+    if (pr->nnext < PYREADER_EXTRA)
+        pr->next_extra[pr->nnext++] = addr;
+    for (unsigned i = 0; i < pr->nextra; i++)
+        if (pr->extra[i] == addr && pr->extra_ok[i])
+            return pr->extra_buf + i * PYREADER_EXTRA_BYTES;
     if (mem_read(r->rt->pid, addr, scratch, len))
         return NULL;
     return scratch;
 }
 
 static int walk_311(struct pyreader *r, struct pythread *th, const struct pychunk *ck,
-                    uint64_t f, uint64_t now)
+                    struct pypredict *pr, uint64_t f, uint64_t now)
 {
     const struct py_offsets *o = &r->rt->off;
     uint8_t scratch[FRAME_READ_MAX];
     size_t flen = (size_t)o->if_size;
+    pr->nnext = 0;
     while (f) {
         if ((f & 7) || seen_before(r, f))
             return ERR_CORRUPT;
@@ -361,7 +465,7 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
             th->truncated = true;
             return 0;
         }
-        const uint8_t *fb = frame_bytes(r, ck, f, flen, scratch);
+        const uint8_t *fb = frame_bytes(r, ck, pr, f, flen, scratch);
         if (!fb)
             return ERR_READ;
         uint64_t code = rd64(fb, o->if_code);
@@ -440,53 +544,76 @@ static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t
 
 /* --- The round ---------------------------------------------------------------------------- */
 
-/* Second batch (3.11+): every thread's current frame pointer (through cframe on 3.11/3.12)
- * and the live part of its current data-stack chunk. */
+/* Second batch (3.11+), only for what the first did not predict: every thread's current
+ * frame pointer (through cframe on 3.11/3.12) and the live part of its current data-stack
+ * chunk. Then the predictions for the next round are updated. */
 static int read_stacks_311(struct pyreader *r)
 {
     const struct py_offsets *o = &r->rt->off;
+    struct mem_span *sp = r->spans;
+    uint8_t *ok = r->span_ok;
     size_t n = 0;
-    struct mem_span *sp = xmalloc(2 * r->nthreads * sizeof(*sp) + 1);
-    uint8_t *ok = xmalloc(2 * r->nthreads + 1);
-    size_t *idx_cf = xmalloc(r->nthreads * sizeof(*idx_cf) + 1);
-    size_t *idx_ck = xmalloc(r->nthreads * sizeof(*idx_ck) + 1);
     for (size_t t = 0; t < r->nthreads; t++) {
         const uint8_t *b = blob(r, t);
-        idx_cf[t] = idx_ck[t] = SIZE_MAX;
-        r->cframe_vals[t] = rd64(b, o->ts_frame);
-        if (o->cf_current_frame >= 0 && r->cframe_vals[t]) {
-            uint64_t cf = r->cframe_vals[t];
-            r->cframe_vals[t] = 0;
-            idx_cf[t] = n;
-            sp[n++] = (struct mem_span){cf + (uint64_t)o->cf_current_frame, &r->cframe_vals[t], 8};
-        }
+        struct pypredict *pr = &r->pred[t];
         struct pychunk *ck = &r->chunks[t];
+        pr->cframe_span = pr->chunk_span = SIZE_MAX;
+        uint64_t cf = rd64(b, o->ts_frame);
+        r->cframe_vals[t] = cf;
+        if (o->cf_current_frame >= 0) {
+            r->cframe_vals[t] = 0;
+            if (cf && pr->cframe_ok && pr->cframe == cf) {
+                r->cframe_vals[t] = pr->cframe_val;
+            } else if (cf) {
+                pr->cframe_span = n;
+                sp[n++] = (struct mem_span){cf + (uint64_t)o->cf_current_frame,
+                                            &r->cframe_vals[t], 8};
+            }
+            pr->cframe = cf;
+        }
         ck->ok = false;
         uint64_t chunk = rd64(b, o->ts_datastack_chunk);
         uint64_t top = rd64(b, o->ts_datastack_top);
-        if (!chunk || top <= chunk || top - chunk > PYREADER_CHUNK_MAX)
+        bool hit = pr->chunk_ok && pr->chunk == chunk;
+        pr->chunk_ok = false;
+        if (!chunk || top <= chunk || top - chunk > PYREADER_CHUNK_MAX) {
+            pr->len = 0;
             continue;
-        if (!ck->buf)
-            ck->buf = xmalloc(PYREADER_CHUNK_MAX);
+        }
         ck->base = chunk;
         ck->len = top - chunk;
-        idx_ck[t] = n;
-        sp[n++] = (struct mem_span){chunk, ck->buf, ck->len};
+        if (hit && ck->len <= pr->len) {
+            ck->ok = true;
+        } else {
+            if (!ck->buf)
+                ck->buf = xmalloc(PYREADER_CHUNK_MAX);
+            pr->chunk_span = n;
+            sp[n++] = (struct mem_span){chunk, ck->buf, ck->len};
+        }
+        pr->chunk = chunk;
     }
     int bad = n ? mem_readv(r->rt->pid, sp, n, ok) : 0;
-    if (bad >= 0) {
-        for (size_t t = 0; t < r->nthreads; t++) {
-            if (idx_ck[t] != SIZE_MAX)
-                r->chunks[t].ok = ok[idx_ck[t]];
-            if (idx_cf[t] != SIZE_MAX && !ok[idx_cf[t]])
-                r->threads[t].err = ERR_READ;
+    if (bad < 0)
+        return bad;
+    for (size_t t = 0; t < r->nthreads; t++) {
+        struct pypredict *pr = &r->pred[t];
+        struct pychunk *ck = &r->chunks[t];
+        if (pr->chunk_span != SIZE_MAX)
+            ck->ok = ok[pr->chunk_span];
+        if (pr->cframe_span != SIZE_MAX && !ok[pr->cframe_span])
+            r->threads[t].err = ERR_READ;
+        /* Next round reads the chunk up to a little past today's top, never past the
+         * chunk's own allocation (its size is in its header). */
+        pr->len = 0;
+        if (ck->ok && ck->len >= (size_t)o->ck_data) {
+            uint64_t size = rd64(ck->buf, o->ck_size);
+            size_t want = ck->len + PYREADER_PREDICT_SLACK;
+            if (size >= (uint64_t)o->ck_data && want > size)
+                want = (size_t)size;
+            pr->len = want < PYREADER_CHUNK_MAX ? want : PYREADER_CHUNK_MAX;
         }
     }
-    free(sp);
-    free(ok);
-    free(idx_cf);
-    free(idx_ck);
-    return bad < 0 ? bad : 0;
+    return 0;
 }
 
 static void fill_threads(struct pyreader *r)
@@ -542,7 +669,9 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
         if (rc)
             return errbuf_set(eb, rc, "cannot read process %d: %s", (int)r->rt->pid,
                               err_str(rc));
-    } else if (r->pthread_tid_off < 0) {
+    } else if (r->pthread_tid_off < 0 && r->nthreads >= 2) {
+        /* Inference needs a second thread to confirm the offset: in the main thread alone
+         * more than one field can hold the process id. */
         infer_tid_offset(r);
     }
     for (size_t t = 0; t < r->nthreads; t++) {
@@ -557,12 +686,17 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
             r->gen = 1;
         }
         if (o->minor >= 11)
-            th->err = walk_311(r, th, &r->chunks[t],
+            th->err = walk_311(r, th, &r->chunks[t], &r->pred[t],
                                o->cf_current_frame >= 0 ? r->cframe_vals[t]
                                                         : rd64(blob(r, t), o->ts_frame),
                                now_ns);
         else
             th->err = walk_38(r, th, rd64(blob(r, t), o->ts_frame), now_ns);
+        if (o->minor >= 11) {
+            struct pypredict *pr = &r->pred[t];
+            memcpy(pr->extra, pr->next_extra, pr->nnext * sizeof(*pr->extra));
+            pr->nextra = pr->nnext;
+        }
         if (th->err == ERR_PROC_GONE)
             return errbuf_set(eb, ERR_PROC_GONE, "process %d exited", (int)r->rt->pid);
         if (th->err) {

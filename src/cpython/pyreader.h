@@ -11,6 +11,7 @@
 
 #include "cpython/codecache.h"
 #include "cpython/pyruntime.h"
+#include "target/mem.h"
 #include "util/err.h"
 #include "util/hmap.h"
 
@@ -47,6 +48,29 @@ struct pychunk {
     bool ok;
 };
 
+#define PYREADER_EXTRA 8
+#define PYREADER_EXTRA_BYTES 128
+
+/* What the previous round saw of one thread slot, to read this round's stack in the same
+ * call as the thread state (3.11+). */
+struct pypredict {
+    uint64_t chunk;      /* data-stack chunk address */
+    size_t len;          /* bytes to read from it (0: no prediction) */
+    uint64_t cframe;     /* _PyCFrame address (3.11, 3.12) */
+    uint64_t cframe_val; /* its current_frame, read by the batch */
+    size_t chunk_span, cframe_span; /* indices in the batch, SIZE_MAX when not read */
+    bool chunk_ok, cframe_ok;       /* read whole by the first batch */
+    uint64_t extra[PYREADER_EXTRA]; /* frames outside the data stack seen last round */
+    size_t extra_span[PYREADER_EXTRA];
+    bool extra_ok[PYREADER_EXTRA];
+    unsigned nextra;
+    uint64_t next_extra[PYREADER_EXTRA]; /* collected by this round's walk */
+    unsigned nnext;
+    uint8_t *extra_buf; /* PYREADER_EXTRA * PYREADER_EXTRA_BYTES, allocated on first use */
+};
+
+#define PYREADER_PREDICT_SLACK 4096
+
 struct pyreader {
     const struct pyruntime *rt;
     struct codecache codes;
@@ -70,6 +94,15 @@ struct pyreader {
     uint64_t *cframe_vals;    /* per thread: current frame read via cframe (3.11, 3.12) */
 
     uint64_t gil_holder[PYREADER_MAX_INTERPS]; /* per interpreter, this round */
+    uint64_t pred_gil[PYREADER_MAX_INTERPS];   /* GIL address read in the first batch */
+    int32_t gil_locked[PYREADER_MAX_INTERPS];
+    uint64_t gil_last[PYREADER_MAX_INTERPS];
+    size_t gil_span[PYREADER_MAX_INTERPS];
+    bool gil_ok[PYREADER_MAX_INTERPS];
+    struct pypredict *pred;                    /* per thread slot */
+    struct mem_span *spans;                    /* batch scratch, nspans long */
+    uint8_t *span_ok;
+    size_t nspans;
     uint64_t tstate_current;                   /* <= 3.11 */
     bool finalizing;
 

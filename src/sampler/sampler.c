@@ -126,9 +126,9 @@ static int round_once(const struct sampler_opts *o, struct pyreader *r, struct p
         if (rc)
             return rc;
     }
-    uint64_t cpu0 = cpu_now_ns();
-    rc = pyreader_sample(r, sampler_now_ns(), eb);
-    st->read_cpu_ns += cpu_now_ns() - cpu0;
+    uint64_t t0 = sampler_now_ns(); /* vDSO: cheap, unlike the thread CPU clock */
+    rc = pyreader_sample(r, t0, eb);
+    st->read_ns += sampler_now_ns() - t0;
     if (o->blocking)
         pause_resume_all(pz);
     if (rc)

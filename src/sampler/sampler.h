@@ -22,7 +22,7 @@ struct sampler_stats {
     uint64_t elapsed_ns;
     uint64_t busy_ns;        /* wall time spent inside rounds */
     uint64_t busy_cpu_ns;    /* CPU time crux spent inside rounds */
-    uint64_t read_cpu_ns;    /* of which reading stacks (the rest: /proc states, profile) */
+    uint64_t read_ns;        /* wall time reading stacks (the rest: /proc states, profile) */
 };
 
 typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
