@@ -63,15 +63,20 @@ static int parse_double(const char *s, double lo, double hi, double *out)
 
 static int parse_args(int argc, char **argv, struct record_args *a)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'},   {"format", required_argument, 0, 'f'},
-        {"pid", required_argument, 0, 'p'},      {"rate", required_argument, 0, 'r'},
-        {"duration", required_argument, 0, 'd'}, {"idle", no_argument, 0, 'i'},
-        {"gil", no_argument, 0, 'g'},            {"threads", no_argument, 0, 't'},
-        {"blocking", no_argument, 0, 'b'},       {"max-depth", required_argument, 0, 'm'},
-        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
-        {"stats", no_argument, 0, 'S'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"pid", required_argument, 0, 'p'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"duration", required_argument, 0, 'd'},
+                                         {"idle", no_argument, 0, 'i'},
+                                         {"gil", no_argument, 0, 'g'},
+                                         {"threads", no_argument, 0, 't'},
+                                         {"blocking", no_argument, 0, 'b'},
+                                         {"max-depth", required_argument, 0, 'm'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"stats", no_argument, 0, 'S'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = DEFAULT_RATE;
     a->max_depth = DEFAULT_MAX_DEPTH;
@@ -94,8 +99,10 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             break;
         case 'r':
             if (parse_double(optarg, 0.1, MAX_RATE, &a->rate)) {
-                fprintf(stderr, "crux: --rate needs a number of samples per second "
-                                "(0.1 to 100000), got '%s'\n", optarg);
+                fprintf(stderr,
+                        "crux: --rate needs a number of samples per second "
+                        "(0.1 to 100000), got '%s'\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -107,8 +114,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             break;
         case 'm':
             if (parse_double(optarg, 1, 1 << 20, &v)) {
-                fprintf(stderr, "crux: --max-depth needs a number of frames, got '%s'\n",
-                        optarg);
+                fprintf(stderr, "crux: --max-depth needs a number of frames, got '%s'\n", optarg);
                 return EXIT_USAGE;
             }
             a->max_depth = (unsigned)v;
@@ -209,8 +215,10 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 per ? (double)st->read_ns / 1e3 / (double)per : 0.0);
     }
     if (st->late_ticks)
-        fprintf(stderr, "crux: %llu ticks were late (the rate was higher than crux could "
-                        "sustain)\n", (unsigned long long)st->late_ticks);
+        fprintf(stderr,
+                "crux: %llu ticks were late (the rate was higher than crux could "
+                "sustain)\n",
+                (unsigned long long)st->late_ticks);
     return 0;
 }
 
@@ -228,8 +236,9 @@ int cmd_record(int argc, char **argv)
     enum export_format fmt;
     if (a.format ? export_format_from_name(a.format, &fmt)
                  : export_format_from_path(a.output, &fmt)) {
-        fprintf(stderr, "crux: cannot tell the output format of '%s': use a .html, .svg, "
-                        ".json or .txt file name, or --format\n",
+        fprintf(stderr,
+                "crux: cannot tell the output format of '%s': use a .html, .svg, "
+                ".json or .txt file name, or --format\n",
                 a.format ? a.format : a.output);
         return EXIT_USAGE;
     }
@@ -254,12 +263,18 @@ int cmd_record(int argc, char **argv)
     p.meta.rate_hz = a.rate;
     struct sampler_stats st = {0};
     if (!s.child_exited) {
-        struct sampler_opts so = {
-            .rate_hz = a.rate, .duration_s = a.duration, .idle = a.idle, .gil_only = a.gil,
-            .threads = a.threads, .blocking = a.blocking, .max_depth = a.max_depth,
-            .stop = &stop, .child = s.launched ? s.pid : 0, .child_status = &s.child_status,
-            .child_exited = &s.child_exited,
-            .progress = !a.quiet && isatty(2) ? progress : NULL};
+        struct sampler_opts so = {.rate_hz = a.rate,
+                                  .duration_s = a.duration,
+                                  .idle = a.idle,
+                                  .gil_only = a.gil,
+                                  .threads = a.threads,
+                                  .blocking = a.blocking,
+                                  .max_depth = a.max_depth,
+                                  .stop = &stop,
+                                  .child = s.launched ? s.pid : 0,
+                                  .child_status = &s.child_status,
+                                  .child_exited = &s.child_exited,
+                                  .progress = !a.quiet && isatty(2) ? progress : NULL};
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
         if (so.progress)
             fputs("\r\x1b[K", stderr);

@@ -15,7 +15,7 @@ struct session {
     pid_t pid;
     bool launched;
     bool child_exited;
-    int child_status;       /* wait status of the launched command once it exited */
+    int child_status; /* wait status of the launched command once it exited */
     struct pyruntime rt;
 };
 
@@ -24,8 +24,8 @@ int session_attach(struct session *s, pid_t pid, struct errbuf *eb) MUST_CHECK;
 /* Launches argv[0] with arguments `argv` (NULL-terminated) and waits until a CPython runtime
  * appears in it (up to `wait_s` seconds). If the command exits first, returns 0 with
  * s->child_exited set. On failure the child is terminated. */
-int session_launch(struct session *s, char *const argv[], double wait_s, struct errbuf *eb)
-    MUST_CHECK;
+int session_launch(struct session *s, char *const argv[], double wait_s,
+                   struct errbuf *eb) MUST_CHECK;
 /* Waits for a launched command to finish (forwarding nothing) and returns crux's exit code
  * for it: its exit status, or 128 + signal. Returns 0 in attach mode. */
 int session_finish(struct session *s);

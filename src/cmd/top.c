@@ -75,12 +75,15 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 
 static int parse_args(int argc, char **argv, struct top_args *a)
 {
-    static const struct option opts[] = {
-        {"pid", required_argument, 0, 'p'},      {"rate", required_argument, 0, 'r'},
-        {"duration", required_argument, 0, 'd'}, {"interval", required_argument, 0, 'I'},
-        {"idle", no_argument, 0, 'i'},           {"sort", required_argument, 0, 's'},
-        {"rows", required_argument, 0, 'n'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"pid", required_argument, 0, 'p'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"duration", required_argument, 0, 'd'},
+                                         {"interval", required_argument, 0, 'I'},
+                                         {"idle", no_argument, 0, 'i'},
+                                         {"sort", required_argument, 0, 's'},
+                                         {"rows", required_argument, 0, 'n'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = 100;
     a->interval = 1;
@@ -121,8 +124,7 @@ static int parse_args(int argc, char **argv, struct top_args *a)
             return EXIT_USAGE;
         }
         if (bad) {
-            fprintf(stderr, "crux: bad value '%s' for a top option: see crux top --help\n",
-                    optarg);
+            fprintf(stderr, "crux: bad value '%s' for a top option: see crux top --help\n", optarg);
             return EXIT_USAGE;
         }
     }
@@ -222,8 +224,7 @@ static void draw(struct top_view *v, const struct sampler_stats *st)
     printf("crux top: pid %d, %.1f s, %llu samples, %.1f Hz, %llu errors, sorted by %s%s\n",
            (int)v->p->meta.pid, secs, (unsigned long long)total,
            secs > 0 ? (double)st->ticks / secs : 0.0, (unsigned long long)st->errors,
-           v->sort == SORT_OWN ? "own" : "total",
-           v->tty_in ? "  (q quit, o own, t total)" : "");
+           v->sort == SORT_OWN ? "own" : "total", v->tty_in ? "  (q quit, o own, t total)" : "");
     printf("\n%7s %7s %9s %9s  %s\n", "%Own", "%Total", "Own", "Total", "Function (file)");
     int max = screen_rows(v);
     for (size_t i = 0; i < n && (int)i < max; i++) {
@@ -306,16 +307,25 @@ int cmd_top(int argc, char **argv)
     struct profile p;
     profile_init(&p);
     p.meta.pid = (uint32_t)s.pid;
-    struct top_view v = {.a = &a, .p = &p, .tty_out = isatty(1), .tty_in = isatty(0),
-                         .sort = a.sort, .stop = &stop, .last_draw_ns = sampler_now_ns()};
+    struct top_view v = {.a = &a,
+                         .p = &p,
+                         .tty_out = isatty(1),
+                         .tty_in = isatty(0),
+                         .sort = a.sort,
+                         .stop = &stop,
+                         .last_draw_ns = sampler_now_ns()};
     raw_mode(&v, true);
     struct sampler_stats st = {0};
     if (!s.child_exited) {
-        struct sampler_opts so = {.rate_hz = a.rate, .duration_s = a.duration, .idle = a.idle,
-                                  .max_depth = TOP_MAX_DEPTH, .stop = &stop,
+        struct sampler_opts so = {.rate_hz = a.rate,
+                                  .duration_s = a.duration,
+                                  .idle = a.idle,
+                                  .max_depth = TOP_MAX_DEPTH,
+                                  .stop = &stop,
                                   .child = s.launched ? s.pid : 0,
                                   .child_status = &s.child_status,
-                                  .child_exited = &s.child_exited, .progress = on_progress,
+                                  .child_exited = &s.child_exited,
+                                  .progress = on_progress,
                                   .progress_arg = &v};
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
         if (rc)

@@ -160,8 +160,8 @@ static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
     rc = read_bytes(rt, e->ident[2], &tab, &tlen);
     if (rc)
         return rc;
-    rc = linetable_decode(linetable_format_for(o->minor), tab, tlen, e->firstlineno,
-                          e->code_bytes, &e->runs, &e->nruns);
+    rc = linetable_decode(linetable_format_for(o->minor), tab, tlen, e->firstlineno, e->code_bytes,
+                          &e->runs, &e->nruns);
     free(tab);
     if (rc)
         return rc;

@@ -13,25 +13,25 @@
 #include "util/hmap.h"
 
 struct pycode {
-    uint32_t id;          /* unique for the life of the cache; a reloaded entry gets a new id */
+    uint32_t id; /* unique for the life of the cache; a reloaded entry gets a new id */
     uint64_t addr;
-    char *qualname;       /* owned, UTF-8 */
-    char *filename;       /* owned, UTF-8 */
+    char *qualname; /* owned, UTF-8 */
+    char *filename; /* owned, UTF-8 */
     int32_t firstlineno;
-    uint64_t code_start;  /* 3.11+: address of co_code_adaptive; <=3.10: 0 */
-    uint32_t code_bytes;  /* bytecode length in bytes */
+    uint64_t code_start;     /* 3.11+: address of co_code_adaptive; <=3.10: 0 */
+    uint32_t code_bytes;     /* bytecode length in bytes */
     uint32_t firsttraceable; /* 3.11+: code units of prologue before RESUME */
     struct line_run *runs;
     size_t nruns;
-    uint64_t ident[3];    /* filename, name and line table pointers, re-checked on revalidation */
-    uint64_t checked_ns;  /* when the entry was last proved valid */
+    uint64_t ident[3];   /* filename, name and line table pointers, re-checked on revalidation */
+    uint64_t checked_ns; /* when the entry was last proved valid */
 };
 
 struct codecache {
     const struct pyruntime *rt;
-    struct pycode *v;     /* entries; index stored in `index` */
+    struct pycode *v; /* entries; index stored in `index` */
     uint32_t n, cap;
-    struct hmap index;    /* code address -> entry index */
+    struct hmap index; /* code address -> entry index */
     uint32_t next_id;
     uint64_t revalidate_ns; /* how old an entry may get before it is re-checked */
     uint64_t misses, reloads;

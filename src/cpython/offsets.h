@@ -26,20 +26,20 @@ struct py_offsets {
     int32_t is_size;
     int32_t is_next;
     int32_t is_id;
-    int32_t is_tstate_head;    /* tstate_head (3.8-3.10) / threads.head (3.11+) */
-    int32_t is_gil_ptr;        /* ceval.gil pointer, 3.12+; -1 before */
+    int32_t is_tstate_head; /* tstate_head (3.8-3.10) / threads.head (3.11+) */
+    int32_t is_gil_ptr;     /* ceval.gil pointer, 3.12+; -1 before */
 
     /* struct _gil_runtime_state */
     int32_t gil_size;
-    int32_t gil_locked;        /* int (atomic wrapper of int size) */
-    int32_t gil_last_holder;   /* PyThreadState * */
+    int32_t gil_locked;      /* int (atomic wrapper of int size) */
+    int32_t gil_last_holder; /* PyThreadState * */
 
     /* PyThreadState */
     int32_t ts_size;
     int32_t ts_next;
     int32_t ts_interp;
-    int32_t ts_frame;          /* frame (<=3.10) / cframe (3.11, 3.12) / current_frame (3.13+) */
-    int32_t ts_thread_id;      /* pthread_self() value */
+    int32_t ts_frame;            /* frame (<=3.10) / cframe (3.11, 3.12) / current_frame (3.13+) */
+    int32_t ts_thread_id;        /* pthread_self() value */
     int32_t ts_native_thread_id; /* 3.11+; -1 before */
     int32_t ts_id;
     int32_t ts_datastack_chunk; /* 3.11+ */
@@ -53,15 +53,15 @@ struct py_offsets {
     int32_t fo_size;
     int32_t fo_back;
     int32_t fo_code;
-    int32_t fo_lasti;          /* int: bytes (3.8, 3.9) or code units (3.10) */
+    int32_t fo_lasti; /* int: bytes (3.8, 3.9) or code units (3.10) */
 
     /* _PyInterpreterFrame, 3.11+ */
-    int32_t if_size;           /* header size, without localsplus */
+    int32_t if_size; /* header size, without localsplus */
     int32_t if_previous;
-    int32_t if_code;           /* f_code (3.11, 3.12) / f_executable (3.13+) */
-    int32_t if_instr;          /* prev_instr (3.11, 3.12) / instr_ptr (3.13+) */
-    int32_t if_owner;          /* char */
-    int32_t if_is_entry;       /* bool, 3.11 only; -1 otherwise */
+    int32_t if_code;     /* f_code (3.11, 3.12) / f_executable (3.13+) */
+    int32_t if_instr;    /* prev_instr (3.11, 3.12) / instr_ptr (3.13+) */
+    int32_t if_owner;    /* char */
+    int32_t if_is_entry; /* bool, 3.11 only; -1 otherwise */
 
     /* _PyStackChunk, 3.11+ */
     int32_t ck_previous;
@@ -70,7 +70,7 @@ struct py_offsets {
     int32_t ck_data;
 
     /* PyCodeObject */
-    int32_t co_size;           /* bytes to read to cover the fields below */
+    int32_t co_size; /* bytes to read to cover the fields below */
     int32_t co_filename;
     int32_t co_name;
     int32_t co_qualname;       /* 3.11+; -1 before */
@@ -82,13 +82,13 @@ struct py_offsets {
 
     /* Objects */
     int32_t ob_type;
-    int32_t var_size;          /* PyVarObject.ob_size */
-    int32_t bytes_sval;        /* PyBytesObject.ob_sval */
-    int32_t str_length;        /* PyASCIIObject.length */
-    int32_t str_state;         /* PyASCIIObject.state (32-bit) */
-    int32_t str_ascii_size;    /* sizeof(PyASCIIObject) */
-    int32_t str_compact_size;  /* sizeof(PyCompactUnicodeObject) */
-    int32_t str_data;          /* PyUnicodeObject.data (not compact) */
+    int32_t var_size;         /* PyVarObject.ob_size */
+    int32_t bytes_sval;       /* PyBytesObject.ob_sval */
+    int32_t str_length;       /* PyASCIIObject.length */
+    int32_t str_state;        /* PyASCIIObject.state (32-bit) */
+    int32_t str_ascii_size;   /* sizeof(PyASCIIObject) */
+    int32_t str_compact_size; /* sizeof(PyCompactUnicodeObject) */
+    int32_t str_data;         /* PyUnicodeObject.data (not compact) */
 };
 
 /* Returns the built-in table for 3.`minor`, or NULL when there is none. */
@@ -98,7 +98,7 @@ const struct py_offsets *offsets_for_minor(uint32_t minor);
  * read from the target), for 3.13 and later. Checks the cookie, that the version is
  * `version_hex`, rejects free-threaded builds and offsets past the structure sizes.
  * Fields the block lacks come from the built-in 3.13 table. */
-int offsets_from_debug(const uint8_t *raw, size_t n, uint64_t *version_hex,
-                       struct py_offsets *out, struct errbuf *eb) MUST_CHECK;
+int offsets_from_debug(const uint8_t *raw, size_t n, uint64_t *version_hex, struct py_offsets *out,
+                       struct errbuf *eb) MUST_CHECK;
 
 #endif

@@ -51,9 +51,15 @@ void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_
     r->max_depth = max_depth ? max_depth : 1;
     codecache_init(&r->codes, rt);
     const struct py_offsets *o = &rt->off;
-    const int32_t ts_fields[] = {o->ts_next,           o->ts_interp,          o->ts_frame,
-                                 o->ts_thread_id,      o->ts_native_thread_id, o->ts_id,
-                                 o->ts_datastack_chunk, o->ts_datastack_top,  o->ts_status};
+    const int32_t ts_fields[] = {o->ts_next,
+                                 o->ts_interp,
+                                 o->ts_frame,
+                                 o->ts_thread_id,
+                                 o->ts_native_thread_id,
+                                 o->ts_id,
+                                 o->ts_datastack_chunk,
+                                 o->ts_datastack_top,
+                                 o->ts_status};
     r->ts_read = max_off(ts_fields, sizeof(ts_fields) / sizeof(ts_fields[0]));
     r->blobs = xmalloc(PYREADER_MAX_THREADS * r->ts_read);
     r->tstates = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->tstates));
@@ -200,8 +206,8 @@ static size_t predicted_spans(struct pyreader *r, struct mem_span *sp, size_t n)
             continue;
         r->gil_span[i] = n;
         sp[n++] = (struct mem_span){r->pred_gil[i] + (uint64_t)o->gil_locked, &r->gil_locked[i], 4};
-        sp[n++] = (struct mem_span){r->pred_gil[i] + (uint64_t)o->gil_last_holder,
-                                    &r->gil_last[i], 8};
+        sp[n++] =
+            (struct mem_span){r->pred_gil[i] + (uint64_t)o->gil_last_holder, &r->gil_last[i], 8};
     }
     for (size_t t = 0; t < r->ncached && o->minor >= 11; t++) {
         struct pypredict *pr = &r->pred[t];
@@ -221,8 +227,8 @@ static size_t predicted_spans(struct pyreader *r, struct mem_span *sp, size_t n)
         }
         if (pr->cframe && o->cf_current_frame >= 0) {
             pr->cframe_span = n;
-            sp[n++] = (struct mem_span){pr->cframe + (uint64_t)o->cf_current_frame,
-                                        &pr->cframe_val, 8};
+            sp[n++] =
+                (struct mem_span){pr->cframe + (uint64_t)o->cf_current_frame, &pr->cframe_val, 8};
         }
     }
     return n;
@@ -282,8 +288,8 @@ static int read_structure(struct pyreader *r, uint64_t *head)
         valid = ok[i];
     if (valid && structure_matches(r, *head)) {
         for (size_t i = 0; i < r->ninterps; i++)
-            r->gil_ok[i] = r->gil_span[i] != SIZE_MAX && ok[r->gil_span[i]] &&
-                           ok[r->gil_span[i] + 1];
+            r->gil_ok[i] =
+                r->gil_span[i] != SIZE_MAX && ok[r->gil_span[i]] && ok[r->gil_span[i] + 1];
         for (size_t t = 0; t < r->ncached && o->minor >= 11; t++) {
             struct pypredict *pr = &r->pred[t];
             pr->chunk_ok = pr->chunk_span != SIZE_MAX && ok[pr->chunk_span];
@@ -333,8 +339,7 @@ static void read_gil_holders(struct pyreader *r)
     if (n && mem_readv(r->rt->pid, sp, n, ok) < 0)
         return;
     for (size_t i = 0; i < r->ninterps; i++) {
-        bool good = idx[i] == SIZE_MAX ? r->interp_fields[i][3] != 0
-                                       : ok[idx[i]] && ok[idx[i] + 1];
+        bool good = idx[i] == SIZE_MAX ? r->interp_fields[i][3] != 0 : ok[idx[i]] && ok[idx[i] + 1];
         if (good && r->gil_locked[i] == 1)
             r->gil_holder[i] = r->gil_last[i];
         r->pred_gil[i] = r->interp_fields[i][3];
@@ -434,8 +439,7 @@ static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, in
 /* Returns a pointer to `len` bytes of the frame at `addr`: inside the thread's copied data
  * stack when it lies there, else read into `scratch`. NULL when unreadable. */
 static const uint8_t *frame_bytes(struct pyreader *r, const struct pychunk *ck,
-                                  struct pypredict *pr, uint64_t addr, size_t len,
-                                  uint8_t *scratch)
+                                  struct pypredict *pr, uint64_t addr, size_t len, uint8_t *scratch)
 {
     if (ck->ok && addr >= ck->base && addr + len <= ck->base + ck->len)
         return ck->buf + (addr - ck->base);
@@ -566,8 +570,8 @@ static int read_stacks_311(struct pyreader *r)
                 r->cframe_vals[t] = pr->cframe_val;
             } else if (cf) {
                 pr->cframe_span = n;
-                sp[n++] = (struct mem_span){cf + (uint64_t)o->cf_current_frame,
-                                            &r->cframe_vals[t], 8};
+                sp[n++] =
+                    (struct mem_span){cf + (uint64_t)o->cf_current_frame, &r->cframe_vals[t], 8};
             }
             pr->cframe = cf;
         }
@@ -667,8 +671,7 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
     if (o->minor >= 11) {
         rc = read_stacks_311(r);
         if (rc)
-            return errbuf_set(eb, rc, "cannot read process %d: %s", (int)r->rt->pid,
-                              err_str(rc));
+            return errbuf_set(eb, rc, "cannot read process %d: %s", (int)r->rt->pid, err_str(rc));
     } else if (r->pthread_tid_off < 0 && r->nthreads >= 2) {
         /* Inference needs a second thread to confirm the offset: in the main thread alone
          * more than one field can hold the process id. */

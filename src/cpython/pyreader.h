@@ -17,15 +17,15 @@
 
 /* One Python frame of a sampled stack. */
 struct pyframe {
-    uint32_t code;  /* index of the code entry in the reader's cache, valid for this round */
-    int32_t line;   /* line executing (leaf) or calling (callers); -1 when none */
+    uint32_t code; /* index of the code entry in the reader's cache, valid for this round */
+    int32_t line;  /* line executing (leaf) or calling (callers); -1 when none */
 };
 
 /* One thread seen in a round. */
 struct pythread {
-    uint64_t tstate;     /* PyThreadState address */
-    uint64_t ts_id;      /* tstate->id: with the address, identifies the thread over time */
-    uint64_t interp;     /* PyInterpreterState address */
+    uint64_t tstate; /* PyThreadState address */
+    uint64_t ts_id;  /* tstate->id: with the address, identifies the thread over time */
+    uint64_t interp; /* PyInterpreterState address */
     int64_t interp_id;
     uint64_t pthread_id; /* pthread_self() of the thread */
     pid_t tid;           /* kernel thread id, 0 when unknown */
@@ -42,9 +42,9 @@ struct pythread {
 
 /* Per-thread scratch memory: the live part of the data stack (3.11+). */
 struct pychunk {
-    uint64_t base;  /* address of the copied range */
-    size_t len;     /* bytes copied */
-    uint8_t *buf;   /* PYREADER_CHUNK_MAX bytes, allocated on first use */
+    uint64_t base; /* address of the copied range */
+    size_t len;    /* bytes copied */
+    uint8_t *buf;  /* PYREADER_CHUNK_MAX bytes, allocated on first use */
     bool ok;
 };
 
@@ -54,10 +54,10 @@ struct pychunk {
 /* What the previous round saw of one thread slot, to read this round's stack in the same
  * call as the thread state (3.11+). */
 struct pypredict {
-    uint64_t chunk;      /* data-stack chunk address */
-    size_t len;          /* bytes to read from it (0: no prediction) */
-    uint64_t cframe;     /* _PyCFrame address (3.11, 3.12) */
-    uint64_t cframe_val; /* its current_frame, read by the batch */
+    uint64_t chunk;                 /* data-stack chunk address */
+    size_t len;                     /* bytes to read from it (0: no prediction) */
+    uint64_t cframe;                /* _PyCFrame address (3.11, 3.12) */
+    uint64_t cframe_val;            /* its current_frame, read by the batch */
     size_t chunk_span, cframe_span; /* indices in the batch, SIZE_MAX when not read */
     bool chunk_ok, cframe_ok;       /* read whole by the first batch */
     uint64_t extra[PYREADER_EXTRA]; /* frames outside the data stack seen last round */
@@ -81,17 +81,17 @@ struct pyreader {
     uint64_t interp_fields[PYREADER_MAX_INTERPS][4]; /* next, tstate head, id, gil pointer */
     size_t ninterps;
     bool cache_valid;
-    size_t ts_read;      /* bytes of PyThreadState read per thread */
-    uint8_t *blobs;      /* ts_read bytes per thread */
-    uint64_t *tstates;   /* per thread: address */
+    size_t ts_read;    /* bytes of PyThreadState read per thread */
+    uint8_t *blobs;    /* ts_read bytes per thread */
+    uint64_t *tstates; /* per thread: address */
     size_t ncached;
 
     struct pythread *threads; /* this round's threads */
     size_t nthreads;
-    struct pyframe *frames;   /* this round's frames */
+    struct pyframe *frames; /* this round's frames */
     size_t nframes, capframes;
-    struct pychunk *chunks;   /* per thread slot */
-    uint64_t *cframe_vals;    /* per thread: current frame read via cframe (3.11, 3.12) */
+    struct pychunk *chunks; /* per thread slot */
+    uint64_t *cframe_vals;  /* per thread: current frame read via cframe (3.11, 3.12) */
 
     uint64_t gil_holder[PYREADER_MAX_INTERPS]; /* per interpreter, this round */
     uint64_t pred_gil[PYREADER_MAX_INTERPS];   /* GIL address read in the first batch */
@@ -99,17 +99,17 @@ struct pyreader {
     uint64_t gil_last[PYREADER_MAX_INTERPS];
     size_t gil_span[PYREADER_MAX_INTERPS];
     bool gil_ok[PYREADER_MAX_INTERPS];
-    struct pypredict *pred;                    /* per thread slot */
-    struct mem_span *spans;                    /* batch scratch, nspans long */
+    struct pypredict *pred; /* per thread slot */
+    struct mem_span *spans; /* batch scratch, nspans long */
     uint8_t *span_ok;
     size_t nspans;
-    uint64_t tstate_current;                   /* <= 3.11 */
+    uint64_t tstate_current; /* <= 3.11 */
     bool finalizing;
 
-    struct hmap tids;         /* (tstate ^ id) -> tid, for 3.8-3.10 */
-    int32_t pthread_tid_off;  /* offset of the tid in glibc's struct pthread; -1 unknown */
+    struct hmap tids;        /* (tstate ^ id) -> tid, for 3.8-3.10 */
+    int32_t pthread_tid_off; /* offset of the tid in glibc's struct pthread; -1 unknown */
 
-    uint64_t *seen;           /* cycle check: frame addresses of the current walk */
+    uint64_t *seen; /* cycle check: frame addresses of the current walk */
     uint32_t *seen_gen;
     uint32_t seen_mask, gen;
 
@@ -127,8 +127,7 @@ void pyreader_fini(struct pyreader *r);
  * return value; returns ERR_PROC_GONE or ERR_PERM only when the process cannot be read. */
 int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb) MUST_CHECK;
 /* The code entry of a frame of the current round. */
-static inline const struct pycode *pyreader_code(const struct pyreader *r,
-                                                 const struct pyframe *f)
+static inline const struct pycode *pyreader_code(const struct pyreader *r, const struct pyframe *f)
 {
     return &r->codes.v[f->code];
 }

@@ -113,8 +113,7 @@ static int open_candidate(pid_t pid, const char *open_path, const struct map *mp
 }
 
 /* The executable and every libpython mapping, in that order. */
-static size_t find_candidates(pid_t pid, const struct maps *m, struct candidate *out,
-                              size_t max)
+static size_t find_candidates(pid_t pid, const struct maps *m, struct candidate *out, size_t max)
 {
     size_t n = 0;
     char link[64], exe[PATH_MAX];
@@ -284,16 +283,15 @@ int pyruntime_find(pid_t pid, struct pyruntime *rt, struct errbuf *eb)
     }
     const struct candidate *c = &cands[pick == n ? 0 : pick];
     if (read_version(pid, c, &rt->version_hex)) {
-        rc = errbuf_set(eb, pick == n ? ERR_NOT_PYTHON : ERR_VERSION,
-                        "cannot tell the Python version of process %d (%s)", (int)pid,
-                        c->map->path);
+        rc =
+            errbuf_set(eb, pick == n ? ERR_NOT_PYTHON : ERR_VERSION,
+                       "cannot tell the Python version of process %d (%s)", (int)pid, c->map->path);
         goto out;
     }
     pyruntime_format_version(rt->version_hex, rt->version, sizeof(rt->version));
     if (pick == n) {
         rc = errbuf_set(eb, ERR_VERSION,
-                        "Python %s is not supported (crux reads CPython 3.8 to 3.13)",
-                        rt->version);
+                        "Python %s is not supported (crux reads CPython 3.8 to 3.13)", rt->version);
         goto out;
     }
     rt->runtime = c->runtime;
@@ -312,6 +310,5 @@ out:
 
 int pyruntime_interp_head(const struct pyruntime *rt, uint64_t *head)
 {
-    return mem_read(rt->pid, rt->runtime + (uint64_t)rt->off.rt_interp_head, head,
-                    sizeof(*head));
+    return mem_read(rt->pid, rt->runtime + (uint64_t)rt->off.rt_interp_head, head, sizeof(*head));
 }

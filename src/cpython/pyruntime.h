@@ -15,13 +15,13 @@
 struct pyruntime {
     pid_t pid;
     struct py_offsets off;
-    uint64_t version_hex;    /* PY_VERSION_HEX */
-    char version[32];        /* "3.12.1" */
-    uint64_t runtime;        /* address of _PyRuntime in the target */
-    uint64_t type_code;      /* &PyCode_Type, 0 when unknown */
-    uint64_t type_str;       /* &PyUnicode_Type */
-    uint64_t type_bytes;     /* &PyBytes_Type */
-    uint64_t type_none;      /* &_Py_NoneStruct (an object, not a type) */
+    uint64_t version_hex;              /* PY_VERSION_HEX */
+    char version[32];                  /* "3.12.1" */
+    uint64_t runtime;                  /* address of _PyRuntime in the target */
+    uint64_t type_code;                /* &PyCode_Type, 0 when unknown */
+    uint64_t type_str;                 /* &PyUnicode_Type */
+    uint64_t type_bytes;               /* &PyBytes_Type */
+    uint64_t type_none;                /* &_Py_NoneStruct (an object, not a type) */
     char elf_path[PYRUNTIME_PATH_MAX]; /* the file holding the runtime, as mapped */
     uint64_t elf_start, elf_end;       /* the span of its mappings */
 };

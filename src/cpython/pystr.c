@@ -6,8 +6,8 @@
 
 #include "target/mem.h"
 
-#define STR_HEAD_READ 256         /* header plus the start of the data in one read */
-#define STR_MAX_CHARS 4096        /* longer names are cut */
+#define STR_HEAD_READ 256  /* header plus the start of the data in one read */
+#define STR_MAX_CHARS 4096 /* longer names are cut */
 
 static size_t put_utf8(uint32_t cp, char *out, size_t pos, size_t cap)
 {
@@ -72,8 +72,8 @@ static uint64_t rd64(const uint8_t *p, int32_t off)
     return v;
 }
 
-int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_t addr,
-               char *out, size_t cap, size_t *len)
+int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_t addr, char *out,
+               size_t cap, size_t *len)
 {
     uint8_t head[STR_HEAD_READ];
     size_t head_len = sizeof(head);

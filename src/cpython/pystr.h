@@ -14,8 +14,8 @@
  * `cap` - 1 bytes; longer strings are cut at a character boundary). `type_str` is the address
  * of PyUnicode_Type (0 skips the type check). Stores the byte length in *len.
  * ERR_CORRUPT when the object is not a well-formed str, ERR_READ when unreadable. */
-int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_t addr,
-               char *out, size_t cap, size_t *len) MUST_CHECK;
+int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_t addr, char *out,
+               size_t cap, size_t *len) MUST_CHECK;
 
 /* Converts `count` code units of width `kind` (1 = Latin-1, 2 = UCS-2, 4 = UCS-4) to UTF-8
  * in `out` (capacity `cap`, NUL-terminated, cut at a character boundary). Invalid code points

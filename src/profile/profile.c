@@ -100,8 +100,8 @@ uint32_t profile_stack(struct profile *p, const uint32_t *frames, size_t n)
     return s;
 }
 
-void profile_add(struct profile *p, uint32_t stack, uint16_t weight, uint64_t t_ns,
-                 uint32_t pid, uint32_t tid, enum thread_state state, uint8_t flags)
+void profile_add(struct profile *p, uint32_t stack, uint16_t weight, uint64_t t_ns, uint32_t pid,
+                 uint32_t tid, enum thread_state state, uint8_t flags)
 {
     p->counts[stack] += weight;
     p->total += weight;
@@ -111,9 +111,13 @@ void profile_add(struct profile *p, uint32_t stack, uint16_t weight, uint64_t t_
         p->capsamples = p->capsamples ? p->capsamples * 2 : 4096;
         p->samples = xrealloc(p->samples, p->capsamples * sizeof(*p->samples));
     }
-    p->samples[p->nsamples++] = (struct psample){
-        .t_ns = t_ns, .stack = stack, .tid = tid, .pid = pid,
-        .state = (uint8_t)state, .flags = flags, .weight = weight};
+    p->samples[p->nsamples++] = (struct psample){.t_ns = t_ns,
+                                                 .stack = stack,
+                                                 .tid = tid,
+                                                 .pid = pid,
+                                                 .state = (uint8_t)state,
+                                                 .flags = flags,
+                                                 .weight = weight};
 }
 
 size_t profile_stack_frames(const struct profile *p, uint32_t stack, uint32_t *out, size_t max)

@@ -54,8 +54,8 @@ struct psample {
     uint32_t stack; /* stack id */
     uint32_t tid;
     uint32_t pid;
-    uint8_t state;  /* enum thread_state */
-    uint8_t flags;  /* SAMPLE_* */
+    uint8_t state; /* enum thread_state */
+    uint8_t flags; /* SAMPLE_* */
     uint16_t weight;
 };
 
@@ -77,13 +77,13 @@ struct profile {
     struct hmap frame_index; /* hash of frame -> id + 1 (with collision chain via probing) */
     struct pnode *nodes;
     uint32_t nnodes, capnodes;
-    struct hmap node_index;  /* (parent << 32 | frame) -> id */
-    uint64_t *counts;        /* stack id -> samples ending exactly there; capnodes long */
-    uint64_t total;          /* sum of counts */
+    struct hmap node_index; /* (parent << 32 | frame) -> id */
+    uint64_t *counts;       /* stack id -> samples ending exactly there; capnodes long */
+    uint64_t total;         /* sum of counts */
     bool keep_samples;
     struct psample *samples;
     size_t nsamples, capsamples;
-    size_t max_samples;      /* cap for kept samples; later ones are only counted */
+    size_t max_samples; /* cap for kept samples; later ones are only counted */
     struct pmeta meta;
 };
 
@@ -104,8 +104,8 @@ uint32_t profile_push(struct profile *p, uint32_t parent, uint32_t frame);
 /* Interns a whole stack given root first (frames[0] = root); returns its id. */
 uint32_t profile_stack(struct profile *p, const uint32_t *frames, size_t n);
 /* Counts `weight` samples of `stack`; records the sample when keep_samples. */
-void profile_add(struct profile *p, uint32_t stack, uint16_t weight, uint64_t t_ns,
-                 uint32_t pid, uint32_t tid, enum thread_state state, uint8_t flags);
+void profile_add(struct profile *p, uint32_t stack, uint16_t weight, uint64_t t_ns, uint32_t pid,
+                 uint32_t tid, enum thread_state state, uint8_t flags);
 
 /* Copies the frames of `stack` into `out`, root first; returns the depth (may exceed `max`,
  * in which case only the `max` frames nearest the root are written). */

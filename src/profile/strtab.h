@@ -7,12 +7,12 @@
 #include <stdint.h>
 
 struct strtab {
-    char **strs;      /* id -> NUL-terminated copy, owned */
-    uint32_t *lens;   /* id -> length in bytes */
-    uint32_t len;     /* number of strings */
+    char **strs;    /* id -> NUL-terminated copy, owned */
+    uint32_t *lens; /* id -> length in bytes */
+    uint32_t len;   /* number of strings */
     uint32_t cap;
-    uint32_t *slots;  /* open addressing: id + 1, 0 = empty */
-    uint32_t nslots;  /* power of two */
+    uint32_t *slots; /* open addressing: id + 1, 0 = empty */
+    uint32_t nslots; /* power of two */
 };
 
 /* Initializes an empty table; id 0 is always the empty string. */

@@ -42,8 +42,8 @@ struct framemap {
     uint32_t str_thread;
 };
 
-static uint32_t profile_frame_of(struct profile *p, struct framemap *fm,
-                                 const struct pyreader *r, const struct pyframe *f)
+static uint32_t profile_frame_of(struct profile *p, struct framemap *fm, const struct pyreader *r,
+                                 const struct pyframe *f)
 {
     const struct pycode *c = pyreader_code(r, f);
     uint64_t key = ((uint64_t)c->id << 32) | (uint32_t)(f->line + 1);

@@ -20,24 +20,24 @@ struct sampler_stats {
     uint64_t kept;           /* samples added to the profile */
     uint64_t errors;         /* thread-samples dropped as unreadable or inconsistent */
     uint64_t elapsed_ns;
-    uint64_t busy_ns;        /* wall time spent inside rounds */
-    uint64_t busy_cpu_ns;    /* CPU time crux spent inside rounds */
-    uint64_t read_ns;        /* wall time reading stacks (the rest: /proc states, profile) */
+    uint64_t busy_ns;     /* wall time spent inside rounds */
+    uint64_t busy_cpu_ns; /* CPU time crux spent inside rounds */
+    uint64_t read_ns;     /* wall time reading stacks (the rest: /proc states, profile) */
 };
 
 typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
 
 struct sampler_opts {
     double rate_hz;
-    double duration_s;       /* 0: until the target exits or *stop is set */
-    bool idle;               /* keep samples of threads that are not running */
-    bool gil_only;           /* keep only the GIL holder */
-    bool threads;            /* root each stack with a thread frame */
-    bool blocking;           /* stop the threads (ptrace) while reading them */
+    double duration_s; /* 0: until the target exits or *stop is set */
+    bool idle;         /* keep samples of threads that are not running */
+    bool gil_only;     /* keep only the GIL holder */
+    bool threads;      /* root each stack with a thread frame */
+    bool blocking;     /* stop the threads (ptrace) while reading them */
     uint32_t max_depth;
     volatile sig_atomic_t *stop; /* set asynchronously to end the loop */
-    pid_t child;             /* launched child to watch for exit (0 in attach mode) */
-    int *child_status;       /* receives the child's wait status when it exits */
+    pid_t child;                 /* launched child to watch for exit (0 in attach mode) */
+    int *child_status;           /* receives the child's wait status when it exits */
     bool *child_exited;
     sampler_progress_fn progress; /* called about four times a second; may be NULL */
     void *progress_arg;

@@ -18,7 +18,7 @@ struct pause_thread {
 
 struct pauser {
     pid_t pid;
-    pid_t child;        /* the launched command (its exit is reported to us), or 0 */
+    pid_t child; /* the launched command (its exit is reported to us), or 0 */
     bool child_exited;
     int child_status;
     struct pause_thread *v;

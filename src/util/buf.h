@@ -9,7 +9,7 @@
 #include "util/err.h"
 
 struct buf {
-    char *data;   /* NUL-terminated when len > 0 or after buf_cstr() */
+    char *data; /* NUL-terminated when len > 0 or after buf_cstr() */
     size_t len;
     size_t cap;   /* allocated bytes */
     size_t limit; /* ERR_TOO_LARGE past this many bytes */

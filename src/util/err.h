@@ -11,18 +11,18 @@
 /* Fallible functions return 0 or one of these (always negative). */
 enum {
     ERR_OK = 0,
-    ERR_NOMEM = -1,       /* allocation refused (only where xmalloc is not used) */
-    ERR_PROC_GONE = -2,   /* the target process or thread no longer exists (ESRCH) */
-    ERR_PERM = -3,        /* not allowed to read or trace the target (EPERM, EACCES) */
-    ERR_READ = -4,        /* address not mapped in the target, or a short read (EFAULT) */
-    ERR_NOT_PYTHON = -5,  /* no CPython runtime found in the target */
-    ERR_VERSION = -6,     /* a CPython version crux cannot read */
-    ERR_CORRUPT = -7,     /* data read from the target failed validation (torn or freed) */
-    ERR_TOO_LARGE = -8,   /* a bounded buffer or walk reached its cap */
-    ERR_IO = -9,          /* a local file or pipe failed */
-    ERR_ARG = -10,        /* bad argument or input format */
-    ERR_NOT_FOUND = -11,  /* a symbol, section or entry was not found */
-    ERR_SYS = -12,        /* another system call failure */
+    ERR_NOMEM = -1,      /* allocation refused (only where xmalloc is not used) */
+    ERR_PROC_GONE = -2,  /* the target process or thread no longer exists (ESRCH) */
+    ERR_PERM = -3,       /* not allowed to read or trace the target (EPERM, EACCES) */
+    ERR_READ = -4,       /* address not mapped in the target, or a short read (EFAULT) */
+    ERR_NOT_PYTHON = -5, /* no CPython runtime found in the target */
+    ERR_VERSION = -6,    /* a CPython version crux cannot read */
+    ERR_CORRUPT = -7,    /* data read from the target failed validation (torn or freed) */
+    ERR_TOO_LARGE = -8,  /* a bounded buffer or walk reached its cap */
+    ERR_IO = -9,         /* a local file or pipe failed */
+    ERR_ARG = -10,       /* bad argument or input format */
+    ERR_NOT_FOUND = -11, /* a symbol, section or entry was not found */
+    ERR_SYS = -12,       /* another system call failure */
 };
 
 #define ERRBUF_LEN 256

@@ -10,7 +10,7 @@
 struct hmap {
     uint64_t *keys; /* 0 = empty slot */
     uint64_t *vals;
-    size_t cap;     /* power of two */
+    size_t cap; /* power of two */
     size_t len;
 };
 
