@@ -16,38 +16,37 @@
 /* A realistic map: a PIE executable, a library mapped from a path with spaces, a deleted
  * file, the heap, anonymous mappings, the stack, vvar/vdso and vsyscall. The padding is the
  * kernel's (the path starts in column 74 on x86-64). */
-static const char SAMPLE[] =
-    "555555554000-555555556000 r--p 00000000 08:01 1311 "
-    "                      /usr/bin/python3.11\n"
-    "555555556000-555555800000 r-xp 00002000 08:01 1311 "
-    "                      /usr/bin/python3.11\n"
-    "555555800000-555555a00000 r--p 002ac000 08:01 1311 "
-    "                      /usr/bin/python3.11\n"
-    "555555a00000-555555a50000 rw-p 004ac000 08:01 1311 "
-    "                      /usr/bin/python3.11\n"
-    "555555a50000-555555a90000 rw-p 00000000 00:00 0 \n"
-    "555555a90000-555555c00000 rw-p 00000000 00:00 0 "
-    "                         [heap]\n"
-    "7f0000000000-7f0000021000 rw-p 00000000 00:00 0 \n"
-    "7f0000021000-7f0004000000 ---p 00000000 00:00 0 \n"
-    "7ffff7a00000-7ffff7a28000 r--p 00000000 fd:01 2242 "
-    "                      /opt/my libs/libpython3.12.so.1.0\n"
-    "7ffff7a28000-7ffff7bbd000 r-xp 00028000 fd:01 2242 "
-    "                      /opt/my libs/libpython3.12.so.1.0\n"
-    "7ffff7bbd000-7ffff7c15000 r--p 001bd000 fd:01 2242 "
-    "                      /opt/my libs/libpython3.12.so.1.0\n"
-    "7ffff7c16000-7ffff7c1a000 rw-p 00215000 fd:01 2242 "
-    "                      /opt/my libs/libpython3.12.so.1.0\n"
-    "7ffff7d00000-7ffff7d10000 r-xp 00000000 00:1f 99 "
-    "                        /tmp/jit.so (deleted)\n"
-    "7ffff7fc1000-7ffff7fc5000 r--p 00000000 00:00 0 "
-    "                         [vvar]\n"
-    "7ffff7fc5000-7ffff7fc7000 r-xp 00000000 00:00 0 "
-    "                         [vdso]\n"
-    "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0 "
-    "                         [stack]\n"
-    "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 "
-    "                 [vsyscall]\n";
+static const char SAMPLE[] = "555555554000-555555556000 r--p 00000000 08:01 1311 "
+                             "                      /usr/bin/python3.11\n"
+                             "555555556000-555555800000 r-xp 00002000 08:01 1311 "
+                             "                      /usr/bin/python3.11\n"
+                             "555555800000-555555a00000 r--p 002ac000 08:01 1311 "
+                             "                      /usr/bin/python3.11\n"
+                             "555555a00000-555555a50000 rw-p 004ac000 08:01 1311 "
+                             "                      /usr/bin/python3.11\n"
+                             "555555a50000-555555a90000 rw-p 00000000 00:00 0 \n"
+                             "555555a90000-555555c00000 rw-p 00000000 00:00 0 "
+                             "                         [heap]\n"
+                             "7f0000000000-7f0000021000 rw-p 00000000 00:00 0 \n"
+                             "7f0000021000-7f0004000000 ---p 00000000 00:00 0 \n"
+                             "7ffff7a00000-7ffff7a28000 r--p 00000000 fd:01 2242 "
+                             "                      /opt/my libs/libpython3.12.so.1.0\n"
+                             "7ffff7a28000-7ffff7bbd000 r-xp 00028000 fd:01 2242 "
+                             "                      /opt/my libs/libpython3.12.so.1.0\n"
+                             "7ffff7bbd000-7ffff7c15000 r--p 001bd000 fd:01 2242 "
+                             "                      /opt/my libs/libpython3.12.so.1.0\n"
+                             "7ffff7c16000-7ffff7c1a000 rw-p 00215000 fd:01 2242 "
+                             "                      /opt/my libs/libpython3.12.so.1.0\n"
+                             "7ffff7d00000-7ffff7d10000 r-xp 00000000 00:1f 99 "
+                             "                        /tmp/jit.so (deleted)\n"
+                             "7ffff7fc1000-7ffff7fc5000 r--p 00000000 00:00 0 "
+                             "                         [vvar]\n"
+                             "7ffff7fc5000-7ffff7fc7000 r-xp 00000000 00:00 0 "
+                             "                         [vdso]\n"
+                             "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0 "
+                             "                         [stack]\n"
+                             "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 "
+                             "                 [vsyscall]\n";
 
 #define NSAMPLE 17
 
@@ -244,8 +243,8 @@ static int test_load_self(void)
     static int in_data = 42;
     int on_stack = 0;
     long page = sysconf(_SC_PAGESIZE);
-    void *anon = mmap(NULL, (size_t)page * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+    void *anon =
+        mmap(NULL, (size_t)page * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(anon != MAP_FAILED, "mmap");
     /* A hole in the middle: the third page stays, the second goes. */
     CHECK(munmap((char *)anon + page, (size_t)page) == 0, "munmap");
@@ -302,8 +301,8 @@ static int test_load_gone(void)
 /* Maps three pages and unmaps the middle one; returns the first page's address. */
 static char *map_with_hole(long page)
 {
-    char *p = mmap(NULL, (size_t)page * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    char *p =
+        mmap(NULL, (size_t)page * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     munmap(p + page, (size_t)page);
@@ -377,9 +376,9 @@ static int test_mem_readv_bad_middle(void)
     struct mem_span sp[6] = {
         {(uint64_t)(uintptr_t)p, d[0], 16},
         {(uint64_t)(uintptr_t)(p + 100), d[1], 16},
-        {(uint64_t)(uintptr_t)(p + page + 64), d[2], 16},     /* in the hole */
+        {(uint64_t)(uintptr_t)(p + page + 64), d[2], 16}, /* in the hole */
         {(uint64_t)(uintptr_t)(p + 2 * page), d[3], 16},
-        {(uint64_t)(uintptr_t)(p + page - 8), d[4], 16},      /* runs into the hole */
+        {(uint64_t)(uintptr_t)(p + page - 8), d[4], 16}, /* runs into the hole */
         {(uint64_t)(uintptr_t)(p + 2 * page + 32), d[5], 16},
     };
     uint8_t ok[6];

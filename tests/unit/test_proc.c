@@ -186,6 +186,14 @@ static int test_statcache(void)
     CHECK(s1 == 'R' && s3 == 'R', "main: %c %c", s1, s3);
     CHECK(s2 == 'S' || s2 == 'R', "worker: %c", s2);
     CHECK(cached == 2, "two files cached: %zu", cached);
+    /* pthread_join returns when the kernel clears the tid, which is before the task is
+     * released: wait for it to leave /proc. */
+    char task[64];
+    snprintf(task, sizeof(task), "/proc/self/task/%d", (int)wtid);
+    for (int i = 0; i < 1000 && access(task, F_OK) == 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     /* The worker is gone: its state reads '?' and its entry is dropped. */
     char gone = proc_statcache_state(&c, wtid);
     CHECK(gone == '?', "exited thread: %c", gone);
@@ -205,8 +213,7 @@ static int test_statcache(void)
     char reopened = proc_statcache_state(&c, wtid);
     stop_worker(th2);
     CHECK(again == 'S' || again == 'R', "new worker: %c", again);
-    CHECK(before == 2 && after == 1, "prune to the main thread: %zu -> %zu",
-          before, after);
+    CHECK(before == 2 && after == 1, "prune to the main thread: %zu -> %zu", before, after);
     CHECK(none == 0, "prune to nothing: %zu", none);
     CHECK(reopened == 'S' || reopened == 'R', "reopened after prune: %c", reopened);
     proc_statcache_fini(&c);

@@ -23,15 +23,15 @@
 #define DEBIAN_PY "/usr/bin/python3.11"
 
 /* Prints the version, then sleeps: the line on stdout says the interpreter is initialized. */
-#define TARGET_CODE                                                                        \
-    "import platform, sys, time\n"                                                         \
-    "sys.stdout.write(platform.python_version() + '\\n')\n"                                \
-    "sys.stdout.flush()\n"                                                                 \
+#define TARGET_CODE                                                                                \
+    "import platform, sys, time\n"                                                                 \
+    "sys.stdout.write(platform.python_version() + '\\n')\n"                                        \
+    "sys.stdout.flush()\n"                                                                         \
     "time.sleep(30)\n"
 
 static const char *const PYTHONS[] = {
-    PYENV "3.8.18/bin/python3",  PYENV "3.9.18/bin/python3", PYENV "3.10.13/bin/python3",
-    PYENV "3.11.7/bin/python3",  PYENV "3.12.1/bin/python3", PYENV "3.13.0/bin/python3",
+    PYENV "3.8.18/bin/python3", PYENV "3.9.18/bin/python3", PYENV "3.10.13/bin/python3",
+    PYENV "3.11.7/bin/python3", PYENV "3.12.1/bin/python3", PYENV "3.13.0/bin/python3",
     "/usr/bin/python3",
 };
 
@@ -43,10 +43,10 @@ static int test_parse_version(void)
         const char *s;
         uint64_t hex;
     } good[] = {
-        {"3.12.1", 0x030c01f0},  {"3.13.0rc2", 0x030d00c2}, {"3.9.18+", 0x030912f0},
-        {"3.10.0a7", 0x030a00a7}, {"2.7.18", 0x020712f0},   {"3.8.0b1", 0x030800b1},
-        {"3.11.10", 0x030b0af0}, {"3.13.0rc15", 0x030d00cf}, {"3.0.0", 0x030000f0},
-        {"3.99.99", 0x036363f0}, {"3.12.1rc1+", 0x030c01c1},
+        {"3.12.1", 0x030c01f0},   {"3.13.0rc2", 0x030d00c2},  {"3.9.18+", 0x030912f0},
+        {"3.10.0a7", 0x030a00a7}, {"2.7.18", 0x020712f0},     {"3.8.0b1", 0x030800b1},
+        {"3.11.10", 0x030b0af0},  {"3.13.0rc15", 0x030d00cf}, {"3.0.0", 0x030000f0},
+        {"3.99.99", 0x036363f0},  {"3.12.1rc1+", 0x030c01c1},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         uint64_t v = pyruntime_parse_version(good[i].s, strlen(good[i].s));
@@ -54,11 +54,10 @@ static int test_parse_version(void)
               (unsigned long long)good[i].hex);
     }
     static const char *const bad[] = {
-        "",         "3",          "3.",        "3.12",      "3.12.",     "3.x.1",
-        "30.1.1",   "3.12.1rc",   "3.12.1r1",  "3.12.1c1",  "3.12.1a",   "3.12.1 ",
-        "3.12.1x",  "3.12.1++",   "3.12.1+a1", "4.0.0",     "1.5.2",     "3.100.1",
-        "3.1.100",  "3.12.1rc16", "3.12.1a123", "v3.12.1",  " 3.12.1",   "3..1",
-        "3.12.-1",  "3.1234.1",   "3.12.1\n",
+        "",          "3",        "3.",       "3.12",    "3.12.",    "3.x.1",      "30.1.1",
+        "3.12.1rc",  "3.12.1r1", "3.12.1c1", "3.12.1a", "3.12.1 ",  "3.12.1x",    "3.12.1++",
+        "3.12.1+a1", "4.0.0",    "1.5.2",    "3.100.1", "3.1.100",  "3.12.1rc16", "3.12.1a123",
+        "v3.12.1",   " 3.12.1",  "3..1",     "3.12.-1", "3.1234.1", "3.12.1\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t v = pyruntime_parse_version(bad[i], strlen(bad[i]));
@@ -301,10 +300,9 @@ static int check_python(const char *python)
     free(rt);
     CHECK(real[0], "%s printed no version", python);
     CHECK(rc == 0, "%s: pyruntime_find: %s: %s", python, err_str(rc), eb.msg);
-    CHECK(strcmp(copy.version, real) == 0, "%s: version %s, really %s", python, copy.version,
-          real);
-    CHECK(pyruntime_parse_version(real, strlen(real)) == copy.version_hex,
-          "%s: version_hex 0x%llx", python, (unsigned long long)copy.version_hex);
+    CHECK(strcmp(copy.version, real) == 0, "%s: version %s, really %s", python, copy.version, real);
+    CHECK(pyruntime_parse_version(real, strlen(real)) == copy.version_hex, "%s: version_hex 0x%llx",
+          python, (unsigned long long)copy.version_hex);
     uint32_t minor = (uint32_t)(copy.version_hex >> 16 & 0xff);
     CHECK(copy.off.minor == minor, "%s: offsets for 3.%u, version 3.%u", python, copy.off.minor,
           minor);

@@ -195,17 +195,19 @@ static int test_read_compact(void)
         static const uint32_t lat[] = {'d', 'o', 'n', 'n', 0xE9, 'e', 's'};
         make_compact(obj, o, lat, 7, 1);
         rc = read_local(o, obj, out, sizeof(out), &len);
-        CHECK(rc == 0 && strcmp(out, "donn\xc3\xa9" "es") == 0, "3.%u latin-1: %d", minor, rc);
+        CHECK(rc == 0 && strcmp(out, "donn\xc3\xa9"
+                                     "es") == 0,
+              "3.%u latin-1: %d", minor, rc);
         static const uint32_t cjk[] = {0x6D4B, 0x8BD5};
         make_compact(obj, o, cjk, 2, 2);
         rc = read_local(o, obj, out, sizeof(out), &len);
-        CHECK(rc == 0 && len == 6 && strcmp(out, "\xe6\xb5\x8b\xe8\xaf\x95") == 0,
-              "3.%u ucs-2: %d", minor, rc);
+        CHECK(rc == 0 && len == 6 && strcmp(out, "\xe6\xb5\x8b\xe8\xaf\x95") == 0, "3.%u ucs-2: %d",
+              minor, rc);
         static const uint32_t emo[] = {'f', 0x1F600};
         make_compact(obj, o, emo, 2, 4);
         rc = read_local(o, obj, out, sizeof(out), &len);
-        CHECK(rc == 0 && len == 5 && strcmp(out, "f\xf0\x9f\x98\x80") == 0, "3.%u ucs-4: %d",
-              minor, rc);
+        CHECK(rc == 0 && len == 5 && strcmp(out, "f\xf0\x9f\x98\x80") == 0, "3.%u ucs-4: %d", minor,
+              rc);
         make_compact(obj, o, NULL, 0, 1);
         rc = read_local(o, obj, out, sizeof(out), &len);
         CHECK(rc == 0 && len == 0 && out[0] == '\0', "3.%u empty: %d", minor, rc);
@@ -288,8 +290,8 @@ static int test_read_rejects(void)
 /* Maps two pages and unmaps the second; returns the first. */
 static uint8_t *page_before_hole(long page)
 {
-    uint8_t *p = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *p =
+        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     munmap(p + page, (size_t)page);
@@ -342,8 +344,8 @@ static int test_read_short_ascii_at_page_end(void)
         size_t len = 0;
         int rc = read_local(o, obj, out, sizeof(out), &len);
         if (rc != 0 || strcmp(out, "run") != 0)
-            pos += (size_t)snprintf(failed + pos, sizeof(failed) - pos, " 3.%u(%zu B: %d)",
-                                    minor, size, rc);
+            pos += (size_t)snprintf(failed + pos, sizeof(failed) - pos, " 3.%u(%zu B: %d)", minor,
+                                    size, rc);
     }
     munmap(p, (size_t)page);
     CHECK(pos == 0, "ASCII \"run\" ending at an unmapped page unreadable on:%s", failed);

@@ -22,8 +22,8 @@
 #define WAIT_NS 3000000000ULL /* for the threads to reach their known frames */
 
 static const char *const PYTHONS[] = {
-    PYENV "3.8.18/bin/python3",  PYENV "3.9.18/bin/python3", PYENV "3.10.13/bin/python3",
-    PYENV "3.11.7/bin/python3",  PYENV "3.12.1/bin/python3", PYENV "3.13.0/bin/python3",
+    PYENV "3.8.18/bin/python3", PYENV "3.9.18/bin/python3", PYENV "3.10.13/bin/python3",
+    PYENV "3.11.7/bin/python3", PYENV "3.12.1/bin/python3", PYENV "3.13.0/bin/python3",
     "/usr/bin/python3",
 };
 
@@ -239,13 +239,14 @@ static int sample_until_settled(struct pyreader *r, struct errbuf *eb)
 static bool name_matches(const char *name, const char *want)
 {
     size_t n = strlen(name), w = strlen(want);
-    return strcmp(name, want) == 0 || (n > w && name[n - w - 1] == '.' && !strcmp(name + n - w, want));
+    return strcmp(name, want) == 0 ||
+           (n > w && name[n - w - 1] == '.' && !strcmp(name + n - w, want));
 }
 
 /* Checks the first `n` frames of `th`, leaf first: names and the lines of their markers. */
 static int check_frames(const struct pyreader *r, const struct pythread *th, const char *script,
-                        const char *script_path, const char *const *names,
-                        const char *const *marks, uint32_t n, const char *py)
+                        const char *script_path, const char *const *names, const char *const *marks,
+                        uint32_t n, const char *py)
 {
     CHECK(th->nframes >= n, "%s: %u frames, want %u", py, th->nframes, n);
     for (uint32_t k = 0; k < n; k++) {
@@ -260,8 +261,7 @@ static int check_frames(const struct pyreader *r, const struct pythread *th, con
     return 0;
 }
 
-static int check_chain(const struct pyreader *r, const char *script_path, pid_t pid,
-                       const char *py)
+static int check_chain(const struct pyreader *r, const char *script_path, pid_t pid, const char *py)
 {
     const struct pythread *mt = find_leaf(r, "c");
     CHECK(mt != NULL, "%s: no thread sleeping in c (%zu threads)", py, r->nthreads);
@@ -365,14 +365,13 @@ static int check_gil(struct pyreader *r, const char *py, struct errbuf *eb)
         usleep(2000);
     }
     CHECK(rounds >= GIL_SAMPLES / 2, "%s: only %d usable rounds", py, rounds);
-    CHECK(spinner_held * 10 >= rounds * 8, "%s: the spinning thread held the GIL in %d of %d",
-          py, spinner_held, rounds);
+    CHECK(spinner_held * 10 >= rounds * 8, "%s: the spinning thread held the GIL in %d of %d", py,
+          spinner_held, rounds);
     return 0;
 }
 
 /* Samples until a thread is in `leaf` at `line` (or WAIT_NS passed). */
-static int sample_until_leaf(struct pyreader *r, const char *leaf, int32_t line,
-                             struct errbuf *eb)
+static int sample_until_leaf(struct pyreader *r, const char *leaf, int32_t line, struct errbuf *eb)
 {
     uint64_t end = now_ns() + WAIT_NS;
     for (;;) {
@@ -385,8 +384,7 @@ static int sample_until_leaf(struct pyreader *r, const char *leaf, int32_t line,
 
 /* Starts `py` on `script_path`, waits for "ready", finds its runtime and reads it with a
  * reader of depth `max_depth`, then checks what `mode` expects. */
-static int run_target(const char *py, const char *script_path, uint32_t max_depth,
-                      enum mode mode)
+static int run_target(const char *py, const char *script_path, uint32_t max_depth, enum mode mode)
 {
     char *argv[] = {(char *)py, (char *)script_path, NULL};
     struct child c;
