@@ -129,7 +129,7 @@ def old_interp(request):
 
 @pytest.fixture
 def one_interp():
-    """The newest installed supported interpreter (for tests that need just one)."""
+    """One installed supported interpreter, Debian's first (for tests that need just one)."""
     for ident, spec, _ in reversed(selected(SUPPORTED) or SUPPORTED):
         got = resolve_interp(ident, spec)
         if not isinstance(got, str):
