@@ -45,7 +45,8 @@ def test_shares_without_idle_drop_sleeper(crux, interp):
     stacks, truth, result = record_shares(crux, interp, idle=False)
     got_all, n_all = shares(stacks, FUNCS)
     assert n_all >= MIN_SAMPLES // 2, "only %d samples\n%s" % (n_all, result.describe())
-    assert got_all["sleeper"] <= 0.05, \
+    # ~0.5 of wall time; what remains is wake-up latency (runnable, state R) on a busy machine
+    assert got_all["sleeper"] <= 0.10, \
         "sleeper kept without --idle: %s" % table(got_all, truth["shares"])
     on_cpu_total = sum(truth["shares"][f] for f in ON_CPU)
     expected = dict((f, truth["shares"][f] / on_cpu_total) for f in ON_CPU)
