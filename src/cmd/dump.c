@@ -32,6 +32,7 @@ static int parse_args(int argc, char **argv, struct dump_args *a)
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     optind = 1;
+    opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
     while ((c = getopt_long(argc, argv, "p:jbh", opts, NULL)) != -1) {
         switch (c) {
@@ -51,6 +52,7 @@ static int parse_args(int argc, char **argv, struct dump_args *a)
             fputs("usage: crux dump --pid PID [--json] [--blocking]\n", stdout);
             exit(0);
         default:
+            fprintf(stderr, "crux: dump: unknown option or missing value: %s\n", argv[optind - 1]);
             fputs("usage: crux dump --pid PID [--json] [--blocking]\n", stderr);
             return EXIT_USAGE;
         }

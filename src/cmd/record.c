@@ -81,6 +81,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
     a->rate = DEFAULT_RATE;
     a->max_depth = DEFAULT_MAX_DEPTH;
     optind = 1;
+    opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
     double v;
     while ((c = getopt_long(argc, argv, "+o:f:p:r:d:igtbqh", opts, NULL)) != -1) {
@@ -141,6 +142,8 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             usage(stdout);
             exit(0);
         default:
+            fprintf(stderr, "crux: record: unknown option or missing value: %s\n",
+                    argv[optind - 1]);
             usage(stderr);
             return EXIT_USAGE;
         }

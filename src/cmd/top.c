@@ -88,6 +88,7 @@ static int parse_args(int argc, char **argv, struct top_args *a)
     a->rate = 100;
     a->interval = 1;
     optind = 1;
+    opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
     double v = 0;
     while ((c = getopt_long(argc, argv, "+p:r:d:is:n:h", opts, NULL)) != -1) {
@@ -120,6 +121,7 @@ static int parse_args(int argc, char **argv, struct top_args *a)
             usage(stdout);
             exit(0);
         default:
+            fprintf(stderr, "crux: top: unknown option or missing value: %s\n", argv[optind - 1]);
             usage(stderr);
             return EXIT_USAGE;
         }

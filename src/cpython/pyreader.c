@@ -397,7 +397,14 @@ static pid_t thread_tid(struct pyreader *r, struct pythread *th, const uint8_t *
     const struct py_offsets *o = &r->rt->off;
     if (o->ts_native_thread_id >= 0)
         return (pid_t)rd64(b, o->ts_native_thread_id);
-    uint64_t key = hmap_hash64(th->tstate ^ (th->ts_id << 1)) | 1;
+    /* 3.8-3.10: a new thread's state first holds its creator's pthread id, until the new
+     * thread runs and stores its own: the id is part of the key so that a tid read in that
+     * window is not kept, and a thread sharing its pthread id with a later one in the list
+     * (its creator) gets no tid this round. */
+    for (const struct pythread *u = th + 1; u < r->threads + r->nthreads; u++)
+        if (u->pthread_id == th->pthread_id)
+            return 0;
+    uint64_t key = hmap_hash64(hmap_hash64(th->tstate ^ (th->ts_id << 1)) ^ th->pthread_id) | 1;
     uint64_t v;
     if (hmap_get(&r->tids, key, &v))
         return (pid_t)v;
@@ -415,9 +422,9 @@ static pid_t thread_tid(struct pyreader *r, struct pythread *th, const uint8_t *
 static bool seen_before(struct pyreader *r, uint64_t addr)
 {
     uint32_t i = (uint32_t)hmap_hash64(addr) & r->seen_mask;
-    while (r->seen_gen[i] == r->gen) {
-        if (r->seen[i] == addr)
-            return true;
+    for (uint32_t probes = 0; r->seen_gen[i] == r->gen; probes++) {
+        if (r->seen[i] == addr || probes > r->seen_mask)
+            return true; /* a cycle, or more frames than any bounded walk visits */
         i = (i + 1) & r->seen_mask;
     }
     r->seen_gen[i] = r->gen;
@@ -462,10 +469,13 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
     uint8_t scratch[FRAME_READ_MAX];
     size_t flen = (size_t)o->if_size;
     pr->nnext = 0;
+    uint32_t visited = 0;
     while (f) {
         if ((f & 7) || seen_before(r, f))
             return ERR_CORRUPT;
-        if (th->nframes >= r->max_depth) {
+        /* Skipped entry frames do not count toward max_depth; bound the walk anyway (the
+         * cycle table holds 2 * max_depth + 64 addresses). */
+        if (++visited > 2 * r->max_depth + 32) {
             th->truncated = true;
             return 0;
         }
@@ -502,6 +512,12 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
          * trampoline and 3.13 _Py_InitCleanup shims are among them. */
         if (owner != OWNER_GENERATOR && b < (int64_t)c->firsttraceable * 2)
             continue;
+        /* Checked here, after the skips, so that a stack of exactly max_depth Python frames
+         * above its entry frames is not called truncated. */
+        if (th->nframes >= r->max_depth) {
+            th->truncated = true;
+            return 0;
+        }
         push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b));
     }
     return 0;

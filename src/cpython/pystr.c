@@ -79,9 +79,11 @@ int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_
     size_t head_len = sizeof(head);
     if (!addr || (addr & 7))
         return ERR_CORRUPT;
-    /* The object may end just before an unmapped page: fall back to the header alone. */
+    /* The object may end just before an unmapped page: fall back to the smallest header
+     * (a compact ASCII object is only sizeof(PyASCIIObject) + length + 1 bytes), and read
+     * the data separately. */
     if (mem_read(pid, addr, head, head_len)) {
-        head_len = (size_t)o->str_compact_size + 8;
+        head_len = (size_t)o->str_ascii_size;
         int rc = mem_read(pid, addr, head, head_len);
         if (rc)
             return rc;
@@ -99,6 +101,14 @@ int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_
     size_t count = length > STR_MAX_CHARS ? STR_MAX_CHARS : (size_t)length;
     size_t nbytes = count * (size_t)kind;
     uint64_t data_addr;
+    size_t need = compact ? (size_t)(ascii ? o->str_ascii_size : o->str_compact_size)
+                          : (size_t)o->str_data + 8;
+    if (head_len < need) {
+        int rc = mem_read(pid, addr + head_len, head + head_len, need - head_len);
+        if (rc)
+            return rc;
+        head_len = need;
+    }
     if (compact)
         data_addr = addr + (uint64_t)(ascii ? o->str_ascii_size : o->str_compact_size);
     else

@@ -64,23 +64,30 @@ static int parse_line(const char *line, size_t len, struct map *out)
     if (*end != ' ' || errno)
         return ERR_ARG;
     const char *p = end + 1;
-    if ((size_t)(p - line) + 5 > len)
+    const char *stop_at = line + len;
+    if ((size_t)(p - line) + 5 > len || p[4] != ' ' || p[5] == ' ' || p[5] == '\n')
         return ERR_ARG;
     memcpy(out->perms, p, 4);
     out->perms[4] = '\0';
     p += 5;
     unsigned long long off = strtoull(p, &end, 16);
+    if (end == p || end > stop_at || errno)
+        return ERR_ARG;
     p = end;
-    /* skip dev and inode */
+    /* skip dev and inode; every step stays inside this line */
     for (int field = 0; field < 2; field++) {
-        while (*p == ' ')
+        if (p >= stop_at || *p != ' ')
+            return ERR_ARG;
+        while (p < stop_at && *p == ' ')
             p++;
-        while (*p && *p != ' ' && *p != '\n')
+        if (p >= stop_at)
+            return ERR_ARG;
+        while (p < stop_at && *p != ' ')
             p++;
     }
-    while (*p == ' ')
+    while (p < stop_at && *p == ' ')
         p++;
-    size_t plen = (size_t)(line + len - p);
+    size_t plen = (size_t)(stop_at - p);
     out->start = start;
     out->end = stop;
     out->offset = off;

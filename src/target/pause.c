@@ -9,11 +9,13 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "target/proc.h"
 #include "util/xalloc.h"
 
 #define PAUSE_MAX_THREADS 4096
+#define PAUSE_WAIT_US 200000 /* longest wait for one round's stops */
 
 void pause_init(struct pauser *pz, pid_t pid, pid_t child)
 {
@@ -89,26 +91,36 @@ int pause_stop_all(struct pauser *pz, struct errbuf *eb)
     int rc = seize_new(pz);
     if (rc)
         return errbuf_set(eb, rc, "cannot pause process %d: %s", (int)pz->pid, err_str(rc));
-    for (size_t i = 0; i < pz->n; i++)
-        if (!pz->v[i].stopped && ptrace(PTRACE_INTERRUPT, pz->v[i].tid, 0, 0) != 0)
-            pz->v[i].stopped = false;
-    /* Wait for each thread to report its stop; one that exits reports that instead. */
     size_t i = 0;
     while (i < pz->n) {
-        struct pause_thread *t = &pz->v[i];
-        if (t->stopped) {
-            i++;
+        if (!pz->v[i].stopped && ptrace(PTRACE_INTERRUPT, pz->v[i].tid, 0, 0) != 0) {
+            forget(pz, pz->v[i].tid); /* ESRCH: the thread exited */
             continue;
         }
+        i++;
+    }
+    /* Wait for each thread to report its stop, never blocking: a thread that exits reports
+     * that instead, and an exiting group leader may never report until the whole group is
+     * gone. A thread still running at the deadline is left out of this round; its pending
+     * stop is handled (and resumed) by the next pause_poll(). */
+    uint64_t waited_us = 0;
+    for (;;) {
+        bool all = true;
+        for (size_t k = 0; k < pz->n && all; k++)
+            all = pz->v[k].stopped;
+        if (all || waited_us >= PAUSE_WAIT_US)
+            break;
         int status;
-        pid_t got = waitpid(t->tid, &status, __WALL);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            forget(pz, t->tid); /* ECHILD: gone */
+        pid_t got = waitpid(-1, &status, __WALL | WNOHANG);
+        if (got > 0) {
+            on_status(pz, got, status);
             continue;
         }
-        on_status(pz, got, status);
+        if (got < 0 && errno == ECHILD)
+            break;
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+        waited_us += 20;
     }
     return pz->n ? 0 : ERR_PROC_GONE;
 }

@@ -21,6 +21,8 @@ struct proc_statfd {
 
 static ssize_t read_small(const char *path, char *out, size_t n)
 {
+    if (n < 2)
+        return -EINVAL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
