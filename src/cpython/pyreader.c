@@ -664,6 +664,66 @@ static void fill_threads(struct pyreader *r)
     r->nthreads = t;
 }
 
+/* Walks thread slot `t` from the copies this round made. */
+static int walk_thread(struct pyreader *r, size_t t, uint64_t now_ns)
+{
+    const struct py_offsets *o = &r->rt->off;
+    struct pythread *th = &r->threads[t];
+    r->gen++;
+    if (r->gen == 0) {
+        memset(r->seen_gen, 0, (r->seen_mask + 1) * sizeof(*r->seen_gen));
+        r->gen = 1;
+    }
+    int err;
+    if (o->minor >= 11) {
+        uint64_t f = o->cf_current_frame >= 0 ? r->cframe_vals[t] : rd64(blob(r, t), o->ts_frame);
+        err = walk_311(r, th, &r->chunks[t], &r->pred[t], f, now_ns);
+        struct pypredict *pr = &r->pred[t];
+        memcpy(pr->extra, pr->next_extra, pr->nnext * sizeof(*pr->extra));
+        pr->nextra = pr->nnext;
+    } else {
+        err = walk_38(r, th, rd64(blob(r, t), o->ts_frame), now_ns);
+    }
+    return err;
+}
+
+/* Re-reads one thread's state and (3.11+) its current frame pointer and data stack, after
+ * a walk found them inconsistent. Not on the common path: a few reads. */
+static int refresh_thread(struct pyreader *r, size_t t)
+{
+    const struct py_offsets *o = &r->rt->off;
+    struct pythread *th = &r->threads[t];
+    uint8_t *b = blob(r, t);
+    int rc = mem_read(r->rt->pid, th->tstate, b, r->ts_read);
+    if (rc)
+        return rc;
+    if (rd64(b, o->ts_interp) != th->interp || rd64(b, o->ts_id) != th->ts_id)
+        return ERR_CORRUPT;
+    if (o->minor < 11)
+        return 0;
+    uint64_t cf = rd64(b, o->ts_frame);
+    r->cframe_vals[t] = cf;
+    if (o->cf_current_frame >= 0) {
+        r->cframe_vals[t] = 0;
+        rc = cf ? mem_read(r->rt->pid, cf + (uint64_t)o->cf_current_frame, &r->cframe_vals[t], 8)
+                : 0;
+        if (rc)
+            return rc;
+    }
+    struct pychunk *ck = &r->chunks[t];
+    ck->ok = false;
+    uint64_t chunk = rd64(b, o->ts_datastack_chunk);
+    uint64_t top = rd64(b, o->ts_datastack_top);
+    if (!chunk || top <= chunk || top - chunk > PYREADER_CHUNK_MAX)
+        return 0;
+    if (!ck->buf)
+        ck->buf = xmalloc(PYREADER_CHUNK_MAX);
+    ck->base = chunk;
+    ck->len = top - chunk;
+    ck->ok = mem_read(r->rt->pid, chunk, ck->buf, ck->len) == 0;
+    return 0;
+}
+
 int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
 {
     const struct py_offsets *o = &r->rt->off;
@@ -699,22 +759,15 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
         th->first = (uint32_t)r->nframes;
         if (th->err)
             continue;
-        r->gen++;
-        if (r->gen == 0) {
-            memset(r->seen_gen, 0, (r->seen_mask + 1) * sizeof(*r->seen_gen));
-            r->gen = 1;
-        }
-        if (o->minor >= 11)
-            th->err = walk_311(r, th, &r->chunks[t], &r->pred[t],
-                               o->cf_current_frame >= 0 ? r->cframe_vals[t]
-                                                        : rd64(blob(r, t), o->ts_frame),
-                               now_ns);
-        else
-            th->err = walk_38(r, th, rd64(blob(r, t), o->ts_frame), now_ns);
-        if (o->minor >= 11) {
-            struct pypredict *pr = &r->pred[t];
-            memcpy(pr->extra, pr->next_extra, pr->nnext * sizeof(*pr->extra));
-            pr->nextra = pr->nnext;
+        th->err = walk_thread(r, t, now_ns);
+        if (th->err && th->err != ERR_PROC_GONE && refresh_thread(r, t) == 0) {
+            /* Torn: the thread pushed or popped frames while we copied its stack. One
+             * fresh read of this thread alone usually gives a consistent stack. */
+            r->retries++;
+            r->nframes = th->first;
+            th->nframes = 0;
+            th->truncated = false;
+            th->err = walk_thread(r, t, now_ns);
         }
         if (th->err == ERR_PROC_GONE)
             return errbuf_set(eb, ERR_PROC_GONE, "process %d exited", (int)r->rt->pid);

@@ -113,7 +113,7 @@ struct pyreader {
     uint32_t *seen_gen;
     uint32_t seen_mask, gen;
 
-    uint64_t rounds, slow_walks, dropped;
+    uint64_t rounds, slow_walks, dropped, retries;
     uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */
 };
 
