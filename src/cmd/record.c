@@ -51,16 +51,6 @@ static void usage(FILE *f)
           f);
 }
 
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v) || v < lo || v > hi)
-        return ERR_ARG;
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, struct record_args *a)
 {
     static const struct option opts[] = {{"output", required_argument, 0, 'o'},
@@ -99,7 +89,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             }
             break;
         case 'r':
-            if (parse_double(optarg, 0.1, MAX_RATE, &a->rate)) {
+            if (session_parse_number(optarg, 0.1, MAX_RATE, &a->rate)) {
                 fprintf(stderr,
                         "crux: --rate needs a number of samples per second "
                         "(0.1 to 100000), got '%s'\n",
@@ -108,13 +98,13 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             }
             break;
         case 'd':
-            if (parse_double(optarg, 0.001, 1e7, &a->duration)) {
+            if (session_parse_number(optarg, 0.001, 1e7, &a->duration)) {
                 fprintf(stderr, "crux: --duration needs seconds, got '%s'\n", optarg);
                 return EXIT_USAGE;
             }
             break;
         case 'm':
-            if (parse_double(optarg, 1, 1 << 20, &v)) {
+            if (session_parse_number(optarg, 1, 1 << 20, &v)) {
                 fprintf(stderr, "crux: --max-depth needs a number of frames, got '%s'\n", optarg);
                 return EXIT_USAGE;
             }

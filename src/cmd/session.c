@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,17 @@ int session_parse_pid(const char *s, pid_t *out)
     if (errno || *end || end == s || v <= 0 || v > 0x3fffffff)
         return ERR_ARG;
     *out = (pid_t)v;
+    return 0;
+}
+
+int session_parse_number(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi)
+        return ERR_ARG;
+    *out = v;
     return 0;
 }
 

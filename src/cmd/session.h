@@ -35,6 +35,8 @@ void session_report(int rc, const struct errbuf *eb);
 void session_trap_signals(volatile sig_atomic_t *flag);
 /* The signal that set the flag, or 0. */
 int session_signal(void);
+/* Parses a finite number within [lo, hi] (an option's value); ERR_ARG otherwise. */
+int session_parse_number(const char *s, double lo, double hi, double *out) MUST_CHECK;
 /* Parses a positive PID; ERR_ARG when malformed. */
 int session_parse_pid(const char *s, pid_t *out) MUST_CHECK;
 

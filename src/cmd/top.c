@@ -63,16 +63,6 @@ static void usage(FILE *f)
           f);
 }
 
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v) || v < lo || v > hi)
-        return ERR_ARG;
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, struct top_args *a)
 {
     static const struct option opts[] = {{"pid", required_argument, 0, 'p'},
@@ -98,13 +88,13 @@ static int parse_args(int argc, char **argv, struct top_args *a)
             bad = session_parse_pid(optarg, &a->pid);
             break;
         case 'r':
-            bad = parse_num(optarg, 0.1, 100000, &a->rate);
+            bad = session_parse_number(optarg, 0.1, 100000, &a->rate);
             break;
         case 'd':
-            bad = parse_num(optarg, 0.001, 1e7, &a->duration);
+            bad = session_parse_number(optarg, 0.001, 1e7, &a->duration);
             break;
         case 'I':
-            bad = parse_num(optarg, 0.05, 3600, &a->interval);
+            bad = session_parse_number(optarg, 0.05, 3600, &a->interval);
             break;
         case 'i':
             a->idle = true;
@@ -114,7 +104,7 @@ static int parse_args(int argc, char **argv, struct top_args *a)
             a->sort = strcmp(optarg, "total") == 0 ? SORT_TOTAL : SORT_OWN;
             break;
         case 'n':
-            bad = parse_num(optarg, 1, 10000, &v);
+            bad = session_parse_number(optarg, 1, 10000, &v);
             a->rows = (int)v;
             break;
         case 'h':

@@ -10,6 +10,7 @@
 #include "cpython/pystr.h"
 #include "target/mem.h"
 #include "util/xalloc.h"
+#include "util/rawfield.h"
 
 #define CODE_READ_MAX 512
 #define NAME_MAX_BYTES 1024
@@ -43,20 +44,6 @@ void codecache_fini(struct codecache *c)
     memset(c, 0, sizeof(*c));
 }
 
-static uint64_t rd64(const uint8_t *p, int32_t off)
-{
-    uint64_t v;
-    memcpy(&v, p + off, sizeof(v));
-    return v;
-}
-
-static int32_t rd32(const uint8_t *p, int32_t off)
-{
-    int32_t v;
-    memcpy(&v, p + off, sizeof(v));
-    return v;
-}
-
 /* Reads a bytes object: its length into *n and up to `max` bytes of data into a new buffer
  * (*out, the caller frees it). */
 static int read_bytes(const struct pyruntime *rt, uint64_t addr, uint8_t **out, size_t *n)
@@ -68,9 +55,9 @@ static int read_bytes(const struct pyruntime *rt, uint64_t addr, uint8_t **out, 
     int rc = mem_read(rt->pid, addr, head, (size_t)o->bytes_sval);
     if (rc)
         return rc;
-    if (rt->type_bytes && rd64(head, o->ob_type) != rt->type_bytes)
+    if (rt->type_bytes && raw_u64(head, o->ob_type) != rt->type_bytes)
         return ERR_CORRUPT;
-    int64_t len = (int64_t)rd64(head, o->var_size);
+    int64_t len = (int64_t)raw_u64(head, o->var_size);
     if (len < 0 || (size_t)len > LINETABLE_MAX)
         return ERR_CORRUPT;
     uint8_t *data = xmalloc((size_t)len + 1);
@@ -93,9 +80,9 @@ static int bytes_len(const struct pyruntime *rt, uint64_t addr, uint64_t *len)
     int rc = mem_read(rt->pid, addr, head, (size_t)o->var_size + 8);
     if (rc)
         return rc;
-    if (rt->type_bytes && rd64(head, o->ob_type) != rt->type_bytes)
+    if (rt->type_bytes && raw_u64(head, o->ob_type) != rt->type_bytes)
         return ERR_CORRUPT;
-    *len = rd64(head, o->var_size);
+    *len = raw_u64(head, o->var_size);
     return *len > CODE_BYTES_MAX ? ERR_CORRUPT : 0;
 }
 
@@ -108,16 +95,16 @@ static int read_header(const struct pyruntime *rt, uint64_t addr, uint8_t *head)
     int rc = mem_read(rt->pid, addr, head, want);
     if (rc)
         return rc;
-    if (rt->type_code && rd64(head, o->ob_type) != rt->type_code)
+    if (rt->type_code && raw_u64(head, o->ob_type) != rt->type_code)
         return ERR_CORRUPT;
     return 0;
 }
 
 static void head_ident(const struct py_offsets *o, const uint8_t *head, uint64_t ident[3])
 {
-    ident[0] = rd64(head, o->co_filename);
-    ident[1] = rd64(head, o->co_qualname >= 0 ? o->co_qualname : o->co_name);
-    ident[2] = rd64(head, o->co_linetable);
+    ident[0] = raw_u64(head, o->co_filename);
+    ident[1] = raw_u64(head, o->co_qualname >= 0 ? o->co_qualname : o->co_name);
+    ident[2] = raw_u64(head, o->co_linetable);
 }
 
 /* Reads the code object at `addr` into a fresh entry `e`. */
@@ -131,19 +118,19 @@ static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
         return rc;
     e->addr = addr;
     head_ident(o, head, e->ident);
-    e->firstlineno = rd32(head, o->co_firstlineno);
+    e->firstlineno = raw_i32(head, o->co_firstlineno);
     if (e->firstlineno < 0)
         return ERR_CORRUPT;
     if (o->co_code_adaptive >= 0) {
-        int64_t units = (int64_t)rd64(head, o->var_size);
+        int64_t units = (int64_t)raw_u64(head, o->var_size);
         if (units <= 0 || (uint64_t)units * 2 > CODE_BYTES_MAX)
             return ERR_CORRUPT;
         e->code_start = addr + (uint64_t)o->co_code_adaptive;
         e->code_bytes = (uint32_t)(units * 2);
-        e->firsttraceable = (uint32_t)rd32(head, o->co_firsttraceable);
+        e->firsttraceable = (uint32_t)raw_i32(head, o->co_firsttraceable);
     } else {
         uint64_t len;
-        rc = bytes_len(rt, rd64(head, o->co_code), &len);
+        rc = bytes_len(rt, raw_u64(head, o->co_code), &len);
         if (rc)
             return rc;
         e->code_bytes = (uint32_t)len;
@@ -179,7 +166,7 @@ static int still_valid(const struct pyruntime *rt, const struct pycode *e)
     uint64_t ident[3];
     head_ident(&rt->off, head, ident);
     return memcmp(ident, e->ident, sizeof(ident)) == 0 &&
-           rd32(head, rt->off.co_firstlineno) == e->firstlineno;
+           raw_i32(head, rt->off.co_firstlineno) == e->firstlineno;
 }
 
 int codecache_get(struct codecache *c, uint64_t addr, uint64_t now_ns, const struct pycode **out)

@@ -13,25 +13,12 @@
 #include "target/mem.h"
 #include "target/proc.h"
 #include "util/xalloc.h"
+#include "util/rawfield.h"
 
 #define OWNER_GENERATOR 1
 #define OWNER_CSTACK 3 /* 3.12, 3.13: the entry frame each eval call pushes on the C stack */
 #define FRAME_READ_MAX 512
 #define PTHREAD_SCAN 4096
-
-static uint64_t rd64(const uint8_t *p, int32_t off)
-{
-    uint64_t v;
-    memcpy(&v, p + off, sizeof(v));
-    return v;
-}
-
-static int32_t rd32(const uint8_t *p, int32_t off)
-{
-    int32_t v;
-    memcpy(&v, p + off, sizeof(v));
-    return v;
-}
 
 static void forget_predictions(struct pyreader *r);
 
@@ -151,11 +138,11 @@ static int slow_walk(struct pyreader *r, uint64_t head)
             int rc = mem_read(pid, ts, blob(r, t), r->ts_read);
             if (rc)
                 return rc;
-            if (rd64(blob(r, t), o->ts_interp) != ip)
+            if (raw_u64(blob(r, t), o->ts_interp) != ip)
                 return ERR_CORRUPT;
             r->tstates[t] = ts;
             r->ncached++;
-            uint64_t next = rd64(blob(r, t), o->ts_next);
+            uint64_t next = raw_u64(blob(r, t), o->ts_next);
             if (next == ts)
                 return ERR_CORRUPT;
             ts = next;
@@ -185,9 +172,9 @@ static bool structure_matches(struct pyreader *r, uint64_t head)
         while (ts) {
             if (t >= r->ncached || r->tstates[t] != ts)
                 return false;
-            if (rd64(blob(r, t), o->ts_interp) != r->interps[i])
+            if (raw_u64(blob(r, t), o->ts_interp) != r->interps[i])
                 return false;
-            ts = rd64(blob(r, t), o->ts_next);
+            ts = raw_u64(blob(r, t), o->ts_next);
             t++;
         }
     }
@@ -364,7 +351,7 @@ static void infer_tid_offset(struct pyreader *r)
         if (!pt || mem_read(pid, pt, buf, PTHREAD_SCAN))
             continue;
         for (int32_t off = 0; off + 4 <= PTHREAD_SCAN; off += 4) {
-            if (rd32(buf, off) != nspid)
+            if (raw_i32(buf, off) != nspid)
                 continue;
             /* Confirm with the other threads: each must hold a different one of the
              * process's tids (some other fields hold the pid in every thread). */
@@ -396,7 +383,7 @@ static pid_t thread_tid(struct pyreader *r, struct pythread *th, const uint8_t *
 {
     const struct py_offsets *o = &r->rt->off;
     if (o->ts_native_thread_id >= 0)
-        return (pid_t)rd64(b, o->ts_native_thread_id);
+        return (pid_t)raw_u64(b, o->ts_native_thread_id);
     /* 3.8-3.10: a new thread's state first holds its creator's pthread id, until the new
      * thread runs and stores its own: the id is part of the key so that a tid read in that
      * window is not kept, and a thread sharing its pthread id with a later one in the list
@@ -482,9 +469,9 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
         const uint8_t *fb = frame_bytes(r, ck, pr, f, flen, scratch);
         if (!fb)
             return ERR_READ;
-        uint64_t code = rd64(fb, o->if_code);
-        uint64_t prev = rd64(fb, o->if_previous);
-        uint64_t instr = rd64(fb, o->if_instr);
+        uint64_t code = raw_u64(fb, o->if_code);
+        uint64_t prev = raw_u64(fb, o->if_previous);
+        uint64_t instr = raw_u64(fb, o->if_instr);
         uint8_t owner = fb[o->if_owner];
         f = prev;
         if (o->minor >= 12 && owner == OWNER_CSTACK)
@@ -538,9 +525,9 @@ static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t
         int rc = mem_read(r->rt->pid, f, fb, flen);
         if (rc)
             return rc == ERR_PROC_GONE ? rc : ERR_READ;
-        uint64_t code = rd64(fb, o->fo_code);
-        int32_t lasti = rd32(fb, o->fo_lasti);
-        f = rd64(fb, o->fo_back);
+        uint64_t code = raw_u64(fb, o->fo_code);
+        int32_t lasti = raw_i32(fb, o->fo_lasti);
+        f = raw_u64(fb, o->fo_back);
         const struct pycode *c;
         rc = codecache_get(&r->codes, code, now, &c);
         if (rc)
@@ -578,7 +565,7 @@ static int read_stacks_311(struct pyreader *r)
         struct pypredict *pr = &r->pred[t];
         struct pychunk *ck = &r->chunks[t];
         pr->cframe_span = pr->chunk_span = SIZE_MAX;
-        uint64_t cf = rd64(b, o->ts_frame);
+        uint64_t cf = raw_u64(b, o->ts_frame);
         r->cframe_vals[t] = cf;
         if (o->cf_current_frame >= 0) {
             r->cframe_vals[t] = 0;
@@ -592,8 +579,8 @@ static int read_stacks_311(struct pyreader *r)
             pr->cframe = cf;
         }
         ck->ok = false;
-        uint64_t chunk = rd64(b, o->ts_datastack_chunk);
-        uint64_t top = rd64(b, o->ts_datastack_top);
+        uint64_t chunk = raw_u64(b, o->ts_datastack_chunk);
+        uint64_t top = raw_u64(b, o->ts_datastack_top);
         bool hit = pr->chunk_ok && pr->chunk == chunk;
         pr->chunk_ok = false;
         if (!chunk || top <= chunk || top - chunk > PYREADER_CHUNK_MAX) {
@@ -626,7 +613,7 @@ static int read_stacks_311(struct pyreader *r)
          * chunk's own allocation (its size is in its header). */
         pr->len = 0;
         if (ck->ok && ck->len >= (size_t)o->ck_data) {
-            uint64_t size = rd64(ck->buf, o->ck_size);
+            uint64_t size = raw_u64(ck->buf, o->ck_size);
             size_t want = ck->len + PYREADER_PREDICT_SLACK;
             if (size >= (uint64_t)o->ck_data && want > size)
                 want = (size_t)size;
@@ -649,15 +636,15 @@ static void fill_threads(struct pyreader *r)
             th->tstate = ts;
             th->interp = r->interps[i];
             th->interp_id = (int64_t)r->interp_fields[i][2];
-            th->ts_id = rd64(b, o->ts_id);
-            th->pthread_id = rd64(b, o->ts_thread_id);
+            th->ts_id = raw_u64(b, o->ts_id);
+            th->pthread_id = raw_u64(b, o->ts_thread_id);
             if (o->ts_status_gil_bit >= 0 && o->is_gil_ptr >= 0 && o->minor >= 13) {
-                uint32_t status = (uint32_t)rd32(b, o->ts_status);
+                uint32_t status = (uint32_t)raw_i32(b, o->ts_status);
                 th->gil = (status >> o->ts_status_gil_bit) & 1;
             } else {
                 th->gil = r->gil_holder[i] == ts;
             }
-            ts = rd64(b, o->ts_next);
+            ts = raw_u64(b, o->ts_next);
             t++;
         }
     }
@@ -676,13 +663,14 @@ static int walk_thread(struct pyreader *r, size_t t, uint64_t now_ns)
     }
     int err;
     if (o->minor >= 11) {
-        uint64_t f = o->cf_current_frame >= 0 ? r->cframe_vals[t] : rd64(blob(r, t), o->ts_frame);
+        uint64_t f =
+            o->cf_current_frame >= 0 ? r->cframe_vals[t] : raw_u64(blob(r, t), o->ts_frame);
         err = walk_311(r, th, &r->chunks[t], &r->pred[t], f, now_ns);
         struct pypredict *pr = &r->pred[t];
         memcpy(pr->extra, pr->next_extra, pr->nnext * sizeof(*pr->extra));
         pr->nextra = pr->nnext;
     } else {
-        err = walk_38(r, th, rd64(blob(r, t), o->ts_frame), now_ns);
+        err = walk_38(r, th, raw_u64(blob(r, t), o->ts_frame), now_ns);
     }
     return err;
 }
@@ -697,11 +685,11 @@ static int refresh_thread(struct pyreader *r, size_t t)
     int rc = mem_read(r->rt->pid, th->tstate, b, r->ts_read);
     if (rc)
         return rc;
-    if (rd64(b, o->ts_interp) != th->interp || rd64(b, o->ts_id) != th->ts_id)
+    if (raw_u64(b, o->ts_interp) != th->interp || raw_u64(b, o->ts_id) != th->ts_id)
         return ERR_CORRUPT;
     if (o->minor < 11)
         return 0;
-    uint64_t cf = rd64(b, o->ts_frame);
+    uint64_t cf = raw_u64(b, o->ts_frame);
     r->cframe_vals[t] = cf;
     if (o->cf_current_frame >= 0) {
         r->cframe_vals[t] = 0;
@@ -712,8 +700,8 @@ static int refresh_thread(struct pyreader *r, size_t t)
     }
     struct pychunk *ck = &r->chunks[t];
     ck->ok = false;
-    uint64_t chunk = rd64(b, o->ts_datastack_chunk);
-    uint64_t top = rd64(b, o->ts_datastack_top);
+    uint64_t chunk = raw_u64(b, o->ts_datastack_chunk);
+    uint64_t top = raw_u64(b, o->ts_datastack_top);
     if (!chunk || top <= chunk || top - chunk > PYREADER_CHUNK_MAX)
         return 0;
     if (!ck->buf)

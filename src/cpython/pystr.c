@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "target/mem.h"
+#include "util/rawfield.h"
 
 #define STR_HEAD_READ 256  /* header plus the start of the data in one read */
 #define STR_MAX_CHARS 4096 /* longer names are cut */
@@ -65,13 +66,6 @@ size_t pystr_to_utf8(const uint8_t *data, size_t count, int kind, char *out, siz
     return pos;
 }
 
-static uint64_t rd64(const uint8_t *p, int32_t off)
-{
-    uint64_t v;
-    memcpy(&v, p + off, sizeof(v));
-    return v;
-}
-
 int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_t addr, char *out,
                size_t cap, size_t *len)
 {
@@ -88,9 +82,9 @@ int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_
         if (rc)
             return rc;
     }
-    if (type_str && rd64(head, o->ob_type) != type_str)
+    if (type_str && raw_u64(head, o->ob_type) != type_str)
         return ERR_CORRUPT;
-    int64_t length = (int64_t)rd64(head, o->str_length);
+    int64_t length = (int64_t)raw_u64(head, o->str_length);
     uint32_t state;
     memcpy(&state, head + o->str_state, sizeof(state));
     int kind = (int)((state >> 2) & 7);
@@ -112,7 +106,7 @@ int pystr_read(pid_t pid, const struct py_offsets *o, uint64_t type_str, uint64_
     if (compact)
         data_addr = addr + (uint64_t)(ascii ? o->str_ascii_size : o->str_compact_size);
     else
-        data_addr = rd64(head, o->str_data);
+        data_addr = raw_u64(head, o->str_data);
     uint8_t data[STR_MAX_CHARS * 4];
     uint64_t in_head = addr + head_len > data_addr ? addr + head_len - data_addr : 0;
     if (compact && data_addr >= addr && in_head >= nbytes) {
