@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+"""Many-thread workload: T threads, each doing a fixed number of rounds of Python work
+followed by a short sleep (a server's worker pool: compute, then wait on I/O).
+python threads.py --threads 64 --rounds R [--wait-go]"""
+import argparse
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import report, start, wait_for_go  # noqa: E402
+
+
+def work(n):
+    acc = 0
+    d = {}
+    for i in range(n):
+        acc += (i * 7919) % 1009
+        d[i & 63] = acc
+    return acc + len(d)
+
+
+def worker(rounds, n, sleep_s, barrier):
+    barrier.wait()
+    for _ in range(rounds):
+        work(n)
+        time.sleep(sleep_s)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--n", type=int, default=2500)
+    ap.add_argument("--sleep-ms", type=float, default=2.0)
+    ap.add_argument("--wait-go", action="store_true")
+    a = ap.parse_args()
+    barrier = threading.Barrier(a.threads + 1)
+    ts = [threading.Thread(target=worker, args=(a.rounds, a.n, a.sleep_ms / 1000, barrier))
+          for _ in range(a.threads)]
+    for t in ts:
+        t.start()
+    wait_for_go(a.wait_go)
+    t0 = start()
+    barrier.wait()
+    for t in ts:
+        t.join()
+    report("threads", t0, threads=a.threads, rounds=a.rounds, n=a.n, sleep_ms=a.sleep_ms)
+
+
+if __name__ == "__main__":
+    main()
