@@ -220,6 +220,44 @@ int codecache_get(struct codecache *c, uint64_t addr, uint64_t now_ns, const str
     return 0;
 }
 
+int codecache_check_many(struct codecache *c, const uint64_t *addrs, size_t n, uint64_t now_ns)
+{
+    const struct py_offsets *o = &c->rt->off;
+    size_t hlen = (size_t)o->co_size < CODE_READ_MAX ? (size_t)o->co_size : CODE_READ_MAX;
+    struct mem_span sp[CODECACHE_CHECK_BATCH];
+    uint8_t ok[CODECACHE_CHECK_BATCH];
+    uint32_t idx[CODECACHE_CHECK_BATCH];
+    uint8_t *heads = xmalloc(CODECACHE_CHECK_BATCH * hlen);
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < CODECACHE_CHECK_BATCH; i++) {
+        uint64_t v;
+        if (!hmap_get(&c->index, addrs[i], &v) || c->v[v].checked_ns == now_ns)
+            continue;
+        c->v[v].checked_ns = now_ns; /* also dedups repeated addresses */
+        idx[k] = (uint32_t)v;
+        sp[k] = (struct mem_span){addrs[i], heads + k * hlen, hlen};
+        k++;
+    }
+    int bad = k ? mem_readv(c->rt->pid, sp, k, ok) : 0;
+    if (bad < 0) {
+        free(heads);
+        return bad;
+    }
+    for (size_t j = 0; j < k; j++) {
+        struct pycode *e = &c->v[idx[j]];
+        const uint8_t *h = heads + j * hlen;
+        uint64_t ident[3];
+        head_ident(o, h, ident);
+        bool same = ok[j] && (!c->rt->type_code || raw_u64(h, o->ob_type) == c->rt->type_code) &&
+                    memcmp(ident, e->ident, sizeof(ident)) == 0 &&
+                    raw_i32(h, o->co_firstlineno) == e->firstlineno;
+        if (!same)
+            e->checked_ns = now_ns - c->revalidate_ns - 1; /* expired: reloaded on next get */
+    }
+    free(heads);
+    return 0;
+}
+
 int codecache_recheck(struct codecache *c, uint64_t addr, uint64_t now_ns,
                       const struct pycode **out)
 {

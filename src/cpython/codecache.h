@@ -49,6 +49,15 @@ void codecache_fini(struct codecache *c);
  * call. ERR_CORRUPT when `addr` is not a readable code object (torn frame, freed code). */
 int codecache_get(struct codecache *c, uint64_t addr, uint64_t now_ns,
                   const struct pycode **out) MUST_CHECK;
+#define CODECACHE_CHECK_BATCH 128
+
+/* Re-checks, in one batched read, the cached entries of the code objects at `addrs` (up to
+ * CODECACHE_CHECK_BATCH distinct ones not yet checked at `now_ns`): an entry whose address now
+ * holds another code object expires, so that the next codecache_get reloads it. Used on
+ * 3.8-3.10, where a frame gives no bytecode pointer to check a cached entry against.
+ * Returns ERR_PROC_GONE / ERR_PERM when the process cannot be read, else 0. */
+int codecache_check_many(struct codecache *c, const uint64_t *addrs, size_t n,
+                         uint64_t now_ns) MUST_CHECK;
 /* Like codecache_get, but re-reads the header of a cached entry now (used when a frame does
  * not fit the cached bytecode span: the address may hold another code object by now). */
 int codecache_recheck(struct codecache *c, uint64_t addr, uint64_t now_ns,

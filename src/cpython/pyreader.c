@@ -68,6 +68,8 @@ void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_
     r->seen = xcalloc(slots, sizeof(*r->seen));
     r->seen_gen = xcalloc(slots, sizeof(*r->seen_gen));
     r->seen_mask = slots - 1;
+    r->w_code = xmalloc((size_t)r->max_depth * sizeof(*r->w_code));
+    r->w_lasti = xmalloc((size_t)r->max_depth * sizeof(*r->w_lasti));
 }
 
 void pyreader_fini(struct pyreader *r)
@@ -88,6 +90,8 @@ void pyreader_fini(struct pyreader *r)
     free(r->frames);
     free(r->seen);
     free(r->seen_gen);
+    free(r->w_code);
+    free(r->w_lasti);
     hmap_fini(&r->tids);
     memset(r, 0, sizeof(*r));
 }
@@ -510,40 +514,46 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
     return 0;
 }
 
+/* 3.8-3.10: frames are heap objects, read one by one. A frame names its code object but
+ * gives nothing to check a cached entry against (3.11+ check the instruction pointer against
+ * the bytecode span), and code objects are freed and their addresses reused (site.py's
+ * module code, then the user's function): so the walk first collects the code pointers,
+ * re-checks their cached entries in one batched read, and only then resolves names. */
 static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t now)
 {
     const struct py_offsets *o = &r->rt->off;
     uint8_t fb[FRAME_READ_MAX];
     size_t flen = (size_t)o->fo_size < sizeof(fb) ? (size_t)o->fo_size : sizeof(fb);
+    uint32_t n = 0;
     while (f) {
         if ((f & 7) || seen_before(r, f))
             return ERR_CORRUPT;
-        if (th->nframes >= r->max_depth) {
+        if (n >= r->max_depth) {
             th->truncated = true;
-            return 0;
+            break;
         }
         int rc = mem_read(r->rt->pid, f, fb, flen);
         if (rc)
             return rc == ERR_PROC_GONE ? rc : ERR_READ;
-        uint64_t code = raw_u64(fb, o->fo_code);
-        int32_t lasti = raw_i32(fb, o->fo_lasti);
+        r->w_code[n] = raw_u64(fb, o->fo_code);
+        r->w_lasti[n] = raw_i32(fb, o->fo_lasti);
+        if (r->w_lasti[n] < -1)
+            return ERR_CORRUPT;
+        n++;
         f = raw_u64(fb, o->fo_back);
+    }
+    int rc = codecache_check_many(&r->codes, r->w_code, n, now);
+    if (rc)
+        return rc;
+    for (uint32_t k = 0; k < n; k++) {
         const struct pycode *c;
-        rc = codecache_get(&r->codes, code, now, &c);
+        rc = codecache_get(&r->codes, r->w_code[k], now, &c);
         if (rc)
             return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
         /* f_lasti counts bytes in 3.8/3.9 and code units in 3.10; -1 before the first. */
-        int64_t b = o->minor >= 10 ? (int64_t)lasti * 2 : lasti;
-        if (lasti < -1)
+        int64_t b = o->minor >= 10 ? (int64_t)r->w_lasti[k] * 2 : r->w_lasti[k];
+        if (b >= (int64_t)c->code_bytes)
             return ERR_CORRUPT;
-        if (b >= (int64_t)c->code_bytes) {
-            /* As in walk_311: the cached code object may be stale; re-read it once. */
-            rc = codecache_recheck(&r->codes, code, now, &c);
-            if (rc)
-                return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
-            if (b >= (int64_t)c->code_bytes)
-                return ERR_CORRUPT;
-        }
         push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b));
     }
     return 0;

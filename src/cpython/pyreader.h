@@ -113,6 +113,9 @@ struct pyreader {
     uint32_t *seen_gen;
     uint32_t seen_mask, gen;
 
+    uint64_t *w_code; /* 3.8-3.10 walk: code pointers and f_lasti per frame, max_depth long */
+    int32_t *w_lasti;
+
     uint64_t rounds, slow_walks, dropped, retries;
     uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */
 };
