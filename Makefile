@@ -58,9 +58,19 @@ venv:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
 
+# Benchmarks take minutes and print ratios; see bench/README.md.
+bench: build/crux
+	$(PYTHON) bench/sample_cost.py --quick
+	$(PYTHON) bench/overhead.py --quick
+
 lint:
 	@! grep -rnE '\b(sprintf|strcpy|strcat|strtok|atoi|gets)\s*\(' src tests/unit || \
-		(echo "lint: banned function used" && false)
+		(echo "# Benchmarks take minutes and print ratios; see bench/README.md.
+bench: build/crux
+	$(PYTHON) bench/sample_cost.py --quick
+	$(PYTHON) bench/overhead.py --quick
+
+lint: banned function used" && false)
 	clang-format --dry-run --Werror $(SRCS) $(wildcard src/*/*.h)
 
 golden-update: build/crux
