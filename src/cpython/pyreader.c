@@ -360,9 +360,16 @@ static void infer_tid_offset(struct pyreader *r)
             /* Confirm with the other threads: each must hold a different one of the
              * process's tids (some other fields hold the pid in every thread). */
             bool all = true;
+            size_t confirmed = 0;
             int32_t vals[PYREADER_MAX_THREADS];
             for (size_t u = 0; u < r->nthreads && all; u++) {
                 uint64_t pu = r->threads[u].pthread_id;
+                vals[u] = -1 - (int32_t)u; /* distinct placeholder for a skipped thread */
+                bool dup = false;
+                for (size_t k = 0; k < r->nthreads && !dup; k++)
+                    dup = k != u && r->threads[k].pthread_id == pu;
+                if (dup)
+                    continue; /* a new thread still holding its creator's id */
                 if (!pu || mem_read(pid, pu + (uint64_t)off, &vals[u], 4)) {
                     all = false;
                     break;
@@ -373,8 +380,9 @@ static void infer_tid_offset(struct pyreader *r)
                 for (size_t k = 0; k < u && found; k++)
                     found = vals[k] != vals[u];
                 all = found;
+                confirmed++;
             }
-            if (all) {
+            if (all && confirmed >= 2) {
                 r->pthread_tid_off = off;
                 break;
             }
