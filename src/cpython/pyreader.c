@@ -486,12 +486,10 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
         uint64_t instr = raw_u64(fb, o->if_instr);
         uint8_t owner = fb[o->if_owner];
         f = prev;
-        /* 3.13: a whole chain ends just after the thread's first frame, a CSTACK entry
-         * frame; one that ends anywhere else was cut by a frame rewritten under us (seen on
-         * coroutine chains). 3.11/3.12 end elsewhere too often to use this test (about 1%
-         * of good stacks here), so it is kept to 3.13. */
-        bool entry = owner == OWNER_CSTACK || (r->rt->type_none && code == r->rt->type_none);
-        if (!prev && !entry && o->minor == 13)
+        /* A thread's first frame is never generator-owned: a generator frame with no
+         * previous frame is a suspended coroutine read after its caller moved on (a torn
+         * chain, seen on asyncio stacks as a spurious root frame). */
+        if (!prev && owner == OWNER_GENERATOR)
             return ERR_CORRUPT;
         if (o->minor >= 12 && owner == OWNER_CSTACK)
             continue;
