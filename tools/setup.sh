@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-pkgs="gcc make libelf-dev python3 python3-venv valgrind"
+pkgs="gcc make libelf-dev libdw-dev libsqlite3-dev zlib1g-dev python3 python3-venv valgrind"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -7,6 +7,8 @@
 
 #include "util/xalloc.h"
 
+const char *const sample_cat_names[PCAT_N] = {"none", "python", "native", "system", "gil", "cpu"};
+
 void profile_init(struct profile *p)
 {
     memset(p, 0, sizeof(*p));
@@ -16,6 +18,8 @@ void profile_init(struct profile *p)
     p->capnodes = 1024;
     p->nodes = xcalloc(p->capnodes, sizeof(*p->nodes));
     p->counts = xcalloc(p->capnodes, sizeof(*p->counts));
+    p->cat_counts = xcalloc((size_t)p->capnodes * PCAT_N, sizeof(*p->cat_counts));
+    p->mem_growth = xcalloc(p->capnodes, sizeof(*p->mem_growth));
     p->nnodes = 1; /* id 0: the empty stack */
     p->max_samples = PROFILE_MAX_SAMPLES_DEFAULT;
 }
@@ -28,9 +32,18 @@ void profile_fini(struct profile *p)
     free(p->frames);
     free(p->nodes);
     free(p->counts);
+    free(p->cat_counts);
+    free(p->mem_growth);
     free(p->samples);
+    free(p->mem);
+    for (size_t i = 0; i < p->nprocs; i++) {
+        free(p->procs[i].name);
+        free(p->procs[i].python_version);
+    }
+    free(p->procs);
     free(p->meta.command);
     free(p->meta.python_version);
+    free(p->meta.categories_note);
     memset(p, 0, sizeof(*p));
 }
 
@@ -85,6 +98,11 @@ uint32_t profile_push(struct profile *p, uint32_t parent, uint32_t frame)
         p->nodes = xrealloc(p->nodes, ncap * sizeof(*p->nodes));
         p->counts = xrealloc(p->counts, ncap * sizeof(*p->counts));
         memset(p->counts + p->capnodes, 0, (ncap - p->capnodes) * sizeof(*p->counts));
+        p->cat_counts = xrealloc(p->cat_counts, (size_t)ncap * PCAT_N * sizeof(*p->cat_counts));
+        memset(p->cat_counts + (size_t)p->capnodes * PCAT_N, 0,
+               (size_t)(ncap - p->capnodes) * PCAT_N * sizeof(*p->cat_counts));
+        p->mem_growth = xrealloc(p->mem_growth, ncap * sizeof(*p->mem_growth));
+        memset(p->mem_growth + p->capnodes, 0, (ncap - p->capnodes) * sizeof(*p->mem_growth));
         p->capnodes = ncap;
     }
     uint32_t id = p->nnodes++;
@@ -100,24 +118,54 @@ uint32_t profile_stack(struct profile *p, const uint32_t *frames, size_t n)
     return s;
 }
 
-void profile_add(struct profile *p, uint32_t stack, uint16_t weight, uint64_t t_ns, uint32_t pid,
-                 uint32_t tid, enum thread_state state, uint8_t flags)
+void profile_add(struct profile *p, const struct psample *s)
 {
-    p->counts[stack] += weight;
-    p->total += weight;
+    uint32_t w = s->weight ? s->weight : 1;
+    p->counts[s->stack] += w;
+    p->cat_counts[(size_t)s->stack * PCAT_N + (s->cat < PCAT_N ? s->cat : CAT_NONE)] += w;
+    p->total += w;
     if (!p->keep_samples || p->nsamples >= p->max_samples)
         return;
     if (p->nsamples == p->capsamples) {
         p->capsamples = p->capsamples ? p->capsamples * 2 : 4096;
         p->samples = xrealloc(p->samples, p->capsamples * sizeof(*p->samples));
     }
-    p->samples[p->nsamples++] = (struct psample){.t_ns = t_ns,
-                                                 .stack = stack,
-                                                 .tid = tid,
-                                                 .pid = pid,
-                                                 .state = (uint8_t)state,
-                                                 .flags = flags,
-                                                 .weight = weight};
+    p->samples[p->nsamples] = *s;
+    p->samples[p->nsamples].weight = (uint16_t)w;
+    p->nsamples++;
+}
+
+void profile_add_growth(struct profile *p, uint32_t stack, int64_t bytes)
+{
+    p->mem_growth[stack] += bytes;
+}
+
+void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rss)
+{
+    if (p->nmem == p->capmem) {
+        p->capmem = p->capmem ? p->capmem * 2 : 1024;
+        p->mem = xrealloc(p->mem, p->capmem * sizeof(*p->mem));
+    }
+    p->mem[p->nmem++] = (struct pmem){.t_ns = t_ns, .rss = rss, .pid = pid};
+    struct pproc *pr = profile_proc(p, pid);
+    if (rss > pr->peak_rss)
+        pr->peak_rss = rss;
+}
+
+struct pproc *profile_proc(struct profile *p, uint32_t pid)
+{
+    for (size_t i = 0; i < p->nprocs; i++)
+        if (p->procs[i].pid == pid)
+            return &p->procs[i];
+    if (p->nprocs == p->capprocs) {
+        p->capprocs = p->capprocs ? p->capprocs * 2 : 8;
+        p->procs = xrealloc(p->procs, p->capprocs * sizeof(*p->procs));
+    }
+    struct pproc *pr = &p->procs[p->nprocs++];
+    memset(pr, 0, sizeof(*pr));
+    pr->pid = pid;
+    pr->exit_status = -1;
+    return pr;
 }
 
 size_t profile_stack_frames(const struct profile *p, uint32_t stack, uint32_t *out, size_t max)

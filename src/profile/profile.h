@@ -42,21 +42,55 @@ enum thread_state {
     TSTATE_IDLE = 2,    /* sleeping or blocked (S, D, ...) */
 };
 
+/* What kind of time a sample is (docs/internals.md, "Time categories"). */
+enum sample_cat {
+    CAT_NONE = 0,   /* not determined (categories off, or no evidence) */
+    CAT_PYTHON = 1, /* on CPU in the interpreter (libpython or the python executable) */
+    CAT_NATIVE = 2, /* on CPU in other user code: extension modules, BLAS, libtorch */
+    CAT_SYSTEM = 3, /* off CPU (blocked, sleeping, I/O, a lock) or on CPU in the kernel */
+    CAT_GIL = 4,    /* blocked waiting to take the GIL */
+    CAT_CPU = 5,    /* on CPU, python and native not separated (no perf events) */
+    PCAT_N = 6,
+};
+extern const char *const sample_cat_names[PCAT_N];
+
 /* Flags of one sample. */
 enum {
     SAMPLE_GIL = 1u << 0,       /* the thread held the GIL */
     SAMPLE_TRUNCATED = 1u << 1, /* the stack was cut at the depth cap */
 };
 
-/* One sample of one thread. 24 bytes; kept only when profile->keep_samples. */
+/* One sample of one thread. 32 bytes; kept only when profile->keep_samples. */
 struct psample {
     uint64_t t_ns;  /* since the start of the recording */
     uint32_t stack; /* stack id */
     uint32_t tid;
     uint32_t pid;
-    uint8_t state; /* enum thread_state */
-    uint8_t flags; /* SAMPLE_* */
-    uint16_t weight;
+    uint32_t stage; /* strtab id of the request stage it fell in; 0 = none */
+    uint8_t state;  /* enum thread_state */
+    uint8_t flags;  /* SAMPLE_* */
+    uint8_t cat;    /* enum sample_cat */
+    uint8_t pad;
+    uint16_t weight; /* samples this record stands for (0 counts as 1) */
+};
+
+/* One point of the memory timeline: resident memory of one process. */
+struct pmem {
+    uint64_t t_ns;
+    uint64_t rss; /* bytes */
+    uint32_t pid;
+    uint32_t pad;
+};
+
+/* One process seen during the recording. */
+struct pproc {
+    uint32_t pid, ppid;
+    char *name;                 /* short command line ("python3 worker.py") */
+    char *python_version;       /* NULL when not a (readable) Python process */
+    uint64_t first_ns, last_ns; /* first and last sample time */
+    uint64_t samples;
+    uint64_t peak_rss;
+    int exit_status; /* -1 unknown */
 };
 
 /* Facts about the run, all owned by the profile (set with profile_set_meta). */
@@ -64,10 +98,13 @@ struct pmeta {
     char *command;        /* launched command line or "--pid N" */
     char *python_version; /* "3.12.1" */
     uint32_t pid;
-    double rate_hz;       /* requested rate */
-    uint64_t duration_ns; /* wall time recorded */
-    uint64_t ticks;       /* sampling rounds attempted */
-    uint64_t errors;      /* thread-samples dropped as unreadable */
+    double rate_hz;        /* requested rate */
+    uint64_t duration_ns;  /* wall time recorded */
+    uint64_t ticks;        /* sampling rounds attempted */
+    uint64_t errors;       /* thread-samples dropped as unreadable */
+    bool categories;       /* samples carry enum sample_cat */
+    char *categories_note; /* how categories were determined, or why only partly */
+    bool native;           /* stacks include native frames */
 };
 
 struct profile {
@@ -79,11 +116,17 @@ struct profile {
     uint32_t nnodes, capnodes;
     struct hmap node_index; /* (parent << 32 | frame) -> id */
     uint64_t *counts;       /* stack id -> samples ending exactly there; capnodes long */
+    uint64_t *cat_counts;   /* stack id * PCAT_N + cat -> samples; capnodes * PCAT_N long */
+    int64_t *mem_growth;    /* stack id -> resident bytes gained while it ran (may be < 0) */
     uint64_t total;         /* sum of counts */
     bool keep_samples;
     struct psample *samples;
     size_t nsamples, capsamples;
     size_t max_samples; /* cap for kept samples; later ones are only counted */
+    struct pmem *mem;   /* memory timeline, in time order per process */
+    size_t nmem, capmem;
+    struct pproc *procs;
+    size_t nprocs, capprocs;
     struct pmeta meta;
 };
 
@@ -103,9 +146,18 @@ uint32_t profile_frame(struct profile *p, uint32_t name, uint32_t file, int32_t 
 uint32_t profile_push(struct profile *p, uint32_t parent, uint32_t frame);
 /* Interns a whole stack given root first (frames[0] = root); returns its id. */
 uint32_t profile_stack(struct profile *p, const uint32_t *frames, size_t n);
-/* Counts `weight` samples of `stack`; records the sample when keep_samples. */
-void profile_add(struct profile *p, uint32_t stack, uint16_t weight, uint64_t t_ns, uint32_t pid,
-                 uint32_t tid, enum thread_state state, uint8_t flags);
+/* Counts `s->weight` samples of `s->stack` (per category too); records the sample when
+ * keep_samples. */
+void profile_add(struct profile *p, const struct psample *s);
+
+/* Attributes `bytes` of resident-memory change to `stack`. */
+void profile_add_growth(struct profile *p, uint32_t stack, int64_t bytes);
+
+/* Appends a point to the memory timeline. */
+void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rss);
+
+/* The process record for `pid`, created (zeroed, exit_status -1) when new. */
+struct pproc *profile_proc(struct profile *p, uint32_t pid);
 
 /* Copies the frames of `stack` into `out`, root first; returns the depth (may exceed `max`,
  * in which case only the `max` frames nearest the root are written). */

@@ -72,7 +72,13 @@ static void add_thread(struct profile *p, struct framemap *fm, const struct samp
         s = profile_push(p, s, profile_frame_of(p, fm, r, &r->frames[th->first + k - 1]));
     enum thread_state ts = state == 'R' ? TSTATE_RUNNING : TSTATE_IDLE;
     uint8_t flags = (uint8_t)((th->gil ? SAMPLE_GIL : 0) | (th->truncated ? SAMPLE_TRUNCATED : 0));
-    profile_add(p, s, 1, t_ns, (uint32_t)r->rt->pid, (uint32_t)th->tid, ts, flags);
+    profile_add(p, &(struct psample){.t_ns = t_ns,
+                                     .stack = s,
+                                     .tid = (uint32_t)th->tid,
+                                     .pid = (uint32_t)r->rt->pid,
+                                     .state = (uint8_t)ts,
+                                     .flags = flags,
+                                     .weight = 1});
 }
 
 static bool child_gone(const struct sampler_opts *o, struct pauser *pz)

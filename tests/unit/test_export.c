@@ -37,7 +37,13 @@ static uint32_t other(struct profile *p, const char *name, uint32_t id, enum fra
 static void add(struct profile *p, const uint32_t *frames, size_t n, uint16_t count)
 {
     uint32_t s = profile_stack(p, frames, n);
-    profile_add(p, s, count, 0, 1, 1, TSTATE_RUNNING, 0);
+    profile_add(p, &(struct psample){.stack = s,
+                                     .weight = count,
+                                     .t_ns = 0,
+                                     .pid = 1,
+                                     .tid = 1,
+                                     .state = TSTATE_RUNNING,
+                                     .flags = 0});
 }
 
 /* A small profile using every frame kind, with threads and a process frame first. */

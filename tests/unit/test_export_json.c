@@ -495,10 +495,34 @@ static void build(struct profile *p)
     uint32_t s1 = profile_stack(p, (uint32_t[]){t, a, b}, 3);
     uint32_t s2 = profile_stack(p, (uint32_t[]){t, a, b, c}, 4);
     uint32_t s3 = profile_stack(p, (uint32_t[]){t, m}, 2);
-    profile_add(p, s1, 5, 0, 1, 101, TSTATE_RUNNING, 0);
-    profile_add(p, s2, 2, 0, 1, 101, TSTATE_RUNNING, 0);
-    profile_add(p, s3, 9, 0, 1, 101, TSTATE_IDLE, 0);
-    profile_add(p, s1, 1, 0, 1, 101, TSTATE_RUNNING, 0);
+    profile_add(p, &(struct psample){.stack = s1,
+                                     .weight = 5,
+                                     .t_ns = 0,
+                                     .pid = 1,
+                                     .tid = 101,
+                                     .state = TSTATE_RUNNING,
+                                     .flags = 0});
+    profile_add(p, &(struct psample){.stack = s2,
+                                     .weight = 2,
+                                     .t_ns = 0,
+                                     .pid = 1,
+                                     .tid = 101,
+                                     .state = TSTATE_RUNNING,
+                                     .flags = 0});
+    profile_add(p, &(struct psample){.stack = s3,
+                                     .weight = 9,
+                                     .t_ns = 0,
+                                     .pid = 1,
+                                     .tid = 101,
+                                     .state = TSTATE_IDLE,
+                                     .flags = 0});
+    profile_add(p, &(struct psample){.stack = s1,
+                                     .weight = 1,
+                                     .t_ns = 0,
+                                     .pid = 1,
+                                     .tid = 101,
+                                     .state = TSTATE_RUNNING,
+                                     .flags = 0});
 }
 
 static int check_speedscope(const struct jval *root, const struct profile *p)
@@ -593,7 +617,8 @@ static int test_speedscope_golden_shape(void)
     struct profile p;
     profile_init(&p);
     uint32_t a = frame(&p, "f", "a.py", 1, FRAME_PYTHON);
-    profile_add(&p, profile_stack(&p, &a, 1), 3, 0, 0, 0, TSTATE_RUNNING, 0);
+    profile_add(&p, &(struct psample){
+                        .stack = profile_stack(&p, &a, 1), .weight = 3, .state = TSTATE_RUNNING});
     struct buf out;
     buf_init(&out, 0);
     struct export_opts o = {.title = "x"};

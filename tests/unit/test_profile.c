@@ -199,16 +199,40 @@ static int test_profile_add(void)
     uint32_t s = profile_push(&p, 0, f);
     uint32_t s2 = profile_push(&p, s, f);
     /* Not keeping samples: only counts. */
-    profile_add(&p, s, 1, 10, 1, 2, TSTATE_RUNNING, SAMPLE_GIL);
-    profile_add(&p, s, 3, 20, 1, 2, TSTATE_IDLE, 0);
-    profile_add(&p, s2, 2, 30, 1, 3, TSTATE_IDLE, 0);
+    profile_add(&p, &(struct psample){.stack = s,
+                                      .weight = 1,
+                                      .t_ns = 10,
+                                      .pid = 1,
+                                      .tid = 2,
+                                      .state = TSTATE_RUNNING,
+                                      .flags = SAMPLE_GIL});
+    profile_add(&p, &(struct psample){.stack = s,
+                                      .weight = 3,
+                                      .t_ns = 20,
+                                      .pid = 1,
+                                      .tid = 2,
+                                      .state = TSTATE_IDLE,
+                                      .flags = 0});
+    profile_add(&p, &(struct psample){.stack = s2,
+                                      .weight = 2,
+                                      .t_ns = 30,
+                                      .pid = 1,
+                                      .tid = 3,
+                                      .state = TSTATE_IDLE,
+                                      .flags = 0});
     CHECK(p.counts[s] == 4 && p.counts[s2] == 2 && p.total == 6, "counts %llu %llu total %llu",
           (unsigned long long)p.counts[s], (unsigned long long)p.counts[s2],
           (unsigned long long)p.total);
     CHECK(p.counts[0] == 0, "the empty stack has no samples");
     CHECK(p.nsamples == 0 && p.samples == NULL, "samples not kept by default");
     p.keep_samples = true;
-    profile_add(&p, s2, 5, 40, 7, 8, TSTATE_RUNNING, SAMPLE_GIL | SAMPLE_TRUNCATED);
+    profile_add(&p, &(struct psample){.stack = s2,
+                                      .weight = 5,
+                                      .t_ns = 40,
+                                      .pid = 7,
+                                      .tid = 8,
+                                      .state = TSTATE_RUNNING,
+                                      .flags = SAMPLE_GIL | SAMPLE_TRUNCATED});
     CHECK(p.nsamples == 1, "kept");
     const struct psample *k = &p.samples[0];
     CHECK(k->t_ns == 40 && k->stack == s2 && k->pid == 7 && k->tid == 8 && k->weight == 5,
@@ -228,14 +252,26 @@ static int test_profile_max_samples(void)
     p.max_samples = 5000;
     uint32_t s = profile_push(&p, 0, profile_frame(&p, 0, 0, 0, FRAME_MARKER));
     for (uint64_t i = 0; i < 12000; i++)
-        profile_add(&p, s, 1, i, 1, 1, TSTATE_UNKNOWN, 0);
+        profile_add(&p, &(struct psample){.stack = s,
+                                          .weight = 1,
+                                          .t_ns = i,
+                                          .pid = 1,
+                                          .tid = 1,
+                                          .state = TSTATE_UNKNOWN,
+                                          .flags = 0});
     CHECK(p.nsamples == 5000, "kept %zu", p.nsamples);
     CHECK(p.total == 12000 && p.counts[s] == 12000, "all counted: %llu",
           (unsigned long long)p.total);
     for (size_t i = 0; i < p.nsamples; i++)
         CHECK(p.samples[i].t_ns == i, "the first samples are the kept ones (%zu)", i);
     p.max_samples = 0;
-    profile_add(&p, s, 1, 0, 1, 1, TSTATE_UNKNOWN, 0);
+    profile_add(&p, &(struct psample){.stack = s,
+                                      .weight = 1,
+                                      .t_ns = 0,
+                                      .pid = 1,
+                                      .tid = 1,
+                                      .state = TSTATE_UNKNOWN,
+                                      .flags = 0});
     CHECK(p.nsamples == 5000 && p.total == 12001, "cap 0 keeps none");
     profile_set_str(&p.meta.command, "python x.py");
     CHECK(strcmp(p.meta.command, "python x.py") == 0, "meta set");
