@@ -7,12 +7,23 @@
 
 #define CRUX_VERSION "0.1.0"
 
+/* Subcommands being built in parallel this session link weakly until they land. */
+#pragma weak cmd_report
+#pragma weak cmd_load
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+};
+
 static void usage(FILE *f)
 {
     fputs("usage: crux COMMAND [options]\n"
           "  record   sample a Python process and write a flame graph or profile\n"
           "  dump     print every thread's Python stack now\n"
           "  top      live view of the hottest functions\n"
+          "  report   write a report from a saved recording (record --save)\n"
+          "  load     generate HTTP load and measure latency\n"
           "run 'crux COMMAND --help' for a command's options\n",
           f);
 }
@@ -24,12 +35,18 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "record") == 0)
-        return cmd_record(argc - 1, argv + 1);
-    if (strcmp(cmd, "dump") == 0)
-        return cmd_dump(argc - 1, argv + 1);
-    if (strcmp(cmd, "top") == 0)
-        return cmd_top(argc - 1, argv + 1);
+    const struct command cmds[] = {{"record", cmd_record},
+                                   {"dump", cmd_dump},
+                                   {"top", cmd_top},
+                                   {"report", cmd_report},
+                                   {"load", cmd_load}};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (strcmp(cmd, cmds[i].name) != 0)
+            continue;
+        if (!cmds[i].fn)
+            break;
+        return cmds[i].fn(argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("crux %s\n", CRUX_VERSION);
         return 0;

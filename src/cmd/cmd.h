@@ -10,6 +10,11 @@ int cmd_dump(int argc, char **argv);
 /* crux top [options] (--pid PID | -- COMMAND [ARGS...]) */
 int cmd_top(int argc, char **argv);
 
+/* crux report RECORDING.db [-o FILE] */
+int cmd_report(int argc, char **argv);
+/* crux load URL [options] */
+int cmd_load(int argc, char **argv);
+
 /* Exit status for usage errors and for failures. */
 #define EXIT_USAGE 2
 #define EXIT_FAIL 1
