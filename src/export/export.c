@@ -9,6 +9,7 @@
 #include "export/collapsed.h"
 #include "export/flamegraph.h"
 #include "export/flamesvg.h"
+#include "export/lines.h"
 #include "export/speedscope.h"
 #include "util/jsonw.h"
 
@@ -26,7 +27,8 @@ static const struct format_word extensions[] = {
 static const struct format_word names[] = {
     {"flamegraph", EXPORT_HTML},       {"html", EXPORT_HTML},       {"svg", EXPORT_SVG},
     {"speedscope", EXPORT_SPEEDSCOPE}, {"json", EXPORT_SPEEDSCOPE}, {"collapsed", EXPORT_COLLAPSED},
-    {"folded", EXPORT_COLLAPSED},      {"txt", EXPORT_COLLAPSED},
+    {"folded", EXPORT_COLLAPSED},      {"txt", EXPORT_COLLAPSED},   {"lines", EXPORT_LINES},
+    {"lines-json", EXPORT_LINES_JSON},
 };
 
 int export_format_from_path(const char *path, enum export_format *out)
@@ -66,6 +68,10 @@ const char *export_format_name(enum export_format f)
         return "html";
     case EXPORT_SVG:
         return "svg";
+    case EXPORT_LINES:
+        return "lines";
+    case EXPORT_LINES_JSON:
+        return "lines-json";
     }
     return "?";
 }
@@ -90,6 +96,12 @@ int export_write(const struct profile *p, enum export_format f, const struct exp
         break;
     case EXPORT_SVG:
         rc = flamesvg_write(p, o, out);
+        break;
+    case EXPORT_LINES:
+        rc = lines_write(p, false, out);
+        break;
+    case EXPORT_LINES_JSON:
+        rc = lines_write(p, true, out);
         break;
     default:
         return errbuf_set(eb, ERR_ARG, "unknown output format %d", (int)f);

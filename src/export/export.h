@@ -12,6 +12,8 @@ enum export_format {
     EXPORT_SPEEDSCOPE = 1, /* speedscope JSON, one "sampled" profile */
     EXPORT_HTML = 2,       /* self-contained interactive flame graph */
     EXPORT_SVG = 3,        /* static flame graph, flamegraph.pl style, with click-to-zoom */
+    EXPORT_LINES = 4,      /* per line and function: total, self, time categories (text) */
+    EXPORT_LINES_JSON = 5, /* the same as JSON */
 };
 
 /* Options common to every format; a zeroed struct (or NULL) gives the defaults. */
@@ -24,7 +26,7 @@ struct export_opts {
 int export_format_from_path(const char *path, enum export_format *out) MUST_CHECK;
 
 /* Picks the format from a --format name: flamegraph|html, svg, speedscope|json,
- * collapsed|folded|txt. ERR_ARG otherwise. */
+ * collapsed|folded|txt, lines, lines-json. ERR_ARG otherwise. */
 int export_format_from_name(const char *name, enum export_format *out) MUST_CHECK;
 
 /* Returns the canonical name of a format ("collapsed", "speedscope", "html", "svg"), or "?"
