@@ -11,7 +11,8 @@ OPT     ?= -O2 -g
 LIBS     = -ldw -lelf -lsqlite3 -lz -lm
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS     := $(shell find src -name '*.c' | sort)
+# src/agent/ is the in-process extension module, built per interpreter by 'make agent'.
+SRCS     := $(shell find src -name '*.c' -not -path 'src/agent/*' | sort)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
@@ -73,5 +74,13 @@ golden-update: build/asan/unit/test_export
 
 clean:
 	rm -rf build
+
+# -- stages (issue 5.3): the in-process agent per interpreter; cJSON reads OTLP/JSON --------
+.PHONY: agent
+LIBS += -lcjson
+agent:
+	tools/build_agent.sh build/agent
+integration: agent
+# -- end stages --
 
 -include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

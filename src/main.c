@@ -10,6 +10,7 @@
 /* Subcommands being built in parallel this session link weakly until they land. */
 #pragma weak cmd_report
 #pragma weak cmd_load
+#pragma weak cmd_stages
 
 struct command {
     const char *name;
@@ -39,7 +40,8 @@ int main(int argc, char **argv)
                                    {"dump", cmd_dump},
                                    {"top", cmd_top},
                                    {"report", cmd_report},
-                                   {"load", cmd_load}};
+                                   {"load", cmd_load},
+                                   {"stages", cmd_stages}};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(cmd, cmds[i].name) != 0)
             continue;

@@ -14,6 +14,8 @@ int cmd_top(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 /* crux load URL [options] */
 int cmd_load(int argc, char **argv);
+/* crux stages (--pid PID | --ring FILE | --otlp FILE) [options] */
+int cmd_stages(int argc, char **argv);
 
 /* Exit status for usage errors and for failures. */
 #define EXIT_USAGE 2

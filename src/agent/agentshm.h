@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+// The stage ring's shared-memory layout, written by the agent (crux._agent, in the target) and
+// read by crux (src/stages/ring.c). docs/formats.md, "Stage ring", describes it in words.
+#ifndef CRUX_AGENTSHM_H
+#define CRUX_AGENTSHM_H
+
+#include <stdint.h>
+
+/* The file: /dev/shm/crux-agent-PID, or the path in $CRUX_AGENT_PATH. */
+#define AGENTSHM_DIR "/dev/shm"
+#define AGENTSHM_PREFIX "crux-agent-"
+
+#define AGENTSHM_MAGIC "CRUXRING" /* 8 bytes, no NUL in the file */
+#define AGENTSHM_VERSION 1u
+
+/* Sizes of version 1. Readers accept only these. */
+#define AGENTSHM_HDR_SIZE 4096u
+#define AGENTSHM_NAME_SIZE 64u
+#define AGENTSHM_NAME_MAX 56u /* bytes of text in one name entry */
+#define AGENTSHM_NAMES 512u
+#define AGENTSHM_SLOTS 512u
+#define AGENTSHM_RECS_DEFAULT 16384u
+#define AGENTSHM_RECS_MIN 64u
+#define AGENTSHM_RECS_MAX (1u << 22)
+
+/* Record kinds. */
+enum {
+    AGENTSHM_STAGE = 1,   /* a stage of a request: [start, end) */
+    AGENTSHM_REQUEST = 2, /* a whole request: [start, end) */
+    AGENTSHM_MARK = 3,    /* an instant: start == end */
+};
+
+/* Name entry states. */
+enum {
+    AGENTSHM_NAME_EMPTY = 0,
+    AGENTSHM_NAME_READY = 2,
+};
+
+/* The header, at offset 0 (AGENTSHM_HDR_SIZE bytes reserved). All integers little-endian
+ * (the host's). The writer fills every field, then `magic` last. */
+struct agentshm_hdr {
+    char magic[8];
+    uint32_t version;
+    uint32_t hdr_size;   /* AGENTSHM_HDR_SIZE */
+    uint32_t rec_size;   /* sizeof(struct agentshm_rec) */
+    uint32_t rec_count;  /* power of two */
+    uint32_t name_size;  /* AGENTSHM_NAME_SIZE */
+    uint32_t name_count; /* AGENTSHM_NAMES */
+    uint32_t slot_size;  /* sizeof(struct agentshm_slot) */
+    uint32_t slot_count; /* AGENTSHM_SLOTS */
+    uint64_t names_off;  /* byte offsets of the three tables */
+    uint64_t slots_off;
+    uint64_t recs_off;
+    uint64_t total_size; /* bytes of the whole file */
+    uint32_t pid;        /* the writer's process id */
+    uint32_t attached;   /* set to non-zero by a reader: the writer records only then */
+    uint64_t created_ns; /* CLOCK_MONOTONIC when the file was made */
+    uint64_t pad0[4];
+    uint64_t write_idx;  /* next record index (monotonic; slot = index % rec_count) */
+    uint32_t names_used; /* name entries claimed; entry 0 is reserved (no stage) */
+    uint32_t pad1;
+    uint64_t lost;    /* records a reader saw overwritten (written by the reader) */
+    uint64_t dropped; /* records the writer could not make (a name table full) */
+};
+
+/* One interned stage name. The writer claims an index, writes text and len, then state. */
+struct agentshm_name {
+    uint32_t state; /* AGENTSHM_NAME_* */
+    uint32_t len;   /* <= AGENTSHM_NAME_MAX */
+    char text[AGENTSHM_NAME_MAX];
+};
+
+/* One thread's current stage, for tagging samples: tid 0 = free slot. */
+struct agentshm_slot {
+    uint32_t tid;
+    uint32_t name; /* name index of the innermost open stage; 0 = none */
+    uint64_t request;
+    uint64_t since_ns; /* when that stage began */
+    uint64_t pad;
+};
+
+/* One record. `seq` is the record's index + 1 once it is complete (written last). */
+struct agentshm_rec {
+    uint64_t seq;
+    uint64_t request; /* 0 = no request */
+    uint64_t start_ns;
+    uint64_t end_ns; /* CLOCK_MONOTONIC */
+    uint32_t tid;
+    uint32_t name; /* name index */
+    uint32_t kind; /* AGENTSHM_STAGE, _REQUEST, _MARK */
+    uint32_t flags;
+};
+
+#endif

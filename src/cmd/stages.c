@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MIT
+// crux stages: per-stage latency percentiles and the slowest requests' waterfalls, from the
+// stage ring of a process that imports the agent, or from an OTLP/JSON file.
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cmd/cmd.h"
+#include "cmd/session.h"
+#include "sampler/sampler.h"
+#include "stages/otlp.h"
+#include "stages/ring.h"
+#include "stages/stagestats.h"
+#include "target/proc.h"
+#include "util/buf.h"
+#include "util/xalloc.h"
+
+#define STAGES_POLL_NS 10000000ull /* drain every 10 ms */
+#define STAGES_SLOWEST_DEFAULT 5
+
+static const char usage_text[] =
+    "usage: crux stages (--pid PID | --ring FILE | --otlp FILE.json) [options]\n"
+    "  --pid PID        attach to the stage ring of a process that imports crux\n"
+    "  --ring FILE      read a ring file directly (a process run with CRUX_AGENT_PATH)\n"
+    "  --otlp FILE      import OpenTelemetry spans from an OTLP/JSON file\n"
+    "  --duration SEC   stop after SEC (default: when the process exits, or Ctrl-C)\n"
+    "  --wait SEC       wait up to SEC for the process to create its ring (default 0)\n"
+    "  -o FILE          write the report to FILE (.json: JSON, else text; default stdout)\n"
+    "  --json           JSON on stdout\n"
+    "  --slowest N      waterfalls of the N slowest requests (default 5)\n";
+
+struct stages_args {
+    pid_t pid;
+    const char *ring;
+    const char *otlp;
+    const char *out;
+    double duration; /* 0: none */
+    double wait;
+    bool json;
+    size_t slowest;
+};
+
+static int usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "crux: stages: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
+static int parse_args(int argc, char **argv, struct stages_args *a)
+{
+    static const struct option opts[] = {
+        {"pid", required_argument, 0, 'p'},  {"ring", required_argument, 0, 'r'},
+        {"otlp", required_argument, 0, 'O'}, {"duration", required_argument, 0, 'd'},
+        {"wait", required_argument, 0, 'w'}, {"output", required_argument, 0, 'o'},
+        {"json", no_argument, 0, 'j'},       {"slowest", required_argument, 0, 'n'},
+        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+    memset(a, 0, sizeof(*a));
+    a->slowest = STAGES_SLOWEST_DEFAULT;
+    optind = 1;
+    opterr = 0;
+    int c;
+    double v = 0;
+    while ((c = getopt_long(argc, argv, "p:o:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if (session_parse_pid(optarg, &a->pid))
+                return usage_error("--pid needs a process id", optarg);
+            break;
+        case 'r':
+            a->ring = optarg;
+            break;
+        case 'O':
+            a->otlp = optarg;
+            break;
+        case 'd':
+            if (session_parse_number(optarg, 0.001, 1e7, &a->duration))
+                return usage_error("--duration needs seconds > 0", optarg);
+            break;
+        case 'w':
+            if (session_parse_number(optarg, 0, 3600, &a->wait))
+                return usage_error("--wait needs seconds", optarg);
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'n':
+            if (session_parse_number(optarg, 0, 100000, &v))
+                return usage_error("--slowest needs a count", optarg);
+            a->slowest = (size_t)v;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(0);
+        default:
+            return usage_error("unknown option or missing value", argv[optind - 1]);
+        }
+    }
+    int sources = (a->pid != 0) + (a->ring != NULL) + (a->otlp != NULL);
+    if (sources != 1 || optind < argc)
+        return usage_error("give exactly one of --pid, --ring, --otlp", NULL);
+    return 0;
+}
+
+static bool json_output(const struct stages_args *a)
+{
+    if (a->json)
+        return true;
+    size_t n = a->out ? strlen(a->out) : 0;
+    return n >= 5 && strcasecmp(a->out + n - 5, ".json") == 0;
+}
+
+static int write_report(const struct stages_args *a, const struct stagestats *st,
+                        const struct stagestats_opts *o)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    int rc =
+        json_output(a) ? stagestats_write_json(st, o, &out) : stagestats_write_text(st, o, &out);
+    struct errbuf eb = {""};
+    if (rc)
+        errbuf_set(&eb, rc, "the report is larger than the output buffer's cap");
+    else
+        rc = buf_write_file(&out, a->out ? a->out : "-", &eb);
+    fflush(stdout);
+    if (rc)
+        session_report(rc, &eb);
+    buf_fini(&out);
+    return rc ? EXIT_FAIL : 0;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    nanosleep(&ts, NULL);
+}
+
+/* Opens the ring, waiting up to a->wait seconds for the process to make it. */
+static int open_ring(const struct stages_args *a, struct stagering *r, struct errbuf *eb)
+{
+    if (a->ring)
+        return stagering_open_path(r, a->ring, 0, eb);
+    int rc = proc_check(a->pid, eb);
+    if (rc)
+        return rc;
+    uint64_t deadline = sampler_now_ns() + (uint64_t)(a->wait * 1e9);
+    for (;;) {
+        rc = stagering_open(r, a->pid, eb);
+        if (rc != ERR_NOT_FOUND || sampler_now_ns() >= deadline || !proc_alive(a->pid))
+            return rc;
+        sleep_ns(STAGES_POLL_NS);
+    }
+}
+
+static size_t drain_all(struct stagering *r, struct stagestats *st, struct stage_span *buf)
+{
+    size_t total = 0, n;
+    do {
+        n = stagering_drain(r, buf, STAGERING_BATCH);
+        for (size_t i = 0; i < n; i++)
+            stagestats_add(st, &buf[i]);
+        total += n;
+    } while (n == STAGERING_BATCH);
+    return total;
+}
+
+static int run_ring(const struct stages_args *a)
+{
+    struct stagering r;
+    struct errbuf eb = {""};
+    int rc = open_ring(a, &r, &eb);
+    if (rc) {
+        session_report(rc, &eb);
+        return EXIT_FAIL;
+    }
+    volatile sig_atomic_t stop = 0;
+    session_trap_signals(&stop);
+    pid_t writer = a->pid ? a->pid : (pid_t)r.hdr.pid;
+    struct stagestats st;
+    stagestats_init(&st, 0);
+    struct stage_span *buf = xcalloc(STAGERING_BATCH, sizeof(*buf));
+    uint64_t t0 = sampler_now_ns();
+    uint64_t end = a->duration > 0 ? t0 + (uint64_t)(a->duration * 1e9) : UINT64_MAX;
+    bool gone = false;
+    while (!stop && !gone && sampler_now_ns() < end) {
+        gone = writer > 0 && !proc_alive(writer); /* drain once more after it exits */
+        drain_all(&r, &st, buf);
+        if (!gone)
+            sleep_ns(STAGES_POLL_NS);
+    }
+    drain_all(&r, &st, buf);
+    double secs = (double)(sampler_now_ns() - t0) / 1e9;
+    uint64_t lost = r.lost + r.bad;
+    stagering_close(&r);
+    free(buf);
+    stagestats_finish(&st);
+    char source[64];
+    if (a->pid)
+        snprintf(source, sizeof(source), "pid %d, %.1f s", (int)a->pid, secs);
+    else
+        snprintf(source, sizeof(source), "%.1f s", secs);
+    struct stagestats_opts o = {a->pid ? source : a->ring, a->slowest, false, lost};
+    rc = write_report(a, &st, &o);
+    fprintf(stderr, "crux: %zu spans in %zu requests over %.1f s%s\n", st.nspans, st.nreqs, secs,
+            st.nspans ? "" : " (the program recorded no stage: does it run crux.stage?)");
+    stagestats_fini(&st);
+    return rc;
+}
+
+static int run_otlp(const struct stages_args *a)
+{
+    struct otlp o;
+    otlp_init(&o, STAGESTATS_MAX_SPANS_DEFAULT);
+    struct errbuf eb = {""};
+    int rc = otlp_read_file(&o, a->otlp, &eb);
+    if (rc) {
+        session_report(rc, &eb);
+        otlp_fini(&o);
+        return EXIT_FAIL;
+    }
+    struct stagestats st;
+    stagestats_init(&st, 0);
+    for (size_t i = 0; i < o.nspans; i++)
+        stagestats_add(&st, &o.spans[i]);
+    stagestats_finish(&st);
+    struct stagestats_opts so = {a->otlp, a->slowest, true, o.skipped};
+    rc = write_report(a, &st, &so);
+    fprintf(stderr, "crux: %zu spans in %zu traces from %s%s\n", st.nspans, st.nreqs, a->otlp,
+            o.skipped ? " (some spans lacked a name or times and were skipped)" : "");
+    stagestats_fini(&st);
+    otlp_fini(&o);
+    return rc;
+}
+
+int cmd_stages(int argc, char **argv)
+{
+    struct stages_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    return a.otlp ? run_otlp(&a) : run_ring(&a);
+}
