@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// crux dump: every thread's Python stack now, as text or JSON.
+// crux dump: every thread's Python stack now, as text or JSON; with --native, merged with the
+// native frames of each thread (each thread stopped alone, for a few microseconds).
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,11 +9,13 @@
 #include "cmd/cmd.h"
 #include "cmd/session.h"
 #include "cpython/pyreader.h"
+#include "native/native.h"
 #include "sampler/sampler.h"
 #include "target/pause.h"
 #include "target/proc.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
+#include "util/xalloc.h"
 
 #define DUMP_TRIES 20
 #define DUMP_MAX_DEPTH 4096
@@ -21,19 +24,26 @@ struct dump_args {
     pid_t pid;
     bool json;
     bool blocking;
+    bool native;
+    bool stats;      /* --stats: native sampling costs on stderr */
+    unsigned repeat; /* --repeat N: take N native snapshots, print the last (benchmarks) */
 };
+
+#define DUMP_USAGE "usage: crux dump --pid PID [--json] [--blocking] [--native [--stats]]\n"
 
 static int parse_args(int argc, char **argv, struct dump_args *a)
 {
-    static const struct option opts[] = {{"pid", required_argument, 0, 'p'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"blocking", no_argument, 0, 'b'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"pid", required_argument, 0, 'p'}, {"json", no_argument, 0, 'j'},
+        {"blocking", no_argument, 0, 'b'},  {"native", no_argument, 0, 'n'},
+        {"stats", no_argument, 0, 's'},     {"repeat", required_argument, 0, 'r'},
+        {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     optind = 1;
     opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
+    a->repeat = 1;
+    double num;
     while ((c = getopt_long(argc, argv, "p:jbh", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
@@ -48,12 +58,26 @@ static int parse_args(int argc, char **argv, struct dump_args *a)
         case 'b':
             a->blocking = true;
             break;
+        case 'n':
+            a->native = true;
+            break;
+        case 's':
+            a->stats = true;
+            break;
+        case 'r':
+            if (session_parse_number(optarg, 1, 1e6, &num)) {
+                fprintf(stderr, "crux: --repeat needs a count from 1 to 1000000, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            a->repeat = (unsigned)num;
+            break;
         case 'h':
-            fputs("usage: crux dump --pid PID [--json] [--blocking]\n", stdout);
+            fputs(DUMP_USAGE, stdout);
             exit(0);
         default:
             fprintf(stderr, "crux: dump: unknown option or missing value: %s\n", argv[optind - 1]);
-            fputs("usage: crux dump --pid PID [--json] [--blocking]\n", stderr);
+            fputs(DUMP_USAGE, stderr);
             return EXIT_USAGE;
         }
     }
@@ -93,6 +117,93 @@ static int snapshot(const struct dump_args *a, struct pyreader *r, struct errbuf
     return rc;
 }
 
+/* --native: each thread's merged stack, taken after the snapshot one thread at a time. */
+struct dump_native {
+    struct native nt;
+    struct native_stack *st; /* per thread slot of the reader's round */
+    bool open;
+};
+
+/* ptrace is refused: say it once, with the fix; the Python stacks are still printed. */
+static void report_native_error(int rc, const struct errbuf *eb)
+{
+    if (rc == ERR_PERM)
+        fprintf(stderr,
+                "crux: %s: native frames need ptrace: run crux as root or with CAP_SYS_PTRACE "
+                "(kernel.yama.ptrace_scope >= 1 refuses non-descendants; in a container add "
+                "--cap-add SYS_PTRACE); showing Python frames only\n",
+                eb->msg[0] ? eb->msg : err_str(rc));
+    else
+        fprintf(stderr, "crux: %s: showing Python frames only\n",
+                eb->msg[0] ? eb->msg : err_str(rc));
+}
+
+static void native_round(const struct dump_args *a, struct pyreader *r, struct dump_native *d,
+                         struct pauser *pz, bool *reported)
+{
+    uint64_t now = sampler_now_ns();
+    for (size_t t = 0; t < r->nthreads; t++) {
+        struct errbuf eb = {{0}};
+        int rc = native_sample_thread(&d->nt, pz, r, t, now, &d->st[t], &eb);
+        if (rc == ERR_PERM && !*reported) {
+            report_native_error(rc, &eb);
+            *reported = true;
+        }
+    }
+    (void)a;
+}
+
+static void native_phase(const struct dump_args *a, struct pyreader *r, struct dump_native *d)
+{
+    struct errbuf eb = {{0}};
+    d->st = xcalloc(PYREADER_MAX_THREADS, sizeof(*d->st));
+    int rc = native_open(&d->nt, a->pid, &eb);
+    if (rc) {
+        report_native_error(rc, &eb);
+        return;
+    }
+    d->open = true;
+    struct pauser pz;
+    pause_init(&pz, a->pid, 0);
+    bool reported = false;
+    for (unsigned i = 0; i < a->repeat; i++) {
+        if (i > 0 && pyreader_sample(r, sampler_now_ns(), &eb))
+            break;
+        native_round(a, r, d, &pz, &reported);
+    }
+    pause_fini(&pz);
+    if (a->stats) {
+        struct native_stats st;
+        native_get_stats(&d->nt, &st);
+        fprintf(stderr,
+                "crux: native: %llu thread samples, %llu merged, %llu mismatched, %llu not "
+                "stopped; thread stopped median %.1f us, p99 %.1f us, max %.1f us (mean %.1f us to "
+                "stop, %.1f us "
+                "to read); unwind %.1f us per sample, %.1f native frames\n",
+                (unsigned long long)st.samples, (unsigned long long)st.merged,
+                (unsigned long long)st.mismatches, (unsigned long long)st.stop_failed,
+                (double)st.stop_median_ns / 1e3, (double)st.stop_p99_ns / 1e3,
+                (double)st.stop_max_ns / 1e3, (double)st.wait_mean_ns / 1e3,
+                (double)st.read_mean_ns / 1e3, (double)st.unwind_mean_ns / 1e3, st.frames_mean);
+    }
+}
+
+static void native_fini(struct dump_native *d)
+{
+    if (d->st)
+        for (size_t t = 0; t < PYREADER_MAX_THREADS; t++)
+            native_stack_fini(&d->st[t]);
+    free(d->st);
+    if (d->open)
+        native_close(&d->nt);
+}
+
+/* The merged stack of slot t when --native produced one. */
+static const struct native_stack *merged(const struct dump_native *d, size_t t)
+{
+    return d && d->st && d->open ? &d->st[t] : NULL;
+}
+
 /* Reads the thread's name into `name` (left as is when unknown) and returns its state. */
 static char thread_state(pid_t pid, pid_t tid, char *name, size_t n)
 {
@@ -111,7 +222,23 @@ static const char *state_name(char st)
     return st == 'R' ? "running" : "idle";
 }
 
-static void print_text(const struct dump_args *a, const struct session *s, struct pyreader *r)
+static void print_merged_text(const struct pyreader *r, const struct native_stack *ms)
+{
+    for (size_t k = ms->n; k-- > 0;) {
+        const struct native_frame *f = &ms->v[k];
+        if (f->kind == NATIVE_FRAME_C) {
+            printf("    %s (%s)\n", f->sym->name, f->sym->module);
+        } else {
+            const struct pycode *c = pyreader_code(r, &f->py);
+            printf("    %s (%s:%d)\n", c->qualname, c->filename, f->py.line);
+        }
+    }
+    if (!ms->native && ms->err && ms->err != ERR_PERM)
+        printf("    [no native frames: %s]\n", err_str(ms->err));
+}
+
+static void print_text(const struct dump_args *a, const struct session *s, struct pyreader *r,
+                       const struct dump_native *d)
 {
     char cmd[512] = "";
     if (proc_cmdline(a->pid, cmd, sizeof(cmd)))
@@ -125,6 +252,13 @@ static void print_text(const struct dump_args *a, const struct session *s, struc
                th->gil ? ", holds the GIL" : "");
         if (th->err)
             printf("    [unreadable: %s]\n", err_str(th->err));
+        const struct native_stack *ms = merged(d, t);
+        if (ms) {
+            print_merged_text(r, ms);
+            if (ms->truncated)
+                printf("    [truncated]\n");
+            continue;
+        }
         for (uint32_t k = 0; k < th->nframes; k++) {
             const struct pyframe *f = &r->frames[th->first + k];
             const struct pycode *c = pyreader_code(r, f);
@@ -135,7 +269,56 @@ static void print_text(const struct dump_args *a, const struct session *s, struc
     }
 }
 
-static int print_json(const struct dump_args *a, const struct session *s, struct pyreader *r)
+static void json_pyframe(struct jsonw *w, const struct pyreader *r, const struct pyframe *f,
+                         bool kind)
+{
+    const struct pycode *c = pyreader_code(r, f);
+    jsonw_obj_begin(w);
+    if (kind) {
+        jsonw_key(w, "kind");
+        jsonw_str(w, "python");
+    }
+    jsonw_key(w, "name");
+    jsonw_str(w, c->qualname);
+    jsonw_key(w, "file");
+    jsonw_str(w, c->filename);
+    jsonw_key(w, "line");
+    jsonw_i64(w, f->line);
+    jsonw_obj_end(w);
+}
+
+static void json_merged(struct jsonw *w, const struct pyreader *r, const struct native_stack *ms)
+{
+    jsonw_key(w, "native");
+    jsonw_bool(w, ms->native);
+    if (ms->err) {
+        jsonw_key(w, "native_error");
+        jsonw_str(w, err_str(ms->err));
+    }
+    jsonw_key(w, "native_mismatch");
+    jsonw_bool(w, ms->mismatch);
+    jsonw_key(w, "frames");
+    jsonw_arr_begin(w);
+    for (size_t k = ms->n; k-- > 0;) {
+        const struct native_frame *f = &ms->v[k];
+        if (f->kind == NATIVE_FRAME_PY) {
+            json_pyframe(w, r, &f->py, true);
+            continue;
+        }
+        jsonw_obj_begin(w);
+        jsonw_key(w, "kind");
+        jsonw_str(w, "native");
+        jsonw_key(w, "name");
+        jsonw_str(w, f->sym->name);
+        jsonw_key(w, "module");
+        jsonw_str(w, f->sym->module);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
+static int print_json(const struct dump_args *a, const struct session *s, struct pyreader *r,
+                      const struct dump_native *d)
 {
     struct buf out;
     buf_init(&out, 0);
@@ -167,21 +350,16 @@ static int print_json(const struct dump_args *a, const struct session *s, struct
             jsonw_key(&w, "error");
             jsonw_str(&w, err_str(th->err));
         }
-        jsonw_key(&w, "frames");
-        jsonw_arr_begin(&w);
-        for (uint32_t k = 0; k < th->nframes; k++) {
-            const struct pyframe *f = &r->frames[th->first + k];
-            const struct pycode *c = pyreader_code(r, f);
-            jsonw_obj_begin(&w);
-            jsonw_key(&w, "name");
-            jsonw_str(&w, c->qualname);
-            jsonw_key(&w, "file");
-            jsonw_str(&w, c->filename);
-            jsonw_key(&w, "line");
-            jsonw_i64(&w, f->line);
-            jsonw_obj_end(&w);
+        const struct native_stack *ms = merged(d, t);
+        if (ms) {
+            json_merged(&w, r, ms);
+        } else {
+            jsonw_key(&w, "frames");
+            jsonw_arr_begin(&w);
+            for (uint32_t k = 0; k < th->nframes; k++)
+                json_pyframe(&w, r, &r->frames[th->first + k], false);
+            jsonw_arr_end(&w);
         }
-        jsonw_arr_end(&w);
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
@@ -216,10 +394,15 @@ int cmd_dump(int argc, char **argv)
         pyreader_fini(&r);
         return EXIT_FAIL;
     }
+    struct dump_native d;
+    memset(&d, 0, sizeof(d));
+    if (a.native)
+        native_phase(&a, &r, &d);
     if (a.json)
-        rc = print_json(&a, &s, &r);
+        rc = print_json(&a, &s, &r, a.native ? &d : NULL);
     else
-        print_text(&a, &s, &r);
+        print_text(&a, &s, &r, a.native ? &d : NULL);
+    native_fini(&d);
     pyreader_fini(&r);
     return rc ? EXIT_FAIL : 0;
 }

@@ -431,13 +431,14 @@ static bool seen_before(struct pyreader *r, uint64_t addr)
     return false;
 }
 
-static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line)
+static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line,
+                      bool entry)
 {
     if (r->nframes == r->capframes) {
         r->capframes *= 2;
         r->frames = xrealloc(r->frames, r->capframes * sizeof(*r->frames));
     }
-    r->frames[r->nframes++] = (struct pyframe){code, line};
+    r->frames[r->nframes++] = (struct pyframe){code, line, entry};
     th->nframes++;
     return 0;
 }
@@ -469,6 +470,7 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
     size_t flen = (size_t)o->if_size;
     pr->nnext = 0;
     uint32_t visited = 0;
+    bool pushed = false; /* whether the frame visited just before (leafward) was kept */
     while (f) {
         if ((f & 7) || seen_before(r, f))
             return ERR_CORRUPT;
@@ -486,13 +488,20 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
         uint64_t instr = raw_u64(fb, o->if_instr);
         uint8_t owner = fb[o->if_owner];
         f = prev;
+        bool was_pushed = pushed;
+        pushed = false;
         /* A thread's first frame is never generator-owned: a generator frame with no
          * previous frame is a suspended coroutine read after its caller moved on (a torn
          * chain, seen on asyncio stacks as a spurious root frame). */
         if (!prev && owner == OWNER_GENERATOR)
             return ERR_CORRUPT;
-        if (o->minor >= 12 && owner == OWNER_CSTACK)
+        if (o->minor >= 12 && owner == OWNER_CSTACK) {
+            /* The frame whose previous is the shim an eval call pushed is that call's first
+             * (for native stacks: where one C-level eval call begins). */
+            if (was_pushed)
+                r->frames[r->nframes - 1].entry = true;
             continue;
+        }
         if (owner > OWNER_CSTACK)
             return ERR_CORRUPT;
         if (r->rt->type_none && code == r->rt->type_none)
@@ -522,7 +531,9 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
             th->truncated = true;
             return 0;
         }
-        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b));
+        bool entry = o->if_is_entry >= 0 && fb[o->if_is_entry] != 0; /* 3.11 */
+        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), entry);
+        pushed = true;
     }
     return 0;
 }
@@ -567,7 +578,8 @@ static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t
         int64_t b = o->minor >= 10 ? (int64_t)r->w_lasti[k] * 2 : r->w_lasti[k];
         if (b >= (int64_t)c->code_bytes)
             return ERR_CORRUPT;
-        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b));
+        /* Every frame runs in its own C-level call of the eval loop. */
+        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), true);
     }
     return 0;
 }
@@ -790,4 +802,24 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
         }
     }
     return 0;
+}
+
+int pyreader_reread_thread(struct pyreader *r, size_t t, uint64_t now_ns)
+{
+    struct pythread *th = &r->threads[t];
+    th->first = (uint32_t)r->nframes;
+    th->nframes = 0;
+    th->truncated = false;
+    /* Frames outside the data stack read by this round's batch may hold what was there
+     * before; read them again. */
+    r->pred[t].nextra = 0;
+    th->err = refresh_thread(r, t);
+    if (!th->err)
+        th->err = walk_thread(r, t, now_ns);
+    if (th->err) {
+        r->nframes = th->first;
+        th->nframes = 0;
+        th->truncated = false;
+    }
+    return th->err;
 }

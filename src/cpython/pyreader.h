@@ -19,6 +19,9 @@
 struct pyframe {
     uint32_t code; /* index of the code entry in the reader's cache, valid for this round */
     int32_t line;  /* line executing (leaf) or calling (callers); -1 when none */
+    bool entry;    /* the first frame run by one C-level call of the eval loop (each frame on
+                    * 3.8-3.10; is_entry on 3.11; the frame above a C-stack shim on 3.12+).
+                    * False also when the frame that started the call is hidden (prologue). */
 };
 
 /* One thread seen in a round. */
@@ -129,6 +132,12 @@ void pyreader_fini(struct pyreader *r);
  * starts or after it began finalizing). Per-thread failures are in pythread.err, not the
  * return value; returns ERR_PROC_GONE or ERR_PERM only when the process cannot be read. */
 int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb) MUST_CHECK;
+/* Reads thread slot `t` of the current round again, alone (its state, current frame and data
+ * stack), and walks it: meant for a thread that is stopped now, so that its stack matches the
+ * instant it was stopped. The new frames are appended to r->frames and the slot's first,
+ * nframes, truncated and err are replaced (other slots are untouched). Returns the slot's err:
+ * 0, or why the stack could not be read (ERR_PROC_GONE when the process exited). */
+int pyreader_reread_thread(struct pyreader *r, size_t t, uint64_t now_ns) MUST_CHECK;
 /* The code entry of a frame of the current round. */
 static inline const struct pycode *pyreader_code(const struct pyreader *r, const struct pyframe *f)
 {

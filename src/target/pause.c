@@ -4,7 +4,9 @@
 #include "target/pause.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -16,6 +18,7 @@
 
 #define PAUSE_MAX_THREADS 4096
 #define PAUSE_WAIT_US 200000 /* longest wait for one round's stops */
+#define PAUSE_ONE_SPIN_US 20 /* pause_stop_one polls this long before it sleeps */
 
 void pause_init(struct pauser *pz, pid_t pid, pid_t child)
 {
@@ -86,11 +89,10 @@ static int seize_new(struct pauser *pz)
     return 0;
 }
 
-int pause_stop_all(struct pauser *pz, struct errbuf *eb)
+/* Interrupts every seized thread that is not stopped and waits for the stops (never blocking
+ * longer than PAUSE_WAIT_US in all). Threads that exited are forgotten. */
+static void interrupt_known(struct pauser *pz)
 {
-    int rc = seize_new(pz);
-    if (rc)
-        return errbuf_set(eb, rc, "cannot pause process %d: %s", (int)pz->pid, err_str(rc));
     size_t i = 0;
     while (i < pz->n) {
         if (!pz->v[i].stopped && ptrace(PTRACE_INTERRUPT, pz->v[i].tid, 0, 0) != 0) {
@@ -122,6 +124,14 @@ int pause_stop_all(struct pauser *pz, struct errbuf *eb)
         nanosleep(&ts, NULL);
         waited_us += 20;
     }
+}
+
+int pause_stop_all(struct pauser *pz, struct errbuf *eb)
+{
+    int rc = seize_new(pz);
+    if (rc)
+        return errbuf_set(eb, rc, "cannot pause process %d: %s", (int)pz->pid, err_str(rc));
+    interrupt_known(pz);
     return pz->n ? 0 : ERR_PROC_GONE;
 }
 
@@ -153,13 +163,129 @@ void pause_poll(struct pauser *pz)
 void pause_fini(struct pauser *pz)
 {
     /* PTRACE_DETACH needs a stopped tracee: stop, then detach each, delivering what is
-     * pending. */
-    struct errbuf eb;
-    if (pz->n && pause_stop_all(pz, &eb) == 0) {
+     * pending. Threads never seized need nothing. */
+    if (pz->n) {
+        interrupt_known(pz);
         for (size_t i = 0; i < pz->n; i++)
-            (void)ptrace(PTRACE_DETACH, pz->v[i].tid, 0, (void *)(long)pz->v[i].pending_sig);
+            if (pz->v[i].stopped)
+                (void)ptrace(PTRACE_DETACH, pz->v[i].tid, 0, (void *)(long)pz->v[i].pending_sig);
     }
     free(pz->v);
     pz->v = NULL;
     pz->n = pz->cap = 0;
+}
+
+/* --- One thread at a time ----------------------------------------------------------------- */
+
+static struct pause_thread *add(struct pauser *pz, pid_t tid)
+{
+    if (pz->n == pz->cap) {
+        pz->cap = pz->cap ? pz->cap * 2 : 16;
+        pz->v = xrealloc(pz->v, pz->cap * sizeof(*pz->v));
+    }
+    pz->v[pz->n] = (struct pause_thread){tid, 0, false};
+    return &pz->v[pz->n++];
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Collects whatever `tid` reported, without blocking; false when nothing was waiting. */
+static bool collect_one(struct pauser *pz, pid_t tid)
+{
+    int status;
+    pid_t got = waitpid(tid, &status, __WALL | WNOHANG);
+    if (got != tid)
+        return false;
+    on_status(pz, tid, status);
+    return true;
+}
+
+/* Waits for `tid` to report, at most until `deadline_us`: polls briefly (a thread running on
+ * another CPU stops within microseconds), then sleeps in sigtimedwait until the SIGCHLD the
+ * kernel sends the tracer at the stop. Sleeping instead of spinning matters when the thread
+ * shares our CPU: spinning would keep it from reaching its stop. SIGCHLD must be blocked by
+ * the caller. Returns 0 when stopped. */
+static int wait_stop(struct pauser *pz, pid_t tid, uint64_t start_us, struct errbuf *eb)
+{
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    for (;;) {
+        if (collect_one(pz, tid)) {
+            struct pause_thread *t = find(pz, tid);
+            if (!t)
+                return errbuf_set(eb, ERR_PROC_GONE, "thread %d exited", (int)tid);
+            if (t->stopped)
+                return 0;
+            continue;
+        }
+        uint64_t waited = mono_us() - start_us;
+        if (waited >= PAUSE_ONE_WAIT_US)
+            return errbuf_set(eb, ERR_TOO_LARGE, "thread %d did not stop within %d ms", (int)tid,
+                              PAUSE_ONE_WAIT_US / 1000);
+        if (waited < PAUSE_ONE_SPIN_US)
+            continue;
+        uint64_t left = PAUSE_ONE_WAIT_US - waited;
+        struct timespec ts = {(time_t)(left / 1000000u), (long)(left % 1000000u) * 1000};
+        (void)sigtimedwait(&chld, NULL, &ts); /* a stale SIGCHLD only means one more poll */
+    }
+}
+
+int pause_stop_one(struct pauser *pz, pid_t tid, struct errbuf *eb)
+{
+    struct pause_thread *t = find(pz, tid);
+    if (!t) {
+        if (ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
+            int rc = err_from_errno(errno);
+            return errbuf_set(eb, rc, "cannot stop thread %d of process %d: %s", (int)tid,
+                              (int)pz->pid, err_str(rc));
+        }
+        t = add(pz, tid);
+    }
+    /* SIGCHLD is blocked from before the interrupt, so that the one the stop sends stays
+     * pending until wait_stop() takes it. */
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &chld, &old);
+    uint64_t start = mono_us();
+    int rc = 0;
+    if (!t->stopped && ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0) {
+        forget(pz, tid);
+        rc = errbuf_set(eb, ERR_PROC_GONE, "thread %d exited", (int)tid);
+    } else {
+        rc = wait_stop(pz, tid, start, eb);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+void pause_resume_one(struct pauser *pz, pid_t tid)
+{
+    struct pause_thread *t = find(pz, tid);
+    if (!t || !t->stopped)
+        return;
+    if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)t->pending_sig) == 0 || errno == ESRCH) {
+        t->stopped = false;
+        t->pending_sig = 0;
+    }
+}
+
+void pause_release_one(struct pauser *pz, pid_t tid)
+{
+    struct pause_thread *t = find(pz, tid);
+    if (!t)
+        return;
+    if (!t->stopped && collect_one(pz, tid))
+        t = find(pz, tid);
+    if (!t || !t->stopped)
+        return; /* its stop has not arrived yet: pause_fini() or a later call collects it */
+    /* Detaching also clears the pending INTERRUPT, so no later stop can wait for us. */
+    if (ptrace(PTRACE_DETACH, tid, 0, (void *)(long)t->pending_sig) == 0 || errno == ESRCH)
+        forget(pz, tid);
 }

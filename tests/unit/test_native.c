@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+// Unit tests for native/merge (pairing eval-loop calls with Python frames on synthetic
+// stacks of each interpreter generation), native/symbols (classes, interning) and the
+// unwinder against a child process stopped in a known call chain.
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "native/merge.h"
+#include "native/symbols.h"
+#include "native/unwind.h"
+#include "target/pause.h"
+
+static struct symbols syms;
+
+/* Symbols named after their class: "E..." eval loop, "I..." interpreter, others other. */
+static const struct native_sym *S(const char *name)
+{
+    uint8_t cls = name[0] == 'E' ? NSYM_EVAL : name[0] == 'I' ? NSYM_INTERP : NSYM_OTHER;
+    return symbols_intern(&syms, name, name[0] == 'E' || name[0] == 'I' ? "libpython" : "lib.so",
+                          cls);
+}
+
+/* Builds the native stack from names, leaf first. */
+static size_t nat_of(const char *const *names, const struct native_sym **out)
+{
+    size_t n = 0;
+    while (names[n]) {
+        out[n] = S(names[n]);
+        n++;
+    }
+    return n;
+}
+
+/* Renders a merged stack root first as "py3;py2;c:name;..." (Python frames by code id). */
+static void render(const struct native_stack *s, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < s->n && at < len; k++) {
+        const struct native_frame *f = &s->v[k];
+        int w = f->kind == NATIVE_FRAME_PY
+                    ? snprintf(buf + at, len - at, "%spy%u", k ? ";" : "", f->py.code)
+                    : snprintf(buf + at, len - at, "%s%s", k ? ";" : "", f->sym->name);
+        at += w > 0 ? (size_t)w : 0;
+    }
+}
+
+static int merge_case(const char *const *names, const struct pyframe *py, size_t np, bool truncated,
+                      const char *want, bool want_mismatch)
+{
+    const struct native_sym *nat[64];
+    size_t nn = nat_of(names, nat);
+    struct native_stack st;
+    native_stack_init(&st);
+    int rc = merge_stacks(nat, nn, py, np, truncated, &st);
+    char got[1024];
+    render(&st, got, sizeof(got));
+    bool mismatch = st.mismatch;
+    native_stack_fini(&st);
+    CHECK(rc == 0, "merge failed: %d", rc);
+    CHECK(strcmp(got, want) == 0, "merged %s, want %s", got, want);
+    CHECK(mismatch == want_mismatch, "mismatch %d, want %d", mismatch, want_mismatch);
+    return 0;
+}
+
+/* 3.11+: Python-to-Python calls stay in one eval call; the zlib call leaves it. */
+static int test_merge_311_leaf_library(void)
+{
+    const char *nat[] = {"deflate_slow",
+                         "deflate",
+                         "zlib_compress",
+                         "I_PyObject_Vectorcall",
+                         "E",
+                         "IPyEval_EvalCode",
+                         "IPy_RunMain",
+                         "__libc_start_main",
+                         "I_start",
+                         NULL};
+    /* leaf first: compress_loop(1), outer(2), main(3), <module>(4, entry) */
+    const struct pyframe py[] = {{1, 10, false}, {2, 20, false}, {3, 30, false}, {4, 40, true}};
+    return merge_case(nat, py, 4, false, "py4;py3;py2;py1;zlib_compress;deflate;deflate_slow",
+                      false);
+}
+
+/* 3.8-3.10: one eval call per Python frame, machinery between them folds away. */
+static int test_merge_38_each_frame(void)
+{
+    const char *nat[] = {"cblas_sgemm",
+                         "matmul",
+                         "Icfunction_call",
+                         "E",
+                         "Ifunction_code_fastcall",
+                         "E",
+                         "I_PyFunction_Vectorcall",
+                         "E",
+                         "Imain",
+                         "clone",
+                         NULL};
+    const struct pyframe py[] = {{1, 10, true}, {2, 20, true}, {3, 30, true}};
+    return merge_case(nat, py, 3, false, "py3;py2;py1;matmul;cblas_sgemm", false);
+}
+
+/* Python -> C -> Python: a qsort callback runs in a second eval call. */
+static int test_merge_callback(void)
+{
+    const char *nat[] = {
+        "E",        "IPyObject_Vectorcall", "closure_fcn",           "msort", "qsort",
+        "ffi_call", "PyCFuncPtr_call",      "I_PyObject_MakeTpCall", "E",     "IPy_RunMain",
+        NULL};
+    /* leaf first: py_compare(1, entry), sort_loop(2), main(3, entry) */
+    const struct pyframe py[] = {{1, 10, true}, {2, 20, false}, {3, 30, true}};
+    return merge_case(nat, py, 3, false,
+                      "py3;py2;PyCFuncPtr_call;ffi_call;qsort;msort;closure_fcn;py1", false);
+}
+
+/* 3.12+: an eval call entered (or being left) with no Python frame yet: nothing for it. */
+static int test_merge_leaf_eval_without_frames(void)
+{
+    const char *nat[] = {"I_PyEvalFrameClearAndPop",
+                         "E",
+                         "IPyObject_Vectorcall",
+                         "closure_fcn",
+                         "qsort",
+                         "E",
+                         "IPy_RunMain",
+                         NULL};
+    const struct pyframe py[] = {{2, 20, false}, {3, 30, true}};
+    return merge_case(nat, py, 2, false, "py3;py2;qsort;closure_fcn", false);
+}
+
+/* 3.11: a frame pushed before its eval call starts: its group goes at the leaf. */
+static int test_merge_leaf_group_without_eval(void)
+{
+    const char *nat[] = {"I_PyEval_Vector", "closure_fcn", "qsort", "E", "IPy_RunMain", NULL};
+    const struct pyframe py[] = {{1, 10, true}, {2, 20, false}, {3, 30, true}};
+    return merge_case(nat, py, 3, false, "py3;py2;qsort;closure_fcn;py1", false);
+}
+
+/* Counts that cannot be paired: the Python stack whole, then natives above the last eval. */
+static int test_merge_mismatch_keeps_python(void)
+{
+    const char *nat[] = {"deflate", "E", "E", "E", "IPy_RunMain", "clone", NULL};
+    const struct pyframe py[] = {{1, 10, true}};
+    return merge_case(nat, py, 1, false, "py1;deflate", true);
+}
+
+/* No eval call found (unwinding failed): never drop the Python frames. */
+static int test_merge_no_eval(void)
+{
+    const char *nat[] = {"poll", NULL};
+    const struct pyframe py[] = {{1, 10, false}, {2, 20, true}};
+    return merge_case(nat, py, 2, false, "py2;py1;poll", true);
+}
+
+/* A Python stack truncated at the root: surplus eval calls at the root fold away. */
+static int test_merge_truncated(void)
+{
+    const char *nat[] = {"work", "E", "E", "E", "E", "IPy_RunMain", NULL};
+    const struct pyframe py[] = {{1, 10, true}, {2, 20, true}};
+    return merge_case(nat, py, 2, true, "py2;py1;work", false);
+}
+
+/* A thread outside Python: its native frames, less the interpreter's. */
+static int test_merge_no_python(void)
+{
+    const char *nat[] = {"epoll_wait", "Iworker", "start_thread", "clone3", NULL};
+    return merge_case(nat, NULL, 0, false, "clone3;start_thread;epoll_wait", false);
+}
+
+static int test_classify(void)
+{
+    const char *exe = "/usr/bin/python3.11";
+    CHECK(symbols_classify("_PyEval_EvalFrameDefault", "/usr/bin/python3.11", exe) == NSYM_EVAL,
+          "eval in the executable");
+    CHECK(symbols_classify("_PyEval_EvalFrameDefault.cold", "/x/libpython3.12.so.1.0", exe) ==
+              NSYM_EVAL,
+          "cold part of the eval loop");
+    CHECK(symbols_classify("_PyEval_EvalFrameDefaultX", "/x/libpython3.12.so.1.0", exe) ==
+              NSYM_INTERP,
+          "another name");
+    CHECK(symbols_classify(NULL, "/usr/bin/python3.11", exe) == NSYM_INTERP,
+          "stripped interpreter code");
+    CHECK(symbols_classify("deflate", "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", exe) ==
+              NSYM_OTHER,
+          "library");
+    CHECK(symbols_classify("_PyEval_EvalFrameDefault", "/x/zlib.cpython-312.so", exe) == NSYM_OTHER,
+          "the name outside the interpreter is not the eval loop");
+    return 0;
+}
+
+static int test_intern_stable(void)
+{
+    const struct native_sym *a = symbols_intern(&syms, "f", "liba.so", NSYM_OTHER);
+    for (int i = 0; i < 2000; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "g%d", i);
+        (void)symbols_intern(&syms, name, "libb.so", NSYM_OTHER);
+    }
+    CHECK(symbols_intern(&syms, "f", "liba.so", NSYM_OTHER) == a, "same pointer");
+    CHECK(symbols_intern(&syms, "f", "libc.so", NSYM_OTHER) != a, "module is part of the key");
+    CHECK(strcmp(a->name, "f") == 0 && strcmp(a->module, "liba.so") == 0, "contents");
+    return 0;
+}
+
+/* --- The unwinder on a real process -------------------------------------------------------- */
+
+__attribute__((noinline)) static void leaf_spin(volatile int *stop)
+{
+    while (!*stop)
+        __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void middle_call(volatile int *stop)
+{
+    leaf_spin(stop);
+    __asm__ volatile("" ::: "memory");
+}
+
+static int test_unwind_child(void)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        volatile int stop = 0;
+        middle_call(&stop);
+        _exit(0);
+    }
+    usleep(50000);
+    struct unwinder u;
+    struct errbuf eb = {{0}};
+    int rc = unwind_open(&u, child, &eb);
+    CHECK(rc == 0, "unwind_open: %s", eb.msg);
+    struct pauser pz;
+    pause_init(&pz, child, child);
+    rc = pause_stop_one(&pz, child, &eb);
+    CHECK(rc == 0, "stop: %s", eb.msg);
+    rc = unwind_capture(&u, child, &eb);
+    pause_release_one(&pz, child);
+    CHECK(rc == 0, "capture: %s", eb.msg);
+    uint64_t pcs[64];
+    size_t n = 0;
+    rc = unwind_walk(&u, 1, pcs, 64, &n);
+    CHECK(rc == 0 && n >= 3, "walk: %zu frames", n);
+    symbols_init(&syms, child);
+    char chain[512] = "";
+    size_t at = 0;
+    for (size_t k = 0; k < n && k < 4; k++) {
+        const struct native_sym *s = symbols_lookup(&syms, u.dwfl, u.report_gen, pcs[k]);
+        int w = snprintf(chain + at, sizeof(chain) - at, "%s;", s->name);
+        at += w > 0 ? (size_t)w : 0;
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    pause_fini(&pz);
+    unwind_close(&u);
+    CHECK(strncmp(chain, "leaf_spin;middle_call;test_unwind_child;", 40) == 0, "chain %s", chain);
+    return 0;
+}
+
+int main(void)
+{
+    symbols_init(&syms, getpid());
+    RUN(test_merge_311_leaf_library);
+    RUN(test_merge_38_each_frame);
+    RUN(test_merge_callback);
+    RUN(test_merge_leaf_eval_without_frames);
+    RUN(test_merge_leaf_group_without_eval);
+    RUN(test_merge_mismatch_keeps_python);
+    RUN(test_merge_no_eval);
+    RUN(test_merge_truncated);
+    RUN(test_merge_no_python);
+    RUN(test_classify);
+    RUN(test_intern_stable);
+    symbols_fini(&syms);
+    RUN(test_unwind_child);
+    symbols_fini(&syms);
+    return TEST_SUMMARY("native");
+}
