@@ -10,6 +10,7 @@
 #include "export/flamegraph.h"
 #include "export/flamesvg.h"
 #include "export/lines.h"
+#include "export/report.h"
 #include "export/speedscope.h"
 #include "util/jsonw.h"
 
@@ -25,7 +26,8 @@ static const struct format_word extensions[] = {
 };
 
 static const struct format_word names[] = {
-    {"flamegraph", EXPORT_HTML},       {"html", EXPORT_HTML},       {"svg", EXPORT_SVG},
+    {"flamegraph", EXPORT_FLAMEGRAPH}, {"report", EXPORT_HTML},     {"summary", EXPORT_SUMMARY},
+    {"verdict", EXPORT_VERDICT},       {"html", EXPORT_HTML},       {"svg", EXPORT_SVG},
     {"speedscope", EXPORT_SPEEDSCOPE}, {"json", EXPORT_SPEEDSCOPE}, {"collapsed", EXPORT_COLLAPSED},
     {"folded", EXPORT_COLLAPSED},      {"txt", EXPORT_COLLAPSED},   {"lines", EXPORT_LINES},
     {"lines-json", EXPORT_LINES_JSON},
@@ -68,6 +70,12 @@ const char *export_format_name(enum export_format f)
         return "html";
     case EXPORT_SVG:
         return "svg";
+    case EXPORT_FLAMEGRAPH:
+        return "flamegraph";
+    case EXPORT_SUMMARY:
+        return "summary";
+    case EXPORT_VERDICT:
+        return "verdict";
     case EXPORT_LINES:
         return "lines";
     case EXPORT_LINES_JSON:
@@ -92,7 +100,16 @@ int export_write(const struct profile *p, enum export_format f, const struct exp
         rc = speedscope_write(p, o, out);
         break;
     case EXPORT_HTML:
+        rc = report_write(p, o, out);
+        break;
+    case EXPORT_FLAMEGRAPH:
         rc = flamegraph_write(p, o, out);
+        break;
+    case EXPORT_SUMMARY:
+        rc = report_write_summary(p, o, out);
+        break;
+    case EXPORT_VERDICT:
+        rc = report_write_verdict(p, o, out);
         break;
     case EXPORT_SVG:
         rc = flamesvg_write(p, o, out);

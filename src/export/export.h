@@ -10,23 +10,29 @@
 enum export_format {
     EXPORT_COLLAPSED = 0,  /* folded stacks, one line per stack (FlameGraph, inferno) */
     EXPORT_SPEEDSCOPE = 1, /* speedscope JSON, one "sampled" profile */
-    EXPORT_HTML = 2,       /* self-contained interactive flame graph */
+    EXPORT_HTML = 2,       /* self-contained report: verdict, stages, flame graph, tables */
     EXPORT_SVG = 3,        /* static flame graph, flamegraph.pl style, with click-to-zoom */
     EXPORT_LINES = 4,      /* per line and function: total, self, time categories (text) */
     EXPORT_LINES_JSON = 5, /* the same as JSON */
+    EXPORT_FLAMEGRAPH = 6, /* self-contained interactive flame graph alone */
+    EXPORT_SUMMARY = 7,    /* the verdict as text: what `record` prints at the end */
+    EXPORT_VERDICT = 8,    /* the verdict, stages and hottest lines as JSON (docs/report.md) */
 };
+
+struct stage_rules;
 
 /* Options common to every format; a zeroed struct (or NULL) gives the defaults. */
 struct export_opts {
     const char *title; /* shown in HTML/SVG and named in speedscope; NULL: "crux" + command */
+    const struct stage_rules *rules; /* stage rules for the report formats; NULL: built-in */
 };
 
 /* Picks the format from `path`'s extension (case-insensitive): .txt .collapsed .folded →
  * collapsed, .json → speedscope, .html .htm → html, .svg → svg. ERR_ARG otherwise. */
 int export_format_from_path(const char *path, enum export_format *out) MUST_CHECK;
 
-/* Picks the format from a --format name: flamegraph|html, svg, speedscope|json,
- * collapsed|folded|txt, lines, lines-json. ERR_ARG otherwise. */
+/* Picks the format from a --format name: html|report, flamegraph, svg, speedscope|json,
+ * collapsed|folded|txt, lines, lines-json, summary, verdict. ERR_ARG otherwise. */
 int export_format_from_name(const char *name, enum export_format *out) MUST_CHECK;
 
 /* Returns the canonical name of a format ("collapsed", "speedscope", "html", "svg"), or "?"

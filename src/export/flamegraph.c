@@ -97,20 +97,26 @@ static void write_tables(struct jsonw *w, const struct profile *p, const struct 
     free(m.ids);
 }
 
+void flamegraph_write_members(struct jsonw *w, const struct profile *p, const struct flametree *t,
+                              const struct buf *title)
+{
+    jsonw_key(w, "version");
+    jsonw_u64(w, 1);
+    jsonw_key(w, "title");
+    jsonw_strn(w, title->data ? title->data : "", title->len);
+    jsonw_key(w, "total");
+    jsonw_u64(w, t->total[0]);
+    write_meta(w, p);
+    write_tables(w, p, t);
+}
+
 static int write_data(struct buf *out, const struct profile *p, const struct flametree *t,
                       const struct buf *title)
 {
     struct jsonw w;
     jsonw_init(&w, out, JSONW_HTML_SAFE);
     jsonw_obj_begin(&w);
-    jsonw_key(&w, "version");
-    jsonw_u64(&w, 1);
-    jsonw_key(&w, "title");
-    jsonw_strn(&w, title->data ? title->data : "", title->len);
-    jsonw_key(&w, "total");
-    jsonw_u64(&w, t->total[0]);
-    write_meta(&w, p);
-    write_tables(&w, p, t);
+    flamegraph_write_members(&w, p, t, title);
     jsonw_obj_end(&w);
     return jsonw_error(&w);
 }

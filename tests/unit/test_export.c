@@ -132,7 +132,7 @@ static int test_format_from_path(void)
 static int test_format_from_name(void)
 {
     enum export_format f;
-    CHECK(export_format_from_name("flamegraph", &f) == 0 && f == EXPORT_HTML, "flamegraph");
+    CHECK(export_format_from_name("flamegraph", &f) == 0 && f == EXPORT_FLAMEGRAPH, "flamegraph");
     CHECK(export_format_from_name("html", &f) == 0 && f == EXPORT_HTML, "html");
     CHECK(export_format_from_name("svg", &f) == 0 && f == EXPORT_SVG, "svg");
     CHECK(export_format_from_name("speedscope", &f) == 0 && f == EXPORT_SPEEDSCOPE, "ss");

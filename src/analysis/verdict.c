@@ -1,0 +1,703 @@
+// SPDX-License-Identifier: MIT
+// The bottleneck verdict: weights every sample as a share of wall time (one tick of one
+// process is one unit, split among the threads doing something at that tick), sums them per
+// stage and bottleneck type, and names the dominant type only when the data supports it.
+#include "analysis/verdict.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/hmap.h"
+#include "util/xalloc.h"
+
+#define TOP_HOT 200
+#define TOP_BEHIND 10
+
+void verdict_wilson(double k, double n, double *lo, double *hi)
+{
+    if (n <= 0) {
+        *lo = 0;
+        *hi = 1;
+        return;
+    }
+    const double z = 1.959963984540054;
+    double p = k / n;
+    if (p < 0)
+        p = 0;
+    if (p > 1)
+        p = 1;
+    double z2 = z * z;
+    double den = 1 + z2 / n;
+    double mid = (p + z2 / (2 * n)) / den;
+    double half = z * sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / den;
+    *lo = mid - half < 0 ? 0 : mid - half;
+    *hi = mid + half > 1 ? 1 : mid + half;
+}
+
+static void share_set(struct share *s, double w, double wall)
+{
+    s->w = w;
+    s->p = wall > 0 ? w / wall : 0;
+    verdict_wilson(w, wall, &s->lo, &s->hi);
+}
+
+/* The category a sample counts under: its own, or one derived from its thread state. */
+static unsigned sample_cls(const struct psample *s)
+{
+    if (s->cat != CAT_NONE && s->cat < PCAT_N)
+        return s->cat;
+    if (s->state == TSTATE_RUNNING)
+        return CAT_CPU;
+    if (s->state == TSTATE_IDLE)
+        return CAT_SYSTEM;
+    return CAT_NONE;
+}
+
+static uint8_t unit_type(const struct analysis *a, uint32_t stage, unsigned cls)
+{
+    if (cls == CAT_GIL)
+        return BT_GIL;
+    if (cls == CAT_SYSTEM)
+        return a->stage_wait_type[stage];
+    return a->stage_run_type[stage];
+}
+
+/* Working state of one analysis run. */
+struct acc {
+    struct analysis *a;
+    const struct profile *p;
+    uint64_t *sn;        /* stack * PCAT_N + cls -> thread-samples */
+    double *stw;         /* stack * BT_N + type -> wall weight */
+    struct hmap tags;    /* stage tag strtab id -> stage id + 1 */
+    struct hmap thr;     /* pid << 32 | tid -> thread index + 1 */
+    uint64_t *thr_stage; /* thread * nstages -> samples */
+    uint32_t capthreads;
+};
+
+static uint32_t tag_stage(struct acc *c, uint32_t tag)
+{
+    uint64_t v;
+    if (hmap_get(&c->tags, tag, &v))
+        return (uint32_t)v - 1;
+    struct analysis *a = c->a;
+    const char *name = profile_string(c->p, tag);
+    uint32_t id = a->nstages;
+    for (uint32_t i = 0; i < a->nstages; i++)
+        if (strcmp(a->stage_names[i], name) == 0)
+            id = i;
+    if (id == a->nstages) {
+        a->nstages++;
+        a->stage_names = xrealloc(a->stage_names, a->nstages * sizeof(*a->stage_names));
+        a->stage_run_type = xrealloc(a->stage_run_type, a->nstages);
+        a->stage_wait_type = xrealloc(a->stage_wait_type, a->nstages);
+        a->stage_names[id] = name;
+        a->stage_run_type[id] = BT_HOST;
+        a->stage_wait_type[id] = BT_QUEUE;
+    }
+    hmap_put(&c->tags, tag, (uint64_t)id + 1);
+    return id;
+}
+
+static void thread_add(struct acc *c, const struct psample *s, unsigned cls, uint64_t n)
+{
+    struct analysis *a = c->a;
+    uint64_t key = ((uint64_t)s->pid << 32 | s->tid);
+    key = key ? key : 1;
+    bool fresh;
+    uint64_t *slot = hmap_slot(&c->thr, key, a->nthreads, &fresh);
+    uint32_t t = (uint32_t)*slot;
+    if (fresh) {
+        if (a->nthreads == c->capthreads) {
+            c->capthreads = c->capthreads ? c->capthreads * 2 : 16;
+            a->threads = xrealloc(a->threads, c->capthreads * sizeof(*a->threads));
+        }
+        a->threads[t] = (struct thread_stat){.pid = s->pid, .tid = s->tid, .first_ns = s->t_ns};
+        a->nthreads++;
+    }
+    struct thread_stat *th = &a->threads[t];
+    th->samples += n;
+    if (cls == CAT_SYSTEM)
+        th->idle += n;
+    else if (cls != CAT_NONE)
+        th->running += n;
+    th->cat[cls] += n;
+    th->last_ns = s->t_ns;
+}
+
+static void add_unit(struct acc *c, uint32_t stack, uint32_t stage, unsigned cls, uint64_t n,
+                     double w)
+{
+    struct analysis *a = c->a;
+    uint8_t type = unit_type(a, stage, cls);
+    c->sn[(size_t)stack * PCAT_N + cls] += n;
+    c->stw[(size_t)stack * BT_N + type] += w;
+    a->stage[stage].w += w;
+    a->stage_type_w[(size_t)stage * BT_N + type] += w;
+    a->type[type].w += w;
+    a->cat[cls] += n;
+    a->samples += n;
+    a->wall += w;
+}
+
+/* Kept samples: each (tick, process) is one unit of wall time, split evenly among the
+ * samples doing something (on CPU, or waiting for the GIL); only when every thread of the
+ * process is waiting is the unit split among the waiting ones. */
+static void from_samples(struct acc *c)
+{
+    struct analysis *a = c->a;
+    const struct profile *p = c->p;
+    size_t ns = p->nsamples;
+    size_t i = 0;
+    while (i < ns) {
+        const struct psample *g = &p->samples[i];
+        size_t j = i;
+        double active = 0, idle = 0;
+        while (j < ns && p->samples[j].t_ns == g->t_ns && p->samples[j].pid == g->pid) {
+            const struct psample *s = &p->samples[j];
+            double wt = s->weight ? s->weight : 1;
+            if (sample_cls(s) == CAT_SYSTEM)
+                idle += wt;
+            else
+                active += wt;
+            j++;
+        }
+        for (size_t k = i; k < j; k++) {
+            const struct psample *s = &p->samples[k];
+            unsigned cls = sample_cls(s);
+            uint64_t n = s->weight ? s->weight : 1;
+            double w;
+            if (cls == CAT_SYSTEM)
+                w = active > 0 ? 0 : (double)n / idle;
+            else
+                w = (double)n / active;
+            if (s->state != TSTATE_UNKNOWN || s->cat != CAT_NONE)
+                a->has_state = true;
+            uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
+            add_unit(c, s->stack, stage, cls, n, w);
+            thread_add(c, s, cls, n);
+        }
+        i = j;
+    }
+}
+
+/* Counts only: one sample is one unit of wall time (thread time; see docs/report.md). */
+static void from_counts(struct acc *c)
+{
+    struct analysis *a = c->a;
+    const struct profile *p = c->p;
+    for (uint32_t s = 1; s < p->nnodes; s++) {
+        if (!p->counts[s])
+            continue;
+        for (unsigned k = 0; k < PCAT_N; k++) {
+            uint64_t n = p->cat_counts[(size_t)s * PCAT_N + k];
+            if (n)
+                add_unit(c, s, a->stack_stage[s], k, n, (double)n);
+        }
+    }
+    /* Threads from thread root frames (--threads), when present. */
+    struct hmap idx;
+    hmap_init(&idx);
+    uint32_t cap = 0;
+    for (uint32_t s = 1; s < p->nnodes; s++) {
+        if (!p->counts[s])
+            continue;
+        uint32_t r = s;
+        while (p->nodes[r].parent)
+            r = p->nodes[r].parent;
+        const struct pframe *f = profile_frame_at(p, p->nodes[r].frame);
+        if (f->kind != FRAME_THREAD)
+            continue;
+        uint64_t key = (uint64_t)(uint32_t)f->line + 1;
+        bool fresh;
+        uint64_t *slot = hmap_slot(&idx, key, a->nthreads, &fresh);
+        uint32_t t = (uint32_t)*slot;
+        if (fresh) {
+            if (a->nthreads == cap) {
+                cap = cap ? cap * 2 : 16;
+                a->threads = xrealloc(a->threads, cap * sizeof(*a->threads));
+            }
+            a->threads[t] = (struct thread_stat){.pid = p->meta.pid, .tid = (uint32_t)f->line};
+            a->nthreads++;
+        }
+        struct thread_stat *th = &a->threads[t];
+        for (unsigned k = 0; k < PCAT_N; k++) {
+            uint64_t n = p->cat_counts[(size_t)s * PCAT_N + k];
+            th->samples += n;
+            th->cat[k] += n;
+            if (k == CAT_SYSTEM)
+                th->idle += n;
+            else if (k != CAT_NONE)
+                th->running += n;
+        }
+    }
+    hmap_fini(&idx);
+}
+
+/* Per-thread top stage, from the stacks of kept samples (or thread roots). */
+static void thread_stages(struct acc *c)
+{
+    struct analysis *a = c->a;
+    const struct profile *p = c->p;
+    if (!a->nthreads)
+        return;
+    uint64_t *w = xcalloc((size_t)a->nthreads * a->nstages, sizeof(*w));
+    if (a->per_tick) {
+        for (size_t i = 0; i < p->nsamples; i++) {
+            const struct psample *s = &p->samples[i];
+            uint64_t key = ((uint64_t)s->pid << 32 | s->tid), v;
+            if (!hmap_get(&c->thr, key ? key : 1, &v))
+                continue;
+            uint32_t st = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
+            if (st < a->nstages)
+                w[v * a->nstages + st] += s->weight ? s->weight : 1;
+        }
+    } else {
+        for (uint32_t s = 1; s < p->nnodes; s++) {
+            if (!p->counts[s])
+                continue;
+            uint32_t r = s;
+            while (p->nodes[r].parent)
+                r = p->nodes[r].parent;
+            const struct pframe *f = profile_frame_at(p, p->nodes[r].frame);
+            if (f->kind != FRAME_THREAD)
+                continue;
+            for (uint32_t t = 0; t < a->nthreads; t++)
+                if (a->threads[t].tid == (uint32_t)f->line)
+                    w[(size_t)t * a->nstages + a->stack_stage[s]] += p->counts[s];
+        }
+    }
+    for (uint32_t t = 0; t < a->nthreads; t++) {
+        uint64_t best = 0;
+        for (uint32_t k = 0; k < a->nstages; k++) {
+            if (w[(size_t)t * a->nstages + k] > best) {
+                best = w[(size_t)t * a->nstages + k];
+                a->threads[t].top_stage = k;
+            }
+        }
+        a->threads[t].top_stage_share =
+            a->threads[t].samples ? (double)best / (double)a->threads[t].samples : 0;
+    }
+    free(w);
+}
+
+/* Function and line tables. */
+struct hotset {
+    struct hot *v;
+    uint32_t n, cap;
+    uint32_t *stamp; /* last stack that counted it in `total` */
+    uint64_t *best;  /* heaviest leaf stack's samples, for its stage */
+    struct hmap idx;
+};
+
+static uint32_t hot_get(struct hotset *h, uint64_t key, uint32_t frame)
+{
+    bool fresh;
+    uint64_t *slot = hmap_slot(&h->idx, key ? key : 1, h->n, &fresh);
+    uint32_t i = (uint32_t)*slot;
+    if (fresh) {
+        if (h->n == h->cap) {
+            h->cap = h->cap ? h->cap * 2 : 256;
+            h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
+            h->stamp = xrealloc(h->stamp, h->cap * sizeof(*h->stamp));
+            h->best = xrealloc(h->best, h->cap * sizeof(*h->best));
+        }
+        memset(&h->v[i], 0, sizeof(h->v[i]));
+        h->v[i].frame = frame;
+        h->stamp[i] = 0;
+        h->best[i] = 0;
+        h->n++;
+    }
+    return i;
+}
+
+static uint64_t func_key(const struct pframe *f)
+{
+    return hmap_hash64(((uint64_t)f->name << 32 | f->file) ^ ((uint64_t)f->kind << 62));
+}
+
+static bool code_frame(const struct pframe *f)
+{
+    return f->kind == FRAME_PYTHON || f->kind == FRAME_NATIVE;
+}
+
+static int cmp_self(const void *x, const void *y)
+{
+    const struct hot *a = x, *b = y;
+    if (a->self != b->self)
+        return a->self < b->self ? 1 : -1;
+    if (a->total != b->total)
+        return a->total < b->total ? 1 : -1;
+    return a->frame < b->frame ? -1 : a->frame > b->frame;
+}
+
+static int cmp_vw(const void *x, const void *y)
+{
+    const struct hot *a = x, *b = y;
+    if (a->vw != b->vw)
+        return a->vw < b->vw ? 1 : -1;
+    return a->frame < b->frame ? -1 : a->frame > b->frame;
+}
+
+static void hot_tables(struct acc *c)
+{
+    struct analysis *a = c->a;
+    const struct profile *p = c->p;
+    struct hotset fn = {0}, ln = {0};
+    hmap_init(&fn.idx);
+    hmap_init(&ln.idx);
+    uint8_t vt = a->has_verdict ? (uint8_t)a->verdict.type : BT_N;
+    if (vt == BT_GPU)
+        vt = a->stage_run_type[a->verdict.stage];
+    for (uint32_t s = 1; s < p->nnodes; s++) {
+        if (!p->counts[s])
+            continue;
+        uint64_t n = 0;
+        for (unsigned k = 0; k < PCAT_N; k++)
+            n += c->sn[(size_t)s * PCAT_N + k];
+        if (!n)
+            continue;
+        /* The leaf: the innermost code frame. */
+        uint32_t leaf = s;
+        while (leaf && !code_frame(profile_frame_at(p, p->nodes[leaf].frame)))
+            leaf = p->nodes[leaf].parent;
+        if (!leaf)
+            continue;
+        const struct pframe *lf = profile_frame_at(p, p->nodes[leaf].frame);
+        uint32_t fi = hot_get(&fn, func_key(lf), p->nodes[leaf].frame);
+        uint32_t li = hot_get(&ln, (uint64_t)p->nodes[leaf].frame + 1, p->nodes[leaf].frame);
+        struct hot *hs[2] = {&fn.v[fi], &ln.v[li]};
+        uint64_t *bests[2] = {&fn.best[fi], &ln.best[li]};
+        for (int q = 0; q < 2; q++) {
+            hs[q]->self += n;
+            for (unsigned k = 0; k < PCAT_N; k++)
+                hs[q]->cat[k] += c->sn[(size_t)s * PCAT_N + k];
+            if (n > *bests[q]) {
+                *bests[q] = n;
+                hs[q]->stage = a->stack_stage[s];
+            }
+            if (vt < BT_N)
+                hs[q]->vw += c->stw[(size_t)s * BT_N + vt];
+        }
+        for (uint32_t u = s; u; u = p->nodes[u].parent) {
+            const struct pframe *f = profile_frame_at(p, p->nodes[u].frame);
+            if (!code_frame(f))
+                continue;
+            uint32_t x = hot_get(&fn, func_key(f), p->nodes[u].frame);
+            if (fn.stamp[x] != s) {
+                fn.stamp[x] = s;
+                fn.v[x].total += n;
+            }
+            uint32_t y = hot_get(&ln, (uint64_t)p->nodes[u].frame + 1, p->nodes[u].frame);
+            if (ln.stamp[y] != s) {
+                ln.stamp[y] = s;
+                ln.v[y].total += n;
+            }
+        }
+    }
+    if (vt < BT_N && ln.n) {
+        qsort(ln.v, ln.n, sizeof(*ln.v), cmp_vw);
+        uint32_t k = 0;
+        while (k < ln.n && k < TOP_BEHIND && ln.v[k].vw > 0)
+            k++;
+        a->nbehind = k;
+        a->behind = xmalloc(((size_t)k + 1) * sizeof(*a->behind));
+        memcpy(a->behind, ln.v, (size_t)k * sizeof(*a->behind));
+    }
+    if (fn.n)
+        qsort(fn.v, fn.n, sizeof(*fn.v), cmp_self);
+    if (ln.n)
+        qsort(ln.v, ln.n, sizeof(*ln.v), cmp_self);
+    a->nfuncs = fn.n < TOP_HOT ? fn.n : TOP_HOT;
+    a->nlines = ln.n < TOP_HOT ? ln.n : TOP_HOT;
+    a->funcs = xmalloc(((size_t)a->nfuncs + 1) * sizeof(*a->funcs));
+    a->lines = xmalloc(((size_t)a->nlines + 1) * sizeof(*a->lines));
+    if (a->nfuncs)
+        memcpy(a->funcs, fn.v, (size_t)a->nfuncs * sizeof(*a->funcs));
+    if (a->nlines)
+        memcpy(a->lines, ln.v, (size_t)a->nlines * sizeof(*a->lines));
+    for (struct hotset *h = &fn; h; h = h == &fn ? &ln : NULL) {
+        free(h->v);
+        free(h->stamp);
+        free(h->best);
+        hmap_fini(&h->idx);
+    }
+}
+
+static bool gpu_in_use(const struct profile *p)
+{
+    for (uint32_t i = 0; i < p->nframes; i++) {
+        const struct pframe *f = profile_frame_at(p, i);
+        const char *file = profile_string(p, f->file);
+        const char *name = profile_string(p, f->name);
+        if (f->kind == FRAME_PYTHON && strstr(file, "/torch/cuda/") &&
+            !strstr(file, "/torch/cuda/__init__.py"))
+            return true;
+        if (f->kind == FRAME_NATIVE && (strstr(file, "libcuda") || strstr(name, "cudaLaunch")))
+            return true;
+    }
+    return false;
+}
+
+static void decide(struct analysis *a)
+{
+    for (unsigned t = 0; t < BT_N; t++)
+        share_set(&a->type[t], a->type[t].w, a->wall);
+    for (uint32_t s = 0; s < a->nstages; s++)
+        share_set(&a->stage[s], a->stage[s].w, a->wall);
+    int order[BT_N];
+    int n = 0;
+    for (int t = 1; t < BT_N; t++)
+        if (a->type[t].w > 0)
+            order[n++] = t;
+    for (int i = 1; i < n; i++) /* insertion sort by weight, heaviest first */
+        for (int j = i; j > 0 && a->type[order[j]].w > a->type[order[j - 1]].w; j--) {
+            int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    struct candidate cand[2] = {{0}, {0}};
+    for (int i = 0; i < 2 && i < n; i++) {
+        cand[i].type = (enum btype)order[i];
+        cand[i].s = a->type[order[i]];
+        double best = -1;
+        for (uint32_t s = 0; s < a->nstages; s++) {
+            double w = a->stage_type_w[(size_t)s * BT_N + order[i]];
+            if (w > best) {
+                best = w;
+                cand[i].stage = s;
+            }
+        }
+        share_set(&cand[i].stage_s, best, a->wall);
+    }
+    a->reason[0] = '\0';
+    if (a->wall < VERDICT_MIN_WALL) {
+        snprintf(a->reason, sizeof(a->reason),
+                 "too few samples (%.0f ticks; a verdict needs %.0f): record longer or at a "
+                 "higher rate",
+                 a->wall, VERDICT_MIN_WALL);
+        return;
+    }
+    if (n == 0) {
+        snprintf(a->reason, sizeof(a->reason), "no time could be attributed to a stage");
+        return;
+    }
+    if (cand[0].s.p < VERDICT_MIN_SHARE || cand[0].s.lo < VERDICT_MIN_LOWER) {
+        snprintf(a->reason, sizeof(a->reason),
+                 "no type of work holds %.0f%% of wall time: the largest, %s, holds %.0f%% "
+                 "(%.0f-%.0f%%)",
+                 100 * VERDICT_MIN_SHARE, btype_label(cand[0].type), 100 * cand[0].s.p,
+                 100 * cand[0].s.lo, 100 * cand[0].s.hi);
+        a->verdict = cand[0];
+        a->second = cand[1];
+        a->has_second = n > 1;
+        return;
+    }
+    if (a->type[BT_NONE].w > cand[0].s.w) {
+        snprintf(a->reason, sizeof(a->reason),
+                 "most time (%.0f%%) is waiting in code no rule names (time.sleep or a C call)",
+                 100 * a->type[BT_NONE].p);
+        a->verdict = cand[0];
+        return;
+    }
+    a->has_verdict = true;
+    a->verdict = cand[0];
+    if (n > 1 && (cand[1].s.hi >= cand[0].s.lo || cand[1].s.p >= 0.6 * cand[0].s.p)) {
+        a->has_second = true;
+        a->second = cand[1];
+    }
+    if (a->gpu_present && (a->verdict.type == BT_HOST || a->verdict.type == BT_IO ||
+                           a->verdict.type == BT_SERIAL || a->verdict.type == BT_QUEUE)) {
+        snprintf(a->reason, sizeof(a->reason),
+                 "a CUDA device is in use while %s dominates: the GPU waits on the host",
+                 btype_label(a->verdict.type));
+        a->verdict.type = BT_GPU;
+    }
+}
+
+void analysis_run(struct analysis *a, const struct profile *p, const struct stage_rules *rules)
+{
+    struct stage_rules builtin;
+    bool own = !rules;
+    if (own) {
+        stage_rules_init(&builtin);
+        rules = &builtin;
+    }
+    memset(a, 0, sizeof(*a));
+    a->nstages = rules->nstages;
+    a->stage_names = xmalloc((rules->nstages + 1) * sizeof(*a->stage_names));
+    a->stage_run_type = xmalloc(rules->nstages + 1);
+    a->stage_wait_type = xmalloc(rules->nstages + 1);
+    for (uint32_t i = 0; i < rules->nstages; i++) {
+        a->stage_names[i] = rules->stages[i].name;
+        a->stage_run_type[i] = rules->stages[i].run_type;
+        a->stage_wait_type[i] = rules->stages[i].wait_type;
+    }
+    a->stack_stage = stage_classify(rules, p);
+    a->has_cats = p->meta.categories;
+    a->gpu_present = gpu_in_use(p);
+    struct acc c = {.a = a, .p = p};
+    c.sn = xcalloc((size_t)p->nnodes * PCAT_N, sizeof(*c.sn));
+    c.stw = xcalloc((size_t)p->nnodes * BT_N, sizeof(*c.stw));
+    hmap_init(&c.tags);
+    hmap_init(&c.thr);
+    /* Stage tags may add stages: size the per-stage arrays for the worst case. */
+    uint32_t maxst = rules->nstages + 1;
+    if (p->keep_samples && p->nsamples) {
+        struct hmap seen;
+        hmap_init(&seen);
+        for (size_t i = 0; i < p->nsamples; i++)
+            if (p->samples[i].stage && !hmap_get(&seen, p->samples[i].stage, &(uint64_t){0})) {
+                hmap_put(&seen, p->samples[i].stage, 1);
+                maxst++;
+            }
+        hmap_fini(&seen);
+    }
+    a->stage = xcalloc(maxst, sizeof(*a->stage));
+    a->stage_type_w = xcalloc((size_t)maxst * BT_N, sizeof(*a->stage_type_w));
+    uint64_t kept = 0;
+    for (size_t i = 0; i < p->nsamples; i++)
+        kept += p->samples[i].weight ? p->samples[i].weight : 1;
+    a->per_tick = p->keep_samples && p->nsamples && kept == p->total;
+    if (a->per_tick)
+        from_samples(&c);
+    else
+        from_counts(&c);
+    if (!a->has_state)
+        a->has_state = a->has_cats;
+    decide(a);
+    hot_tables(&c);
+    thread_stages(&c);
+    free(c.sn);
+    free(c.stw);
+    hmap_fini(&c.tags);
+    hmap_fini(&c.thr);
+    if (own) {
+        /* Stage names are borrowed from the rules: keep copies that outlive them. */
+        for (uint32_t i = 0; i < rules->nstages; i++)
+            a->stage_names[i] = xstrdup(a->stage_names[i]);
+        a->owns_names = rules->nstages;
+        stage_rules_fini(&builtin);
+    }
+}
+
+void analysis_fini(struct analysis *a)
+{
+    for (uint32_t i = 0; i < a->owns_names; i++)
+        free((char *)a->stage_names[i]);
+    free(a->stage_names);
+    free(a->stage_run_type);
+    free(a->stage_wait_type);
+    free(a->stack_stage);
+    free(a->stage);
+    free(a->stage_type_w);
+    free(a->funcs);
+    free(a->lines);
+    free(a->behind);
+    free(a->threads);
+    memset(a, 0, sizeof(*a));
+}
+
+uint32_t analysis_stage_order(const struct analysis *a, uint32_t *out)
+{
+    uint32_t k = 0;
+    for (uint32_t s = 0; s < a->nstages; s++) {
+        if (a->stage[s].w <= 0)
+            continue;
+        uint32_t j = k++;
+        while (j > 0 && a->stage[out[j - 1]].w < a->stage[s].w) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = s;
+    }
+    return k;
+}
+
+uint32_t analysis_sample_stage(const struct analysis *a, const struct profile *p,
+                               const struct psample *s)
+{
+    if (s->stage) {
+        const char *name = profile_string(p, s->stage);
+        for (uint32_t i = 0; i < a->nstages; i++)
+            if (strcmp(a->stage_names[i], name) == 0)
+                return i;
+    }
+    return a->stack_stage[s->stack];
+}
+
+/* "name (file:line)" of a frame, shortened to its last path components. */
+static void hot_label(const struct profile *p, const struct hot *h, bool line, struct buf *b)
+{
+    const struct pframe *f = profile_frame_at(p, h->frame);
+    const char *file = profile_string(p, f->file);
+    const char *slash = strrchr(file, '/');
+    if (slash && f->kind == FRAME_PYTHON) {
+        const char *prev = slash;
+        while (prev > file && prev[-1] != '/')
+            prev--;
+        if (prev > file)
+            slash = prev - 1;
+    }
+    const char *shown = slash ? slash + 1 : file;
+    int rc = buf_puts(b, profile_string(p, f->name)[0] ? profile_string(p, f->name) : "?");
+    if (!rc && shown[0])
+        rc = line && f->line > 0 ? buf_printf(b, " (%s:%d)", shown, (int)f->line)
+                                 : buf_printf(b, " (%s)", shown);
+    (void)rc;
+}
+
+void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    if (a->has_verdict) {
+        const struct candidate *v = &a->verdict;
+        fprintf(f,
+                "crux verdict: %s: %.0f%% of wall time (95%% CI %.0f-%.0f%%), mostly in "
+                "stage '%s'\n",
+                btype_label(v->type), 100 * v->s.p, 100 * v->s.lo, 100 * v->s.hi,
+                a->stage_names[v->stage]);
+        if (a->reason[0])
+            fprintf(f, "  note: %s\n", a->reason);
+        for (uint32_t i = 0; i < a->nbehind && i < 3; i++) {
+            buf_reset(&b);
+            hot_label(p, &a->behind[i], true, &b);
+            fprintf(f, "  %s %s %.0f%%\n", i ? "          " : "behind it:", buf_cstr(&b),
+                    a->wall > 0 ? 100 * a->behind[i].vw / a->wall : 0);
+        }
+        fprintf(f, "  fix: %s\n", btype_fix(v->type));
+        if (a->has_second)
+            fprintf(f, "  close second: %s: %.0f%% (%.0f-%.0f%%), stage '%s'\n",
+                    btype_label(a->second.type), 100 * a->second.s.p, 100 * a->second.s.lo,
+                    100 * a->second.s.hi, a->stage_names[a->second.stage]);
+    } else {
+        fprintf(f, "crux verdict: no clear bottleneck: %s\n", a->reason);
+    }
+    /* Top five stages by wall share. */
+    uint32_t *idx = xmalloc(((size_t)a->nstages + 1) * sizeof(*idx));
+    uint32_t k = analysis_stage_order(a, idx);
+    fputs("  stages:", f);
+    for (uint32_t i = 0; i < k && i < 5; i++)
+        fprintf(f, "%s %s %.1f%%", i ? "," : "", a->stage_names[idx[i]], 100 * a->stage[idx[i]].p);
+    fputc('\n', f);
+    free(idx);
+    fputs("  functions (self):", f);
+    for (uint32_t i = 0; i < a->nfuncs && i < 5; i++) {
+        buf_reset(&b);
+        hot_label(p, &a->funcs[i], false, &b);
+        fprintf(f, "%s %s %.1f%%", i ? "," : "", buf_cstr(&b),
+                a->samples ? 100.0 * (double)a->funcs[i].self / (double)a->samples : 0);
+    }
+    fputc('\n', f);
+    buf_fini(&b);
+}
+
+void verdict_print_summary(const struct profile *p, const struct stage_rules *rules, FILE *f)
+{
+    struct analysis a;
+    analysis_run(&a, p, rules);
+    verdict_print(p, &a, f);
+    analysis_fini(&a);
+}

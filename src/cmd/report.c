@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// crux report: make any output again from a saved recording (record --save run.db).
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/stages.h"
+#include "analysis/verdict.h"
+#include "cmd/cmd.h"
+#include "export/export.h"
+#include "profile/profile.h"
+#include "store/store.h"
+#include "util/buf.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: crux report RECORDING.db [-o FILE] [-f FORMAT] [--rules FILE]\n"
+          "  -o, --output FILE    output file (default: the summary on stdout); format from the\n"
+          "                       extension: .html (report), .svg, .json (speedscope),\n"
+          "                       .txt (collapsed stacks)\n"
+          "  -f, --format NAME    html | flamegraph | svg | speedscope | collapsed | lines |\n"
+          "                       lines-json | summary | verdict\n"
+          "      --rules FILE     stage rules that add to or override the built-in ones\n"
+          "                       (docs/report.md)\n",
+          f);
+}
+
+int cmd_report(int argc, char **argv)
+{
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"rules", required_argument, 0, 'R'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *output = NULL, *format = NULL, *rules_path = NULL;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:f:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            output = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'R':
+            rules_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "crux: report: unknown option or missing value: %s\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "crux: report needs one saved recording (crux record --save run.db): "
+                        "see crux report --help\n");
+        return EXIT_USAGE;
+    }
+    const char *db = argv[optind];
+    enum export_format fmt = EXPORT_SUMMARY;
+    if (format ? export_format_from_name(format, &fmt)
+               : (output && strcmp(output, "-") != 0 && export_format_from_path(output, &fmt))) {
+        fprintf(stderr,
+                "crux: cannot tell the output format of '%s': use a .html, .svg, .json or .txt "
+                "file name, or --format\n",
+                format ? format : output);
+        return EXIT_USAGE;
+    }
+    struct errbuf eb = {{0}};
+    struct stage_rules rules;
+    stage_rules_init(&rules);
+    if (rules_path && stage_rules_load(&rules, rules_path, &eb)) {
+        fprintf(stderr, "crux: %s\n", eb.msg);
+        stage_rules_fini(&rules);
+        return EXIT_USAGE;
+    }
+    struct profile p;
+    profile_init(&p);
+    int rc = store_load(db, &p, &eb);
+    if (rc) {
+        fprintf(stderr, "crux: %s\n", eb.msg);
+        profile_fini(&p);
+        stage_rules_fini(&rules);
+        return EXIT_FAIL;
+    }
+    struct buf out;
+    buf_init(&out, 0);
+    struct export_opts o = {.rules = &rules};
+    rc = export_write(&p, fmt, &o, &out, &eb);
+    if (!rc)
+        rc = buf_write_file(&out, output ? output : "-", &eb);
+    if (rc)
+        fprintf(stderr, "crux: %s\n", eb.msg);
+    else if (output && strcmp(output, "-") != 0)
+        fprintf(stderr, "crux: wrote %s (%s) from %s: %llu samples\n", output,
+                export_format_name(fmt), db, (unsigned long long)p.total);
+    buf_fini(&out);
+    profile_fini(&p);
+    stage_rules_fini(&rules);
+    return rc ? EXIT_FAIL : 0;
+}
