@@ -177,14 +177,15 @@ static void native_phase(const struct dump_args *a, struct pyreader *r, struct d
         native_get_stats(&d->nt, &st);
         fprintf(stderr,
                 "crux: native: %llu thread samples, %llu merged, %llu mismatched, %llu not "
-                "stopped; thread stopped median %.1f us, p99 %.1f us, max %.1f us (mean %.1f us to "
-                "stop, %.1f us "
-                "to read); unwind %.1f us per sample, %.1f native frames\n",
+                "stopped; thread stopped median %.1f us, p99 %.1f us, max %.1f us (mean %.1f "
+                "us to stop, %.1f us to read); unwind CPU median %.1f us, p99 %.1f us, mean "
+                "%.1f us per sample; %.1f native frames\n",
                 (unsigned long long)st.samples, (unsigned long long)st.merged,
                 (unsigned long long)st.mismatches, (unsigned long long)st.stop_failed,
                 (double)st.stop_median_ns / 1e3, (double)st.stop_p99_ns / 1e3,
                 (double)st.stop_max_ns / 1e3, (double)st.wait_mean_ns / 1e3,
-                (double)st.read_mean_ns / 1e3, (double)st.unwind_mean_ns / 1e3, st.frames_mean);
+                (double)st.read_mean_ns / 1e3, (double)st.unwind_median_ns / 1e3,
+                (double)st.unwind_p99_ns / 1e3, (double)st.unwind_mean_ns / 1e3, st.frames_mean);
     }
 }
 

@@ -12,11 +12,16 @@
 
 #include "util/xalloc.h"
 
-static uint64_t mono_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mono_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 int native_open(struct native *n, pid_t pid, struct errbuf *eb)
@@ -30,6 +35,7 @@ int native_open(struct native *n, pid_t pid, struct errbuf *eb)
     n->pcs = xmalloc(UNWIND_MAX_FRAMES * sizeof(*n->pcs));
     n->nat = xmalloc(UNWIND_MAX_FRAMES * sizeof(*n->nat));
     n->stop_ns = xmalloc(NATIVE_STOP_RING * sizeof(*n->stop_ns));
+    n->cpu_ns = xmalloc(NATIVE_STOP_RING * sizeof(*n->cpu_ns));
     return 0;
 }
 
@@ -42,6 +48,7 @@ void native_close(struct native *n)
     free(n->pcs);
     free(n->nat);
     free(n->stop_ns);
+    free(n->cpu_ns);
     memset(n, 0, sizeof(*n));
 }
 
@@ -107,6 +114,8 @@ int native_sample_thread(struct native *n, struct pauser *pz, struct pyreader *r
         python_only(r, th, out, rc);
         return rc;
     }
+    /* The rest runs while the thread runs: its cost is crux's CPU time, not a stall. */
+    uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     size_t nn = 0;
     rc = unwind_walk(&n->uw, t1, n->pcs, UNWIND_MAX_FRAMES, &nn);
     if (rc) {
@@ -123,7 +132,9 @@ int native_sample_thread(struct native *n, struct pauser *pz, struct pyreader *r
         n->mismatches++;
     else
         n->merged++;
-    n->unwind_ns += mono_ns() - t1;
+    uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+    n->unwind_ns += cpu;
+    n->cpu_ns[n->ncpu++ % NATIVE_STOP_RING] = cpu;
     return 0;
 }
 
@@ -131,6 +142,23 @@ static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Median, p99 and maximum of the last recorded values of a ring. */
+static void percentiles(const uint64_t *ring, size_t count, uint64_t *median, uint64_t *p99,
+                        uint64_t *max)
+{
+    size_t k = count < NATIVE_STOP_RING ? count : NATIVE_STOP_RING;
+    if (!k)
+        return;
+    uint64_t *v = xmalloc(k * sizeof(*v));
+    memcpy(v, ring, k * sizeof(*v));
+    qsort(v, k, sizeof(*v), cmp_u64);
+    *median = v[k / 2];
+    *p99 = v[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1];
+    if (max)
+        *max = v[k - 1];
+    free(v);
 }
 
 void native_get_stats(const struct native *n, struct native_stats *st)
@@ -145,16 +173,8 @@ void native_get_stats(const struct native *n, struct native_stats *st)
         st->wait_mean_ns = n->wait_ns / n->nstop;
         st->read_mean_ns = n->read_ns / n->nstop;
     }
-    size_t k = n->nstop < NATIVE_STOP_RING ? n->nstop : NATIVE_STOP_RING;
-    if (k) {
-        uint64_t *v = xmalloc(k * sizeof(*v));
-        memcpy(v, n->stop_ns, k * sizeof(*v));
-        qsort(v, k, sizeof(*v), cmp_u64);
-        st->stop_median_ns = v[k / 2];
-        st->stop_p99_ns = v[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1];
-        st->stop_max_ns = v[k - 1];
-        free(v);
-    }
+    percentiles(n->stop_ns, n->nstop, &st->stop_median_ns, &st->stop_p99_ns, &st->stop_max_ns);
+    percentiles(n->cpu_ns, n->ncpu, &st->unwind_median_ns, &st->unwind_p99_ns, NULL);
     uint64_t unwound = n->merged + n->mismatches;
     if (unwound) {
         st->unwind_mean_ns = n->unwind_ns / unwound;

@@ -47,12 +47,14 @@ struct native {
     uint64_t mismatches;  /* eval calls and Python entry frames did not pair up */
     uint64_t stop_failed; /* thread not stopped: gone, refused, or too slow */
     uint64_t py_failed;   /* Python stack unreadable while stopped (round's stack kept) */
-    uint64_t unwind_ns;   /* walk + symbols + merge, after the thread was released */
+    uint64_t unwind_ns;   /* CPU time of walk + symbols + merge, after the thread's release */
     uint64_t frames;      /* native frames unwound */
     uint64_t wait_ns;     /* total: from the interrupt to the stop seen */
     uint64_t read_ns;     /* total: reads while stopped, and the release */
     uint64_t *stop_ns;    /* ring of stop durations in ns */
-    size_t nstop;         /* durations recorded (the ring keeps the last NATIVE_STOP_RING) */
+    uint64_t *cpu_ns;     /* ring of unwind CPU times in ns */
+    size_t ncpu;
+    size_t nstop; /* durations recorded (the ring keeps the last NATIVE_STOP_RING) */
 };
 
 /* Native statistics for reports and benchmarks. */
@@ -61,8 +63,10 @@ struct native_stats {
     uint64_t stop_median_ns, stop_p99_ns, stop_max_ns; /* how long one thread was stopped */
     uint64_t wait_mean_ns;   /* part of the stop: seizing, interrupting, seeing the stop */
     uint64_t read_mean_ns;   /* part of the stop: registers, stack, Python stack, detach */
-    uint64_t unwind_mean_ns; /* CPU per sample after the release */
-    double frames_mean;      /* native frames per sample */
+    uint64_t unwind_mean_ns; /* CPU per sample after the release (walk, symbols, merge);
+                              * the first samples also load symbol tables and CFI */
+    uint64_t unwind_median_ns, unwind_p99_ns;
+    double frames_mean; /* native frames per sample */
 };
 
 /* Prepares native sampling of process `pid`: reads its modules. ERR_PROC_GONE, ERR_PERM,
