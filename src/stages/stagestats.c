@@ -235,8 +235,8 @@ static int waterfall_text(const struct stagestats *s, const struct sreq *q, bool
     char id[32];
     fmt_id(id, sizeof(id), q->id, hex);
     uint64_t dur = q->end_ns - q->start_ns;
-    int rc = buf_printf(out, "\nrequest %s: %.3f ms\n  %10s %10s  %-24s\n", id, ms(dur), "start ms",
-                        "dur ms", "stage");
+    int rc = buf_printf(out, "\nrequest %s: %.3f ms\n  %10s %10s  stage\n", id, ms(dur), "start ms",
+                        "dur ms");
     for (size_t k = q->first; !rc && k < q->first + q->n; k++) {
         const struct sspan *sp = &s->spans[k];
         if (sp->kind == STAGE_REQUEST)
