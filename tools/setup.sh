@@ -9,6 +9,9 @@ pkgs="gcc make libelf-dev libdw-dev libsqlite3-dev zlib1g-dev python3 python3-ve
 # stages: cJSON reads OTLP/JSON files; python3-dev builds the agent for Debian's python3;
 # FastAPI and uvicorn serve the stage test's HTTP target.
 pkgs="$pkgs libcjson-dev python3-dev python3-fastapi python3-uvicorn"
+# report: the workloads' numpy and torch (Debian's python3), and chromium for the report's
+# browser test (driven by Playwright from tests/requirements.txt, no browser download).
+pkgs="$pkgs python3-numpy python3-torch chromium"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

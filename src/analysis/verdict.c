@@ -64,6 +64,11 @@ static uint8_t unit_type(const struct analysis *a, uint32_t stage, unsigned cls)
     return a->stage_run_type[stage];
 }
 
+static bool code_frame(const struct pframe *f)
+{
+    return f->kind == FRAME_PYTHON || f->kind == FRAME_NATIVE;
+}
+
 /* Working state of one analysis run. */
 struct acc {
     struct analysis *a;
@@ -182,7 +187,26 @@ static void from_samples(struct acc *c)
     }
 }
 
-/* Counts only: one sample is one unit of wall time (thread time; see docs/report.md). */
+/* True when the outermost code frame of `s` starts a non-main Python thread
+ * (threading.Thread._bootstrap). */
+static bool background_thread(const struct profile *p, uint32_t s)
+{
+    uint32_t root = 0;
+    for (uint32_t u = s; u; u = p->nodes[u].parent)
+        if (code_frame(profile_frame_at(p, p->nodes[u].frame)))
+            root = u;
+    if (!root)
+        return false;
+    const struct pframe *f = profile_frame_at(p, p->nodes[root].frame);
+    const char *file = profile_string(p, f->file);
+    size_t n = strlen(file);
+    return strstr(profile_string(p, f->name), "_bootstrap") && n >= 12 &&
+           strcmp(file + n - 12, "threading.py") == 0;
+}
+
+/* Counts only: one sample is one unit of wall time (thread time; see docs/report.md), except
+ * that a non-main thread parked in a wait (queue, lock, unnamed) is not: it is not what the
+ * program waits for. With kept samples, the per-tick split does this properly. */
 static void from_counts(struct acc *c)
 {
     struct analysis *a = c->a;
@@ -192,8 +216,12 @@ static void from_counts(struct acc *c)
             continue;
         for (unsigned k = 0; k < PCAT_N; k++) {
             uint64_t n = p->cat_counts[(size_t)s * PCAT_N + k];
-            if (n)
-                add_unit(c, s, a->stack_stage[s], k, n, (double)n);
+            if (!n)
+                continue;
+            uint32_t st = a->stack_stage[s];
+            uint8_t type = unit_type(a, st, k);
+            bool parked = (type == BT_QUEUE || type == BT_NONE) && background_thread(p, s);
+            add_unit(c, s, st, k, n, parked ? 0.0 : (double)n);
         }
     }
     /* Threads from thread root frames (--threads), when present. */
@@ -315,11 +343,6 @@ static uint32_t hot_get(struct hotset *h, uint64_t key, uint32_t frame)
 static uint64_t func_key(const struct pframe *f)
 {
     return hmap_hash64(((uint64_t)f->name << 32 | f->file) ^ ((uint64_t)f->kind << 62));
-}
-
-static bool code_frame(const struct pframe *f)
-{
-    return f->kind == FRAME_PYTHON || f->kind == FRAME_NATIVE;
 }
 
 static int cmp_self(const void *x, const void *y)

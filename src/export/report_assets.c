@@ -34,6 +34,7 @@ const char report_assets_css[] =
     "table.facts th{text-align:left;padding:2px 12px 2px 0;color:#555;font-weight:600}\n"
     "table.facts td{overflow-wrap:anywhere}\n"
     "canvas.tl{display:block;margin:4px 0}\n"
+    "canvas.tl[hidden]{display:none}\n"
     ".st0{background:#c8c8c8}.st1{background:#e8743b}.st2{background:#19a979}\n"
     ".st3{background:#ed4a7b}.st4{background:#945ecf}.st5{background:#13a4b4}\n"
     ".st6{background:#525df4}.st7{background:#bf399e}.st8{background:#6c8893}\n"
