@@ -10,7 +10,16 @@ shows up in `crux stages` with no other code change.
 Each ended span becomes a record in crux's ring while a recorder is attached: the trace id
 (its low 64 bits) is the request id, the span name the stage; a span without a local
 parent (a root, or one continuing a remote trace) is the request itself.
+
+With no change to the program at all, run it through this module, which adds the processor
+to every SDK TracerProvider the program makes:
+
+    python -m crux.otel server.py ARGS...
 """
+import os
+import runpy
+import sys
+
 from crux import _agent
 
 try:
@@ -43,3 +52,35 @@ class CruxSpanProcessor(_Base):
 
     def force_flush(self, timeout_millis=30000):
         return True
+
+
+def install():
+    """Makes every opentelemetry.sdk.trace.TracerProvider created from now on forward its
+    spans to crux (adds a CruxSpanProcessor in its constructor). Idempotent."""
+    from opentelemetry.sdk import trace as sdk_trace
+    original = sdk_trace.TracerProvider.__init__
+    if getattr(original, "_crux_installed", False):
+        return
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.add_span_processor(CruxSpanProcessor())
+    __init__._crux_installed = True
+    sdk_trace.TracerProvider.__init__ = __init__
+
+
+def main(argv=None):
+    """python -m crux.otel SCRIPT ARGS...: runs SCRIPT as __main__ after install()."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stderr.write("usage: python -m crux.otel SCRIPT [ARGS...]\n")
+        return 2
+    install()
+    sys.argv = list(argv)
+    sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+    runpy.run_path(argv[0], run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,25 +2,29 @@
 crux through crux.otel.CruxSpanProcessor with no other change.
 
 Each request is a root span "handle" with children "tokenize" (10 ms) and "model" (30 ms).
+With --no-processor the target leaves crux out entirely (run it as
+`python -m crux.otel stages_otel.py --no-processor`: the processor is then added for it).
 """
 import time
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-import crux
-from crux.otel import CruxSpanProcessor
 from _harness import parse_args, write_truth
 
 
 def add_arguments(p):
     p.add_argument("--requests", type=int, default=10)
+    p.add_argument("--no-processor", action="store_true")
 
 
 def main():
     args = parse_args(__doc__, add_arguments)
+    import crux  # the agent is loaded either way; only the processor line differs
     provider = TracerProvider()
-    provider.add_span_processor(CruxSpanProcessor())
+    if not args.no_processor:
+        from crux.otel import CruxSpanProcessor
+        provider.add_span_processor(CruxSpanProcessor())
     tracer = provider.get_tracer("stages-test")
     write_truth(args.truth, {"phase": "ready"})
     deadline = time.monotonic() + 30
