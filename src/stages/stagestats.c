@@ -205,7 +205,8 @@ static void requests(struct stagestats *s)
 
 void stagestats_finish(struct stagestats *s)
 {
-    qsort(s->spans, s->nspans, sizeof(*s->spans), cmp_span);
+    if (s->nspans) /* spans is NULL until the first add */
+        qsort(s->spans, s->nspans, sizeof(*s->spans), cmp_span);
     stage_rows(s);
     requests(s);
 }

@@ -135,9 +135,9 @@ def read_header(path):
     return magic, attached, write_idx
 
 
-def test_detached_writes_nothing(procs, interp):
-    popen, truth = start_with_agent(procs, interp.path, interp.id, "stages_detached.py")
-    data = procs.wait_truth(truth, popen)
+def test_detached_writes_nothing(crux, interp):
+    popen, truth = start_with_agent(crux, interp.path, interp.id, "stages_detached.py")
+    data = crux.wait_truth(truth, popen)
     assert data["attached"] is False
     magic, attached, write_idx = read_header(data["ring"])
     assert magic == b"CRUXRING" and attached == 0
@@ -145,7 +145,13 @@ def test_detached_writes_nothing(procs, interp):
     # A forked child made a ring of its own and removed it when it exited.
     assert data["child_ring"] == "/dev/shm/crux-agent-%d" % data["child_pid"]
     assert data["child_status"] == 0 and data["child_ring_left"] is False
-    procs.kill_group(popen)
+    # A recorder that comes and goes (--duration) finds nothing and leaves the flag clear.
+    result = crux.run("stages", "--pid", popen.pid, "--duration", "0.2", "--json")
+    assert result.returncode == 0, result.describe()
+    report = json.loads(result.stdout)
+    assert report["spans"] == 0 and report["stages"] == [] and report["request"] is None
+    assert read_header(data["ring"])[1] == 0, "crux left the attached flag set"
+    crux.kill_group(popen)
     os.unlink(data["ring"])  # a killed process leaves its file (the next import removes it)
 
 

@@ -328,6 +328,23 @@ static int test_stats_percentiles(void)
     return 0;
 }
 
+static int test_stats_empty(void)
+{
+    struct stagestats st;
+    stagestats_init(&st, 0);
+    stagestats_finish(&st);
+    CHECK(st.nrows == 0 && st.nreqs == 0 && st.req.count == 0, "empty");
+    struct buf b;
+    buf_init(&b, 0);
+    struct stagestats_opts o = {"empty", 5, false, 0};
+    CHECK(stagestats_write_text(&st, &o, &b) == 0 && stagestats_write_json(&st, &o, &b) == 0,
+          "write");
+    CHECK(strstr(buf_cstr(&b), "\"request\":null") != NULL, "%s", buf_cstr(&b));
+    buf_fini(&b);
+    stagestats_fini(&st);
+    return 0;
+}
+
 static int test_stats_cap(void)
 {
     struct stagestats st;
@@ -396,6 +413,7 @@ int main(void)
     RUN(test_ring_garbage_records);
     RUN(test_ring_current_stage);
     RUN(test_stats_percentiles);
+    RUN(test_stats_empty);
     RUN(test_stats_cap);
     RUN(test_otlp_parse);
     return TEST_SUMMARY("stages");
