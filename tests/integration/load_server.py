@@ -1,0 +1,202 @@
+"""Loopback HTTP servers for the `crux load` tests, with their own measurements.
+
+Usage: load_server.py MODE --ready FILE --log FILE [options]
+
+Writes {"port": N} to --ready once listening, and one JSON line per request to --log
+(flushed at once): receive time and finish time (time.monotonic, the same CLOCK_MONOTONIC
+crux reads), method, path, headers, body length. Modes:
+
+  basic   answer 200 after --delay seconds (asyncio: concurrent requests overlap)
+  stall   answer at once, but block the whole server for --stall seconds on the first
+          request received --stall-after seconds after the first one (logged as "stall")
+  serial  block the server --delay seconds per request (a server with a known capacity)
+  sse     stream --tokens events as an OpenAI-compatible completion endpoint: the first
+          after --first seconds, then one every --gap seconds; every event is written as two
+          HTTP chunks split in the middle of its data line, then a usage event and [DONE]
+  broken  by path: /ok /eofbody /truncated /badstatus /badchunk /hugeheaders /halfstream
+          /halfstream_eof /hang /stallstream /503 /closenow
+"""
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+ARGS = None
+LOG = None
+STATE = {"first": None, "stalled": False, "inflight": 0, "max_inflight": 0}
+
+
+def log(entry):
+    LOG.write(json.dumps(entry) + "\n")
+    LOG.flush()
+
+
+async def read_request(reader):
+    head = await reader.readuntil(b"\r\n\r\n")
+    t = time.monotonic()
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    body = b""
+    n = int(headers.get("content-length", "0"))
+    if n:
+        body = await reader.readexactly(n)
+    return t, method, path, headers, body
+
+
+def simple(status, body, extra=""):
+    return ("HTTP/1.1 %s\r\nContent-Length: %d\r\n%s\r\n" % (status, len(body), extra)).encode() \
+        + body
+
+
+def chunk(data):
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def sse_stream(writer, t0):
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    await writer.drain()
+    for k in range(ARGS.tokens):
+        ev = ('data: {"id":"x","choices":[{"index":0,"text":"tok%d"}]}\n\n' % k).encode()
+        half = len(ev) // 2
+        target = t0 + ARGS.first + k * ARGS.gap
+        await asyncio.sleep(max(0.0, target - 0.004 - time.monotonic()))
+        writer.write(chunk(ev[:half]))
+        await writer.drain()
+        await asyncio.sleep(max(0.0, target - time.monotonic()))
+        writer.write(chunk(ev[half:]))
+        await writer.drain()
+    usage = 'data: {"choices":[],"usage":{"completion_tokens":%d}}\n\n' % ARGS.tokens
+    writer.write(chunk(usage.encode()) + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    await writer.drain()
+
+
+async def broken(path, writer):
+    """Returns False when the connection must close after this response."""
+    ev = b'data: {"choices":[{"text":"x"}]}\n\n'
+    if path == "/ok":
+        writer.write(simple("200 OK", b"ok"))
+        return True
+    if path == "/eofbody":
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\nhello, until close")
+        return False
+    if path == "/truncated":
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+        return False
+    if path == "/badstatus":
+        writer.write(b"HTTP/1.1 OK\r\n\r\n")
+        return False
+    if path == "/badchunk":
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n")
+        return False
+    if path == "/hugeheaders":
+        pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 100) for i in range(2000))
+        writer.write(b"HTTP/1.1 200 OK\r\n" + pad + b"Content-Length: 2\r\n\r\nok")
+        return False
+    if path == "/halfstream":
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + chunk(ev) * 3 + chunk(ev[:9]))
+        return False
+    if path == "/halfstream_eof":
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + ev * 3)
+        return False
+    if path == "/hang":
+        await asyncio.sleep(3600)
+    if path == "/stallstream":
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + chunk(ev) * 2)
+        await writer.drain()
+        await asyncio.sleep(3600)
+    if path == "/503":
+        writer.write(simple("503 Service Unavailable", b"busy"))
+        return True
+    if path == "/closenow":
+        return False
+    writer.write(simple("404 Not Found", b"no"))
+    return True
+
+
+async def handle(reader, writer):
+    try:
+        while True:
+            try:
+                t, method, path, headers, body = await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                break
+            STATE["inflight"] += 1
+            STATE["max_inflight"] = max(STATE["max_inflight"], STATE["inflight"])
+            entry = {"t": t, "method": method, "path": path, "headers": headers,
+                     "body": body.decode("utf-8", "replace")}
+            if STATE["first"] is None:
+                STATE["first"] = t
+            keep = True
+            mode = ARGS.mode
+            if mode == "basic":
+                await asyncio.sleep(ARGS.delay)
+                writer.write(simple("200 OK", b"hello"))
+            elif mode == "stall":
+                if not STATE["stalled"] and t >= STATE["first"] + ARGS.stall_after:
+                    STATE["stalled"] = True
+                    s0 = time.monotonic()
+                    time.sleep(ARGS.stall)  # blocks every connection: the server stalls
+                    entry["stall"] = [s0, time.monotonic()]
+                writer.write(simple("200 OK", b"hello"))
+            elif mode == "serial":
+                time.sleep(ARGS.delay)
+                writer.write(simple("200 OK", b"hello"))
+            elif mode == "sse":
+                await sse_stream(writer, t)
+            else:
+                keep = await broken(path, writer)
+            await writer.drain()
+            entry["done"] = time.monotonic()
+            entry["inflight"] = STATE["inflight"]
+            STATE["inflight"] -= 1
+            entry["max_inflight"] = STATE["max_inflight"]
+            log(entry)
+            if not keep:
+                break
+    except ConnectionError:
+        pass
+    finally:
+        try:
+            writer.close()
+        except Exception:
+            pass
+
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+    port = server.sockets[0].getsockname()[1]
+    tmp = ARGS.ready + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"port": port}, f)
+    os.rename(tmp, ARGS.ready)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["basic", "stall", "serial", "sse", "broken"])
+    p.add_argument("--ready", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--stall", type=float, default=1.0)
+    p.add_argument("--stall-after", type=float, default=1.0)
+    p.add_argument("--tokens", type=int, default=10)
+    p.add_argument("--first", type=float, default=0.1)
+    p.add_argument("--gap", type=float, default=0.02)
+    ARGS = p.parse_args()
+    LOG = open(ARGS.log, "w")
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
