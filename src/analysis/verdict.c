@@ -32,8 +32,8 @@ void verdict_wilson(double k, double n, double *lo, double *hi)
     double den = 1 + z2 / n;
     double mid = (p + z2 / (2 * n)) / den;
     double half = z * sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / den;
-    *lo = mid - half < 0 ? 0 : mid - half;
-    *hi = mid + half > 1 ? 1 : mid + half;
+    *lo = k <= 0 || mid - half < 0 ? 0 : mid - half;
+    *hi = k >= n || mid + half > 1 ? 1 : mid + half;
 }
 
 static void share_set(struct share *s, double w, double wall)

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of saved recordings: a profile with every part filled survives store_save and
+// store_load unchanged (and so do the outputs made from it); bad files are refused cleanly.
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "export/export.h"
+#include "profile/profile.h"
+#include "store/store.h"
+
+static uint32_t py(struct profile *p, const char *name, const char *file, int line)
+{
+    return profile_frame(p, profile_str(p, name, strlen(name)), profile_str(p, file, strlen(file)),
+                         line, FRAME_PYTHON);
+}
+
+static void build(struct profile *p)
+{
+    profile_init(p);
+    p->keep_samples = true;
+    p->meta.pid = 4242;
+    p->meta.rate_hz = 250.5;
+    p->meta.duration_ns = 3000000000ull;
+    p->meta.ticks = 750;
+    p->meta.errors = 3;
+    p->meta.categories = true;
+    p->meta.native = true;
+    profile_set_str(&p->meta.command, "python3 app.py --x '<b>'");
+    profile_set_str(&p->meta.python_version, "3.12.1");
+    profile_set_str(&p->meta.categories_note, "perf task-clock");
+    uint32_t th = profile_frame(p, profile_str(p, "worker", 6), 0, 77, FRAME_THREAD);
+    uint32_t a = py(p, "main", "/app/app.py", 3);
+    uint32_t b = py(p, "bad\xff name", "caf\xc3\xa9.py", 9);
+    uint32_t c = profile_frame(p, profile_str(p, "memcpy", 6), profile_str(p, "libc.so.6", 9), 0,
+                               FRAME_NATIVE);
+    uint32_t s1 = profile_stack(p, (uint32_t[]){th, a}, 2);
+    uint32_t s2 = profile_stack(p, (uint32_t[]){th, a, b, c}, 4);
+    uint32_t stage = profile_str(p, "embed", 5);
+    for (uint64_t t = 0; t < 300; t++) {
+        profile_add(p, &(struct psample){.t_ns = t * 4000000 + 17,
+                                         .stack = t % 3 ? s2 : s1,
+                                         .tid = 77,
+                                         .pid = 4242,
+                                         .stage = t % 5 == 0 ? stage : 0,
+                                         .state = t % 2 ? TSTATE_RUNNING : TSTATE_IDLE,
+                                         .flags = t % 7 == 0 ? SAMPLE_GIL : 0,
+                                         .cat = (uint8_t)(t % PCAT_N),
+                                         .weight = t == 5 ? 3 : 1});
+        profile_add_mem(p, t * 4000000, 4242, (100 + t) << 20);
+    }
+    profile_add_growth(p, s2, 12345);
+    profile_add_growth(p, s1, -77);
+    struct pproc *pr = profile_proc(p, 4242);
+    pr->ppid = 1;
+    profile_set_str(&pr->name, "python3 app.py");
+    profile_set_str(&pr->python_version, "3.12.1");
+    pr->first_ns = 17;
+    pr->last_ns = 299 * 4000000 + 17;
+    pr->samples = 302;
+    pr->exit_status = 0;
+    struct pproc *child = profile_proc(p, 4243);
+    child->ppid = 4242;
+}
+
+static const char *tmp_db(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, "/tmp/crux-test-store-%d-%s.db", (int)getpid(), name);
+    return buf;
+}
+
+static int same_output(const struct profile *x, const struct profile *y, enum export_format f)
+{
+    struct buf a, b;
+    buf_init(&a, 0);
+    buf_init(&b, 0);
+    int ok = export_write(x, f, NULL, &a, NULL) == 0 && export_write(y, f, NULL, &b, NULL) == 0 &&
+             a.len == b.len && memcmp(a.data, b.data, a.len) == 0;
+    buf_fini(&a);
+    buf_fini(&b);
+    return ok;
+}
+
+static int test_round_trip(void)
+{
+    struct profile p, q;
+    build(&p);
+    char path[128];
+    tmp_db(path, sizeof(path), "rt");
+    struct errbuf eb = {{0}};
+    CHECK(store_save(&p, path, &eb) == 0, "save: %s", eb.msg);
+    CHECK(store_save(&p, path, &eb) == 0, "save again replaces: %s", eb.msg);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == 0, "load: %s", eb.msg);
+    CHECK(q.strs.len == p.strs.len && q.nframes == p.nframes && q.nnodes == p.nnodes, "sizes");
+    for (uint32_t i = 0; i < p.strs.len; i++)
+        CHECK(strtab_len(&q.strs, i) == strtab_len(&p.strs, i) &&
+                  memcmp(profile_string(&q, i), profile_string(&p, i), strtab_len(&p.strs, i)) == 0,
+              "string %u", i);
+    CHECK(memcmp(q.frames, p.frames, p.nframes * sizeof(*p.frames)) == 0, "frames");
+    CHECK(memcmp(q.nodes, p.nodes, p.nnodes * sizeof(*p.nodes)) == 0, "stacks");
+    CHECK(memcmp(q.counts, p.counts, p.nnodes * sizeof(*p.counts)) == 0, "counts");
+    CHECK(memcmp(q.cat_counts, p.cat_counts, (size_t)p.nnodes * PCAT_N * sizeof(*p.cat_counts)) ==
+              0,
+          "category counts");
+    CHECK(memcmp(q.mem_growth, p.mem_growth, p.nnodes * sizeof(*p.mem_growth)) == 0, "growth");
+    CHECK(q.total == p.total && q.total == 302, "total %llu", (unsigned long long)q.total);
+    CHECK(q.keep_samples && q.nsamples == p.nsamples &&
+              memcmp(q.samples, p.samples, p.nsamples * sizeof(*p.samples)) == 0,
+          "samples");
+    CHECK(q.nmem == p.nmem && memcmp(q.mem, p.mem, p.nmem * sizeof(*p.mem)) == 0, "memory");
+    CHECK(q.nprocs == 2 && q.procs[0].pid == 4242 && q.procs[0].peak_rss == p.procs[0].peak_rss &&
+              strcmp(q.procs[0].name, "python3 app.py") == 0 && q.procs[0].exit_status == 0 &&
+              q.procs[1].name == NULL && q.procs[1].exit_status == -1,
+          "processes");
+    CHECK(strcmp(q.meta.command, p.meta.command) == 0 &&
+              strcmp(q.meta.python_version, "3.12.1") == 0 && q.meta.pid == 4242 &&
+              q.meta.rate_hz == 250.5 && q.meta.duration_ns == 3000000000ull &&
+              q.meta.ticks == 750 && q.meta.errors == 3 && q.meta.categories && q.meta.native &&
+              strcmp(q.meta.categories_note, "perf task-clock") == 0,
+          "meta");
+    CHECK(same_output(&p, &q, EXPORT_HTML), "same report");
+    CHECK(same_output(&p, &q, EXPORT_COLLAPSED), "same collapsed stacks");
+    CHECK(same_output(&p, &q, EXPORT_SPEEDSCOPE), "same speedscope");
+    /* The documented views answer plain SQL. */
+    sqlite3 *db;
+    CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK, "open");
+    sqlite3_stmt *st;
+    CHECK(sqlite3_prepare_v2(db,
+                             "SELECT name, count(*) FROM sample_leaf WHERE file = 'libc.so.6' "
+                             "GROUP BY name",
+                             -1, &st, NULL) == SQLITE_OK,
+          "%s", sqlite3_errmsg(db));
+    CHECK(sqlite3_step(st) == SQLITE_ROW, "a row");
+    CHECK(strcmp((const char *)sqlite3_column_text(st, 0), "memcpy") == 0 &&
+              sqlite3_column_int(st, 1) == 200,
+          "memcpy leaf samples %d", sqlite3_column_int(st, 1));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    profile_fini(&q);
+    profile_fini(&p);
+    unlink(path);
+    return 0;
+}
+
+static int test_empty_profile(void)
+{
+    struct profile p, q;
+    profile_init(&p);
+    char path[128];
+    tmp_db(path, sizeof(path), "empty");
+    struct errbuf eb = {{0}};
+    CHECK(store_save(&p, path, &eb) == 0, "save: %s", eb.msg);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == 0, "load: %s", eb.msg);
+    CHECK(q.total == 0 && q.nnodes == 1 && !q.keep_samples && q.meta.command == NULL, "empty");
+    profile_fini(&q);
+    profile_fini(&p);
+    unlink(path);
+    return 0;
+}
+
+static int test_bad_files(void)
+{
+    struct profile q;
+    struct errbuf eb = {{0}};
+    profile_init(&q);
+    CHECK(store_load("/nonexistent/run.db", &q, &eb) == ERR_IO, "missing");
+    CHECK(strstr(eb.msg, "/nonexistent/run.db"), "%s", eb.msg);
+    profile_fini(&q);
+    char path[128];
+    tmp_db(path, sizeof(path), "junk");
+    FILE *f = fopen(path, "wb");
+    CHECK(f, "create");
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database ", f);
+    fclose(f);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == ERR_ARG, "junk: %s", eb.msg);
+    CHECK(strstr(eb.msg, "not a crux recording"), "%s", eb.msg);
+    profile_fini(&q);
+    /* A newer format version is refused with a hint. */
+    struct profile p;
+    build(&p);
+    CHECK(store_save(&p, path, &eb) == 0, "save");
+    profile_fini(&p);
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 99 WHERE key = 'format_version'", NULL, NULL,
+                       NULL) == SQLITE_OK,
+          "update");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == ERR_ARG && strstr(eb.msg, "upgrade crux"), "%s", eb.msg);
+    profile_fini(&q);
+    /* Rows that do not fit together. */
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db,
+                       "UPDATE meta SET value = 1 WHERE key = 'format_version';"
+                       "UPDATE stacks SET frame = 999 WHERE id = 2",
+                       NULL, NULL, NULL) == SQLITE_OK,
+          "update");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "damaged"), "%s", eb.msg);
+    profile_fini(&q);
+    CHECK(store_save(&q, "/nonexistent/dir/run.db", &eb) == ERR_IO, "unwritable");
+    unlink(path);
+    return 0;
+}
+
+int main(void)
+{
+    RUN(test_round_trip);
+    RUN(test_empty_profile);
+    RUN(test_bad_files);
+    return TEST_SUMMARY("store");
+}
