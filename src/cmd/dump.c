@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd/cmd.h"
 #include "cmd/session.h"
@@ -27,17 +28,24 @@ struct dump_args {
     bool native;
     bool stats;      /* --stats: native sampling costs on stderr */
     unsigned repeat; /* --repeat N: take N native snapshots, print the last (benchmarks) */
+    double interval; /* --interval SEC between those snapshots */
 };
 
-#define DUMP_USAGE "usage: crux dump --pid PID [--json] [--blocking] [--native [--stats]]\n"
+#define DUMP_USAGE                                                                                 \
+    "usage: crux dump --pid PID [--json] [--blocking] [--native [--stats] [--repeat N "            \
+    "[--interval SEC]]]\n"
 
 static int parse_args(int argc, char **argv, struct dump_args *a)
 {
-    static const struct option opts[] = {
-        {"pid", required_argument, 0, 'p'}, {"json", no_argument, 0, 'j'},
-        {"blocking", no_argument, 0, 'b'},  {"native", no_argument, 0, 'n'},
-        {"stats", no_argument, 0, 's'},     {"repeat", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
+    static const struct option opts[] = {{"pid", required_argument, 0, 'p'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"blocking", no_argument, 0, 'b'},
+                                         {"native", no_argument, 0, 'n'},
+                                         {"stats", no_argument, 0, 's'},
+                                         {"repeat", required_argument, 0, 'r'},
+                                         {"interval", required_argument, 0, 'i'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     optind = 1;
     opterr = 0; /* our own one-line messages, starting with crux: */
@@ -71,6 +79,13 @@ static int parse_args(int argc, char **argv, struct dump_args *a)
                 return EXIT_USAGE;
             }
             a->repeat = (unsigned)num;
+            break;
+        case 'i':
+            if (session_parse_number(optarg, 0, 3600, &a->interval)) {
+                fprintf(stderr, "crux: --interval needs seconds from 0 to 3600, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
             break;
         case 'h':
             fputs(DUMP_USAGE, stdout);
@@ -166,8 +181,17 @@ static void native_phase(const struct dump_args *a, struct pyreader *r, struct d
     struct pauser pz;
     pause_init(&pz, a->pid, 0);
     bool reported = false;
-    for (unsigned i = 0; i < a->repeat; i++) {
-        if (i > 0 && pyreader_sample(r, sampler_now_ns(), &eb))
+    /* --repeat (measurements): Ctrl-C or SIGTERM ends the rounds, the stats still print. */
+    static volatile sig_atomic_t stop;
+    if (a->repeat > 1)
+        session_trap_signals(&stop);
+    for (unsigned i = 0; i < a->repeat && !stop; i++) {
+        if (i > 0 && a->interval > 0) {
+            struct timespec ts = {(time_t)a->interval,
+                                  (long)((a->interval - (double)(time_t)a->interval) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+        if (i > 0 && (stop || pyreader_sample(r, sampler_now_ns(), &eb)))
             break;
         native_round(a, r, d, &pz, &reported);
     }
