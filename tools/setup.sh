@@ -12,6 +12,8 @@ pkgs="$pkgs libcjson-dev python3-dev python3-fastapi python3-uvicorn"
 # report: the workloads' numpy and torch (Debian's python3), and chromium for the report's
 # browser test (driven by Playwright from tests/requirements.txt, no browser download).
 pkgs="$pkgs python3-numpy python3-torch chromium"
+# native: OpenBLAS, whose gemm frames test_native finds under numpy's matmul.
+pkgs="$pkgs libopenblas0-pthread"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
