@@ -171,6 +171,10 @@ static void ring_create(void)
     h->pid = (uint32_t)pid;
     h->created_ns = now_ns();
     h->names_used = 1; /* entry 0: no stage */
+    /* `crux stages -- COMMAND` names itself, our parent: record from the start. */
+    const char *att = getenv("CRUX_AGENT_ATTACHED");
+    if (att && *att && strtol(att, NULL, 10) == (long)getppid())
+        h->attached = 1;
     g_names_tab = (struct agentshm_name *)((char *)m + names_off);
     g_names_tab[0].state = AGENTSHM_NAME_READY;
     g_slots = (struct agentshm_slot *)((char *)m + slots_off);

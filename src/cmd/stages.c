@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "cmd/session.h"
@@ -23,8 +24,9 @@
 #define STAGES_SLOWEST_DEFAULT 5
 
 static const char usage_text[] =
-    "usage: crux stages (--pid PID | --ring FILE | --otlp FILE.json) [options]\n"
+    "usage: crux stages [options] (--pid PID | --ring FILE | --otlp FILE.json | -- COMMAND)\n"
     "  --pid PID        attach to the stage ring of a process that imports crux\n"
+    "  -- COMMAND ARGS  launch COMMAND and record its stages until it exits\n"
     "  --ring FILE      read a ring file directly (a process run with CRUX_AGENT_PATH)\n"
     "  --otlp FILE      import OpenTelemetry spans from an OTLP/JSON file\n"
     "  --duration SEC   stop after SEC (default: when the process exits, or Ctrl-C)\n"
@@ -42,6 +44,7 @@ struct stages_args {
     double wait;
     bool json;
     size_t slowest;
+    char **cmd; /* -- COMMAND ARGS..., NULL-terminated (argv's tail) */
 };
 
 static int usage_error(const char *msg, const char *arg)
@@ -65,7 +68,7 @@ static int parse_args(int argc, char **argv, struct stages_args *a)
     opterr = 0;
     int c;
     double v = 0;
-    while ((c = getopt_long(argc, argv, "p:o:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+p:o:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (session_parse_pid(optarg, &a->pid))
@@ -103,9 +106,11 @@ static int parse_args(int argc, char **argv, struct stages_args *a)
             return usage_error("unknown option or missing value", argv[optind - 1]);
         }
     }
-    int sources = (a->pid != 0) + (a->ring != NULL) + (a->otlp != NULL);
-    if (sources != 1 || optind < argc)
-        return usage_error("give exactly one of --pid, --ring, --otlp", NULL);
+    if (optind < argc)
+        a->cmd = argv + optind;
+    int sources = (a->pid != 0) + (a->ring != NULL) + (a->otlp != NULL) + (a->cmd != NULL);
+    if (sources != 1)
+        return usage_error("give exactly one of --pid, --ring, --otlp, -- COMMAND", NULL);
     return 0;
 }
 
@@ -171,46 +176,85 @@ static size_t drain_all(struct stagering *r, struct stagestats *st, struct stage
     return total;
 }
 
-static int run_ring(const struct stages_args *a)
+/* The recording loop: drains every 10 ms until the writer exits, the duration passes or a
+ * signal arrives. In launch mode the ring is opened once the command has made it. */
+static void record_loop(const struct stages_args *a, struct stagering *r, pid_t writer,
+                        bool launched, struct stagestats *st, volatile sig_atomic_t *stop)
 {
-    struct stagering r;
+    struct stage_span *buf = xcalloc(STAGERING_BATCH, sizeof(*buf));
+    uint64_t end = a->duration > 0 ? sampler_now_ns() + (uint64_t)(a->duration * 1e9) : UINT64_MAX;
+    bool gone = false;
+    while (!*stop && !gone && sampler_now_ns() < end) {
+        gone = writer > 0 && !proc_alive(writer); /* drain once more after it exits */
+        if (launched && !r->opened) {
+            struct errbuf ignored;
+            if (stagering_open(r, writer, &ignored) != 0) {
+                if (!gone)
+                    sleep_ns(STAGES_POLL_NS);
+                continue;
+            }
+        }
+        drain_all(r, st, buf);
+        if (!gone)
+            sleep_ns(STAGES_POLL_NS);
+    }
+    drain_all(r, st, buf);
+    free(buf);
+}
+
+static int run_ring(const struct stages_args *a, char **cmd)
+{
+    struct stagering r = {0};
+    struct session sess = {0};
     struct errbuf eb = {""};
-    int rc = open_ring(a, &r, &eb);
+    int rc;
+    pid_t writer = a->pid;
+    if (cmd) {
+        /* The agent in the command (our child: it checks its parent's pid) starts recording
+         * at import, so that early requests count. */
+        char me[24];
+        snprintf(me, sizeof(me), "%d", (int)getpid());
+        setenv("CRUX_AGENT_ATTACHED", me, 1);
+        rc = session_launch(&sess, cmd, 10.0, &eb);
+        unsetenv("CRUX_AGENT_ATTACHED");
+        writer = sess.pid;
+    } else {
+        rc = open_ring(a, &r, &eb);
+        if (!rc && !writer)
+            writer = (pid_t)r.hdr.pid;
+    }
     if (rc) {
         session_report(rc, &eb);
         return EXIT_FAIL;
     }
     volatile sig_atomic_t stop = 0;
     session_trap_signals(&stop);
-    pid_t writer = a->pid ? a->pid : (pid_t)r.hdr.pid;
     struct stagestats st;
     stagestats_init(&st, 0);
-    struct stage_span *buf = xcalloc(STAGERING_BATCH, sizeof(*buf));
     uint64_t t0 = sampler_now_ns();
-    uint64_t end = a->duration > 0 ? t0 + (uint64_t)(a->duration * 1e9) : UINT64_MAX;
-    bool gone = false;
-    while (!stop && !gone && sampler_now_ns() < end) {
-        gone = writer > 0 && !proc_alive(writer); /* drain once more after it exits */
-        drain_all(&r, &st, buf);
-        if (!gone)
-            sleep_ns(STAGES_POLL_NS);
-    }
-    drain_all(&r, &st, buf);
+    if (!sess.child_exited)
+        record_loop(a, &r, writer, cmd != NULL, &st, &stop);
     double secs = (double)(sampler_now_ns() - t0) / 1e9;
     uint64_t lost = r.lost + r.bad;
+    bool had_ring = r.opened;
     stagering_close(&r);
-    free(buf);
     stagestats_finish(&st);
     char source[64];
-    if (a->pid)
-        snprintf(source, sizeof(source), "pid %d, %.1f s", (int)a->pid, secs);
-    else
-        snprintf(source, sizeof(source), "%.1f s", secs);
-    struct stagestats_opts o = {a->pid ? source : a->ring, a->slowest, false, lost};
+    snprintf(source, sizeof(source), "pid %d, %.1f s", (int)writer, secs);
+    struct stagestats_opts o = {a->ring ? a->ring : source, a->slowest, false, lost};
     rc = write_report(a, &st, &o);
+    const char *note = "";
+    if (!had_ring)
+        note = " (the command never imported crux: run it with PYTHONPATH=build/agent/TAG)";
+    else if (!st.nspans)
+        note = " (the program recorded no stage: does it run crux.stage?)";
     fprintf(stderr, "crux: %zu spans in %zu requests over %.1f s%s\n", st.nspans, st.nreqs, secs,
-            st.nspans ? "" : " (the program recorded no stage: does it run crux.stage?)");
+            note);
     stagestats_fini(&st);
+    if (cmd) {
+        int status = session_finish(&sess);
+        return rc ? rc : status;
+    }
     return rc;
 }
 
@@ -245,5 +289,7 @@ int cmd_stages(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;
-    return a.otlp ? run_otlp(&a) : run_ring(&a);
+    if (a.otlp)
+        return run_otlp(&a);
+    return run_ring(&a, a.cmd);
 }

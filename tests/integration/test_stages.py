@@ -312,3 +312,24 @@ def test_fastapi_server_stages(crux, tmp_path):
     assert report["requests"] == n
     popen.send_signal(signal.SIGTERM)
     popen.wait(30)
+
+
+def test_launch_mode(crux, tmp_path, one_interp):
+    """`crux stages -- COMMAND`: the agent records from import (no request is missed), and
+    crux exits with the command's status."""
+    env = target_env()
+    env["PYTHONPATH"] = "%s:%s" % (agent_dir(one_interp.id), TARGETS)
+    out = tmp_path / "out.json"
+    truth = tmp_path / "truth.json"
+    result = crux.run("stages", "-o", out, "--", one_interp.path,
+                      str(TARGETS / "stages_sync.py"), "--truth", truth, "--requests", "5",
+                      env=env)
+    assert result.returncode == 0, result.describe()
+    report = json.loads(out.read_text())
+    done = json.loads(truth.read_text())
+    assert report["requests"] == 5 and done["phase"] == "done"
+    for name in ("parse", "model", "serialize"):
+        check_against_truth(stages_by_name(report)[name], done["measured_ns"][name], name)
+    result = crux.run("stages", "--", one_interp.path, "-c",
+                      "import crux, sys; sys.exit(3)", env=env)
+    assert result.returncode == 3, result.describe()
