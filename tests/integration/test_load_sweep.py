@@ -1,0 +1,35 @@
+"""crux load --sweep: doubling then bisection finds the highest rate meeting the SLO, below
+the capacity of a server that serves one request at a time in a known time."""
+from load_helpers import run_load, server_log, start_server
+
+
+def test_sweep_knee_below_capacity(crux, tmp_path):
+    url, slog = start_server(crux, "serial", "--delay", "0.01")
+    html = tmp_path / "sweep.html"
+    res, data = run_load(crux, url + "/", "--sweep", "--rate", "32", "--duration", "1",
+                         "--slo", "p99=30ms", "--sweep-precision", "0.25", "--timeout", "3",
+                         "-o", html, timeout=120)
+    sw = data["sweep"]
+    steps = sw["steps"]
+    loads = [s["load"] for s in steps]
+    # powers of two from 32 until the SLO fails, then bisection
+    assert loads[:3] == [32, 64, 128], loads
+    assert not steps[2]["slo_met"] and steps[0]["slo_met"]
+    entries = server_log(slog)
+    service = [e["done"] - e["t"] for e in entries]
+    capacity = len(service) / sum(service)  # requests/s of a one-at-a-time server
+    knee = sw["knee"]
+    assert knee is not None, res.stdout
+    # (a busy machine slows the server below its service-time capacity, never above it)
+    assert knee <= capacity * 1.02, "knee %s above capacity %.1f\n%s" % (knee, capacity, res.stdout)
+    met = [s["load"] for s in steps if s["slo_met"]]
+    missed = [s["load"] for s in steps if not s["slo_met"]]
+    assert max(met) == knee and min(missed) > knee
+    # throughput follows the offered load below the knee and saturates above capacity
+    for s in steps:
+        if s["slo_met"]:
+            assert s["throughput"] > 0.8 * s["load"], res.stdout
+        assert s["throughput"] < capacity * 1.1, res.stdout
+    assert "knee:" in res.stdout
+    page = html.read_text()
+    assert "Latency against offered load" in page and "<polyline" in page
