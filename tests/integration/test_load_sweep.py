@@ -7,7 +7,7 @@ def test_sweep_knee_below_capacity(crux, tmp_path):
     url, slog = start_server(crux, "serial", "--delay", "0.01")
     html = tmp_path / "sweep.html"
     res, data = run_load(crux, url + "/", "--sweep", "--rate", "32", "--duration", "1",
-                         "--slo", "p99=30ms", "--sweep-precision", "0.25", "--timeout", "3",
+                         "--slo", "p90=25ms", "--sweep-precision", "0.25", "--timeout", "3",
                          "-o", html, timeout=120)
     sw = data["sweep"]
     steps = sw["steps"]
