@@ -13,7 +13,7 @@ def test_sweep_knee_below_capacity(crux, tmp_path):
     steps = sw["steps"]
     loads = [s["load"] for s in steps]
     # powers of two from 32 until the SLO fails, then bisection
-    assert loads[:3] == [32, 64, 128], loads
+    assert loads[:3] == [32, 64, 128], res.stdout
     assert not steps[2]["slo_met"] and steps[0]["slo_met"]
     entries = server_log(slog)
     service = [e["done"] - e["t"] for e in entries]
