@@ -111,7 +111,7 @@ def run_mode(mode, crux, pyspy, python, threads, depth, duration):
         dumps = loop_tool(lambda pid: [pyspy, "dump", "--native", "--pid", str(pid)], p)
     elif mode == "crux-100hz":
         c = subprocess.Popen([crux, "dump", "--pid", str(p.pid), "--native", "--stats",
-                              "--repeat", "100000000", "--interval", "0.01"],
+                              "--repeat", "1000000", "--interval", "0.01"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         p.wait()
         c.terminate()
@@ -152,6 +152,7 @@ def main():
     ap.add_argument("--crux", help="crux binary to test (default: build/crux)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--out", default="native.json")
+    ap.add_argument("--parts", default="costs,throughput")
     a = ap.parse_args()
     if a.quick:
         a.reps, a.duration = 1, 2.0
@@ -162,11 +163,13 @@ def main():
     print("crux %s (%s), %s, depth %d" % (info.get("commit"), info.get("binary"), a.python,
                                           a.depth))
 
+    parts = a.parts.split(",")
+    threads_costs = threads if "costs" in parts else []
     print("\n1. One thread stopped, and the unwind after it (crux dump --native --repeat)")
     print("%8s %10s %22s %22s %14s %10s" % ("threads", "samples", "stopped med / p99 us",
                                             "to stop / to read us", "unwind CPU us",
                                             "frames"))
-    for t in threads:
+    for t in threads_costs:
         c = part_costs(crux, a.python, t, a.depth, max(20, 1280 // t))
         result["costs"][t] = c
         print("%8d %10d %22s %22s %14s %10.1f" % (
@@ -174,6 +177,8 @@ def main():
             "%.1f / %.1f" % (c["to_stop"], c["to_read"]),
             "%.1f / %.1f" % (c["cpu_med"], c["cpu_p99"]), c["frames"]))
 
+    if "throughput" not in parts:
+        threads = []
     modes = ["none", "crux-100hz"] + (["pyspy-100hz"] if pyspy else []) + ["crux-loop"] + (
         ["pyspy-loop"] if pyspy else [])
     print("\n2. Target throughput while native stacks are taken (ratio to no profiler, "
