@@ -237,12 +237,17 @@ static int run_ring(const struct stages_args *a, char **cmd)
     double secs = (double)(sampler_now_ns() - t0) / 1e9;
     uint64_t lost = r.lost + r.bad;
     bool had_ring = r.opened;
-    stagering_close(&r);
+    /* What each thread is doing as recording ends (the slots the sampler tags by). */
+    struct stage_current cur[64];
+    size_t ncur = 0;
+    if (had_ring && stagering_refresh_threads(&r) == 0)
+        ncur = stagering_list_current(&r, cur, sizeof(cur) / sizeof(cur[0]));
     stagestats_finish(&st);
     char source[64];
     snprintf(source, sizeof(source), "pid %d, %.1f s", (int)writer, secs);
-    struct stagestats_opts o = {a->ring ? a->ring : source, a->slowest, false, lost};
+    struct stagestats_opts o = {a->ring ? a->ring : source, a->slowest, false, lost, cur, ncur};
     rc = write_report(a, &st, &o);
+    stagering_close(&r); /* after the report: `cur` points at the ring's names */
     const char *note = "";
     if (!had_ring)
         note = " (the command never imported crux: run it with PYTHONPATH=build/agent/TAG)";
@@ -274,7 +279,7 @@ static int run_otlp(const struct stages_args *a)
     for (size_t i = 0; i < o.nspans; i++)
         stagestats_add(&st, &o.spans[i]);
     stagestats_finish(&st);
-    struct stagestats_opts so = {a->otlp, a->slowest, true, o.skipped};
+    struct stagestats_opts so = {a->otlp, a->slowest, true, o.skipped, NULL, 0};
     rc = write_report(a, &st, &so);
     fprintf(stderr, "crux: %zu spans in %zu traces from %s%s\n", st.nspans, st.nreqs, a->otlp,
             o.skipped ? " (some spans lacked a name or times and were skipped)" : "");

@@ -299,3 +299,18 @@ const char *stagering_current(struct stagering *r, pid_t tid)
     }
     return NULL;
 }
+
+size_t stagering_list_current(struct stagering *r, struct stage_current *out, size_t max)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; r->slots_ok && i < AGENTSHM_SLOTS && n < max; i++) {
+        const struct agentshm_slot *s = &r->slots[i];
+        const char *name = s->tid && s->name ? stagering_name(r, s->name) : NULL;
+        if (!name)
+            continue;
+        out[n].tid = s->tid;
+        out[n].stage = name;
+        n++;
+    }
+    return n;
+}

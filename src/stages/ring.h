@@ -57,6 +57,8 @@ int stagering_refresh_threads(struct stagering *r) MUST_CHECK;
 /* The stage thread `tid` was in at the last refresh, or NULL (none, or unknown). The string
  * is owned by `r`. */
 const char *stagering_current(struct stagering *r, pid_t tid);
+/* Lists up to `max` threads that were in a stage at the last refresh; returns how many. */
+size_t stagering_list_current(struct stagering *r, struct stage_current *out, size_t max);
 /* The text of name index `id`, or NULL when the entry is not (yet) valid. Owned by `r`. */
 const char *stagering_name(struct stagering *r, uint32_t id);
 

@@ -23,4 +23,11 @@ struct stage_span {
     uint32_t kind; /* enum stage_kind */
 };
 
+/* A thread and the stage it is in now (the ring's thread slots). `stage` is owned by the
+ * producer, like stage_span.name. */
+struct stage_current {
+    uint32_t tid;
+    const char *stage;
+};
+
 #endif

@@ -277,6 +277,10 @@ int stagestats_write_text(const struct stagestats *s, const struct stagestats_op
         rc = row_text(out, strtab_get(&s->names, s->rows[i].name), &s->rows[i]);
     if (!rc && s->req.count)
         rc = row_text(out, "[request]", &s->req);
+    if (!rc && o->ncurrent)
+        rc = buf_printf(out, "\nthreads in a stage at the end:\n");
+    for (size_t i = 0; !rc && i < o->ncurrent; i++)
+        rc = buf_printf(out, "  thread %u: %s\n", o->current[i].tid, o->current[i].stage);
     size_t n = o->slowest < s->nreqs ? o->slowest : s->nreqs;
     if (!rc && n)
         rc = buf_printf(out, "\nslowest requests (%zu of %zu):\n", n, s->nreqs);
@@ -370,6 +374,17 @@ int stagestats_write_json(const struct stagestats *s, const struct stagestats_op
         row_json(&w, "request", &s->req);
     else
         jsonw_null(&w);
+    jsonw_key(&w, "current");
+    jsonw_arr_begin(&w);
+    for (size_t i = 0; i < o->ncurrent; i++) {
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "tid");
+        jsonw_u64(&w, o->current[i].tid);
+        jsonw_key(&w, "stage");
+        jsonw_str(&w, o->current[i].stage);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
     jsonw_key(&w, "slowest");
     jsonw_arr_begin(&w);
     size_t n = o->slowest < s->nreqs ? o->slowest : s->nreqs;

@@ -50,10 +50,12 @@ struct stagestats {
 
 /* Output options. */
 struct stagestats_opts {
-    const char *source; /* "pid 1234" or the file name, for the title */
-    size_t slowest;     /* waterfalls to write (the N slowest requests) */
-    bool hex_ids;       /* request ids in hex (trace ids) rather than decimal */
-    uint64_t lost;      /* spans the source lost (ring overwritten), reported */
+    const char *source;                  /* "pid 1234" or the file name, for the title */
+    size_t slowest;                      /* waterfalls to write (the N slowest requests) */
+    bool hex_ids;                        /* request ids in hex (trace ids) rather than decimal */
+    uint64_t lost;                       /* spans the source lost (ring overwritten), reported */
+    const struct stage_current *current; /* threads in a stage when recording ended */
+    size_t ncurrent;
 };
 
 /* Initializes empty statistics keeping at most `max_spans` spans (0: the default). */

@@ -333,3 +333,28 @@ def test_launch_mode(crux, tmp_path, one_interp):
     result = crux.run("stages", "--", one_interp.path, "-c",
                       "import crux, sys; sys.exit(3)", env=env)
     assert result.returncode == 3, result.describe()
+
+
+def test_threads_and_current_stage(crux, tmp_path, one_interp):
+    """Three threads write at once; at the end crux reports the stage each parked thread is
+    in (the per-thread slots the sampler uses to tag samples)."""
+    popen, truth = start_with_agent(crux, one_interp.path, one_interp.id, "stages_threads.py")
+    crux.wait_truth(truth, popen)
+    out = tmp_path / "out.json"
+    rec = crux.start("stages", "--pid", popen.pid, "-o", out, "--slowest", "100")
+    data = crux.wait_truth(truth, popen, phase="waiting")
+    time.sleep(0.05)  # a drain round after the last request
+    os.kill(rec.pid, signal.SIGINT)
+    result = rec.finish()
+    assert result.returncode == 0, result.describe()
+    assert popen.wait(30) == 0, popen.log_path.read_text()
+    report = json.loads(out.read_text())
+    assert stages_by_name(report)["work"]["count"] == 15 and report["requests"] == 15
+    tids = set()
+    for w in report["slowest"]:
+        assert len(w["stages"]) == 1 and w["stages"][0]["name"] == "work", w
+        tids.add(w["stages"][0]["tid"])
+    assert tids == set(data["workers"])
+    current = dict((c["tid"], c["stage"]) for c in report["current"])
+    assert current == {data["parked"]["waiter"]: "io-wait",
+                       data["parked"]["main"]: "main-stage"}, report["current"]

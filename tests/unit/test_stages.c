@@ -266,6 +266,9 @@ static int test_ring_current_stage(void)
     CHECK(s && strcmp(s, "model") == 0, "thread 1234 in model, got %s", s ? s : "NULL");
     CHECK(stagering_current(&r, 1235) == NULL, "thread 1235 in no stage");
     CHECK(stagering_current(&r, 99) == NULL, "unknown thread");
+    struct stage_current cur[4];
+    CHECK(stagering_list_current(&r, cur, 4) == 1, "one thread in a stage");
+    CHECK(cur[0].tid == 1234 && strcmp(cur[0].stage, "model") == 0, "listed");
     stagering_close(&r);
     unlink(path);
     free(f.mem);
@@ -314,7 +317,7 @@ static int test_stats_percentiles(void)
     CHECK(q->end_ns - q->start_ns >= st.reqs[1].end_ns - st.reqs[1].start_ns, "sorted");
     struct buf b;
     buf_init(&b, 0);
-    struct stagestats_opts o = {"test", 3, false, 0};
+    struct stagestats_opts o = {"test", 3, false, 0, NULL, 0};
     CHECK(stagestats_write_text(&st, &o, &b) == 0, "text");
     CHECK(strstr(buf_cstr(&b), "slowest requests (3 of 101)") != NULL, "%s", buf_cstr(&b));
     buf_reset(&b);
@@ -336,7 +339,7 @@ static int test_stats_empty(void)
     CHECK(st.nrows == 0 && st.nreqs == 0 && st.req.count == 0, "empty");
     struct buf b;
     buf_init(&b, 0);
-    struct stagestats_opts o = {"empty", 5, false, 0};
+    struct stagestats_opts o = {"empty", 5, false, 0, NULL, 0};
     CHECK(stagestats_write_text(&st, &o, &b) == 0 && stagestats_write_json(&st, &o, &b) == 0,
           "write");
     CHECK(strstr(buf_cstr(&b), "\"request\":null") != NULL, "%s", buf_cstr(&b));
