@@ -358,3 +358,16 @@ def test_threads_and_current_stage(crux, tmp_path, one_interp):
     current = dict((c["tid"], c["stage"]) for c in report["current"])
     assert current == {data["parked"]["waiter"]: "io-wait",
                        data["parked"]["main"]: "main-stage"}, report["current"]
+
+
+def test_ring_overrun_counts_what_it_lost(crux, tmp_path, one_interp):
+    """A 64-record ring written faster than crux drains it: every record is read or lost."""
+    popen, truth = start_with_agent(crux, one_interp.path, one_interp.id, "stages_burst.py",
+                                    "--count", 20000, extra_env={"CRUX_AGENT_RECORDS": "64"})
+    crux.wait_truth(truth, popen)
+    report, _ = run_stages(crux, popen.pid, tmp_path / "out.json")
+    assert popen.wait(30) == 0, popen.log_path.read_text()
+    assert report["lost"] > 0, "20000 records through a 64-record ring lost none?"
+    assert report["spans"] + report["lost"] == 20000, report
+    if report["spans"]:
+        assert stages_by_name(report)["burst"]["count"] == report["spans"]
