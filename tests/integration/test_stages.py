@@ -11,6 +11,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -19,7 +20,11 @@ import pytest
 from conftest import REPO, TARGETS, target_env
 
 AGENT = REPO / "build" / "agent"
-VENV_PY = REPO / ".venv" / "bin" / "python"
+# The OpenTelemetry test runs under the test venv's interpreter (Debian's python3 with the
+# SDK from PyPI): the one running pytest.
+VENV_PY = sys.executable
+VENV_TAG = "%s%d.%d" % ("debian" if sys.base_prefix == "/usr" else "py", sys.version_info[0],
+                        sys.version_info[1])
 TOL_MS = 2.0  # agent vs the target's own timing of the same block (a preemption between)
 
 
@@ -245,12 +250,12 @@ def test_otel_span_processor(crux, tmp_path, how):
     """An SDK-instrumented target (the .venv interpreter: Debian's 3.11 with the SDK from
     PyPI) reaches crux through CruxSpanProcessor: added by the program, or by running the
     unchanged program under `python -m crux.otel`."""
-    if not VENV_PY.exists() or not venv_has_otel():
-        pytest.fail("opentelemetry-sdk missing from .venv: run tools/setup.sh")
+    if not venv_has_otel():
+        pytest.fail("opentelemetry-sdk missing from %s: run tools/setup.sh" % VENV_PY)
     if how == "processor":
-        popen, truth = start_with_agent(crux, VENV_PY, "debian3.11", "stages_otel.py")
+        popen, truth = start_with_agent(crux, VENV_PY, VENV_TAG, "stages_otel.py")
     else:
-        popen, truth = start_with_agent(crux, VENV_PY, "debian3.11", "stages_otel.py",
+        popen, truth = start_with_agent(crux, VENV_PY, VENV_TAG, "stages_otel.py",
                                         "--no-processor", prefix=("-m", "crux.otel"))
     crux.wait_truth(truth, popen)
     report, _ = run_stages(crux, popen.pid, tmp_path / "out.json", "--slowest", "100")
