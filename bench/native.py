@@ -117,7 +117,7 @@ def run_mode(mode, crux, pyspy, python, threads, depth, duration):
         c.terminate()
         err = c.communicate(timeout=60)[1]
         s = SAMPLES_RE.search(err)
-        dumps = int(s.group(1)) / threads if s else 0
+        dumps = int(s.group(1)) if s else 0  # thread samples (the workload's threads + main)
     elif mode == "pyspy-100hz":
         out = os.path.join(common.OUT, "native-pyspy.txt")
         c = subprocess.Popen([pyspy, "record", "--native", "--rate", "100", "--format", "raw",
@@ -200,7 +200,8 @@ def main():
             dumps = [r.get("dumps_per_s") for r in runs[m] if r.get("dumps_per_s") is not None]
             print("    %-16s throughput %s  longest gap ms %s%s" % (
                 m, fmt(ratios, True), fmt(gaps),
-                ("  rounds/s %s" % fmt(dumps)) if dumps else ""))
+                ("  %s %s" % ("thread samples/s" if m == "crux-100hz" else "dumps/s",
+                              fmt(dumps))) if dumps else ""))
     common.ensure_out()
     with open(os.path.join(common.OUT, a.out), "w") as f:
         json.dump(result, f, indent=1)
