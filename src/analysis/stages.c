@@ -73,10 +73,10 @@ int btype_from_name(const char *s)
  * rule matching a frame wins, so specific rules come before general ones. */
 const char stage_rules_builtin[] =
     "# stage NAME RUN_TYPE [WAIT_TYPE]\n"
-    "stage import host queue\n"
-    "stage tokenize host queue\n"
-    "stage text-split host queue\n"
-    "stage model model queue\n"
+    "stage import host host\n"
+    "stage tokenize host host\n"
+    "stage text-split host host\n"
+    "stage model model model\n"
     "stage serialize serialization queue\n"
     "stage ipc serialization queue\n"
     "stage network io io\n"

@@ -43,6 +43,10 @@ static void share_set(struct share *s, double w, double wall)
     verdict_wilson(w, wall, &s->lo, &s->hi);
 }
 
+/* The category a sample counts under for its type and wall weight: kernel time of a running
+ * thread counts as on CPU. */
+static unsigned sample_tcls(const struct psample *s);
+
 /* The category a sample counts under: its own, or one derived from its thread state. */
 static unsigned sample_cls(const struct psample *s)
 {
@@ -53,6 +57,12 @@ static unsigned sample_cls(const struct psample *s)
     if (s->state == TSTATE_IDLE)
         return CAT_SYSTEM;
     return CAT_NONE;
+}
+
+static unsigned sample_tcls(const struct psample *s)
+{
+    unsigned cls = sample_cls(s);
+    return cls == CAT_SYSTEM && s->state == TSTATE_RUNNING ? CAT_CPU : cls;
 }
 
 static uint8_t unit_type(const struct analysis *a, uint32_t stage, unsigned cls)
@@ -131,11 +141,13 @@ static void thread_add(struct acc *c, const struct psample *s, unsigned cls, uin
     th->last_ns = s->t_ns;
 }
 
-static void add_unit(struct acc *c, uint32_t stack, uint32_t stage, unsigned cls, uint64_t n,
-                     double w)
+/* `cls` is the sample's category (for the category split), `tcls` the one its type follows:
+ * kernel time of a running thread (SYSTEM while RUNNING) is work, not waiting. */
+static void add_unit(struct acc *c, uint32_t stack, uint32_t stage, unsigned cls, unsigned tcls,
+                     uint64_t n, double w)
 {
     struct analysis *a = c->a;
-    uint8_t type = unit_type(a, stage, cls);
+    uint8_t type = unit_type(a, stage, tcls);
     c->sn[(size_t)stack * PCAT_N + cls] += n;
     c->stw[(size_t)stack * BT_N + type] += w;
     a->stage[stage].w += w;
@@ -162,7 +174,7 @@ static void from_samples(struct acc *c)
         while (j < ns && p->samples[j].t_ns == g->t_ns && p->samples[j].pid == g->pid) {
             const struct psample *s = &p->samples[j];
             double wt = s->weight ? s->weight : 1;
-            if (sample_cls(s) == CAT_SYSTEM)
+            if (sample_tcls(s) == CAT_SYSTEM)
                 idle += wt;
             else
                 active += wt;
@@ -170,17 +182,17 @@ static void from_samples(struct acc *c)
         }
         for (size_t k = i; k < j; k++) {
             const struct psample *s = &p->samples[k];
-            unsigned cls = sample_cls(s);
+            unsigned cls = sample_cls(s), tcls = sample_tcls(s);
             uint64_t n = s->weight ? s->weight : 1;
             double w;
-            if (cls == CAT_SYSTEM)
+            if (tcls == CAT_SYSTEM)
                 w = active > 0 ? 0 : (double)n / idle;
             else
                 w = (double)n / active;
             if (s->state != TSTATE_UNKNOWN || s->cat != CAT_NONE)
                 a->has_state = true;
             uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
-            add_unit(c, s->stack, stage, cls, n, w);
+            add_unit(c, s->stack, stage, cls, tcls, n, w);
             thread_add(c, s, cls, n);
         }
         i = j;
@@ -221,7 +233,7 @@ static void from_counts(struct acc *c)
             uint32_t st = a->stack_stage[s];
             uint8_t type = unit_type(a, st, k);
             bool parked = (type == BT_QUEUE || type == BT_NONE) && background_thread(p, s);
-            add_unit(c, s, st, k, n, parked ? 0.0 : (double)n);
+            add_unit(c, s, st, k, k, n, parked ? 0.0 : (double)n);
         }
     }
     /* Threads from thread root frames (--threads), when present. */

