@@ -15,12 +15,14 @@
 #include "sampler/sampler.h"
 #include "stages/otlp.h"
 #include "stages/ring.h"
+#include "stages/ringset.h"
 #include "stages/stagestats.h"
 #include "target/proc.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
-#define STAGES_POLL_NS 10000000ull /* drain every 10 ms */
+#define STAGES_POLL_NS 10000000ull  /* drain every 10 ms */
+#define STAGES_SCAN_NS 100000000ull /* look for new rings every 100 ms */
 #define STAGES_SLOWEST_DEFAULT 5
 
 static const char usage_text[] =
@@ -33,7 +35,8 @@ static const char usage_text[] =
     "  --wait SEC       wait up to SEC for the process to create its ring (default 0)\n"
     "  -o FILE          write the report to FILE (.json: JSON, else text; default stdout)\n"
     "  --json           JSON on stdout\n"
-    "  --slowest N      waterfalls of the N slowest requests (default 5)\n";
+    "  --slowest N      waterfalls of the N slowest requests (default 5)\n"
+    "  --subprocesses   also the rings of the process's descendants (worker processes)\n";
 
 struct stages_args {
     pid_t pid;
@@ -44,6 +47,7 @@ struct stages_args {
     double wait;
     bool json;
     size_t slowest;
+    bool subprocesses;
     char **cmd; /* -- COMMAND ARGS..., NULL-terminated (argv's tail) */
 };
 
@@ -56,12 +60,17 @@ static int usage_error(const char *msg, const char *arg)
 
 static int parse_args(int argc, char **argv, struct stages_args *a)
 {
-    static const struct option opts[] = {
-        {"pid", required_argument, 0, 'p'},  {"ring", required_argument, 0, 'r'},
-        {"otlp", required_argument, 0, 'O'}, {"duration", required_argument, 0, 'd'},
-        {"wait", required_argument, 0, 'w'}, {"output", required_argument, 0, 'o'},
-        {"json", no_argument, 0, 'j'},       {"slowest", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+    static const struct option opts[] = {{"pid", required_argument, 0, 'p'},
+                                         {"ring", required_argument, 0, 'r'},
+                                         {"otlp", required_argument, 0, 'O'},
+                                         {"duration", required_argument, 0, 'd'},
+                                         {"wait", required_argument, 0, 'w'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"slowest", required_argument, 0, 'n'},
+                                         {"subprocesses", no_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->slowest = STAGES_SLOWEST_DEFAULT;
     optind = 1;
@@ -93,6 +102,9 @@ static int parse_args(int argc, char **argv, struct stages_args *a)
             break;
         case 'j':
             a->json = true;
+            break;
+        case 's':
+            a->subprocesses = true;
             break;
         case 'n':
             if (session_parse_number(optarg, 0, 100000, &v))
@@ -147,68 +159,66 @@ static void sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL);
 }
 
-/* Opens the ring, waiting up to a->wait seconds for the process to make it. */
-static int open_ring(const struct stages_args *a, struct stagering *r, struct errbuf *eb)
+/* Opens the ring of --ring FILE or --pid PID (waiting up to a->wait seconds for the process
+ * to make it) into the set. */
+static int open_first(const struct stages_args *a, struct ringset *set, struct errbuf *eb)
 {
-    if (a->ring)
-        return stagering_open_path(r, a->ring, 0, eb);
+    struct stagering r;
+    if (a->ring) {
+        int rc = stagering_open_path(&r, a->ring, 0, eb);
+        if (!rc)
+            ringset_add(set, &r);
+        return rc;
+    }
     int rc = proc_check(a->pid, eb);
     if (rc)
         return rc;
     uint64_t deadline = sampler_now_ns() + (uint64_t)(a->wait * 1e9);
     for (;;) {
-        rc = stagering_open(r, a->pid, eb);
+        rc = stagering_open(&r, a->pid, eb);
+        if (!rc)
+            ringset_add(set, &r);
         if (rc != ERR_NOT_FOUND || sampler_now_ns() >= deadline || !proc_alive(a->pid))
             return rc;
         sleep_ns(STAGES_POLL_NS);
     }
 }
 
-static size_t drain_all(struct stagering *r, struct stagestats *st, struct stage_span *buf)
+static void add_span(void *ctx, const struct stage_span *sp)
 {
-    size_t total = 0, n;
-    do {
-        n = stagering_drain(r, buf, STAGERING_BATCH);
-        for (size_t i = 0; i < n; i++)
-            stagestats_add(st, &buf[i]);
-        total += n;
-    } while (n == STAGERING_BATCH);
-    return total;
+    stagestats_add(ctx, sp);
 }
 
-/* The recording loop: drains every 10 ms until the writer exits, the duration passes or a
- * signal arrives. In launch mode the ring is opened once the command has made it. */
-static void record_loop(const struct stages_args *a, struct stagering *r, pid_t writer,
-                        bool launched, struct stagestats *st, volatile sig_atomic_t *stop)
+/* The recording loop: drains every 10 ms until the root process exits, the duration passes
+ * or a signal arrives; every 100 ms it looks for new rings (a launched command's, or a
+ * descendant's with --subprocesses). */
+static void record_loop(const struct stages_args *a, struct ringset *set, pid_t root,
+                        struct stagestats *st, volatile sig_atomic_t *stop)
 {
-    struct stage_span *buf = xcalloc(STAGERING_BATCH, sizeof(*buf));
     uint64_t end = a->duration > 0 ? sampler_now_ns() + (uint64_t)(a->duration * 1e9) : UINT64_MAX;
+    uint64_t next_scan = 0;
+    bool scan = set->follow || set->n == 0;
     bool gone = false;
     while (!*stop && !gone && sampler_now_ns() < end) {
-        gone = writer > 0 && !proc_alive(writer); /* drain once more after it exits */
-        if (launched && !r->opened) {
-            struct errbuf ignored;
-            if (stagering_open(r, writer, &ignored) != 0) {
-                if (!gone)
-                    sleep_ns(STAGES_POLL_NS);
-                continue;
-            }
+        gone = root > 0 && !proc_alive(root); /* drain once more after it exits */
+        if (scan && sampler_now_ns() >= next_scan) {
+            ringset_scan(set);
+            next_scan = sampler_now_ns() + STAGES_SCAN_NS;
         }
-        drain_all(r, st, buf);
+        ringset_drain(set, add_span, st);
         if (!gone)
             sleep_ns(STAGES_POLL_NS);
     }
-    drain_all(r, st, buf);
-    free(buf);
+    ringset_drain(set, add_span, st);
 }
 
 static int run_ring(const struct stages_args *a, char **cmd)
 {
-    struct stagering r = {0};
     struct session sess = {0};
     struct errbuf eb = {""};
+    struct ringset set;
+    pid_t root = a->pid;
     int rc;
-    pid_t writer = a->pid;
     if (cmd) {
         /* The agent in the command (our child: it checks its parent's pid) starts recording
          * at import, so that early requests count. */
@@ -217,14 +227,17 @@ static int run_ring(const struct stages_args *a, char **cmd)
         setenv("CRUX_AGENT_ATTACHED", me, 1);
         rc = session_launch(&sess, cmd, 10.0, &eb);
         unsetenv("CRUX_AGENT_ATTACHED");
-        writer = sess.pid;
+        root = sess.pid;
+        ringset_init(&set, root, a->subprocesses);
     } else {
-        rc = open_ring(a, &r, &eb);
-        if (!rc && !writer)
-            writer = (pid_t)r.hdr.pid;
+        ringset_init(&set, root, a->subprocesses);
+        rc = open_first(a, &set, &eb);
+        if (!rc && !root)
+            root = (pid_t)set.rings[0].hdr.pid;
     }
     if (rc) {
         session_report(rc, &eb);
+        ringset_fini(&set);
         return EXIT_FAIL;
     }
     volatile sig_atomic_t stop = 0;
@@ -233,28 +246,29 @@ static int run_ring(const struct stages_args *a, char **cmd)
     stagestats_init(&st, 0);
     uint64_t t0 = sampler_now_ns();
     if (!sess.child_exited)
-        record_loop(a, &r, writer, cmd != NULL, &st, &stop);
+        record_loop(a, &set, root, &st, &stop);
     double secs = (double)(sampler_now_ns() - t0) / 1e9;
-    uint64_t lost = r.lost + r.bad;
-    bool had_ring = r.opened;
     /* What each thread is doing as recording ends (the slots the sampler tags by). */
     struct stage_current cur[64];
-    size_t ncur = 0;
-    if (had_ring && stagering_refresh_threads(&r) == 0)
-        ncur = stagering_list_current(&r, cur, sizeof(cur) / sizeof(cur[0]));
+    size_t ncur = ringset_list_current(&set, cur, sizeof(cur) / sizeof(cur[0]));
     stagestats_finish(&st);
-    char source[64];
-    snprintf(source, sizeof(source), "pid %d, %.1f s", (int)writer, secs);
-    struct stagestats_opts o = {a->ring ? a->ring : source, a->slowest, false, lost, cur, ncur};
+    char source[96];
+    if (set.n > 1)
+        snprintf(source, sizeof(source), "pid %d and %zu more processes, %.1f s", (int)root,
+                 set.n - 1, secs);
+    else
+        snprintf(source, sizeof(source), "pid %d, %.1f s", (int)root, secs);
+    struct stagestats_opts o = {a->ring ? a->ring : source, a->slowest, false,
+                                ringset_lost(&set),         cur,        ncur};
     rc = write_report(a, &st, &o);
-    stagering_close(&r); /* after the report: `cur` points at the ring's names */
     const char *note = "";
-    if (!had_ring)
+    if (!set.n)
         note = " (the command never imported crux: run it with PYTHONPATH=build/agent/TAG)";
     else if (!st.nspans)
         note = " (the program recorded no stage: does it run crux.stage?)";
     fprintf(stderr, "crux: %zu spans in %zu requests over %.1f s%s\n", st.nspans, st.nreqs, secs,
             note);
+    ringset_fini(&set); /* after the report: `cur` points at the rings' names */
     stagestats_fini(&st);
     if (cmd) {
         int status = session_finish(&sess);

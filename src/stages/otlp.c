@@ -110,6 +110,7 @@ static void add_span(struct otlp *o, const cJSON *sp)
     s->name = strtab_get(&o->names, strtab_intern(&o->names, name, strlen(name)));
     s->tid = 0;
     s->kind = parent && *parent ? STAGE_SPAN : STAGE_REQUEST;
+    s->pid = 0;
 }
 
 /* Adds the spans of one ExportTraceServiceRequest; false when it has no resourceSpans. */

@@ -209,6 +209,7 @@ static bool convert(struct stagering *r, const struct agentshm_rec *rec, struct 
     s->name = name;
     s->tid = rec->tid;
     s->kind = rec->kind;
+    s->pid = r->hdr.pid;
     return true;
 }
 

@@ -21,6 +21,7 @@ struct stage_span {
     const char *name;
     uint32_t tid;  /* 0 = unknown */
     uint32_t kind; /* enum stage_kind */
+    uint32_t pid;  /* the writing process; 0 = not known (OTLP). Requests are per process. */
 };
 
 /* A thread and the stage it is in now (the ring's thread slots). `stage` is owned by the

@@ -49,6 +49,7 @@ void stagestats_add(struct stagestats *s, const struct stage_span *sp)
     d->name = strtab_intern(&s->names, name, strlen(name));
     d->tid = sp->tid;
     d->kind = sp->kind;
+    d->pid = sp->pid;
 }
 
 uint64_t stagestats_percentile(const uint64_t *sorted, size_t n, double p)
@@ -66,10 +67,13 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Spans by request, then start, then kind (a request span before its first stage). */
+/* Spans by process and request, then start, then kind (a request span before its first
+ * stage). */
 static int cmp_span(const void *a, const void *b)
 {
     const struct sspan *x = a, *y = b;
+    if (x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
     if (x->request != y->request)
         return x->request < y->request ? -1 : 1;
     if (x->start_ns != y->start_ns)
@@ -93,6 +97,8 @@ static int cmp_req_slowest(const void *a, const void *b)
     uint64_t dx = x->end_ns - x->start_ns, dy = y->end_ns - y->start_ns;
     if (dx != dy)
         return dx > dy ? -1 : 1;
+    if (x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
@@ -171,11 +177,13 @@ static void requests(struct stagestats *s)
     size_t i = 0;
     while (i < s->nspans) {
         size_t j = i;
-        while (j < s->nspans && s->spans[j].request == s->spans[i].request)
+        while (j < s->nspans && s->spans[j].request == s->spans[i].request &&
+               s->spans[j].pid == s->spans[i].pid)
             j++;
         if (s->spans[i].request) {
             struct sreq *q = &s->reqs[s->nreqs++];
             q->id = s->spans[i].request;
+            q->pid = s->spans[i].pid;
             q->first = i;
             q->n = j - i;
             q->start_ns = UINT64_MAX;
@@ -236,8 +244,10 @@ static int waterfall_text(const struct stagestats *s, const struct sreq *q, bool
     char id[32];
     fmt_id(id, sizeof(id), q->id, hex);
     uint64_t dur = q->end_ns - q->start_ns;
-    int rc = buf_printf(out, "\nrequest %s: %.3f ms\n  %10s %10s  stage\n", id, ms(dur), "start ms",
-                        "dur ms");
+    int rc = q->pid ? buf_printf(out, "\nrequest %s (pid %u): %.3f ms\n", id, q->pid, ms(dur))
+                    : buf_printf(out, "\nrequest %s: %.3f ms\n", id, ms(dur));
+    if (!rc)
+        rc = buf_printf(out, "  %10s %10s  stage\n", "start ms", "dur ms");
     for (size_t k = q->first; !rc && k < q->first + q->n; k++) {
         const struct sspan *sp = &s->spans[k];
         if (sp->kind == STAGE_REQUEST)
@@ -323,6 +333,10 @@ static void waterfall_json(struct jsonw *w, const struct stagestats *s, const st
     jsonw_obj_begin(w);
     jsonw_key(w, "request");
     jsonw_str(w, id);
+    if (q->pid) {
+        jsonw_key(w, "pid");
+        jsonw_u64(w, q->pid);
+    }
     jsonw_key(w, "duration_ms");
     jsonw_double(w, ms(q->end_ns - q->start_ns));
     jsonw_key(w, "stages");

@@ -18,7 +18,7 @@
 /* One kept span: the name is a strtab id. */
 struct sspan {
     uint64_t request, start_ns, end_ns;
-    uint32_t name, tid, kind;
+    uint32_t name, tid, kind, pid;
 };
 
 /* Latency of one stage (or of whole requests), in ns. */
@@ -32,6 +32,7 @@ struct stagerow {
  * sorted by start: spans[first .. first + n). */
 struct sreq {
     uint64_t id, start_ns, end_ns;
+    uint32_t pid; /* a request is (pid, id): processes number their requests independently */
     size_t first, n;
 };
 

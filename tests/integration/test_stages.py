@@ -376,3 +376,22 @@ def test_ring_overrun_counts_what_it_lost(crux, tmp_path, one_interp):
     assert report["spans"] + report["lost"] == 20000, report
     if report["spans"]:
         assert stages_by_name(report)["burst"]["count"] == report["spans"]
+
+
+def test_worker_processes(crux, tmp_path, one_interp):
+    """--subprocesses follows the rings of forked workers; requests are per process, so
+    equal ids in different workers stay different requests."""
+    popen, truth = start_with_agent(crux, one_interp.path, one_interp.id, "stages_workers.py")
+    crux.wait_truth(truth, popen)
+    report, _ = run_stages(crux, popen.pid, tmp_path / "out.json", "--subprocesses",
+                           "--slowest", "100")
+    assert popen.wait(30) == 0, popen.log_path.read_text()
+    done = crux.wait_truth(truth, popen, phase="done")
+    assert done["statuses"] == [0, 0]
+    assert stages_by_name(report)["work"]["count"] == 13 and report["requests"] == 13
+    by_pid = {}
+    for w in report["slowest"]:
+        by_pid.setdefault(w["pid"], []).append(w["request"])
+    assert sorted(by_pid) == sorted([popen.pid] + done["workers"]), by_pid
+    assert sorted(len(v) for v in by_pid.values()) == [3, 5, 5]
+    assert "and 2 more processes" in report["source"]

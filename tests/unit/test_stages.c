@@ -13,6 +13,7 @@
 #include "check.h"
 #include "stages/otlp.h"
 #include "stages/ring.h"
+#include "stages/ringset.h"
 #include "stages/stagestats.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
@@ -289,13 +290,21 @@ static int test_stats_percentiles(void)
     srand(3);
     for (int i = 0; i < 101; i++) {
         durs[i] = 1000 + (uint64_t)(rand() % 100000);
-        struct stage_span sp = {
-            (uint64_t)i + 1, 10000u * (uint64_t)i, 10000u * (uint64_t)i + durs[i], "model", 1,
-            STAGE_SPAN};
+        struct stage_span sp = {(uint64_t)i + 1,
+                                10000u * (uint64_t)i,
+                                10000u * (uint64_t)i + durs[i],
+                                "model",
+                                1,
+                                STAGE_SPAN,
+                                9};
         stagestats_add(&st, &sp);
-        struct stage_span pre = {
-            (uint64_t)i + 1, 10000u * (uint64_t)i - 50, 10000u * (uint64_t)i, "parse", 1,
-            STAGE_SPAN};
+        struct stage_span pre = {(uint64_t)i + 1,
+                                 10000u * (uint64_t)i - 50,
+                                 10000u * (uint64_t)i,
+                                 "parse",
+                                 1,
+                                 STAGE_SPAN,
+                                 9};
         if (i)
             stagestats_add(&st, &pre);
     }
@@ -348,12 +357,48 @@ static int test_stats_empty(void)
     return 0;
 }
 
+static int test_stats_requests_per_process(void)
+{
+    /* Two processes both number their requests 1, 2: four requests, not two. */
+    struct stagestats st;
+    stagestats_init(&st, 0);
+    for (uint32_t pid = 100; pid <= 101; pid++)
+        for (uint64_t req = 1; req <= 2; req++) {
+            struct stage_span sp = {req, req * 1000, req * 1000 + pid, "w", 1, STAGE_SPAN, pid};
+            stagestats_add(&st, &sp);
+        }
+    stagestats_finish(&st);
+    CHECK(st.nreqs == 4, "4 requests, got %zu", st.nreqs);
+    CHECK(st.reqs[0].pid == 101 && st.reqs[0].end_ns - st.reqs[0].start_ns == 101, "slowest");
+    struct buf b;
+    buf_init(&b, 0);
+    struct stagestats_opts o = {"t", 1, false, 0, NULL, 0};
+    CHECK(stagestats_write_json(&st, &o, &b) == 0, "json");
+    CHECK(strstr(buf_cstr(&b), "\"pid\":101") != NULL, "%s", buf_cstr(&b));
+    buf_fini(&b);
+    stagestats_fini(&st);
+    return 0;
+}
+
+static int test_ringset_descends(void)
+{
+    CHECK(ringset_descends(getpid(), getppid()), "we descend from our parent");
+    CHECK(ringset_descends(getpid(), getpid()), "a process is its own root");
+    CHECK(!ringset_descends(getppid(), getpid()), "a parent does not descend from its child");
+    CHECK(!ringset_descends(999999999, getpid()), "no such process");
+    struct ringset set;
+    ringset_init(&set, 999999999, true);
+    CHECK(ringset_scan(&set) == 0 && set.n == 0, "nothing to find");
+    ringset_fini(&set);
+    return 0;
+}
+
 static int test_stats_cap(void)
 {
     struct stagestats st;
     stagestats_init(&st, 10);
     for (int i = 0; i < 25; i++) {
-        struct stage_span sp = {0, 0, 5, "x", 0, STAGE_SPAN};
+        struct stage_span sp = {0, 0, 5, "x", 0, STAGE_SPAN, 0};
         stagestats_add(&st, &sp);
     }
     stagestats_finish(&st);
@@ -417,6 +462,8 @@ int main(void)
     RUN(test_ring_current_stage);
     RUN(test_stats_percentiles);
     RUN(test_stats_empty);
+    RUN(test_stats_requests_per_process);
+    RUN(test_ringset_descends);
     RUN(test_stats_cap);
     RUN(test_otlp_parse);
     return TEST_SUMMARY("stages");
