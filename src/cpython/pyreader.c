@@ -19,6 +19,7 @@
 #define OWNER_CSTACK 3 /* 3.12, 3.13: the entry frame each eval call pushes on the C stack */
 #define FRAME_READ_MAX 512
 #define PTHREAD_SCAN 4096
+#define PYREADER_PREREAD_MAX 1024 /* frames read in one batch by a 3.8-3.10 re-read */
 
 static void forget_predictions(struct pyreader *r);
 
@@ -70,6 +71,10 @@ void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_
     r->seen_mask = slots - 1;
     r->w_code = xmalloc((size_t)r->max_depth * sizeof(*r->w_code));
     r->w_lasti = xmalloc((size_t)r->max_depth * sizeof(*r->w_lasti));
+    if (rt->off.minor < 11) {
+        r->w_addr = xmalloc((size_t)r->max_depth * sizeof(*r->w_addr));
+        r->frame_addr = xmalloc(r->capframes * sizeof(*r->frame_addr));
+    }
 }
 
 void pyreader_fini(struct pyreader *r)
@@ -92,6 +97,11 @@ void pyreader_fini(struct pyreader *r)
     free(r->seen_gen);
     free(r->w_code);
     free(r->w_lasti);
+    free(r->w_addr);
+    free(r->frame_addr);
+    free(r->pre_addr);
+    free(r->pre_buf);
+    free(r->pre_ok);
     hmap_fini(&r->tids);
     memset(r, 0, sizeof(*r));
 }
@@ -437,6 +447,8 @@ static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, in
     if (r->nframes == r->capframes) {
         r->capframes *= 2;
         r->frames = xrealloc(r->frames, r->capframes * sizeof(*r->frames));
+        if (r->frame_addr)
+            r->frame_addr = xrealloc(r->frame_addr, r->capframes * sizeof(*r->frame_addr));
     }
     r->frames[r->nframes++] = (struct pyframe){code, line, entry};
     th->nframes++;
@@ -538,6 +550,20 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
     return 0;
 }
 
+/* The frame at `addr` from the batch pyreader_reread_thread read, or NULL. The walk meets the
+ * batch's addresses in order once it reaches the part of the stack that did not change. */
+static const uint8_t *pre_frame(struct pyreader *r, uint64_t addr, size_t flen)
+{
+    size_t i = r->pre_cur < r->pre_n && r->pre_addr[r->pre_cur] == addr ? r->pre_cur : SIZE_MAX;
+    for (size_t k = 0; k < r->pre_n && i == SIZE_MAX; k++)
+        if (r->pre_addr[k] == addr)
+            i = k;
+    if (i == SIZE_MAX || !r->pre_ok[i])
+        return NULL;
+    r->pre_cur = i + 1;
+    return r->pre_buf + i * flen;
+}
+
 /* 3.8-3.10: frames are heap objects, read one by one. A frame names its code object but
  * gives nothing to check a cached entry against (3.11+ check the instruction pointer against
  * the bytecode span), and code objects are freed and their addresses reused (site.py's
@@ -556,15 +582,20 @@ static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t
             th->truncated = true;
             break;
         }
-        int rc = mem_read(r->rt->pid, f, fb, flen);
-        if (rc)
-            return rc == ERR_PROC_GONE ? rc : ERR_READ;
-        r->w_code[n] = raw_u64(fb, o->fo_code);
-        r->w_lasti[n] = raw_i32(fb, o->fo_lasti);
+        const uint8_t *src = r->pre_n ? pre_frame(r, f, flen) : NULL;
+        if (!src) {
+            int rc = mem_read(r->rt->pid, f, fb, flen);
+            if (rc)
+                return rc == ERR_PROC_GONE ? rc : ERR_READ;
+            src = fb;
+        }
+        r->w_addr[n] = f;
+        r->w_code[n] = raw_u64(src, o->fo_code);
+        r->w_lasti[n] = raw_i32(src, o->fo_lasti);
         if (r->w_lasti[n] < -1)
             return ERR_CORRUPT;
         n++;
-        f = raw_u64(fb, o->fo_back);
+        f = raw_u64(src, o->fo_back);
     }
     int rc = codecache_check_many(&r->codes, r->w_code, n, now);
     if (rc)
@@ -579,6 +610,7 @@ static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t
         if (b >= (int64_t)c->code_bytes)
             return ERR_CORRUPT;
         /* Every frame runs in its own C-level call of the eval loop. */
+        r->frame_addr[r->nframes] = r->w_addr[k];
         push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), true);
     }
     return 0;
@@ -804,9 +836,35 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
     return 0;
 }
 
+/* 3.8-3.10: reads the thread's frames at this round's addresses in one call, for the walk
+ * that follows (a re-read otherwise costs one call per frame while the thread is stopped). */
+static void preread_frames(struct pyreader *r, const struct pythread *th)
+{
+    const struct py_offsets *o = &r->rt->off;
+    size_t flen = (size_t)o->fo_size < FRAME_READ_MAX ? (size_t)o->fo_size : FRAME_READ_MAX;
+    size_t n = th->nframes < PYREADER_PREREAD_MAX ? th->nframes : PYREADER_PREREAD_MAX;
+    r->pre_n = r->pre_cur = 0;
+    if (!n)
+        return;
+    if (!r->pre_addr) {
+        r->pre_addr = xmalloc(PYREADER_PREREAD_MAX * sizeof(*r->pre_addr));
+        r->pre_buf = xmalloc(PYREADER_PREREAD_MAX * FRAME_READ_MAX);
+        r->pre_ok = xmalloc(PYREADER_PREREAD_MAX);
+    }
+    struct mem_span *sp = r->spans; /* n <= PYREADER_PREREAD_MAX < r->nspans */
+    for (size_t k = 0; k < n; k++) {
+        r->pre_addr[k] = r->frame_addr[th->first + k];
+        sp[k] = (struct mem_span){r->pre_addr[k], r->pre_buf + k * flen, flen};
+    }
+    if (mem_readv(r->rt->pid, sp, n, r->pre_ok) >= 0)
+        r->pre_n = n;
+}
+
 int pyreader_reread_thread(struct pyreader *r, size_t t, uint64_t now_ns)
 {
     struct pythread *th = &r->threads[t];
+    if (r->rt->off.minor < 11)
+        preread_frames(r, th);
     th->first = (uint32_t)r->nframes;
     th->nframes = 0;
     th->truncated = false;
@@ -816,6 +874,7 @@ int pyreader_reread_thread(struct pyreader *r, size_t t, uint64_t now_ns)
     th->err = refresh_thread(r, t);
     if (!th->err)
         th->err = walk_thread(r, t, now_ns);
+    r->pre_n = 0;
     if (th->err) {
         r->nframes = th->first;
         th->nframes = 0;

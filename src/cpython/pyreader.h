@@ -118,6 +118,14 @@ struct pyreader {
 
     uint64_t *w_code; /* 3.8-3.10 walk: code pointers and f_lasti per frame, max_depth long */
     int32_t *w_lasti;
+    uint64_t *w_addr;     /* and frame addresses */
+    uint64_t *frame_addr; /* 3.8-3.10: address of each frame of this round (capframes long) */
+
+    /* 3.8-3.10 pyreader_reread_thread: the thread's frames at the round's addresses, read in
+     * one batch; the walk takes a frame from here when it reaches one of these addresses. */
+    uint64_t *pre_addr;
+    uint8_t *pre_buf, *pre_ok;
+    size_t pre_n, pre_cur;
 
     uint64_t rounds, slow_walks, dropped, retries;
     uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */
