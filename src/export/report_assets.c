@@ -5,6 +5,7 @@
 
 const char report_assets_css[] =
     ".rep{margin:0 12px}\n"
+    "header{position:static}\n"
     "h1.rt{font-size:18px;margin:12px 0 8px;overflow-wrap:anywhere}\n"
     "h2{font-size:15px;margin:18px 0 6px}\n"
     "#verdict{border:2px solid #888;border-radius:6px;padding:10px 14px;background:#fff}\n"
@@ -50,7 +51,8 @@ const char report_assets_flame_intro[] =
 const char report_assets_timeline[] =
     "<section id=\"timeline\">\n"
     "<h2>Timeline</h2>\n"
-    "<p class=\"method\">Per thread (pid/tid): colour is the stage most samples of each slice fall "
+    "<p class=\"method\">Per thread (pid/tid): colour is the stage (as in the stage table) most "
+    "samples of each slice fall "
     "in;\n"
     "faded slices were mostly waiting.</p>\n"
     "<div><canvas id=\"tl\" class=\"tl\"></canvas></div>\n"
