@@ -720,17 +720,20 @@ static void derive_warnings(struct load_result *res)
 {
     const struct load_stats *st = &res->stats;
     double sent = st->sent ? (double)st->sent : 1;
+    double cpu = st->elapsed_s > 0 ? st->cpu_s / st->elapsed_s : 0;
     if (st->open_loop && st->self_late > 0.01 * sent)
         warn(res,
-             "crux fell behind its schedule: %.1f%% of requests started more than 1 ms "
-             "late although a connection was free (p99 %.2f ms): crux is the bottleneck at this "
-             "rate",
-             100.0 * (double)st->self_late / sent, hist_percentile(&st->self_lag, 99) / 1e3);
-    if (st->elapsed_s > 0.5 && st->cpu_s > 0.9 * st->elapsed_s)
+             "crux fell behind its schedule: %.1f%% of requests started more than 1 ms late "
+             "although a connection was free (p99 %.2f ms); %s",
+             100.0 * (double)st->self_late / sent, hist_percentile(&st->self_lag, 99) / 1e3,
+             cpu > 0.5 ? "crux is the bottleneck at this rate"
+                       : "crux's loop was mostly idle, so the machine delayed it (other busy "
+                         "processes, or too few cores for crux and the server)");
+    if (st->elapsed_s > 0.5 && cpu > 0.9)
         warn(res,
              "crux's loop used %.0f%% of a CPU core: it may be the bottleneck; the "
              "server's figures are a lower bound",
-             100.0 * st->cpu_s / st->elapsed_s);
+             100.0 * cpu);
     if (st->open_loop && st->waited_conn > 0.01 * sent)
         warn(res,
              "%.1f%% of requests waited for a free connection (all %d busy): their "

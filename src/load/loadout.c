@@ -143,10 +143,9 @@ void load_print_text(const struct load_result *r, FILE *f)
     if (r->sweep)
         print_sweep(r, f);
     print_stats(r, &r->stats, f);
-    fprintf(f, "definitions: %s; %s", DEF_LATENCY, DEF_RAW);
+    fprintf(f, "definitions:\n  %s\n  %s\n", DEF_LATENCY, DEF_RAW);
     if (r->stats.streams)
-        fprintf(f, "; %s; %s; %s; %s", DEF_TTFT, DEF_ITL, DEF_TPOT, DEF_TOKENS);
-    fprintf(f, "\n");
+        fprintf(f, "  %s\n  %s\n  %s\n  %s\n", DEF_TTFT, DEF_ITL, DEF_TPOT, DEF_TOKENS);
     if (r->stopped)
         fprintf(f, "stopped early: the figures cover what ran\n");
     for (int i = 0; i < r->nwarnings; i++)
