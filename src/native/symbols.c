@@ -4,6 +4,7 @@
 // symbol table of the separate debug file (build-id or .gnu_debuglink under /usr/lib/debug).
 #include "native/symbols.h"
 
+#include <dlfcn.h>
 #include <elfutils/libdwfl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -95,6 +96,34 @@ const struct native_sym *symbols_intern(struct symbols *s, const char *name, con
     return s->v[i];
 }
 
+/* C++ (and Rust's legacy) names are mangled: demangle them with libstdc++'s __cxa_demangle
+ * when that library can be loaded, found at run time so that crux does not link the C++
+ * runtime. Returns a new string (the caller frees it) or NULL to keep the name. */
+typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+
+char *symbols_demangle(const char *name)
+{
+    static demangle_fn fn;
+    static bool tried;
+    if (strncmp(name, "_Z", 2) != 0)
+        return NULL;
+    if (!tried) {
+        tried = true;
+        void *lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+        if (lib)
+            *(void **)&fn = dlsym(lib, "__cxa_demangle");
+    }
+    if (!fn)
+        return NULL;
+    int status = -1;
+    char *out = fn(name, NULL, NULL, &status);
+    if (status != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* The module's name as written in collapsed stacks: its basename as mapped; libdwfl calls
  * the vDSO "[vdso: PID]", which would differ per process. */
 static const char *module_label(const char *mname)
@@ -129,7 +158,13 @@ const struct native_sym *symbols_lookup(struct symbols *s, struct Dwfl *dwfl, ui
         GElf_Sym sym;
         const char *name = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
         uint8_t cls = symbols_classify(name, mname ? mname : "", s->exe);
-        i = intern_index(s, name && name[0] ? name : "[unknown]", module_label(mname), cls);
+        char *readable = name ? symbols_demangle(name) : NULL;
+        i = intern_index(s,
+                         readable          ? readable
+                         : name && name[0] ? name
+                                           : "[unknown]",
+                         module_label(mname), cls);
+        free(readable);
     }
     hmap_put(&s->by_pc, key, i + 1);
     return s->v[i];

@@ -51,6 +51,10 @@ const struct native_sym *symbols_lookup(struct symbols *s, struct Dwfl *dwfl, ui
 /* Interns (name, module) with class `cls` (used by lookups, and by tests). */
 const struct native_sym *symbols_intern(struct symbols *s, const char *name, const char *module,
                                         uint8_t cls);
+/* Returns the demangled form of a C++ name ("_ZN2at6native..." -> "at::native::..."), a new
+ * string the caller frees, or NULL when `name` is not mangled or no demangler is available
+ * (libstdc++'s __cxa_demangle, loaded at run time). */
+char *symbols_demangle(const char *name);
 /* The class of function `name` in module `path` given the target's executable `exe`. */
 uint8_t symbols_classify(const char *name, const char *path, const char *exe);
 

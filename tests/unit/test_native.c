@@ -195,6 +195,17 @@ static int test_classify(void)
     return 0;
 }
 
+static int test_demangle(void)
+{
+    char *d = symbols_demangle("_ZN2at6native6matmulERKNS_6TensorES3_");
+    CHECK(d && strcmp(d, "at::native::matmul(at::Tensor const&, at::Tensor const&)") == 0,
+          "demangled %s", d ? d : "(null)");
+    free(d);
+    CHECK(symbols_demangle("deflate") == NULL, "a C name stays");
+    CHECK(symbols_demangle("_Zgarbage") == NULL, "an invalid name stays");
+    return 0;
+}
+
 static int test_intern_stable(void)
 {
     const struct native_sym *a = symbols_intern(&syms, "f", "liba.so", NSYM_OTHER);
@@ -276,6 +287,7 @@ int main(void)
     RUN(test_merge_truncated);
     RUN(test_merge_no_python);
     RUN(test_classify);
+    RUN(test_demangle);
     RUN(test_intern_stable);
     symbols_fini(&syms);
     RUN(test_unwind_child);
