@@ -41,6 +41,7 @@ static PyObject *g_names;    /* dict: stage name (str) -> name index (int) */
 static PyObject *g_decorate; /* crux._decorate(name, fn), set by crux/__init__.py */
 static int g_names_stale;    /* set in a forked child: g_names indexes the parent's table */
 static uint64_t g_next_request;
+static uint64_t g_reader_timeout_ns = AGENTSHM_READER_TIMEOUT_NS;
 static pthread_key_t g_slot_key;
 
 static __thread pid_t t_tid;
@@ -259,12 +260,24 @@ static struct agentshm_slot *my_slot(void)
     return NULL;
 }
 
+/* A recorder killed with SIGKILL never clears `attached`: once its heartbeat is stale, the
+ * agent clears it, so that stages go back to the detached cost. */
+static void check_reader(struct agentshm_hdr *h)
+{
+    uint64_t beat = __atomic_load_n(&h->reader_ns, __ATOMIC_RELAXED);
+    uint64_t now = now_ns();
+    if (beat && now > beat && now - beat > g_reader_timeout_ns)
+        __atomic_store_n(&h->attached, 0, __ATOMIC_RELAXED);
+}
+
 static void emit(uint32_t kind, uint32_t name, uint64_t request, uint64_t start, uint64_t end)
 {
     struct agentshm_hdr *h = g_hdr;
     if (!h)
         return;
     uint64_t idx = __atomic_fetch_add(&h->write_idx, 1, __ATOMIC_RELAXED);
+    if (idx % AGENTSHM_HEARTBEAT_EVERY == AGENTSHM_HEARTBEAT_EVERY - 1)
+        check_reader(h);
     struct agentshm_rec *r = &g_recs[idx & g_mask];
     r->request = request;
     r->start_ns = start;
@@ -640,6 +653,9 @@ AGENT_EXPORT PyMODINIT_FUNC PyInit__agent(void)
         Py_AtExit(at_exit);
         if (!disabled() && !getenv("CRUX_AGENT_PATH"))
             remove_stale();
+        const char *t = getenv("CRUX_AGENT_READER_TIMEOUT_MS");
+        if (t && *t && strtoull(t, NULL, 10) > 0)
+            g_reader_timeout_ns = strtoull(t, NULL, 10) * 1000000ull;
         ring_create();
     }
     return m;

@@ -23,6 +23,13 @@
 #define AGENTSHM_RECS_MIN 64u
 #define AGENTSHM_RECS_MAX (1u << 22)
 
+/* A reader whose heartbeat is older than this is gone (killed before it could clear
+ * `attached`); the writer then clears `attached` itself. $CRUX_AGENT_READER_TIMEOUT_MS
+ * overrides it. */
+#define AGENTSHM_READER_TIMEOUT_NS 5000000000ull
+/* The writer looks at the heartbeat once every this many records. */
+#define AGENTSHM_HEARTBEAT_EVERY 1024u
+
 /* Record kinds. */
 enum {
     AGENTSHM_STAGE = 1,   /* a stage of a request: [start, end) */
@@ -55,7 +62,8 @@ struct agentshm_hdr {
     uint32_t pid;        /* the writer's process id */
     uint32_t attached;   /* set to non-zero by a reader: the writer records only then */
     uint64_t created_ns; /* CLOCK_MONOTONIC when the file was made */
-    uint64_t pad0[4];
+    uint64_t reader_ns;  /* CLOCK_MONOTONIC of the reader's last read: its heartbeat */
+    uint64_t pad0[3];
     uint64_t write_idx;  /* next record index (monotonic; slot = index % rec_count) */
     uint32_t names_used; /* name entries claimed; entry 0 is reserved (no stage) */
     uint32_t pad1;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/xalloc.h"
@@ -28,6 +29,17 @@ static int read_at(const struct stagering *r, void *dst, size_t n, uint64_t off)
 static int write_u32(const struct stagering *r, size_t off, uint32_t v)
 {
     return pwrite(r->fd, &v, sizeof(v), (off_t)off) == (ssize_t)sizeof(v) ? 0 : ERR_IO;
+}
+
+/* The heartbeat: the agent clears `attached` when it is stale (a reader killed -9). */
+static void beat(const struct stagering *r)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (pwrite(r->fd, &now, sizeof(now), offsetof(struct agentshm_hdr, reader_ns)) < 0) {
+        /* the file is gone or read-only: nothing else depends on it */
+    }
 }
 
 static bool table_fits(uint64_t off, uint64_t count, uint64_t size, uint64_t total)
@@ -125,6 +137,7 @@ int stagering_open_path(struct stagering *r, const char *path, pid_t pid, struct
     uint64_t w = 0;
     if (read_at(r, &w, sizeof(w), offsetof(struct agentshm_hdr, write_idx)) == 0)
         r->read_idx = w > r->hdr.rec_count ? w - r->hdr.rec_count : 0;
+    beat(r); /* before `attached`, so that the agent never sees a stale heartbeat with it */
     if (write_u32(r, offsetof(struct agentshm_hdr, attached), 1)) {
         rc = errbuf_set(eb, ERR_IO, "%s: cannot set the attached flag", path);
         goto fail;
@@ -229,6 +242,7 @@ size_t stagering_drain(struct stagering *r, struct stage_span *out, size_t max)
         return 0;
     uint64_t cap = r->hdr.rec_count;
     uint64_t w = 0;
+    beat(r);
     if (read_write_idx(r, &w))
         return 0;
     if (w < r->read_idx) { /* the index went backwards: a new or corrupted writer */
@@ -283,6 +297,7 @@ int stagering_refresh_threads(struct stagering *r)
     r->slots_ok = false;
     if (!r->opened || !r->slots)
         return ERR_IO;
+    beat(r);
     if (read_at(r, r->slots, AGENTSHM_SLOTS * sizeof(*r->slots), r->hdr.slots_off))
         return ERR_IO;
     r->slots_ok = true;

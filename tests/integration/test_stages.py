@@ -395,3 +395,17 @@ def test_worker_processes(crux, tmp_path, one_interp):
     assert sorted(by_pid) == sorted([popen.pid] + done["workers"]), by_pid
     assert sorted(len(v) for v in by_pid.values()) == [3, 5, 5]
     assert "and 2 more processes" in report["source"]
+
+
+def test_killed_recorder_is_noticed(crux, tmp_path, one_interp):
+    """A recorder killed with SIGKILL cannot clear `attached`; the agent sees its heartbeat
+    go stale and returns to the detached path by itself."""
+    popen, truth = start_with_agent(crux, one_interp.path, one_interp.id, "stages_orphan.py",
+                                    extra_env={"CRUX_AGENT_READER_TIMEOUT_MS": "300"})
+    crux.wait_truth(truth, popen)
+    rec = crux.start("stages", "--pid", popen.pid)
+    crux.wait_truth(truth, popen, phase="attached")
+    crux.kill_group(rec.popen)
+    done = crux.wait_truth(truth, popen, phase="done")
+    assert done["detached"] is True, done
+    assert popen.wait(30) == 0, popen.log_path.read_text()
