@@ -3,8 +3,10 @@
 """Overhead of crux on the profiled program: wall time of a fixed-work workload launched
 under `crux record` divided by the same workload without a profiler, in the same run.
 
-Configurations per workload: crux at 100 Hz, 1 kHz and 10 kHz (non-blocking), crux
---blocking at 100 Hz, and "A/A" (no profiler against no profiler: the noise floor). Each
+Configurations per workload (--configs): crux's default mode (time categories and the
+memory timeline on) at 100 Hz, 1 kHz and 10 kHz, the plain mode (--no-categories
+--no-memory) at 100 Hz and 1 kHz, --blocking at 100 Hz, --native, and "A/A" (no profiler
+against no profiler: the noise floor). Each
 repetition runs, for every configuration in an order rotated between repetitions, an
 adjacent pair (no profiler, configuration) with the order inside the pair alternating; the
 ratio is taken within the pair. Reported: median [min..max] over repetitions, for the
@@ -37,22 +39,30 @@ WORKLOADS = {
                   "64 threads: Python work then 2 ms sleep, 90 rounds each"),
 }
 
-CONFIGS = [
-    # name, rate, blocking (rate None: no profiler, the A/A pair that shows the noise floor)
-    ("A/A (noise)", None, False),
-    ("crux@100", 100, False),
-    ("crux@1k", 1000, False),
-    ("crux@10k", 10000, False),
-    ("crux-blocking@100", 100, True),
+PLAIN = ["--no-categories", "--no-memory"]
+ALL_CONFIGS = [
+    # name, rate, blocking, extra record options (rate None: no profiler, the A/A pair that
+    # shows the noise floor). "crux" is the default mode: time categories and memory on.
+    ("A/A (noise)", None, False, []),
+    ("plain@100", 100, False, PLAIN),
+    ("crux@100", 100, False, []),
+    ("plain@1k", 1000, False, PLAIN),
+    ("crux@1k", 1000, False, []),
+    ("crux@10k", 10000, False, []),
+    ("crux-blocking@100", 100, True, []),
+    ("native@100", 100, False, ["--native"]),
+    ("native@1k", 1000, False, ["--native"]),
 ]
-BASE = ("none", None, False)
+DEFAULT_CONFIGS = "A/A (noise),plain@100,crux@100,plain@1k,crux@1k,crux@10k,crux-blocking@100"
+CONFIGS = [c for c in ALL_CONFIGS if c[0] in DEFAULT_CONFIGS.split(",")]
+BASE = ("none", None, False, [])
 
-GOALS = {"crux@100": 0.01, "crux@10k": 0.03}
+GOALS = {"crux@100": 0.01, "crux@1k": 0.02, "crux@10k": 0.03, "native@100": 0.10}
 
 
 def run_one(crux, python, wl, cfg, rep):
     script, args, extra_env, _ = WORKLOADS[wl]
-    name, rate, blocking = cfg
+    name, rate, blocking, extra = cfg
     env = dict(os.environ)
     env.update(extra_env)
     target = [python, os.path.join(C.WORKLOADS, script)] + args
@@ -63,7 +73,7 @@ def run_one(crux, python, wl, cfg, rep):
         argv = [crux, "record", "-q", "--stats", "--rate", str(rate), "-o", out]
         if blocking:
             argv.append("--blocking")
-        argv += ["--"] + target
+        argv += extra + ["--"] + target
     rc, out, err, _ = C.run_cmd(argv, env=env)
     res = C.parse_result(out)
     if rc != 0 or not res:
@@ -189,6 +199,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--workloads", default="cpu,numpy,numpy-2blas,threads64")
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS,
+                    help="comma-separated, from: " + ", ".join(c[0] for c in ALL_CONFIGS))
     ap.add_argument("--python", default=C.DEFAULT_PYTHON)
     ap.add_argument("--crux", help="crux binary (default: build/crux, rebuilt)")
     ap.add_argument("--no-build", action="store_true")
@@ -204,6 +216,7 @@ def main():
         print("\nwrote %s" % C.write_json("overhead-pooled.json", result))
         return
     reps = 3 if a.quick else a.reps
+    CONFIGS[:] = [c for c in ALL_CONFIGS if c[0] in a.configs.split(",")]
     crux, crux_info = C.prepare_crux(a.crux, build=not a.no_build)
     os.makedirs(os.path.join(C.OUT, "overhead"), exist_ok=True)
     result = {"benchmark": "overhead", "machine": C.machine(), "crux": crux_info,
@@ -216,7 +229,7 @@ def main():
                  "env": WORKLOADS[wl][2],
                  "baseline_elapsed_s": C.summarize([r["elapsed_s"] for r in base]),
                  "baseline_runs": base, "configs": {}}
-        for name, rate, blocking in CONFIGS:
+        for name, rate, blocking, _ in CONFIGS:
             entry["configs"][name] = summarize_config(
                 name, rate, blocking, wall[name], cpu[name],
                 [r["stats"] for r in runs[name] if r and r["stats"]],

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -29,6 +30,7 @@ struct record_args {
     double rate;
     double duration;
     bool idle, gil, threads, blocking, quiet, stats;
+    bool subprocesses, no_categories, no_memory;
     unsigned max_depth;
 };
 
@@ -37,7 +39,9 @@ static void usage(FILE *f)
     fputs("usage: crux record [options] (--pid PID | -- COMMAND [ARGS...])\n"
           "  -o, --output FILE    output file; format from the extension: .html (flame graph),\n"
           "                       .svg, .json (speedscope), .txt (collapsed stacks)\n"
-          "  -f, --format NAME    flamegraph | svg | speedscope | collapsed\n"
+          "  -f, --format NAME    flamegraph | svg | speedscope | collapsed | lines\n"
+          "                       (lines: per line and function, with time categories; JSON\n"
+          "                       when FILE ends in .json)\n"
           "  -p, --pid PID        attach to a running process\n"
           "  -r, --rate HZ        samples per second (default 100)\n"
           "  -d, --duration SEC   stop after SEC seconds (default: until the target exits)\n"
@@ -45,6 +49,9 @@ static void usage(FILE *f)
           "  -g, --gil            keep only samples of the thread holding the GIL\n"
           "  -t, --threads        split stacks by thread\n"
           "  -b, --blocking       pause the target while reading it (exact, slower)\n"
+          "  -s, --subprocesses   follow child processes; stacks start with the process\n"
+          "      --no-categories  do not split time into python/native/system/gil\n"
+          "      --no-memory      do not record resident memory over time\n"
           "      --max-depth N    frames kept per stack (default 2048)\n"
           "  -q, --quiet          no status line\n"
           "      --stats          print the sampler's own costs (for benchmarks)\n",
@@ -66,6 +73,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {"stats", no_argument, 0, 'S'},
+                                         {"subprocesses", no_argument, 0, 's'},
+                                         {"no-categories", no_argument, 0, 'C'},
+                                         {"no-memory", no_argument, 0, 'M'},
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = DEFAULT_RATE;
@@ -74,7 +84,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
     opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
     double v;
-    while ((c = getopt_long(argc, argv, "+o:f:p:r:d:igtbqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+o:f:p:r:d:igtbsqh", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
             a->output = optarg;
@@ -127,6 +137,15 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             break;
         case 'S':
             a->stats = true;
+            break;
+        case 's':
+            a->subprocesses = true;
+            break;
+        case 'C':
+            a->no_categories = true;
+            break;
+        case 'M':
+            a->no_memory = true;
             break;
         case 'h':
             usage(stdout);
@@ -197,7 +216,8 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 "crux-stats: ticks=%llu late=%llu thread_samples=%llu errors=%llu kept=%llu "
                 "busy_ns=%llu elapsed_ns=%llu syscalls=%llu us_per_round=%.3f "
                 "us_per_thread_sample=%.3f cpu_us_per_thread_sample=%.3f "
-                "read_us_per_thread_sample=%.3f\n",
+                "read_us_per_thread_sample=%.3f processes=%llu perf_samples=%llu "
+                "perf_lost=%llu\n",
                 (unsigned long long)st->ticks, (unsigned long long)st->late_ticks,
                 (unsigned long long)st->thread_samples, (unsigned long long)st->errors,
                 (unsigned long long)st->kept, (unsigned long long)st->busy_ns,
@@ -205,7 +225,9 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 st->ticks ? (double)st->busy_ns / 1e3 / (double)st->ticks : 0.0,
                 per ? (double)st->busy_ns / 1e3 / (double)per : 0.0,
                 per ? (double)st->busy_cpu_ns / 1e3 / (double)per : 0.0,
-                per ? (double)st->read_ns / 1e3 / (double)per : 0.0);
+                per ? (double)st->read_ns / 1e3 / (double)per : 0.0,
+                (unsigned long long)st->processes, (unsigned long long)st->perf_samples,
+                (unsigned long long)st->perf_lost);
     }
     if (st->late_ticks)
         fprintf(stderr,
@@ -235,6 +257,11 @@ int cmd_record(int argc, char **argv)
                 a.format ? a.format : a.output);
         return EXIT_USAGE;
     }
+    if (fmt == EXPORT_LINES && export_format_from_path(a.output, &(enum export_format){0}) == 0) {
+        size_t n = strlen(a.output);
+        if (n >= 5 && strcasecmp(a.output + n - 5, ".json") == 0)
+            fmt = EXPORT_LINES_JSON;
+    }
     static volatile sig_atomic_t stop;
     session_trap_signals(&stop);
     struct session s;
@@ -262,6 +289,9 @@ int cmd_record(int argc, char **argv)
                                   .gil_only = a.gil,
                                   .threads = a.threads,
                                   .blocking = a.blocking,
+                                  .categories = !a.no_categories,
+                                  .memory = !a.no_memory,
+                                  .subprocesses = a.subprocesses,
                                   .max_depth = a.max_depth,
                                   .stop = &stop,
                                   .child = s.launched ? s.pid : 0,

@@ -150,8 +150,14 @@ static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
     rc = linetable_decode(linetable_format_for(o->minor), tab, tlen, e->firstlineno, e->code_bytes,
                           &e->runs, &e->nruns);
     free(tab);
-    if (rc)
-        return rc;
+    if (rc) {
+        /* A table the decoder rejects costs the lines of this code object, not the stacks
+         * it is in: its frames report no line (seen on 3.13 in a forked multiprocessing
+         * worker; docs/internals.md, known gaps). */
+        free(e->runs);
+        e->runs = NULL;
+        e->nruns = 0;
+    }
     e->qualname = xstrndup(name, nlen);
     e->filename = xstrndup(file, flen);
     return 0;

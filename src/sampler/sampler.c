@@ -5,6 +5,7 @@
 #include "sampler/sampler.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,11 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cpython/pyreader.h"
+#include "sampler/categorize.h"
+#include "target/children.h"
 #include "target/pause.h"
 #include "target/proc.h"
 #include "util/hmap.h"
@@ -36,49 +40,397 @@ uint64_t sampler_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* Maps reader frames to profile frames: (code entry id, line) -> profile frame id. */
-struct framemap {
-    struct hmap map;
-    uint32_t marker_truncated;
-    uint32_t str_thread;
+/* One sampled process: the target, or a child followed with --subprocesses. */
+struct sproc {
+    pid_t pid, ppid;
+    bool root;     /* the target itself */
+    bool python;   /* rt and r are valid */
+    bool gone;     /* exited; kept for its record */
+    bool no_retry; /* not Python (or unsupported) until it execs again */
+    struct pyruntime rt;
+    struct pyreader r;
+    struct proc_statcache sc;
+    struct pauser pz;
+    struct categorizer cat;
+    bool cat_on;
+    struct hmap frames;  /* (code entry id, line) -> profile frame id */
+    uint32_t proc_frame; /* "NAME (PID)" frame rooting its stacks with --subprocesses */
+    int statm_fd;
+    uint64_t rss, point_ns, point_rss;
+    uint64_t exec_id;
+    unsigned failures; /* rounds in a row that could not read it */
+    uint32_t stacks[PYREADER_MAX_THREADS]; /* this round's stack per reader thread */
 };
 
-static uint32_t profile_frame_of(struct profile *p, struct framemap *fm, const struct pyreader *r,
-                                 const struct pyframe *f)
+struct sampler {
+    const struct sampler_opts *o;
+    struct profile *p;
+    struct sampler_stats *st;
+    struct sproc **procs;
+    size_t nprocs, cap;
+    struct childscan scan;
+    uint64_t start, period, next_scan, next_prune;
+    uint32_t marker_truncated, str_thread;
+    long page_size;
+};
+
+#define SCAN_NS 100000000ULL     /* look for new children ten times a second */
+#define PRUNE_NS 2000000000ULL   /* forget exited threads' files every two seconds */
+#define MEM_POINT_NS 10000000ULL /* at most 100 memory points a second per process */
+#define MAX_PROCS 256
+#define MAX_CHILD_FAILURES 100
+
+static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyframe *f)
 {
-    const struct pycode *c = pyreader_code(r, f);
+    const struct pycode *c = pyreader_code(&sp->r, f);
     uint64_t key = ((uint64_t)c->id << 32) | (uint32_t)(f->line + 1);
     uint64_t v;
-    if (hmap_get(&fm->map, key, &v))
+    if (hmap_get(&sp->frames, key, &v))
         return (uint32_t)v;
+    struct profile *p = s->p;
     uint32_t name = profile_str(p, c->qualname, strlen(c->qualname));
     uint32_t file = profile_str(p, c->filename, strlen(c->filename));
     uint32_t id = profile_frame(p, name, file, f->line, FRAME_PYTHON);
-    hmap_put(&fm->map, key, id);
+    hmap_put(&sp->frames, key, id);
     return id;
 }
 
-/* Adds one thread's stack, root first: [thread], [truncated], Python frames. */
-static void add_thread(struct profile *p, struct framemap *fm, const struct sampler_opts *o,
-                       const struct pyreader *r, const struct pythread *th, char state,
-                       uint64_t t_ns)
+/* The stack of one thread, root first: [process], [thread], [truncated], Python frames. */
+static uint32_t thread_stack(struct sampler *s, struct sproc *sp, const struct pythread *th)
 {
-    uint32_t s = 0;
-    if (o->threads)
-        s = profile_push(p, s, profile_frame(p, fm->str_thread, 0, th->tid, FRAME_THREAD));
+    struct profile *p = s->p;
+    uint32_t st = 0;
+    if (s->o->subprocesses)
+        st = profile_push(p, st, sp->proc_frame);
+    if (s->o->threads)
+        st = profile_push(p, st, profile_frame(p, s->str_thread, 0, th->tid, FRAME_THREAD));
     if (th->truncated)
-        s = profile_push(p, s, fm->marker_truncated);
+        st = profile_push(p, st, s->marker_truncated);
     for (uint32_t k = th->nframes; k > 0; k--)
-        s = profile_push(p, s, profile_frame_of(p, fm, r, &r->frames[th->first + k - 1]));
-    enum thread_state ts = state == 'R' ? TSTATE_RUNNING : TSTATE_IDLE;
-    uint8_t flags = (uint8_t)((th->gil ? SAMPLE_GIL : 0) | (th->truncated ? SAMPLE_TRUNCATED : 0));
-    profile_add(p, &(struct psample){.t_ns = t_ns,
-                                     .stack = s,
-                                     .tid = (uint32_t)th->tid,
-                                     .pid = (uint32_t)r->rt->pid,
-                                     .state = (uint8_t)ts,
-                                     .flags = flags,
-                                     .weight = 1});
+        st = profile_push(p, st, frame_of(s, sp, &sp->r.frames[th->first + k - 1]));
+    return st;
+}
+
+/* The address range of the GIL structure of the thread's interpreter (for GIL-wait). */
+static void gil_range(const struct sproc *sp, uint64_t *lo, uint64_t *hi)
+{
+    const struct py_offsets *o = &sp->rt.off;
+    uint64_t size = o->gil_size > 0 ? (uint64_t)o->gil_size : 256;
+    *lo = 0;
+    if (o->rt_gil >= 0)
+        *lo = sp->rt.runtime + (uint64_t)o->rt_gil;
+    else if (sp->r.ninterps)
+        *lo = sp->r.interp_fields[0][3];
+    *hi = *lo ? *lo + size : 0;
+}
+
+static void short_name(pid_t pid, char *out, size_t n)
+{
+    char cmd[512];
+    if (proc_cmdline(pid, cmd, sizeof(cmd)) || !cmd[0]) {
+        snprintf(out, n, "process");
+        return;
+    }
+    /* "python3 worker.py --x" -> "python3 worker.py --x" with paths cut to base names. */
+    size_t k = 0;
+    const char *w = cmd;
+    for (int words = 0; *w && words < 4 && k + 1 < n; words++) {
+        const char *e = strchr(w, ' ');
+        size_t len = e ? (size_t)(e - w) : strlen(w);
+        const char *b = w;
+        for (size_t i = 0; i < len; i++)
+            if (w[i] == '/' && i + 1 < len)
+                b = w + i + 1;
+        size_t bl = len - (size_t)(b - w);
+        if (k && k + 1 < n)
+            out[k++] = ' ';
+        for (size_t i = 0; i < bl && k + 1 < n; i++)
+            out[k++] = b[i];
+        w = e ? e + 1 : w + len;
+    }
+    out[k] = 0;
+    if (k > 48)
+        memcpy(out + 45, "...", 4);
+}
+
+static void proc_open_runtime(struct sampler *s, struct sproc *sp)
+{
+    struct errbuf eb = {{0}};
+    sp->exec_id = children_exec_id(sp->pid);
+    if (!sp->root) {
+        int rc = pyruntime_find(sp->pid, &sp->rt, &eb);
+        if (rc) {
+            sp->no_retry = true; /* until it execs */
+            return;
+        }
+    }
+    pyreader_init(&sp->r, &sp->rt, s->o->max_depth);
+    proc_statcache_init(&sp->sc, sp->pid);
+    pause_init(&sp->pz, sp->pid, sp->root ? s->o->child : 0);
+    hmap_init(&sp->frames);
+    if (s->o->categories) {
+        /* Four kernel samples per round of a busy thread, at least 100 us of CPU apart. */
+        uint64_t per = s->period / 4 > 100000 ? s->period / 4 : 100000;
+        cat_init(&sp->cat, sp->pid, sp->rt.elf_path, per);
+        sp->cat_on = true;
+    }
+    sp->python = true;
+    struct pproc *pr = profile_proc(s->p, (uint32_t)sp->pid);
+    profile_set_str(&pr->python_version, sp->rt.version);
+}
+
+static void proc_close_runtime(struct sampler *s, struct sproc *sp)
+{
+    (void)s;
+    if (!sp->python)
+        return;
+    if (s->o->blocking)
+        pause_fini(&sp->pz);
+    if (sp->cat_on)
+        cat_fini(&sp->cat);
+    sp->cat_on = false;
+    hmap_fini(&sp->frames);
+    proc_statcache_fini(&sp->sc);
+    pyreader_fini(&sp->r);
+    sp->python = false;
+}
+
+static struct sproc *proc_add(struct sampler *s, pid_t pid, pid_t ppid, const struct pyruntime *rt)
+{
+    if (s->nprocs == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->procs = xrealloc(s->procs, s->cap * sizeof(*s->procs));
+    }
+    struct sproc *sp = xcalloc(1, sizeof(*sp));
+    s->procs[s->nprocs++] = sp;
+    sp->pid = pid;
+    sp->ppid = ppid;
+    sp->root = rt != NULL;
+    if (rt)
+        sp->rt = *rt;
+    char name[64];
+    short_name(pid, name, sizeof(name));
+    struct pproc *pr = profile_proc(s->p, (uint32_t)pid);
+    pr->ppid = (uint32_t)(ppid > 0 ? ppid : 0);
+    profile_set_str(&pr->name, name);
+    sp->proc_frame =
+        profile_frame(s->p, profile_str(s->p, name, strlen(name)), 0, pid, FRAME_PROCESS);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    sp->statm_fd = s->o->memory ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    proc_open_runtime(s, sp);
+    s->st->processes++;
+    return sp;
+}
+
+static void proc_gone(struct sampler *s, struct sproc *sp)
+{
+    if (sp->gone)
+        return;
+    sp->gone = true;
+    proc_close_runtime(s, sp);
+    if (sp->statm_fd >= 0)
+        close(sp->statm_fd);
+    sp->statm_fd = -1;
+}
+
+/* New children, and children that exec'd (their runtime moved or appeared). */
+static void follow_children(struct sampler *s)
+{
+    pid_t known[MAX_PROCS], found[MAX_PROCS], ppids[MAX_PROCS];
+    size_t n = 0;
+    for (size_t i = 0; i < s->nprocs; i++) {
+        struct sproc *sp = s->procs[i];
+        if (sp->gone)
+            continue;
+        if (!sp->root && !proc_alive(sp->pid)) {
+            proc_gone(s, sp);
+            continue;
+        }
+        known[n++] = sp->pid;
+        uint64_t id = sp->root ? 0 : children_exec_id(sp->pid);
+        if (!sp->root && id && id != sp->exec_id) {
+            proc_close_runtime(s, sp); /* a new program: find its runtime again */
+            sp->no_retry = false;
+            char name[64];
+            short_name(sp->pid, name, sizeof(name));
+            profile_set_str(&profile_proc(s->p, (uint32_t)sp->pid)->name, name);
+            sp->proc_frame = profile_frame(s->p, profile_str(s->p, name, strlen(name)), 0, sp->pid,
+                                           FRAME_PROCESS);
+            proc_open_runtime(s, sp);
+        }
+    }
+    if (s->nprocs >= MAX_PROCS)
+        return;
+    size_t got = children_scan(&s->scan, known, n, found, ppids, MAX_PROCS - s->nprocs);
+    for (size_t i = 0; i < got; i++)
+        proc_add(s, found[i], ppids[i], NULL);
+}
+
+static uint64_t read_rss(struct sampler *s, struct sproc *sp)
+{
+    char text[128];
+    ssize_t n = pread(sp->statm_fd, text, sizeof(text) - 1, 0);
+    if (n <= 0)
+        return 0;
+    text[n] = 0;
+    char *end;
+    (void)strtoull(text, &end, 10); /* size */
+    return strtoull(end, NULL, 10) * (uint64_t)s->page_size;
+}
+
+/* Resident memory now; the change since the last round goes to the stacks that ran. */
+static void sample_memory(struct sampler *s, struct sproc *sp, uint64_t t_rel, const char *states)
+{
+    if (sp->statm_fd < 0)
+        return;
+    uint64_t rss = read_rss(s, sp);
+    if (!rss)
+        return;
+    int64_t delta = sp->rss ? (int64_t)(rss - sp->rss) : 0;
+    sp->rss = rss;
+    struct pproc *pr = profile_proc(s->p, (uint32_t)sp->pid);
+    if (rss > pr->peak_rss)
+        pr->peak_rss = rss;
+    if (!sp->point_ns || t_rel - sp->point_ns >= MEM_POINT_NS || rss > sp->point_rss * 2 ||
+        rss < sp->point_rss / 2) {
+        profile_add_mem(s->p, t_rel, (uint32_t)sp->pid, rss);
+        sp->point_ns = t_rel ? t_rel : 1;
+        sp->point_rss = rss;
+    }
+    if (!delta || !sp->python)
+        return;
+    /* Running threads first; else the GIL holder; else every thread with a stack. */
+    const struct pyreader *r = &sp->r;
+    size_t pick[PYREADER_MAX_THREADS], n = 0;
+    for (int pass = 0; pass < 3 && !n; pass++)
+        for (size_t t = 0; t < r->nthreads; t++) {
+            if (!sp->stacks[t])
+                continue;
+            if ((pass == 0 && states[t] == 'R') || (pass == 1 && r->threads[t].gil) || pass == 2)
+                pick[n++] = t;
+        }
+    for (size_t i = 0; i < n; i++)
+        profile_add_growth(s->p, sp->stacks[pick[i]], delta / (int64_t)n);
+}
+
+/* One round over one process: read every thread (paused if asked) and add what passes the
+ * filters. */
+static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struct errbuf *eb)
+{
+    const struct sampler_opts *o = s->o;
+    struct sampler_stats *st = s->st;
+    struct pyreader *r = &sp->r;
+    /* With --blocking, thread states come from /proc before the pause: a stopped thread
+     * reads as 't'. Threads seized in earlier rounds are known by tid. */
+    char states[PYREADER_MAX_THREADS];
+    pid_t pre_tid[PYREADER_MAX_THREADS];
+    char pre_state[PYREADER_MAX_THREADS];
+    size_t npre = 0;
+    int rc;
+    if (o->blocking) {
+        for (size_t i = 0; i < sp->pz.n && npre < PYREADER_MAX_THREADS; i++, npre++) {
+            pre_tid[npre] = sp->pz.v[i].tid;
+            pre_state[npre] = proc_statcache_state(&sp->sc, sp->pz.v[i].tid);
+        }
+        rc = pause_stop_all(&sp->pz, eb);
+        if (rc)
+            return rc;
+    }
+    uint64_t t0 = sampler_now_ns(); /* vDSO: cheap, unlike the thread CPU clock */
+    rc = pyreader_sample(r, t0, eb);
+    st->read_ns += sampler_now_ns() - t0;
+    if (o->blocking)
+        pause_resume_all(&sp->pz);
+    if (rc)
+        return rc;
+    if (sp->cat_on)
+        cat_round(&sp->cat, t0);
+    for (size_t t = 0; t < r->nthreads; t++) {
+        pid_t tid = r->threads[t].tid;
+        states[t] = 0;
+        for (size_t i = 0; i < npre && !states[t]; i++)
+            if (pre_tid[i] == tid)
+                states[t] = pre_state[i];
+        if (!states[t])
+            states[t] = tid ? proc_statcache_state(&sp->sc, tid) : 'R';
+    }
+    uint64_t gil_lo = 0, gil_hi = 0;
+    if (sp->cat_on)
+        gil_range(sp, &gil_lo, &gil_hi);
+    struct pproc *pr = NULL;
+    for (size_t t = 0; t < r->nthreads; t++) {
+        const struct pythread *th = &r->threads[t];
+        sp->stacks[t] = 0;
+        if (th->err) {
+            st->errors++;
+            continue;
+        }
+        if (!th->nframes)
+            continue;
+        st->thread_samples++;
+        uint8_t cat = CAT_NONE;
+        if (sp->cat_on && th->tid)
+            cat = cat_of(&sp->cat, th->tid, states[t], th->gil, gil_lo, gil_hi);
+        /* A thread waiting for the GIL wants to run: it is not idle. */
+        bool idle = states[t] != 'R' && cat != CAT_GIL;
+        bool keep = !(idle && !o->idle) && !(o->gil_only && !th->gil);
+        if (!keep && !(sp->statm_fd >= 0 && (states[t] == 'R' || th->gil)))
+            continue;
+        sp->stacks[t] = thread_stack(s, sp, th);
+        if (!keep)
+            continue; /* its stack may still own memory growth */
+        enum thread_state ts = states[t] == 'R' ? TSTATE_RUNNING : TSTATE_IDLE;
+        uint8_t flags =
+            (uint8_t)((th->gil ? SAMPLE_GIL : 0) | (th->truncated ? SAMPLE_TRUNCATED : 0));
+        profile_add(s->p, &(struct psample){.t_ns = t_rel,
+                                            .stack = sp->stacks[t],
+                                            .tid = (uint32_t)th->tid,
+                                            .pid = (uint32_t)sp->pid,
+                                            .state = (uint8_t)ts,
+                                            .flags = flags,
+                                            .cat = cat,
+                                            .weight = 1});
+        st->kept++;
+        if (!pr)
+            pr = profile_proc(s->p, (uint32_t)sp->pid);
+        if (!pr->samples)
+            pr->first_ns = t_rel;
+        pr->samples++;
+        pr->last_ns = t_rel;
+    }
+    sample_memory(s, sp, t_rel, states);
+    return 0;
+}
+
+/* One round over every process. Only the target's failure ends the recording. */
+static int round_all(struct sampler *s, uint64_t t_rel, struct errbuf *eb)
+{
+    for (size_t i = 0; i < s->nprocs; i++) {
+        struct sproc *sp = s->procs[i];
+        if (sp->gone || !sp->python) {
+            if (!sp->gone && !sp->python)
+                sample_memory(s, sp, t_rel, NULL);
+            continue;
+        }
+        struct errbuf peb = {{0}};
+        int rc = round_proc(s, sp, t_rel, sp->root ? eb : &peb);
+        if (!rc) {
+            sp->failures = 0;
+            continue;
+        }
+        if (sp->root)
+            return rc;
+        /* A child that exits is normal; one read while it forks or execs may fail a few
+         * rounds; one that keeps failing is left out. */
+        if (!proc_alive(sp->pid) || ++sp->failures >= MAX_CHILD_FAILURES) {
+            if (getenv("CRUX_DEBUG"))
+                fprintf(stderr, "crux-debug: process %d left: %s\n", (int)sp->pid,
+                        peb.msg[0] ? peb.msg : err_str(rc));
+            proc_gone(s, sp);
+        }
+    }
+    return 0;
 }
 
 static bool child_gone(const struct sampler_opts *o, struct pauser *pz)
@@ -112,96 +464,57 @@ static void sleep_until(uint64_t deadline, volatile sig_atomic_t *stop)
     }
 }
 
-/* One round: read every thread (paused if asked) and add what passes the filters. */
-static int round_once(const struct sampler_opts *o, struct pyreader *r, struct pauser *pz,
-                      struct proc_statcache *sc, struct framemap *fm, struct profile *p,
-                      struct sampler_stats *st, uint64_t t_rel, struct errbuf *eb)
-{
-    /* With --blocking, thread states come from /proc before the pause: a stopped thread
-     * reads as 't'. Threads seized in earlier rounds are known by tid. */
-    char states[PYREADER_MAX_THREADS];
-    pid_t pre_tid[PYREADER_MAX_THREADS];
-    char pre_state[PYREADER_MAX_THREADS];
-    size_t npre = 0;
-    int rc;
-    if (o->blocking) {
-        for (size_t i = 0; i < pz->n && npre < PYREADER_MAX_THREADS; i++, npre++) {
-            pre_tid[npre] = pz->v[i].tid;
-            pre_state[npre] = proc_statcache_state(sc, pz->v[i].tid);
-        }
-        rc = pause_stop_all(pz, eb);
-        if (rc)
-            return rc;
-    }
-    uint64_t t0 = sampler_now_ns(); /* vDSO: cheap, unlike the thread CPU clock */
-    rc = pyreader_sample(r, t0, eb);
-    st->read_ns += sampler_now_ns() - t0;
-    if (o->blocking)
-        pause_resume_all(pz);
-    if (rc)
-        return rc;
-    for (size_t t = 0; t < r->nthreads; t++) {
-        pid_t tid = r->threads[t].tid;
-        states[t] = 0;
-        for (size_t i = 0; i < npre && !states[t]; i++)
-            if (pre_tid[i] == tid)
-                states[t] = pre_state[i];
-        if (!states[t])
-            states[t] = tid ? proc_statcache_state(sc, tid) : 'R';
-    }
-    for (size_t t = 0; t < r->nthreads; t++) {
-        const struct pythread *th = &r->threads[t];
-        if (th->err) {
-            st->errors++;
-            continue;
-        }
-        if (!th->nframes)
-            continue;
-        st->thread_samples++;
-        if (!o->idle && states[t] != 'R')
-            continue;
-        if (o->gil_only && !th->gil)
-            continue;
-        add_thread(p, fm, o, r, th, states[t], t_rel);
-        st->kept++;
-    }
-    return 0;
-}
-
 int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct profile *p,
                 struct sampler_stats *st, struct errbuf *eb)
 {
     memset(st, 0, sizeof(*st));
-    struct pyreader r;
-    pyreader_init(&r, rt, o->max_depth);
-    struct proc_statcache sc;
-    proc_statcache_init(&sc, rt->pid);
-    struct pauser pz;
-    pause_init(&pz, rt->pid, o->child);
-    struct framemap fm;
-    hmap_init(&fm.map);
-    fm.str_thread = profile_str(p, "thread", 6);
-    fm.marker_truncated = profile_frame(p, profile_str(p, "[truncated]", 11), 0, 0, FRAME_MARKER);
+    struct sampler s = {.o = o, .p = p, .st = st};
+    s.page_size = sysconf(_SC_PAGESIZE);
+    s.str_thread = profile_str(p, "thread", 6);
+    s.marker_truncated = profile_frame(p, profile_str(p, "[truncated]", 11), 0, 0, FRAME_MARKER);
+    s.period = (uint64_t)(1e9 / (o->rate_hz > 0 ? o->rate_hz : 100));
+    struct sproc *root = proc_add(&s, rt->pid, children_ppid(rt->pid), rt);
+    p->meta.categories = o->categories;
+    if (o->categories)
+        profile_set_str(&p->meta.categories_note, cat_note(&root->cat));
+    if (o->subprocesses) {
+        pid_t none = 0;
+        s.scan.last_pid = -2;
+        (void)children_scan(&s.scan, &none, 0, NULL, NULL, 0); /* prime the newest pid */
+        s.scan.last_pid = -2;
+    }
 
     /* The default 50 us timer slack makes every wake-up late by about 75 us here, which
      * caps the achievable rate near 6 kHz; 1 us slack keeps the schedule. */
     (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
-    uint64_t period = (uint64_t)(1e9 / (o->rate_hz > 0 ? o->rate_hz : 100));
+    uint64_t period = s.period;
     uint64_t start = sampler_now_ns();
+    s.start = start;
     uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
     uint64_t next = start, last_progress = start;
+    s.next_prune = start + PRUNE_NS;
     int rc = 0;
     while (!(o->stop && *o->stop)) {
         uint64_t now = sampler_now_ns();
         if (now >= end)
             break;
         if (o->blocking)
-            pause_poll(&pz);
-        if (child_gone(o, &pz))
+            pause_poll(&root->pz);
+        if (child_gone(o, &root->pz))
             break;
+        if (o->subprocesses && now >= s.next_scan) {
+            follow_children(&s);
+            s.next_scan = now + SCAN_NS;
+        }
+        if (now >= s.next_prune) {
+            for (size_t i = 0; i < s.nprocs; i++)
+                if (s.procs[i]->cat_on)
+                    cat_prune(&s.procs[i]->cat);
+            s.next_prune = now + PRUNE_NS;
+        }
         st->ticks++;
         uint64_t cpu0 = cpu_now_ns();
-        rc = round_once(o, &r, &pz, &sc, &fm, p, st, now - start, eb);
+        rc = round_all(&s, now - start, eb);
         uint64_t after = sampler_now_ns();
         st->busy_ns += after - now;
         st->busy_cpu_ns += cpu_now_ns() - cpu0;
@@ -225,21 +538,32 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
         sleep_until(next < end ? next : end, o->stop);
     }
     st->elapsed_ns = sampler_now_ns() - start;
-    if (o->blocking)
-        pause_fini(&pz);
     if (o->child && !*o->child_exited)
-        (void)child_gone(o, &pz);
-    st->errors += r.dropped;
-    if (getenv("CRUX_DEBUG"))
-        for (int i = 0; i < 16; i++)
-            if (r.err_counts[i])
-                fprintf(stderr, "crux-debug: %llu stacks dropped: %s\n",
-                        (unsigned long long)r.err_counts[i], err_str(-i));
+        (void)child_gone(o, &root->pz);
+    for (size_t i = 0; i < s.nprocs; i++) {
+        struct sproc *sp = s.procs[i];
+        if (sp->python) {
+            st->errors += sp->r.dropped;
+            if (getenv("CRUX_DEBUG"))
+                for (int k = 0; k < 16; k++)
+                    if (sp->r.err_counts[k])
+                        fprintf(stderr, "crux-debug: process %d: %llu stacks dropped: %s\n",
+                                (int)sp->pid, (unsigned long long)sp->r.err_counts[k], err_str(-k));
+        }
+        if (sp->cat_on) {
+            st->perf_samples += sp->cat.perf.samples;
+            st->perf_lost += sp->cat.perf.lost;
+        }
+        proc_gone(&s, sp);
+        free(sp);
+    }
+    free(s.procs);
+    if (o->child && *o->child_exited) {
+        struct pproc *pr = profile_proc(p, (uint32_t)rt->pid);
+        pr->exit_status = *o->child_status;
+    }
     p->meta.ticks = st->ticks;
     p->meta.errors = st->errors;
     p->meta.duration_ns = st->elapsed_ns;
-    hmap_fini(&fm.map);
-    proc_statcache_fini(&sc);
-    pyreader_fini(&r);
     return rc;
 }

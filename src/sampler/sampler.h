@@ -23,6 +23,8 @@ struct sampler_stats {
     uint64_t busy_ns;     /* wall time spent inside rounds */
     uint64_t busy_cpu_ns; /* CPU time crux spent inside rounds */
     uint64_t read_ns;     /* wall time reading stacks (the rest: /proc states, profile) */
+    uint64_t processes;   /* processes sampled (the target and its followed children) */
+    uint64_t perf_samples, perf_lost; /* kernel samples behind the time categories */
 };
 
 typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
@@ -34,6 +36,9 @@ struct sampler_opts {
     bool gil_only;     /* keep only the GIL holder */
     bool threads;      /* root each stack with a thread frame */
     bool blocking;     /* stop the threads (ptrace) while reading them */
+    bool categories;   /* time category per sample (perf events where permitted) */
+    bool memory;       /* resident memory timeline and growth attribution */
+    bool subprocesses; /* follow child processes; stacks rooted at a process frame */
     uint32_t max_depth;
     volatile sig_atomic_t *stop; /* set asynchronously to end the loop */
     pid_t child;                 /* launched child to watch for exit (0 in attach mode) */
@@ -43,8 +48,9 @@ struct sampler_opts {
     void *progress_arg;
 };
 
-/* Samples process `rt->pid` into `p` until the duration elapses, the process exits or *stop
- * is set. A process that exits is not an error (returns 0 with what was collected).
+/* Samples process `rt->pid` (and, with o->subprocesses, its descendants) into `p` until the
+ * duration elapses, the process exits or *stop is set. A process that exits is not an error
+ * (returns 0 with what was collected).
  * Returns ERR_PERM and similar only when no sample could be taken at all. */
 int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct profile *p,
                 struct sampler_stats *st, struct errbuf *eb) MUST_CHECK;

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// The time category of each thread-sample (profile.h enum sample_cat), decided out of
+// process without stopping anything: on-CPU threads by where the kernel's task-clock
+// samples of the interval landed (target/perf.h), off-CPU threads by what they wait on
+// (/proc/PID/task/TID/syscall: a futex on the GIL's own condition or mutex is GIL wait,
+// anything else is system time). docs/internals.md, "Time categories", has the rules.
+#ifndef CRUX_CATEGORIZE_H
+#define CRUX_CATEGORIZE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "target/perf.h"
+#include "util/hmap.h"
+
+struct cat_thread {
+    pid_t tid;
+    int syscall_fd; /* /proc/PID/task/TID/syscall, kept open; -1 until needed */
+    uint8_t last;   /* category of the previous on-CPU sample */
+    uint32_t last_round;
+    bool live;
+};
+
+struct categorizer {
+    pid_t pid;
+    struct perf perf;
+    struct cat_thread *v;
+    size_t n, cap;
+    struct hmap by_tid;
+    uint32_t round;
+    uint64_t syscall_reads;
+};
+
+/* Prepares categories for process `pid`. `python_path`: the mapped file holding the
+ * interpreter; `period_ns`: CPU time between kernel samples of a thread. */
+void cat_init(struct categorizer *c, pid_t pid, const char *python_path, uint64_t period_ns);
+void cat_fini(struct categorizer *c);
+/* Collects the kernel samples of the last interval; call once per round before cat_of. */
+void cat_round(struct categorizer *c, uint64_t now_ns);
+/* The category of thread `tid` now. `state` is its /proc state letter; `gil` whether it
+ * holds the GIL; [gil_lo, gil_hi) the GIL structure's address range (0, 0 when unknown). */
+uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t gil_lo,
+               uint64_t gil_hi);
+/* Every few seconds: forget threads not seen since the previous call. */
+void cat_prune(struct categorizer *c);
+/* Describes how categories are determined for this process ("perf events" or why not). */
+const char *cat_note(const struct categorizer *c);
+
+/* Parses a /proc/.../syscall line: true when the thread is blocked in a futex call on an
+ * address within [lo, hi). */
+bool cat_parse_futex_wait(const char *line, uint64_t lo, uint64_t hi);
+
+#endif

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: MIT
+// Per-thread task-clock sampling with perf_event_open (perf.h). Each thread's event has its
+// own ring: the kernel refuses to redirect (PERF_EVENT_IOC_SET_OUTPUT) one task's event into
+// another task's per-task ring, and refuses mmap of inherited per-task events. A drain reads
+// each ring's head from shared memory; it costs no system call.
+#include "target/perf.h"
+
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "target/maps.h"
+#include "util/xalloc.h"
+
+#define RING_PAGES 2 /* data pages per thread: 8 KiB, 256 samples between drains */
+#define MAPS_RELOAD_NS 500000000ULL
+
+static long perf_event_open(struct perf_event_attr *a, pid_t tid, int cpu, int group,
+                            unsigned long flags)
+{
+    return syscall(SYS_perf_event_open, a, tid, cpu, group, flags);
+}
+
+static void attr_init(struct perf_event_attr *a, uint64_t period_ns, bool kernel)
+{
+    memset(a, 0, sizeof(*a));
+    a->size = sizeof(*a);
+    a->type = PERF_TYPE_SOFTWARE;
+    a->config = PERF_COUNT_SW_TASK_CLOCK;
+    a->sample_period = period_ns;
+    a->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME;
+    a->exclude_kernel = !kernel;
+    a->exclude_hv = 1;
+    a->wakeup_events = 1u << 30; /* never wake anyone: the ring is polled */
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+enum perf_where perf_classify_path(const char *path, const char *python_path)
+{
+    if (python_path[0] && strcmp(path, python_path) == 0)
+        return PERF_PYTHON;
+    const char *b = base_name(path);
+    static const char *const libc[] = {"libc.so", "libc-", "ld-linux",   "ld-musl",
+                                       "libm.so", "libm-", "libpthread", "libdl"};
+    for (size_t i = 0; i < sizeof(libc) / sizeof(libc[0]); i++)
+        if (strncmp(b, libc[i], strlen(libc[i])) == 0)
+            return PERF_LIBC;
+    return PERF_NATIVE;
+}
+
+enum perf_where perf_where_of(const struct perf_range *r, size_t n, uint64_t ip)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ip < r[mid].lo)
+            hi = mid;
+        else if (ip >= r[mid].hi)
+            lo = mid + 1;
+        else
+            return (enum perf_where)r[mid].where;
+    }
+    return PERF_NWHERE;
+}
+
+static void load_ranges(struct perf *p, uint64_t now_ns)
+{
+    p->maps_loaded_ns = now_ns;
+    struct maps m = {0};
+    struct errbuf eb = {{0}};
+    if (maps_load(p->pid, &m, &eb))
+        return;
+    free(p->ranges);
+    p->ranges = xcalloc(m.n ? m.n : 1, sizeof(*p->ranges));
+    p->nranges = 0;
+    for (size_t i = 0; i < m.n; i++) { /* /proc/PID/maps is sorted by address */
+        if (m.v[i].perms[2] != 'x')
+            continue;
+        p->ranges[p->nranges++] = (struct perf_range){
+            m.v[i].start, m.v[i].end, (uint8_t)perf_classify_path(m.v[i].path, p->python_path)};
+    }
+    maps_fini(&m);
+}
+
+static void set_off(struct perf *p, const char *fmt, int e)
+{
+    p->on = false;
+    snprintf(p->why, sizeof(p->why), fmt, strerror(e));
+}
+
+/* Opens and maps the event of `tid`; the fd or -1 with errno set. */
+static int open_thread(struct perf *p, pid_t tid, uint8_t **ring)
+{
+    struct perf_event_attr a;
+    attr_init(&a, p->period_ns, p->kernel);
+    long fd = perf_event_open(&a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0 && p->kernel && tid == p->pid && (errno == EACCES || errno == EPERM)) {
+        p->kernel = false; /* unprivileged: user-mode samples only */
+        attr_init(&a, p->period_ns, false);
+        fd = perf_event_open(&a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    }
+    if (fd < 0)
+        return -1;
+    void *m = mmap(NULL, p->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+    if (m == MAP_FAILED) {
+        int e = errno;
+        close((int)fd);
+        errno = e;
+        return -1;
+    }
+    *ring = m;
+    return (int)fd;
+}
+
+void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t period_ns)
+{
+    memset(p, 0, sizeof(*p));
+    p->pid = pid;
+    p->period_ns = period_ns < 10000 ? 10000 : period_ns;
+    hmap_init(&p->by_tid);
+    snprintf(p->python_path, sizeof(p->python_path), "%s", python_path ? python_path : "");
+    p->data_size = (size_t)RING_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+    p->ring_len = p->data_size + (size_t)sysconf(_SC_PAGESIZE);
+    if (getenv("CRUX_NO_PERF")) { /* tests of the fallback */
+        snprintf(p->why, sizeof(p->why), "perf events disabled by CRUX_NO_PERF");
+        return;
+    }
+    /* The main thread's event proves perf events work here at all. */
+    p->kernel = true;
+    uint8_t *ring;
+    int fd = open_thread(p, pid, &ring);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EACCES || e == EPERM)
+            set_off(p,
+                    "perf events not permitted (%s): python and native time are counted "
+                    "together as cpu; run as root or lower kernel.perf_event_paranoid",
+                    e);
+        else if (e == ENOMEM)
+            set_off(p, "perf ring buffer not mapped (%s): raise kernel.perf_event_mlock_kb", e);
+        else
+            set_off(p,
+                    "perf events unavailable (%s): python and native time are counted "
+                    "together as cpu",
+                    e);
+        return;
+    }
+    p->on = true;
+    p->cap = 16;
+    p->v = xcalloc(p->cap, sizeof(*p->v));
+    p->v[0] = (struct perf_thread){.tid = pid, .fd = fd, .ring = ring, .live = true};
+    p->n = 1;
+    hmap_put(&p->by_tid, (uint64_t)pid, 1);
+    load_ranges(p, 0);
+}
+
+void perf_track(struct perf *p, pid_t tid)
+{
+    if (!p->on || tid <= 0)
+        return;
+    uint64_t v;
+    if (hmap_get(&p->by_tid, (uint64_t)tid, &v)) {
+        p->v[v - 1].live = true;
+        return;
+    }
+    uint8_t *ring = NULL;
+    int fd = open_thread(p, tid, &ring);
+    if (p->n == p->cap) {
+        p->cap *= 2;
+        p->v = xrealloc(p->v, p->cap * sizeof(*p->v));
+    }
+    /* A thread whose event failed (it exited, or a limit) is remembered with fd -1 so the
+     * open is not retried every round; it keeps the fallback category. */
+    p->v[p->n] = (struct perf_thread){.tid = tid, .fd = fd, .ring = ring, .live = true};
+    p->n++;
+    hmap_put(&p->by_tid, (uint64_t)tid, p->n);
+}
+
+/* Copies `n` bytes at ring offset `off` (wrapping) into `dst`. */
+static void ring_copy(const struct perf *p, const uint8_t *ring, uint64_t off, void *dst, size_t n)
+{
+    const uint8_t *data = ring + (p->ring_len - p->data_size);
+    size_t at = (size_t)(off % p->data_size);
+    size_t first = n < p->data_size - at ? n : p->data_size - at;
+    memcpy(dst, data + at, first);
+    if (first < n)
+        memcpy((uint8_t *)dst + first, data, n - first);
+}
+
+static void note_sample(struct perf *p, struct perf_thread *th, uint64_t now_ns, uint16_t misc,
+                        uint64_t ip)
+{
+    enum perf_where w;
+    uint16_t mode = misc & PERF_RECORD_MISC_CPUMODE_MASK;
+    if (mode == PERF_RECORD_MISC_KERNEL || mode == PERF_RECORD_MISC_GUEST_KERNEL) {
+        w = PERF_KERNEL;
+    } else {
+        w = perf_where_of(p->ranges, p->nranges, ip);
+        if (w == PERF_NWHERE && now_ns - p->maps_loaded_ns > MAPS_RELOAD_NS) {
+            load_ranges(p, now_ns); /* a library loaded since */
+            w = perf_where_of(p->ranges, p->nranges, ip);
+        }
+        if (w == PERF_NWHERE) {
+            p->unknown_ip++;
+            w = PERF_NATIVE; /* anonymous code: JIT, trampolines */
+        }
+    }
+    struct perf_tally *t = &th->t;
+    t->n[w]++;
+    t->last = (uint8_t)w;
+    p->samples++;
+}
+
+static void drain_one(struct perf *p, struct perf_thread *th, uint64_t now_ns)
+{
+    struct perf_event_mmap_page *h = (struct perf_event_mmap_page *)th->ring;
+    uint64_t head = __atomic_load_n(&h->data_head, __ATOMIC_ACQUIRE);
+    uint64_t tail = h->data_tail;
+    if (head - tail > p->data_size) /* cannot happen with a sane kernel; resynchronize */
+        tail = head;
+    while (head - tail >= sizeof(struct perf_event_header)) {
+        struct perf_event_header eh;
+        ring_copy(p, th->ring, tail, &eh, sizeof(eh));
+        if (eh.size < sizeof(eh) || eh.size > head - tail) {
+            tail = head;
+            break;
+        }
+        if (eh.type == PERF_RECORD_SAMPLE && eh.size >= sizeof(eh) + 24) {
+            uint64_t body[3]; /* ip; pid, tid; time */
+            ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
+            note_sample(p, th, now_ns, eh.misc, body[0]);
+        } else if (eh.type == PERF_RECORD_LOST && eh.size >= sizeof(eh) + 16) {
+            uint64_t body[2]; /* id, lost */
+            ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
+            p->lost += body[1];
+        }
+        tail += eh.size;
+    }
+    __atomic_store_n(&h->data_tail, tail, __ATOMIC_RELEASE);
+}
+
+void perf_drain(struct perf *p, uint64_t now_ns)
+{
+    if (!p->on)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->v[i].ring)
+            drain_one(p, &p->v[i], now_ns);
+}
+
+bool perf_take(struct perf *p, pid_t tid, struct perf_tally *out)
+{
+    uint64_t v;
+    if (!p->on || !hmap_get(&p->by_tid, (uint64_t)tid, &v))
+        return false;
+    *out = p->v[v - 1].t;
+    memset(p->v[v - 1].t.n, 0, sizeof(p->v[v - 1].t.n));
+    return true;
+}
+
+void perf_prune(struct perf *p)
+{
+    if (!p->on)
+        return;
+    size_t k = 0;
+    hmap_clear(&p->by_tid);
+    for (size_t i = 0; i < p->n; i++) {
+        struct perf_thread *t = &p->v[i];
+        if (!t->live && t->tid != p->pid) {
+            if (t->ring)
+                munmap(t->ring, p->ring_len);
+            if (t->fd >= 0)
+                close(t->fd);
+            continue;
+        }
+        t->live = false;
+        p->v[k++] = *t;
+        hmap_put(&p->by_tid, (uint64_t)t->tid, k);
+    }
+    p->n = k;
+}
+
+void perf_close(struct perf *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->v[i].ring)
+            munmap(p->v[i].ring, p->ring_len);
+        if (p->v[i].fd >= 0)
+            close(p->v[i].fd);
+    }
+    free(p->v);
+    free(p->ranges);
+    hmap_fini(&p->by_tid);
+    memset(p, 0, sizeof(*p));
+}
