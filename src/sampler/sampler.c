@@ -58,7 +58,7 @@ struct sproc {
     int statm_fd;
     uint64_t rss, point_ns, point_rss;
     uint64_t exec_id;
-    unsigned failures; /* rounds in a row that could not read it */
+    unsigned failures;                     /* rounds in a row that could not read it */
     uint32_t stacks[PYREADER_MAX_THREADS]; /* this round's stack per reader thread */
 };
 
