@@ -140,7 +140,7 @@ struct load_result {
     int knee;                /* index into steps of the highest load meeting the SLO, or -1 */
     struct load_stats stats; /* the single run, or the knee step (else the last step) */
     bool stopped;            /* *stop ended the run early */
-    char warnings[4][200];   /* crux-is-the-bottleneck and connection warnings */
+    char warnings[4][320];   /* crux-is-the-bottleneck and connection warnings */
     int nwarnings;
 };
 

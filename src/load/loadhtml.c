@@ -85,7 +85,7 @@ static int histogram_svg(struct buf *b, const struct hist *h, const char *title)
     }
     if (!rc)
         rc = buf_printf(b,
-                        "<text x=\"%d\" y=\"%d\" class=\"tick\">%.0f</text>\n"
+                        "<text x=\"%d\" y=\"%d\" class=\"ytick\">%.0f</text>\n"
                         "<text x=\"%d\" y=\"%d\" class=\"axis\">latency (log scale); bar "
                         "height: requests</text>\n</svg>\n",
                         4, MT + 10, top, ML, H - 6);
@@ -157,7 +157,7 @@ static int curve_svg(struct buf *b, const struct load_result *r, bool latency)
     for (int t = 0; t <= 4 && !rc; t++)
         rc = buf_printf(b,
                         "<text x=\"%.1f\" y=\"%d\" class=\"tick\">%.4g</text>\n"
-                        "<text x=\"4\" y=\"%.1f\" class=\"tick\">%.4g</text>\n",
+                        "<text x=\"4\" y=\"%.1f\" class=\"ytick\">%.4g</text>\n",
                         ML + pw * t / 4, H - MB + 16, xmax * t / 4, MT + ph - ph * t / 4 + 4,
                         ymax * t / 4);
     if (!rc)
@@ -167,6 +167,32 @@ static int curve_svg(struct buf *b, const struct load_result *r, bool latency)
                         ML, H - 6, r->open_loop ? "requests/s" : "concurrent requests",
                         latency ? "ms (thin: p50, thick: p99; red dots miss the SLO)"
                                 : "successful requests/s");
+    return rc;
+}
+
+static int steps_table(struct buf *b, const struct load_result *r)
+{
+    int rc = buf_printf(b,
+                        "<h2>Sweep steps (in the order run)</h2>\n<table>\n<tr><th>%s</th>"
+                        "<th>throughput</th><th>ok</th><th>errors</th><th>p50</th><th>p90</th>"
+                        "<th>p99</th><th>p99.9</th><th>max</th><th>SLO</th></tr>\n",
+                        r->open_loop ? "rate (req/s)" : "concurrency");
+    for (size_t i = 0; i < r->nsteps && !rc; i++) {
+        const struct load_step *s = &r->steps[i];
+        rc = buf_printf(b,
+                        "<tr><td>%g</td><td>%.1f/s</td><td>%llu</td><td>%llu</td>"
+                        "<td>%.3f ms</td><td>%.3f ms</td><td>%.3f ms</td><td>%.3f ms</td>"
+                        "<td>%.3f ms</td><td>",
+                        s->load, s->throughput, (unsigned long long)s->ok,
+                        (unsigned long long)s->errors, s->p50 / 1e3, s->p90 / 1e3, s->p99 / 1e3,
+                        s->p999 / 1e3, s->max / 1e3);
+        if (!rc)
+            rc = esc(b, s->slo_met ? "met" : s->slo_detail);
+        if (!rc)
+            rc = buf_puts(b, "</td></tr>\n");
+    }
+    if (!rc)
+        rc = buf_puts(b, "</table>\n");
     return rc;
 }
 
@@ -211,7 +237,8 @@ int load_write_html(const struct load_result *r, struct buf *b)
                          "table{border-collapse:collapse}td,th{border:1px solid #ccc;"
                          "padding:3px 8px;text-align:right}td:first-child{text-align:left}"
                          ".frame{fill:none;stroke:#999}.bar{fill:#4a7fb5}.tick,.axis{font-size:"
-                         "11px;fill:#444}.s0{fill:none;stroke:#4a7fb5;stroke-width:1}"
+                         "11px;fill:#444}.tick{text-anchor:middle}.ytick{font-size:11px;fill:#444}."
+                         "s0{fill:none;stroke:#4a7fb5;stroke-width:1}"
                          ".s1{fill:none;stroke:#4a7fb5;stroke-width:3}.met{fill:#2a2}"
                          ".miss{fill:#d22}.knee{stroke:#2a2;stroke-dasharray:4}"
                          ".warn{color:#b00}\n</style></head><body>\n<h1>crux load: ");
@@ -241,6 +268,8 @@ int load_write_html(const struct load_result *r, struct buf *b)
             rc = curve_svg(b, r, true);
         if (!rc)
             rc = curve_svg(b, r, false);
+        if (!rc)
+            rc = steps_table(b, r);
     }
     for (int i = 0; i < r->nwarnings && !rc; i++) {
         rc = buf_puts(b, "<p class=\"warn\">warning: ");
