@@ -225,6 +225,8 @@ const char stage_rules_builtin[] =
     "match model module lightgbm\n"
     "match model module faiss\n"
     "match model function forward\n"
+    "match model function *embed*\n"
+    "match model function *Embed*\n"
     "match model function *.forward\n"
     "match model native libtorch*\n"
     "match model native */libtorch*\n"

@@ -158,9 +158,9 @@ static void add_unit(struct acc *c, uint32_t stack, uint32_t stage, unsigned cls
     a->wall += w;
 }
 
-/* Kept samples: each (tick, process) is one unit of wall time, split evenly among the
- * samples doing something (on CPU, or waiting for the GIL); only when every thread of the
- * process is waiting is the unit split among the waiting ones. */
+/* Kept samples: each tick is one unit of wall time, split evenly among the samples (of every
+ * process) doing something: on CPU, or waiting for the GIL; only when every sampled thread
+ * is waiting is the unit split among the waiting ones. */
 static void from_samples(struct acc *c)
 {
     struct analysis *a = c->a;
@@ -171,7 +171,7 @@ static void from_samples(struct acc *c)
         const struct psample *g = &p->samples[i];
         size_t j = i;
         double active = 0, idle = 0;
-        while (j < ns && p->samples[j].t_ns == g->t_ns && p->samples[j].pid == g->pid) {
+        while (j < ns && p->samples[j].t_ns == g->t_ns) {
             const struct psample *s = &p->samples[j];
             double wt = s->weight ? s->weight : 1;
             if (sample_tcls(s) == CAT_SYSTEM)
@@ -199,14 +199,20 @@ static void from_samples(struct acc *c)
     }
 }
 
-/* True when the outermost code frame of `s` starts a non-main Python thread
+/* True when `s` is a stack of a child process (its root is a process frame of another pid
+ * than the recorded one) or its outermost code frame starts a non-main Python thread
  * (threading.Thread._bootstrap). */
 static bool background_thread(const struct profile *p, uint32_t s)
 {
-    uint32_t root = 0;
-    for (uint32_t u = s; u; u = p->nodes[u].parent)
+    uint32_t root = 0, top = s;
+    for (uint32_t u = s; u; u = p->nodes[u].parent) {
         if (code_frame(profile_frame_at(p, p->nodes[u].frame)))
             root = u;
+        top = u;
+    }
+    const struct pframe *tf = profile_frame_at(p, p->nodes[top].frame);
+    if (tf->kind == FRAME_PROCESS && p->meta.pid && (uint32_t)tf->line != p->meta.pid)
+        return true;
     if (!root)
         return false;
     const struct pframe *f = profile_frame_at(p, p->nodes[root].frame);
@@ -217,8 +223,9 @@ static bool background_thread(const struct profile *p, uint32_t s)
 }
 
 /* Counts only: one sample is one unit of wall time (thread time; see docs/report.md), except
- * that a non-main thread parked in a wait (queue, lock, unnamed) is not: it is not what the
- * program waits for. With kept samples, the per-tick split does this properly. */
+ * that a non-main thread or a child process parked in a wait (queue, lock, unnamed) is not:
+ * it is not what the program waits for. With kept samples, the per-tick split does this
+ * properly. */
 static void from_counts(struct acc *c)
 {
     struct analysis *a = c->a;

@@ -258,6 +258,50 @@ static int test_per_tick_weights(void)
     return 0;
 }
 
+/* Kept samples of two processes in one round share the tick: a child waiting for work
+ * while the parent serializes is not what the job waits for. */
+static int test_per_tick_processes(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    p.meta.pid = 10;
+    uint32_t main_ = py(&p, "main", "/app/run.py", 3);
+    uint32_t loads = py(&p, "loads", "/usr/lib/python3.11/json/__init__.py", 346);
+    uint32_t recv =
+        py(&p, "Connection._recv", "/usr/lib/python3.11/multiprocessing/connection.py", 378);
+    uint32_t s_work = stack2(&p, main_, loads), s_wait = stack2(&p, main_, recv);
+    for (uint64_t t = 0; t < 200; t++) {
+        profile_add(
+            &p, &(struct psample){.t_ns = t, .stack = s_work, .tid = 10, .pid = 10, .state = 1});
+        profile_add(
+            &p, &(struct psample){.t_ns = t, .stack = s_wait, .tid = 11, .pid = 11, .state = 2});
+    }
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(a.wall == 200 && a.has_verdict && a.verdict.type == BT_SERIAL && a.verdict.s.p == 1.0,
+          "serialization %f", a.verdict.s.p);
+    analysis_fini(&a);
+    profile_fini(&p);
+    /* The same from counts, with process frames at the root (record --subprocesses). */
+    profile_init(&p);
+    p.meta.pid = 10;
+    uint32_t pr10 = profile_frame(&p, profile_str(&p, "python3", 7), 0, 10, FRAME_PROCESS);
+    uint32_t pr11 = profile_frame(&p, profile_str(&p, "python3", 7), 0, 11, FRAME_PROCESS);
+    main_ = py(&p, "main", "/app/run.py", 3);
+    loads = py(&p, "loads", "/usr/lib/python3.11/json/__init__.py", 346);
+    recv = py(&p, "Connection._recv", "/usr/lib/python3.11/multiprocessing/connection.py", 378);
+    add_n(&p, profile_stack(&p, (uint32_t[]){pr10, main_, loads}, 3), CAT_PYTHON, 200);
+    add_n(&p, profile_stack(&p, (uint32_t[]){pr11, main_, recv}, 3), CAT_SYSTEM, 200);
+    add_n(&p, profile_stack(&p, (uint32_t[]){pr10, main_, recv}, 3), CAT_SYSTEM, 50);
+    analysis_run(&a, &p, NULL);
+    CHECK(a.wall == 250 && a.verdict.type == BT_SERIAL && a.verdict.s.p == 0.8,
+          "child's wait left out, parent's kept: %f %f", a.wall, a.verdict.s.p);
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
 /* Counts only: a non-main thread parked in a wait is left out of wall time. */
 static int test_counts_parked_thread(void)
 {
@@ -324,6 +368,7 @@ int main(void)
     RUN(test_counts_only_verdicts);
     RUN(test_categories_and_gil);
     RUN(test_per_tick_weights);
+    RUN(test_per_tick_processes);
     RUN(test_counts_parked_thread);
     RUN(test_summary_and_formats);
     return TEST_SUMMARY("analysis");
