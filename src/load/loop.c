@@ -443,11 +443,11 @@ static uint64_t next_gap(const struct loop_cfg *cfg)
     double mean = 1e9 / cfg->rate;
     if (cfg->arrivals == LOAD_CONSTANT)
         return 0; /* constant: computed from the index to avoid drift */
-    uint64_t x = *cfg->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *cfg->rng = x;
+    /* splitmix64: well mixed from the first draw even for small seeds */
+    uint64_t x = (*cfg->rng += 0x9E3779B97F4A7C15ULL);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x ^= x >> 31;
     double u = ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* (0,1) */
     return (uint64_t)(-log(u) * mean);
 }

@@ -13,7 +13,7 @@ crux reads), method, path, headers, body length. Modes:
   sse     stream --tokens events as an OpenAI-compatible completion endpoint: the first
           after --first seconds, then one every --gap seconds; every event is written as two
           HTTP chunks split in the middle of its data line, then a usage event and [DONE]
-  broken  by path: /ok /eofbody /truncated /badstatus /badchunk /hugeheaders /halfstream
+  broken  by path: /ok /okclose /eofbody /truncated /badstatus /badchunk /hugeheaders /halfstream
           /halfstream_eof /hang /stallstream /503 /closenow
 """
 import argparse
@@ -84,6 +84,9 @@ async def broken(path, writer):
     if path == "/ok":
         writer.write(simple("200 OK", b"ok"))
         return True
+    if path == "/okclose":  # keep-alive by the headers, but the server closes anyway
+        writer.write(simple("200 OK", b"ok"))
+        return False
     if path == "/eofbody":
         writer.write(b"HTTP/1.1 200 OK\r\n\r\nhello, until close")
         return False

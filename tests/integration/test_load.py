@@ -124,3 +124,19 @@ def test_request_options(crux, tmp_path):
     got = [(x["method"], x["path"], x["body"]) for x in rest]
     assert got == [("PUT", "/a", "text"), ("POST", "/b", '{"n": [1, 2]}'), ("DELETE", "/c", "")] * 2
     assert rest[0]["headers"]["x-k"] == "v"
+
+
+def test_poisson_arrivals(crux):
+    """--arrivals poisson: the gaps between the server's receive times are exponential with
+    mean 1/rate (coefficient of variation ~1), unlike constant arrivals (~0)."""
+    import statistics
+    url, slog = start_server(crux, "basic")
+    res, data = run_load(crux, url + "/", "--rate", "200", "--duration", "2", "--arrivals",
+                         "poisson", "--seed", "7")
+    assert data["arrivals"] == "poisson" and data["stats"]["errors"] == 0
+    t = sorted(e["t"] for e in server_log(slog))
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    mean = statistics.mean(gaps)
+    cv = statistics.pstdev(gaps) / mean
+    assert abs(mean - 1 / 200) < 0.15 / 200, "mean gap %.4f s" % mean
+    assert 0.8 < cv < 1.2, "coefficient of variation %.2f" % cv

@@ -91,3 +91,13 @@ def test_bad_options(crux):
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("crux: ") and needle in lines[0], \
             res.describe()
+
+
+def test_silent_close_of_kept_alive_connections(crux):
+    """A server that closes every connection after one response (without saying so):
+    no request fails; crux reconnects, resending a request once when it met a stale one."""
+    url, slog = start_server(crux, "broken")
+    res, data = run_load(crux, url + "/okclose", "--concurrency", "1", "--requests", "20")
+    st = data["stats"]
+    assert st["ok"] == 20 and st["errors"] == 0, res.stdout
+    assert st["connections_opened"] >= 20
