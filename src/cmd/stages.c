@@ -160,19 +160,24 @@ static void sleep_ns(uint64_t ns)
 }
 
 /* Opens the ring of --ring FILE or --pid PID (waiting up to a->wait seconds for the process
- * to make it) into the set. */
-static int open_first(const struct stages_args *a, struct ringset *set, struct errbuf *eb)
+ * to make it) into the set. *ring_err tells that `eb` holds the ring's own complete message
+ * rather than a process error that session_report completes with a fix. */
+static int open_first(const struct stages_args *a, struct ringset *set, struct errbuf *eb,
+                      bool *ring_err)
 {
     struct stagering r;
+    *ring_err = true;
     if (a->ring) {
         int rc = stagering_open_path(&r, a->ring, 0, eb);
         if (!rc)
             ringset_add(set, &r);
         return rc;
     }
+    *ring_err = false;
     int rc = proc_check(a->pid, eb);
     if (rc)
         return rc;
+    *ring_err = true;
     uint64_t deadline = sampler_now_ns() + (uint64_t)(a->wait * 1e9);
     for (;;) {
         rc = stagering_open(&r, a->pid, eb);
@@ -218,6 +223,7 @@ static int run_ring(const struct stages_args *a, char **cmd)
     struct errbuf eb = {""};
     struct ringset set;
     pid_t root = a->pid;
+    bool ring_err = false;
     int rc;
     if (cmd) {
         /* The agent in the command (our child: it checks its parent's pid) starts recording
@@ -231,9 +237,14 @@ static int run_ring(const struct stages_args *a, char **cmd)
         ringset_init(&set, root, a->subprocesses);
     } else {
         ringset_init(&set, root, a->subprocesses);
-        rc = open_first(a, &set, &eb);
+        rc = open_first(a, &set, &eb, &ring_err);
         if (!rc && !root)
             root = (pid_t)set.rings[0].hdr.pid;
+    }
+    if (rc && ring_err) {
+        fprintf(stderr, "crux: %s\n", eb.msg);
+        ringset_fini(&set);
+        return EXIT_FAIL;
     }
     if (rc) {
         session_report(rc, &eb);

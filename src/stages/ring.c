@@ -51,7 +51,9 @@ static int check_header(const struct agentshm_hdr *h, uint64_t file_size, pid_t 
                         const char *path, struct errbuf *eb)
 {
     if (memcmp(h->magic, AGENTSHM_MAGIC, sizeof(h->magic)) != 0)
-        return errbuf_set(eb, ERR_CORRUPT, "%s is not a crux stage ring (bad magic)", path);
+        return errbuf_set(
+            eb, ERR_CORRUPT,
+            "%s is not a crux stage ring (bad magic): give a file made by crux's agent", path);
     if (h->version != AGENTSHM_VERSION)
         return errbuf_set(eb, ERR_VERSION,
                           "%s is a version %u stage ring, this crux reads version %u: use the "
@@ -72,7 +74,8 @@ static int check_header(const struct agentshm_hdr *h, uint64_t file_size, pid_t 
                           "bytes): remove it, the agent makes a new one at import",
                           path, (unsigned long long)file_size);
     if (pid && h->pid != (uint32_t)pid)
-        return errbuf_set(eb, ERR_CORRUPT, "%s belongs to process %u, not %d", path, h->pid,
+        return errbuf_set(eb, ERR_CORRUPT,
+                          "%s belongs to process %u, not %d: a stale file, remove it", path, h->pid,
                           (int)pid);
     return 0;
 }
@@ -96,11 +99,11 @@ static int open_file(struct stagering *r, const char *path, struct errbuf *eb)
                           "from the agent (PYTHONPATH=build/agent/TAG, see docs/stages.md)",
                           (int)r->pid, path);
     if (e == ENOENT)
-        return errbuf_set(eb, ERR_NOT_FOUND, "no stage ring at %s", path);
+        return errbuf_set(eb, ERR_NOT_FOUND, "no stage ring at %s: check the path", path);
     if (e == EACCES || e == EPERM)
         return errbuf_set(eb, ERR_PERM, "%s: permission denied: run crux as the target's user",
                           path);
-    return errbuf_set(eb, ERR_IO, "%s: %s", path, strerror(e));
+    return errbuf_set(eb, ERR_IO, "cannot open %s: %s", path, strerror(e));
 }
 
 int stagering_open_path(struct stagering *r, const char *path, pid_t pid, struct errbuf *eb)
@@ -118,11 +121,13 @@ int stagering_open_path(struct stagering *r, const char *path, pid_t pid, struct
     struct stat st;
     if (fstat(r->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
         (uint64_t)st.st_size < AGENTSHM_HDR_SIZE) {
-        rc = errbuf_set(eb, ERR_CORRUPT, "%s is not a crux stage ring (too small)", path);
+        rc = errbuf_set(eb, ERR_CORRUPT,
+                        "%s is not a crux stage ring (too small): give a file made by crux's agent",
+                        path);
         goto fail;
     }
     if (read_at(r, &r->hdr, sizeof(r->hdr), 0)) {
-        rc = errbuf_set(eb, ERR_IO, "%s: short read of the header", path);
+        rc = errbuf_set(eb, ERR_IO, "%s: short read of the header: the file was cut", path);
         goto fail;
     }
     rc = check_header(&r->hdr, (uint64_t)st.st_size, pid, path, eb);
@@ -139,7 +144,8 @@ int stagering_open_path(struct stagering *r, const char *path, pid_t pid, struct
         r->read_idx = w > r->hdr.rec_count ? w - r->hdr.rec_count : 0;
     beat(r); /* before `attached`, so that the agent never sees a stale heartbeat with it */
     if (write_u32(r, offsetof(struct agentshm_hdr, attached), 1)) {
-        rc = errbuf_set(eb, ERR_IO, "%s: cannot set the attached flag", path);
+        rc = errbuf_set(eb, ERR_IO,
+                        "%s: cannot set the attached flag: crux needs write access to it", path);
         goto fail;
     }
     r->attached = true;

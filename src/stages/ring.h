@@ -38,7 +38,8 @@ struct stagering {
 
 /* Opens /dev/shm/crux-agent-PID and attaches (the agent in `pid` starts recording).
  * ERR_NOT_FOUND when the process has no ring (it did not import crux), ERR_PERM, ERR_CORRUPT
- * or ERR_VERSION for a file that fails validation; context in `eb`. */
+ * or ERR_VERSION for a file that fails validation; `eb` then holds a complete one-line
+ * message with the cause and the fix (print it as is). */
 int stagering_open(struct stagering *r, pid_t pid, struct errbuf *eb) MUST_CHECK;
 /* Same for a ring file at `path`; `pid` 0 accepts any writer pid. */
 int stagering_open_path(struct stagering *r, const char *path, pid_t pid,
