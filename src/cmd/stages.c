@@ -295,7 +295,7 @@ static int run_otlp(const struct stages_args *a)
     struct errbuf eb = {""};
     int rc = otlp_read_file(&o, a->otlp, &eb);
     if (rc) {
-        session_report(rc, &eb);
+        fprintf(stderr, "crux: %s\n", eb.msg); /* the message names its fix */
         otlp_fini(&o);
         return EXIT_FAIL;
     }

@@ -207,7 +207,8 @@ int otlp_read_file(struct otlp *o, const char *path, struct errbuf *eb)
     for (;;) {
         if (len == cap) {
             if (cap >= OTLP_MAX_FILE) {
-                rc = errbuf_set(eb, ERR_TOO_LARGE, "%s is larger than %zu MiB", path,
+                rc = errbuf_set(eb, ERR_TOO_LARGE,
+                                "%s is larger than %zu MiB: split it (one request per line)", path,
                                 OTLP_MAX_FILE >> 20);
                 break;
             }
@@ -218,7 +219,7 @@ int otlp_read_file(struct otlp *o, const char *path, struct errbuf *eb)
         len += got;
         if (got == 0) {
             if (ferror(f))
-                rc = errbuf_set(eb, ERR_IO, "cannot read %s", path);
+                rc = errbuf_set(eb, ERR_IO, "cannot read %s: check that it is a file", path);
             break;
         }
     }

@@ -28,7 +28,8 @@ void otlp_fini(struct otlp *o);
 /* Adds the spans of the OTLP/JSON text `text` (`len` bytes): one JSON document, or several,
  * one per line. ERR_ARG with context when nothing in it parses as OTLP/JSON. */
 int otlp_parse(struct otlp *o, const char *text, size_t len, struct errbuf *eb) MUST_CHECK;
-/* Reads the file at `path` and adds its spans. ERR_IO, ERR_TOO_LARGE or ERR_ARG. */
+/* Reads the file at `path` and adds its spans. ERR_IO, ERR_TOO_LARGE or ERR_ARG; `eb` then
+ * holds a complete one-line message with the cause and the fix. */
 int otlp_read_file(struct otlp *o, const char *path, struct errbuf *eb) MUST_CHECK;
 
 /* Parses an OTLP/JSON id: 32 (or 16) hex digits give their low 64 bits; any other text a
