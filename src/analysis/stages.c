@@ -90,7 +90,7 @@ const char stage_rules_builtin[] =
     "match import file <frozen importlib*\n"
     "match import module pkg_resources\n"
     "# GPU synchronisation\n"
-    "match gpu-sync call torch.cuda synchronize*\n"
+    "match gpu-sync call torch.cuda *synchronize*\n"
     "match gpu-sync native cudaStreamSynchronize*\n"
     "match gpu-sync native cudaDeviceSynchronize*\n"
     "match gpu-sync native cuCtxSynchronize*\n"

@@ -322,6 +322,27 @@ static int test_counts_parked_thread(void)
     return 0;
 }
 
+/* A CUDA device in use while the host dominates: the GPU waits on the host. */
+static int test_gpu_underused(void)
+{
+    struct profile p;
+    profile_init(&p);
+    uint32_t main_ = py(&p, "main", "/app/train.py", 3);
+    uint32_t load = py(&p, "load_batch", "/app/train.py", 30);
+    uint32_t cuda = py(&p, "Stream.synchronize", "/x/site-packages/torch/cuda/streams.py", 90);
+    add_n(&p, stack2(&p, main_, load), CAT_NONE, 900);
+    add_n(&p, stack2(&p, main_, cuda), CAT_NONE, 100);
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(a.gpu_present && a.has_verdict && a.verdict.type == BT_GPU, "gpu: %s",
+          btype_name(a.verdict.type));
+    CHECK(strstr(a.reason, "GPU waits on the host"), "%s", a.reason);
+    CHECK(strcmp(stage_of(&a, stack2(&p, main_, cuda)), "gpu-sync") == 0, "sync stage");
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
 static int test_summary_and_formats(void)
 {
     struct profile p;
@@ -370,6 +391,7 @@ int main(void)
     RUN(test_per_tick_weights);
     RUN(test_per_tick_processes);
     RUN(test_counts_parked_thread);
+    RUN(test_gpu_underused);
     RUN(test_summary_and_formats);
     return TEST_SUMMARY("analysis");
 }
