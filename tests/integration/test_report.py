@@ -54,6 +54,19 @@ def record_report(crux, interp, script, duration, options=(), out="report.html")
     return report_data(path), load_truth(truth), result
 
 
+def attach_report(crux, interp, script, seconds, target_seconds=None, out="report.html"):
+    """Starts a target, waits for its {"phase": "ready"} truth (imports done), records it
+    with --pid for `seconds`, and returns the report's data."""
+    popen, truth, _ = crux.start_target(interp, script, "--duration",
+                                        str(target_seconds or seconds + 4))
+    path = crux.tmp / out
+    result = crux.run("record", "--rate", RATE, "--idle", "--pid", popen.pid, "--duration",
+                      str(seconds), "-o", path)
+    assert result.returncode == 0, result.describe()
+    popen.kill()
+    return report_data(path)
+
+
 def check_verdict(report, want_type, stages, names):
     v = report["verdict"]
     stages_seen = [(s["name"], round(s["share"], 3)) for s in report["stages"] if s["share"]]
@@ -74,23 +87,28 @@ def test_tokenize_is_host_bound(crux, interp):
     assert truth["batches"] > 0
 
 
-# (script, seconds, module needed, verdict type, stages allowed, functions behind it)
+# (script, seconds, attach after imports, module needed, verdict type, stages allowed,
+#  functions behind it)
 WORKLOADS = [
-    ("report_asyncio.py", 2.5, None, "io", {"io-wait", "network"}, ("select", "sock", "read")),
-    ("report_rag.py", 3.0, "numpy", "serialization", {"serialize", "ipc"},
+    ("report_asyncio.py", 2.5, False, None, "io", {"io-wait", "network"},
+     ("select", "sock", "read")),
+    ("report_rag.py", 3.0, False, "numpy", "serialization", {"serialize", "ipc"},
      ("encode", "_recv", "get", "dumps", "iterencode")),
-    ("report_numpy.py", 3.0, "numpy", "model", {"model"}, ("svd", "eigh", "solve")),
-    ("report_torch.py", 4.0, "torch", "model", {"model"}, ("forward", "linear", "relu")),
+    ("report_numpy.py", 2.0, True, "numpy", "model", {"model"}, ("svd", "eigh", "solve")),
+    ("report_torch.py", 2.0, True, "torch", "model", {"model"}, ("forward", "linear", "relu")),
 ]
 
 
-@pytest.mark.parametrize("script,duration,module,want,stages,names", WORKLOADS,
+@pytest.mark.parametrize("script,duration,attach,module,want,stages,names", WORKLOADS,
                          ids=[w[0][7:-3] for w in WORKLOADS])
-def test_workload_verdict(crux, debian, script, duration, module, want, stages, names):
+def test_workload_verdict(crux, debian, script, duration, attach, module, want, stages, names):
     if module and not has_module(debian, module):
         pytest.skip("%s has no %s (tools/setup.sh installs python3-%s)"
                     % (debian.path, module, module))
-    report, _, _ = record_report(crux, debian, script, duration)
+    if attach:
+        report = attach_report(crux, debian, script, duration)
+    else:
+        report, _, _ = record_report(crux, debian, script, duration)
     check_verdict(report["report"], want, stages, names)
 
 
@@ -113,25 +131,18 @@ def embed_interp():
     return Interp("embed-venv", path, (3, 11))
 
 
-def test_embedding_pipeline_is_bound_around_the_model(crux, embed_interp, tmp_path):
+def test_embedding_pipeline_is_bound_around_the_model(crux, embed_interp):
     """Attach once the model is loaded, so imports and loading do not count."""
-    popen, truth, _ = crux.start_target(embed_interp, "report_embed.py", "--duration", "8")
-    out = tmp_path / "embed.html"
-    result = crux.run("record", "--rate", RATE, "--idle", "--pid", popen.pid, "--duration", "3",
-                      "-o", out)
-    assert result.returncode == 0, result.describe()
-    report = report_data(out)["report"]
+    report = attach_report(crux, embed_interp, "report_embed.py", 3.0)["report"]
     check_verdict(report, "host", {"text-split"}, ("normalize", "chunk_document"))
     shares = {s["name"]: s["share"] for s in report["stages"]}
     assert 0.05 < shares["model"] < shares["text-split"], shares
-    popen.kill()
 
 
 def test_balanced_loop_has_no_clear_bottleneck(crux, debian):
     if not has_module(debian, "numpy"):
         pytest.skip("no numpy for %s" % debian.path)
-    data, _, _ = record_report(crux, debian, "report_balanced.py", 3.0)
-    r = data["report"]
+    r = attach_report(crux, debian, "report_balanced.py", 3.0)["report"]
     shares = {s["name"]: round(s["share"], 2) for s in r["stages"] if s["share"] > 0.02}
     assert r["verdict"] is None, "verdict %s on a balanced loop; stages %s" % (r["verdict"],
                                                                               shares)

@@ -51,6 +51,7 @@ def main():
     a = np.random.default_rng(1).standard_normal((120, 120)) + 120 * np.eye(120)
     obj = [{"id": i, "text": "chunk %d" % i, "score": i * 0.5} for i in range(300)]
     q = queue.Queue()
+    write_truth(args.truth, {"phase": "ready"})  # tests attach now, after imports
     end = time.perf_counter() + args.duration
     rounds = 0
     while time.perf_counter() < end:
@@ -60,7 +61,7 @@ def main():
         serialize(obj, t + 3 * SLICE)
         wait(q, t + 4 * SLICE)
         rounds += 1
-    write_truth(args.truth, {"rounds": rounds, "expect": None})
+    write_truth(args.truth, {"phase": "done", "rounds": rounds, "expect": None})
 
 
 if __name__ == "__main__":
