@@ -182,6 +182,32 @@ def test_native_crux_killed_leaves_target_running(crux, one_interp):
     assert_running_freely(target.pid)
 
 
+def test_native_signals_delivered(crux, one_interp):
+    """Signals that arrive while crux keeps stopping the thread are all delivered."""
+    target, truth_path, truth = crux.start_target(one_interp, "native_signals.py")
+    proc = crux.start("dump", "--pid", target.pid, "--native", "--repeat", "1000000")
+    deadline = time.monotonic() + 30
+    while tracer_of(target.pid, truth["tid"]) != proc.pid:  # crux is taking samples
+        assert time.monotonic() < deadline and proc.popen.poll() is None, "crux never stopped it"
+        time.sleep(0.0005)
+    sent = 200
+    for k in range(1, sent + 1):
+        os.kill(target.pid, truth["signal"])
+        deadline = time.monotonic() + 5
+        got = None
+        while time.monotonic() < deadline:
+            got = crux.wait_truth(truth_path, target)["count"]
+            if got >= k:
+                break
+            time.sleep(0.001)
+        assert got == k, "signal %d of %d never arrived (count %s)" % (k, sent, got)
+    assert proc.popen.poll() is None, "crux ended early"
+    os.kill(proc.pid, signal.SIGTERM)
+    result = proc.finish()
+    assert result.returncode == 0, result.describe()
+    assert_not_traced(target.pid)
+
+
 def test_native_ptrace_refused(crux, one_interp, procs):
     """A thread another tracer holds cannot be stopped: one line on stderr, Python stacks kept."""
     target, _, truth = crux.start_target(one_interp, "native_zlib.py")

@@ -2,13 +2,16 @@
 // Unit tests for native/merge (pairing eval-loop calls with Python frames on synthetic
 // stacks of each interpreter generation), native/symbols (classes, interning) and the
 // unwinder against a child process stopped in a known call chain.
+#include <dlfcn.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -274,6 +277,63 @@ static int test_unwind_child(void)
     return 0;
 }
 
+/* A library loaded after the unwinder read the module list: the walk runs into code of no
+ * known module, reads the list again and names the library. */
+static int test_unwind_dlopen_later(void)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        usleep(200000); /* the parent opens its unwinder first */
+        void *gmp = dlopen("libgmp.so.10", RTLD_NOW);
+        if (!gmp)
+            _exit(3);
+        void (*init)(void *) = (void (*)(void *))dlsym(gmp, "__gmpz_init");
+        void (*fac)(void *, unsigned long) =
+            (void (*)(void *, unsigned long))dlsym(gmp, "__gmpz_fac_ui");
+        _Alignas(16) unsigned char z[64];
+        init(z);
+        for (;;)
+            fac(z, 100000);
+    }
+    struct unwinder u;
+    struct errbuf eb = {{0}};
+    int rc = unwind_open(&u, child, &eb);
+    CHECK(rc == 0, "unwind_open: %s", eb.msg);
+    usleep(700000);
+    struct pauser pz;
+    pause_init(&pz, child, child);
+    bool found = false;
+    for (int attempt = 0; attempt < 20 && !found; attempt++) {
+        rc = pause_stop_one(&pz, child, &eb);
+        if (rc)
+            break;
+        rc = unwind_capture(&u, child, &eb);
+        pause_release_one(&pz, child);
+        if (rc)
+            break;
+        uint64_t pcs[64];
+        size_t n = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        rc = unwind_walk(&u, now, pcs, 64, &n);
+        for (size_t k = 0; k < n && !found; k++) {
+            const struct native_sym *s = symbols_lookup(&syms, u.dwfl, u.report_gen, pcs[k]);
+            found = strncmp(s->module, "libgmp.so", 9) == 0;
+        }
+        usleep(20000);
+    }
+    int status = 0;
+    bool exited = waitpid(child, &status, WNOHANG) == child;
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    pause_fini(&pz);
+    unwind_close(&u);
+    CHECK(!exited, "child exited early (status %d: libgmp.so.10 missing?)", status);
+    CHECK(found, "no libgmp frame after the library was loaded (rc %d: %s)", rc, eb.msg);
+    return 0;
+}
+
 int main(void)
 {
     symbols_init(&syms, getpid());
@@ -291,6 +351,9 @@ int main(void)
     RUN(test_intern_stable);
     symbols_fini(&syms);
     RUN(test_unwind_child);
+    symbols_fini(&syms);
+    symbols_init(&syms, getpid());
+    RUN(test_unwind_dlopen_later);
     symbols_fini(&syms);
     return TEST_SUMMARY("native");
 }
