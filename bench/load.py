@@ -4,7 +4,8 @@
 
 A. Throughput: requests/s one crux core sustains against bench/load_server.c (a one-thread
    epoll server pinned to the other core), next to wrk on the same server: wrk -t1 -c64
-   (closed loop), crux --concurrency 64 (closed loop), and crux open loop at wrk's rate
+   (closed loop), crux --concurrency 64 (closed loop), libcurl's multi interface with 64
+   transfers (bench/curl_client.c; skipped without libcurl4-openssl-dev), and crux open loop at wrk's rate
    and at 0.9 of it (achieved rate and the share of requests crux itself sent late).
    Interleaved, --reps times; ratios per repetition. The server's CPU share is reported:
    near 100% means the server, not the client, set the pace.
@@ -52,6 +53,14 @@ def build_server():
     return exe
 
 
+def build_curl_client():
+    """bench/curl_client.c (libcurl multi, closed loop), or None without libcurl's headers."""
+    exe = os.path.join(OUT, "curl_client")
+    r = subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "bench", "curl_client.c"),
+                        "-lcurl"], capture_output=True)
+    return exe if r.returncode == 0 else None
+
+
 def start_server(exe, *args):
     port = free_port()
     p = subprocess.Popen(["taskset", "-c", SERVER_CPU, exe, str(port)] + list(args),
@@ -90,7 +99,7 @@ def crux_json(crux, url, *args, timeout=120, server=None):
         return json.load(f), share
 
 
-def part_a(crux, server_exe, reps, secs):
+def part_a(crux, server_exe, reps, secs, curl_exe):
     server, url = start_server(server_exe)
     rows = []
     try:
@@ -98,8 +107,14 @@ def part_a(crux, server_exe, reps, secs):
             out, wrk_srv = timed(server, ["wrk", "-t1", "-c64", "-d%ds" % secs, url])
             wrk_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
             closed, closed_srv = crux_json(crux, url, "-c", 64, "-d", secs, server=server)
+            curl_rate = None
+            if curl_exe:
+                out, _ = timed(server, [curl_exe, url, "64", str(secs)])
+                m = re.search(r"requests (\d+) seconds ([\d.]+)", out)
+                curl_rate = int(m.group(1)) / float(m.group(2))
             row = {"wrk": wrk_rate, "wrk_server_cpu": wrk_srv,
-                   "crux_closed": closed["stats"]["throughput"], "crux_closed_server_cpu": closed_srv}
+                   "crux_closed": closed["stats"]["throughput"], "crux_closed_server_cpu": closed_srv,
+                   "libcurl_closed": curl_rate}
             for frac in (1.0, 0.9):
                 rate = round(wrk_rate * frac)
                 o, srv = crux_json(crux, url, "--rate", rate, "--connections", 64, "-d", secs,
@@ -112,12 +127,16 @@ def part_a(crux, server_exe, reps, secs):
                     "send_lag_p99_us": st["send_lag_us"]["p99"],
                     "cpu_share": st["cpu_s"] / st["elapsed_s"]}
             row["closed_ratio"] = row["crux_closed"] / wrk_rate
+            row["libcurl_ratio"] = curl_rate / wrk_rate if curl_rate else None
             row["open_ratio"] = row["open_1"]["achieved"] / wrk_rate
             rows.append(row)
             print("A rep %d: wrk %.0f/s (server CPU %.0f%%); crux closed %.0f/s (%.2f of wrk); "
+                  "libcurl multi closed %s; "
                   "crux open at %d/s: %.0f/s, %.2f%% late by crux, %.2f%% late in all; at %d/s: "
                   "%.0f/s, %.2f%% late by crux" % (
                       rep, wrk_rate, 100 * wrk_srv, row["crux_closed"], row["closed_ratio"],
+                      "%.0f/s (%.2f of wrk)" % (curl_rate, row["libcurl_ratio"]) if curl_rate
+                      else "not built",
                       row["open_1"]["rate"], row["open_1"]["achieved"],
                       100 * row["open_1"]["late_crux_share"], 100 * row["open_1"]["late_share"],
                       row["open_0.9"]["rate"], row["open_0.9"]["achieved"],
@@ -126,6 +145,7 @@ def part_a(crux, server_exe, reps, secs):
         stop(server)
     return {"reps": rows,
             "closed_ratio": summarize([r["closed_ratio"] for r in rows]),
+            "libcurl_ratio": summarize([r["libcurl_ratio"] for r in rows]),
             "open_ratio": summarize([r["open_ratio"] for r in rows])}
 
 
@@ -218,12 +238,16 @@ def main():
     res = {"machine": machine(), "crux": info}
     parts = args.parts.split(",")
     if "a" in parts:
-        res["a"] = part_a(crux, server_exe, args.reps, args.seconds)
+        res["a"] = part_a(crux, server_exe, args.reps, args.seconds, build_curl_client())
         print("A: crux closed loop / wrk: median %.3f [%.3f..%.3f]; crux open loop at wrk's "
               "rate, achieved / wrk: median %.3f [%.3f..%.3f]" % (
                   res["a"]["closed_ratio"]["median"], res["a"]["closed_ratio"]["min"],
                   res["a"]["closed_ratio"]["max"], res["a"]["open_ratio"]["median"],
                   res["a"]["open_ratio"]["min"], res["a"]["open_ratio"]["max"]))
+        if res["a"]["libcurl_ratio"]:
+            print("A: libcurl multi closed loop / wrk: median %.3f [%.3f..%.3f]" % (
+                res["a"]["libcurl_ratio"]["median"], res["a"]["libcurl_ratio"]["min"],
+                res["a"]["libcurl_ratio"]["max"]))
     if "b" in parts:
         b = res["b"] = part_b(crux, server_exe, args.stall_rate, args.stall_duration,
                               args.skip_locust)

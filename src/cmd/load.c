@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cmd/cmd.h"
 #include "cmd/session.h"
@@ -282,6 +283,14 @@ int cmd_load(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;
+    /* one descriptor per connection: lift the soft limit (often 1024) toward the hard one */
+    struct rlimit rl;
+    rlim_t want =
+        (rlim_t)(a.o.concurrency > a.o.connections ? a.o.concurrency : a.o.connections) + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
     static volatile sig_atomic_t stop;
     session_trap_signals(&stop);
     signal(SIGPIPE, SIG_IGN);
