@@ -33,3 +33,18 @@ def test_sweep_knee_below_capacity(crux, tmp_path):
     assert "knee:" in res.stdout
     page = html.read_text()
     assert "Latency against offered load" in page and "<polyline" in page
+
+
+def test_concurrency_sweep_and_slo_exit(crux):
+    """--sweep with --concurrency sweeps the concurrency: against a one-at-a-time server of
+    10 ms per request, 2 in flight already wait ~20 ms, so p90=15ms allows only 1. A single
+    run that misses its --slo exits 1 (a CI gate) and says which term failed."""
+    url, _ = start_server(crux, "serial", "--delay", "0.01")
+    res, data = run_load(crux, url + "/", "--sweep", "--concurrency", "1", "--duration", "1",
+                         "--slo", "p90=15ms")
+    assert data["mode"] == "closed"
+    assert [s["load"] for s in data["sweep"]["steps"]] == [1, 2], res.stdout
+    assert data["sweep"]["knee"] == 1
+    res, data = run_load(crux, url + "/", "--requests", "5", "--slo", "p99=1ms", expect=1)
+    assert "SLO p99=1ms: NOT met" in res.stdout
+    assert data["stats"]["slo_met"] is False
