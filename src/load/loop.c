@@ -213,7 +213,10 @@ static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
     log_request(L, c, err, now);
     L->inflight--;
     L->t_last_end = now;
-    bool keep = err < 0 && c->resp.keep_alive && c->resp.state == HTTP_DONE;
+    /* a response that came before the whole request was written leaves the connection
+     * mid-request: it cannot carry another one */
+    bool sent_all = c->wrote == L->cfg->reqs[c->req].len;
+    bool keep = err < 0 && c->resp.keep_alive && c->resp.state == HTTP_DONE && sent_all;
     if (keep) {
         c->st = C_IDLE;
         c->reused = true;
