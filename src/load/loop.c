@@ -26,6 +26,10 @@
 #define TIMER_TAG UINT32_MAX
 /* Timeouts are checked this often; a request times out within this much of its deadline. */
 #define TIMEOUT_SCAN_NS 10000000ULL
+/* Gaps between token events a connection holds until its stream ends well (then they go to
+ * the ITL histogram; a failed stream's are dropped, as vLLM's benchmark counts only
+ * successful requests). A longer stream hands its oldest gaps over early. */
+#define GAPS_MAX 16384
 /* A wake-up closer than this is not worth a timer: poll instead. */
 #define SPIN_NS 20000ULL
 
@@ -44,6 +48,8 @@ struct conn {
     bool retried;
     struct http_resp resp;
     struct sse sse;
+    uint32_t *gaps; /* pending ITL values (us) of the current stream; owned */
+    size_t ngaps, capgaps;
 };
 
 struct loop {
@@ -182,6 +188,28 @@ static void log_request(struct loop *L, const struct conn *c, int err, uint64_t 
         fwrite(line, 1, (size_t)n, f);
 }
 
+static void flush_gaps(struct loop *L, struct conn *c)
+{
+    for (size_t i = 0; i < c->ngaps; i++)
+        hist_record(&L->st->itl, c->gaps[i]);
+    c->ngaps = 0;
+}
+
+static void add_gap(struct loop *L, struct conn *c, uint64_t us, uint64_t count)
+{
+    for (; count; count--) {
+        if (c->ngaps == c->capgaps) {
+            if (c->capgaps == GAPS_MAX) {
+                flush_gaps(L, c);
+            } else {
+                c->capgaps = c->capgaps ? c->capgaps * 2 : 64;
+                c->gaps = xrealloc(c->gaps, c->capgaps * sizeof(*c->gaps));
+            }
+        }
+        c->gaps[c->ngaps++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    }
+}
+
 /* Ends the request on `c`: err is an enum load_err or -1 for a complete response. */
 static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
 {
@@ -203,6 +231,9 @@ static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
         uint64_t tokens =
             c->sse.usage_tokens >= 0 ? (uint64_t)c->sse.usage_tokens : c->sse.token_events;
         st->tokens += tokens;
+        if (err < 0)
+            flush_gaps(L, c);
+        c->ngaps = 0;
         if (err < 0 && c->t_first_token) {
             hist_record(&st->ttft, to_us(c->t_first_token - c->t_start));
             hist_record(&st->ttft_sched, to_us(c->t_first_token - c->t_intended));
@@ -236,16 +267,12 @@ static void on_body(void *ctx, const char *p, size_t n)
     if (!k)
         return;
     uint64_t t = L->t_now;
-    if (!c->t_first_token) {
+    if (!c->t_first_token)
         c->t_first_token = t;
-        k--;
-    } else {
-        hist_record(&L->st->itl, to_us(t - c->t_last_token));
-        k--;
-    }
+    else
+        add_gap(L, c, (uint64_t)to_us(t - c->t_last_token), 1);
     /* several token events in one read arrived together: gaps of 0 */
-    if (k)
-        hist_record_n(&L->st->itl, 0, k);
+    add_gap(L, c, 0, k - 1);
     c->t_last_token = t;
 }
 
@@ -363,6 +390,7 @@ static void start(struct loop *L, uint64_t seq, uint64_t intended)
     c->retried = false;
     http_resp_reset(&c->resp, L->cfg->reqs[c->req].head);
     sse_reset(&c->sse);
+    c->ngaps = 0;
     st->sent++;
     L->inflight++;
     if (c->fd < 0) {
@@ -471,6 +499,7 @@ static void loop_fini(struct loop *L)
             if (L->conns[i].fd >= 0)
                 close(L->conns[i].fd);
             sse_fini(&L->conns[i].sse);
+            free(L->conns[i].gaps);
         }
     }
     if (L->ep >= 0)

@@ -37,6 +37,8 @@ def test_broken_server_classes(crux, tmp_path):
     assert got == want, res.stdout
     assert st["ok"] == 2
     assert st["http_codes"] == {"503": 1}
+    # failed streams leave no TTFT/ITL (as vLLM's benchmark: successful requests only)
+    assert st["itl_us"]["count"] == 0 and st["ttft_us"]["count"] == 0
     assert "errors:" in res.stdout and "503 x1" in res.stdout
     # --fail-on-errors turns errors into exit status 1, with the same summary
     res2, data2 = run_load(crux, url + "/", "--requests-file", reqs, "--concurrency", n,
