@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "load/jscan.h"
 #include "load/loop.h"
@@ -135,6 +137,26 @@ static int parse_url(const char *url, struct target *t, struct errbuf *eb)
     return 0;
 }
 
+/* True when a TCP connection to `a` opens within a second (the probe is closed at once). */
+static bool reachable(const struct addrinfo *a)
+{
+    int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool ok = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    if (!ok && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof(err);
+        ok = poll(&p, 1, 1000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+             err == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+/* Resolves the host; like wrk, uses the first address that accepts a connection (localhost
+ * may name ::1 first for a server listening on 127.0.0.1), else the first address. */
 static int resolve(struct target *t, struct errbuf *eb)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
@@ -143,8 +165,14 @@ static int resolve(struct target *t, struct errbuf *eb)
     if (rc != 0 || !ai)
         return errbuf_set(eb, ERR_ARG, "cannot resolve host '%s': %s: check the URL's host name",
                           t->host, gai_strerror(rc));
-    memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
-    t->addrlen = ai->ai_addrlen;
+    const struct addrinfo *pick = ai;
+    for (const struct addrinfo *a = ai; a && ai->ai_next; a = a->ai_next)
+        if (reachable(a)) {
+            pick = a;
+            break;
+        }
+    memcpy(&t->addr, pick->ai_addr, pick->ai_addrlen);
+    t->addrlen = pick->ai_addrlen;
     freeaddrinfo(ai);
     return 0;
 }
