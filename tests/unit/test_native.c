@@ -237,6 +237,21 @@ __attribute__((noinline)) static void middle_call(volatile int *stop)
     __asm__ volatile("" ::: "memory");
 }
 
+/* TracerPid of process `pid`, -1 when unreadable. */
+static int tracer_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    int tracer = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "TracerPid:", 10) == 0)
+            tracer = (int)strtol(line + 10, NULL, 10);
+    if (f)
+        fclose(f);
+    return tracer;
+}
+
 static int test_unwind_child(void)
 {
     pid_t child = fork();
@@ -257,6 +272,8 @@ static int test_unwind_child(void)
     rc = unwind_capture(&u, child, &eb);
     pause_release_one(&pz, child);
     CHECK(rc == 0, "capture: %s", eb.msg);
+    CHECK(pz.n == 0 && tracer_of(child) == 0, "released thread still traced (%d)",
+          tracer_of(child));
     uint64_t pcs[64];
     size_t n = 0;
     rc = unwind_walk(&u, 1, pcs, 64, &n);
