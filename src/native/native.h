@@ -78,7 +78,12 @@ void native_close(struct native *n);
  * `pz` (pause_init'ed for the same pid; the thread is detached again before this returns, so
  * it is never left traced), re-reads its Python stack at that instant, copies its registers
  * and stack, releases it, unwinds, and fills `out` with the merged frames, root first.
- * r->threads[t] and r->frames are updated with the re-read Python stack.
+ * r->threads[t] and r->frames are updated with the re-read Python stack (frames appended:
+ * r->frames may move, other slots keep their frames). `pz` must not be one that
+ * pause_stop_all() holds stopped (--blocking): the two do not mix. When crux launched the
+ * target, pass the pauser made with its child pid: should the command exit while its main
+ * thread is being stopped, its wait status lands in pz->child_exited / pz->child_status.
+ * Blocks SIGCHLD in the calling thread while it waits for the stop, and may consume one.
  * Returns 0; or, with `out` holding the Python frames alone (out->native false, out->err
  * set): ERR_NOT_FOUND (tid unknown, 3.8-3.10 before it is inferred), ERR_PERM (ptrace
  * refused: context in `eb`), ERR_PROC_GONE (thread exited), ERR_TOO_LARGE (it did not stop
