@@ -19,11 +19,12 @@ def test_constant_rate_matches_server(crux):
     rate = (len(recv) - 1) / (recv[-1] - recv[0])
     assert abs(rate - 100) / 100 < 0.05, "server saw %.1f req/s" % rate
     service = [(e["done"] - e["t"]) * 1e6 for e in entries]
-    for p, key in ((50, "p50"), (90, "p90")):
+    for p, key, slack in ((50, "p50", 15000), (90, "p90", 25000)):
         truth = percentile(service, p)
         got = st["latency_us"][key]
-        # crux's latency = server time + loopback and parsing (well under 15 ms here)
-        assert truth <= got <= truth + 15000, "%s: crux %d us, server %d us" % (key, got, truth)
+        # crux's latency = server time + loopback, the server's own parsing, scheduling delays
+        # on a busy 2-core machine (a few ms; the slack allows for a loaded machine)
+        assert truth <= got <= truth + slack, "%s: crux %d us, server %d us" % (key, got, truth)
     assert "corrected" in res.stdout and "definitions:" in res.stdout
 
 
