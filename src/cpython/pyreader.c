@@ -102,6 +102,7 @@ void pyreader_fini(struct pyreader *r)
     free(r->pre_addr);
     free(r->pre_buf);
     free(r->pre_ok);
+    free(r->old_buf);
     hmap_fini(&r->tids);
     memset(r, 0, sizeof(*r));
 }
@@ -469,6 +470,9 @@ static const uint8_t *frame_bytes(struct pyreader *r, const struct pychunk *ck,
     for (unsigned i = 0; i < pr->nextra; i++)
         if (pr->extra[i] == addr && pr->extra_ok[i])
             return pr->extra_buf + i * PYREADER_EXTRA_BYTES;
+    for (size_t i = 0; i < r->nold; i++) /* only during pyreader_reread_thread */
+        if (addr >= r->old_base[i] && addr + len <= r->old_base[i] + r->old_len[i])
+            return r->old_buf + r->old_off[i] + (addr - r->old_base[i]);
     if (mem_read(r->rt->pid, addr, scratch, len))
         return NULL;
     return scratch;
@@ -860,6 +864,51 @@ static void preread_frames(struct pyreader *r, const struct pythread *th)
         r->pre_n = n;
 }
 
+/* 3.11+: copies the live part of every older chunk of thread slot t's data stack (the
+ * current one is in r->chunks[t]), following `previous`; an older chunk's `top` was saved
+ * when the next chunk was pushed. Stops quietly at anything unreadable or implausible: the
+ * walk then reads those frames one by one. */
+static void read_old_chunks(struct pyreader *r, size_t t)
+{
+    const struct py_offsets *o = &r->rt->off;
+    const struct pychunk *ck = &r->chunks[t];
+    const size_t first = 16384; /* DATA_STACK_CHUNK_SIZE: no chunk is smaller */
+    r->nold = 0;
+    if (!ck->ok || ck->len < (size_t)o->ck_data || o->ck_previous < 0)
+        return;
+    uint64_t prev = raw_u64(ck->buf, o->ck_previous);
+    size_t off = 0;
+    while (prev && !(prev & 7) && r->nold < PYREADER_OLD_CHUNKS &&
+           off + first <= PYREADER_OLD_MAX) {
+        if (off + first > r->old_cap) {
+            r->old_cap = r->old_cap ? r->old_cap * 2 : 4 * first;
+            r->old_buf = xrealloc(r->old_buf, r->old_cap);
+        }
+        uint8_t *b = r->old_buf + off;
+        if (mem_read(r->rt->pid, prev, b, first))
+            return;
+        uint64_t size = raw_u64(b, o->ck_size), top = raw_u64(b, o->ck_top);
+        size_t live = (size_t)o->ck_data + (size_t)top * 8;
+        if (size < first || top > size / 8 || live > size || off + live > PYREADER_OLD_MAX)
+            return;
+        if (live > first) {
+            if (off + live > r->old_cap) {
+                while (off + live > r->old_cap)
+                    r->old_cap *= 2;
+                r->old_buf = xrealloc(r->old_buf, r->old_cap);
+                b = r->old_buf + off;
+            }
+            if (mem_read(r->rt->pid, prev + first, b + first, live - first))
+                return;
+        }
+        r->old_base[r->nold] = prev;
+        r->old_len[r->nold] = live;
+        r->old_off[r->nold++] = off;
+        off += (live + 7) & ~(size_t)7;
+        prev = raw_u64(b, o->ck_previous);
+    }
+}
+
 int pyreader_reread_thread(struct pyreader *r, size_t t, uint64_t now_ns)
 {
     struct pythread *th = &r->threads[t];
@@ -872,9 +921,12 @@ int pyreader_reread_thread(struct pyreader *r, size_t t, uint64_t now_ns)
      * before; read them again. */
     r->pred[t].nextra = 0;
     th->err = refresh_thread(r, t);
+    if (!th->err && r->rt->off.minor >= 11)
+        read_old_chunks(r, t);
     if (!th->err)
         th->err = walk_thread(r, t, now_ns);
     r->pre_n = 0;
+    r->nold = 0;
     if (th->err) {
         r->nframes = th->first;
         th->nframes = 0;

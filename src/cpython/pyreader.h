@@ -73,6 +73,8 @@ struct pypredict {
 };
 
 #define PYREADER_PREDICT_SLACK 4096
+#define PYREADER_OLD_CHUNKS 64
+#define PYREADER_OLD_MAX ((size_t)8 << 20) /* bytes of older chunks a re-read copies */
 
 struct pyreader {
     const struct pyruntime *rt;
@@ -126,6 +128,12 @@ struct pyreader {
     uint64_t *pre_addr;
     uint8_t *pre_buf, *pre_ok;
     size_t pre_n, pre_cur;
+    /* 3.11+ pyreader_reread_thread: the live parts of the thread's older data-stack chunks
+     * (a deep stack spans several), read whole instead of frame by frame. */
+    uint64_t old_base[PYREADER_OLD_CHUNKS];
+    size_t old_len[PYREADER_OLD_CHUNKS], old_off[PYREADER_OLD_CHUNKS];
+    uint8_t *old_buf;
+    size_t nold, old_cap;
 
     uint64_t rounds, slow_walks, dropped, retries;
     uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */

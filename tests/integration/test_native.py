@@ -100,6 +100,23 @@ def test_native_library_under_python_frame(crux, interp):
     assert_running_freely(target.pid)
 
 
+def test_native_deep_stack(crux, interp):
+    """400 Python frames above the native call: every one kept, in order, libz at the leaf."""
+    depth = 400
+    target, _, truth = crux.start_target(interp, "native_zlib.py", "--depth", depth)
+
+    def in_libz(f):
+        return f.get("kind") == "native" and f["module"].startswith("libz.so")
+
+    frames = wait_for_stack(crux, target.pid, truth["tid"],
+                            lambda fr: index_of(fr, in_libz) >= 0)
+    names = python_names(frames)
+    assert names == ["<module>", "main", "outer_native"] + ["nest"] * depth + [
+        "compress_loop"], names[:8] + ["..."] + names[-4:]
+    assert index_of(frames, in_libz) > index_of(frames, lambda f: f["name"] == "compress_loop")
+    assert_not_traced(target.pid)
+
+
 def test_native_python_called_from_native(crux, interp):
     """Python -> ctypes -> qsort (libc) -> Python callback: one merged stack, in order."""
     target, _, truth = crux.start_target(interp, "native_zlib.py", "--callback")

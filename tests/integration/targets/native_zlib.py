@@ -3,7 +3,8 @@
 main -> outer_native -> compress_loop, which spends nearly all its time in
 zlib.compress, i.e. in deflate (libz.so.1) called by the zlib module. With
 --native a dump must show the libz frames leafward of compress_loop and the
-Python frames intact. A second mode (--callback) sorts with libc's qsort
+Python frames intact (--depth N puts N nest() frames between them, a stack that
+spans several data-stack chunks on 3.11+). A second mode (--callback) sorts with libc's qsort
 through ctypes with a Python comparison function, so that Python runs inside
 native code inside Python: sort_outer -> qsort (libc) -> py_compare.
 The calls are marked with "# LINE_COMPRESS" and "# LINE_QSORT" for the tests.
@@ -22,7 +23,15 @@ def compress_loop(data, end):
     return n
 
 
-def outer_native(data, end):
+def nest(n, data, end):
+    if n > 0:
+        return nest(n - 1, data, end)
+    return compress_loop(data, end)
+
+
+def outer_native(data, end, depth):
+    if depth:
+        return nest(depth - 1, data, end)
     return compress_loop(data, end)
 
 
@@ -48,8 +57,11 @@ def sort_outer(libc, end):
 
 
 def main():
-    args = parse_args(__doc__, lambda p: p.add_argument("--callback", action="store_true"),
-                      duration=30.0)
+    def more(p):
+        p.add_argument("--callback", action="store_true")
+        p.add_argument("--depth", type=int, default=0, help="nest() frames above compress_loop")
+
+    args = parse_args(__doc__, more, duration=30.0)
     # Text that compresses slowly at level 9: words from a small vocabulary in a
     # pseudo-random order (deterministic).
     words = [b"tensor", b"batch", b"token", b"layer", b"gradient", b"queue", b"model", b"shard"]
@@ -65,7 +77,7 @@ def main():
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         sort_outer(libc, end)
     else:
-        outer_native(data, end)
+        outer_native(data, end, args.depth)
 
 
 if __name__ == "__main__":
