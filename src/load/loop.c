@@ -66,6 +66,7 @@ struct loop {
     uint64_t t_now;   /* time of the current read, for token timestamps */
     struct conn *cur; /* connection whose body is being parsed */
     uint64_t armed;   /* timerfd's absolute deadline, 0 when disarmed */
+    bool no_pwait2;   /* the kernel lacks epoll_pwait2: wake-ups use the timerfd */
     char *rbuf;
 };
 
@@ -607,10 +608,31 @@ static uint64_t unsent(struct loop *L, struct sched *s)
     return n;
 }
 
-static void handle_events(struct loop *L, int timeout_ms)
+/* Waits for I/O until `wake` (absolute ns; 0: at most TIMEOUT_SCAN_NS). epoll_pwait2 takes a
+ * nanosecond timeout in one call; kernels before 5.11 lack it, and then a timerfd armed at
+ * `wake` ends the wait (two more calls per wake-up: arm and read). */
+static int wait_events(struct loop *L, struct epoll_event *evs, uint64_t now, uint64_t wake)
+{
+    uint64_t until = wake ? wake : now + TIMEOUT_SCAN_NS;
+    if (until > now + TIMEOUT_SCAN_NS)
+        until = now + TIMEOUT_SCAN_NS;
+    uint64_t d = until > now + SPIN_NS ? until - now : 0;
+    if (!L->no_pwait2) {
+        struct timespec ts = {(time_t)(d / 1000000000ULL), (long)(d % 1000000000ULL)};
+        int n = epoll_pwait2(L->ep, evs, MAX_EVENTS, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        L->no_pwait2 = true;
+    }
+    if (wake && d && wake < now + TIMEOUT_SCAN_NS)
+        arm(L, wake);
+    return epoll_wait(L->ep, evs, MAX_EVENTS, d ? (int)((d + 999999) / 1000000) : 0);
+}
+
+static void handle_events(struct loop *L, uint64_t now, uint64_t wake)
 {
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(L->ep, evs, MAX_EVENTS, timeout_ms);
+    int n = wait_events(L, evs, now, wake);
     for (int k = 0; k < n; k++) {
         uint32_t tag = evs[k].data.u32;
         if (tag == TIMER_TAG) {
@@ -678,14 +700,7 @@ int loop_run(const struct loop_cfg *cfg, struct load_stats *st, volatile sig_ato
         uint64_t wake = 0;
         if (!s.done && available(&L))
             wake = cfg->open_loop ? s.t_next : now;
-        int timeout_ms = 10;
-        if (wake) {
-            if (wake <= now + SPIN_NS)
-                timeout_ms = 0;
-            else
-                arm(&L, wake);
-        }
-        handle_events(&L, timeout_ms);
+        handle_events(&L, now, wake);
     }
     /* stop or drain cap: count what was not finished */
     if (stop && *stop)
