@@ -89,6 +89,7 @@ int native_sample_thread(struct native *n, struct pauser *pz, struct pyreader *r
 {
     struct pythread *th = &r->threads[t];
     n->samples++;
+    pause_release_pending(pz); /* a thread whose stop came after its sample gave up */
     if (!th->tid) {
         n->stop_failed++;
         python_only(r, th, out, ERR_NOT_FOUND);

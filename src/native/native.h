@@ -15,6 +15,8 @@
 //             f->sym->module: write "name (module)"). rc != 0 still fills st with the Python
 //             frames alone (st.native false); ERR_PERM is worth reporting once (ptrace refused),
 //             the others are per-sample and counted in the stats.
+//         a round that takes no native sample calls pause_release_pending(&pz) instead:
+//         a thread whose stop timed out (ERR_TOO_LARGE) stops later and must be released;
 //     native_close(&nt); pause_fini(&pz) at the end.
 // Not thread-safe: one sampler thread per struct native.
 #ifndef CRUX_NATIVE_H

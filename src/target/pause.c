@@ -289,3 +289,14 @@ void pause_release_one(struct pauser *pz, pid_t tid)
     if (ptrace(PTRACE_DETACH, tid, 0, (void *)(long)t->pending_sig) == 0 || errno == ESRCH)
         forget(pz, tid);
 }
+
+void pause_release_pending(struct pauser *pz)
+{
+    size_t i = 0;
+    while (i < pz->n) {
+        size_t before = pz->n;
+        pause_release_one(pz, pz->v[i].tid);
+        if (pz->n == before)
+            i++; /* still running toward its stop: next time */
+    }
+}

@@ -55,5 +55,9 @@ void pause_resume_one(struct pauser *pz, pid_t tid);
  * traced, so signals it gets between samples never wait for crux. A thread that is seized
  * but not stopped (a timed-out stop) is collected first when its stop has arrived. */
 void pause_release_one(struct pauser *pz, pid_t tid);
+/* Releases (as pause_release_one) every thread whose timed-out stop has arrived since: such a
+ * thread sits stopped until collected, so call this every round while any may be pending
+ * (cheap: nothing to do when pz->n is 0). */
+void pause_release_pending(struct pauser *pz);
 
 #endif

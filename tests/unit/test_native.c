@@ -294,6 +294,56 @@ static int test_unwind_child(void)
     return 0;
 }
 
+/* State letter of process `pid` from /proc, '?' when unreadable. */
+static char state_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    const char *close = strrchr(buf, ')');
+    return close && close[1] == ' ' ? close[2] : '?';
+}
+
+/* A thread that cannot stop in time (a vfork parent waits uninterruptibly for its child)
+ * gets its stop later: pause_release_pending() must release it then, not leave it stopped. */
+static int test_stop_timeout_released_later(void)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        pid_t v = vfork();
+        if (v == 0) {
+            usleep(300000); /* the parent is stuck in vfork until this child exits */
+            _exit(0);
+        }
+        for (;;)
+            pause();
+    }
+    usleep(100000);
+    struct pauser pz;
+    pause_init(&pz, child, child);
+    struct errbuf eb = {{0}};
+    int rc = pause_stop_one(&pz, child, &eb);
+    pause_release_one(&pz, child); /* nothing to release yet when the stop timed out */
+    usleep(400000);                /* the vfork child exited, the stop has arrived */
+    char before = state_of(child);
+    pause_release_pending(&pz);
+    usleep(20000);
+    char after = state_of(child);
+    int tracer = tracer_of(child);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    pause_fini(&pz);
+    CHECK(rc == ERR_TOO_LARGE, "the stop should time out, got %d (%s)", rc, eb.msg);
+    CHECK(before == 't', "the late stop should have arrived (state %c)", before);
+    CHECK(after != 't' && after != 'T' && tracer == 0, "left stopped (%c) or traced (%d)", after,
+          tracer);
+    return 0;
+}
+
 /* A library loaded after the unwinder read the module list: the walk runs into code of no
  * known module, reads the list again and names the library. */
 static int test_unwind_dlopen_later(void)
@@ -371,6 +421,7 @@ int main(void)
     symbols_fini(&syms);
     symbols_init(&syms, getpid());
     RUN(test_unwind_dlopen_later);
+    RUN(test_stop_timeout_released_later);
     symbols_fini(&syms);
     return TEST_SUMMARY("native");
 }
