@@ -563,6 +563,8 @@ static void check_slo(struct load_stats *st, const struct slo_term *terms, size_
 static void stats_init(struct load_stats *st)
 {
     memset(st, 0, sizeof(*st));
+    st->tick_s = 1;
+    st->ticks = xcalloc(LOAD_MAX_TICKS, sizeof(*st->ticks));
     struct hist *hs[] = {&st->latency, &st->latency_raw, &st->send_lag, &st->self_lag,
                          &st->ttft,    &st->ttft_sched,  &st->itl,      &st->tpot};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
@@ -576,6 +578,8 @@ static void stats_fini(struct load_stats *st)
                          &st->ttft,    &st->ttft_sched,  &st->itl,      &st->tpot};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         hist_fini(hs[i]);
+    free(st->ticks);
+    st->ticks = NULL;
 }
 
 void load_result_fini(struct load_result *res)
@@ -635,6 +639,19 @@ static int run_one(const struct load_opts *o, struct loop_cfg *cfg, double load,
         cfg->slots = (int)load;
     cfg->log = log;
     cfg->log_base = *log_base;
+    /* about 100 ticks over the expected length, in a round width of 0.1 s or more */
+    double expect_s = cfg->duration_s > 0               ? cfg->duration_s
+                      : cfg->open_loop && cfg->requests ? (double)cfg->requests / load
+                                                        : 0;
+    static const double widths[] = {0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800};
+    if (expect_s > 0) {
+        st->tick_s = widths[sizeof(widths) / sizeof(widths[0]) - 1];
+        for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++)
+            if (expect_s / widths[i] <= 100) {
+                st->tick_s = widths[i];
+                break;
+            }
+    }
     (void)o;
     int rc = loop_run(cfg, st, stop, eb);
     *log_base += st->scheduled;

@@ -78,6 +78,16 @@ struct load_opts {
     const char *slo;        /* "p99=200ms,errors=1%": required with sweep */
 };
 
+/* One tick of the timeline. */
+struct load_tick {
+    uint32_t ok, errors; /* responses that ended in this tick */
+    uint32_t n;          /* successful requests intended in this tick */
+    int64_t lat_max;     /* their corrected latency, us */
+    double lat_sum;
+};
+
+#define LOAD_MAX_TICKS 3600
+
 /* Counters and histograms of one run or sweep step. Histograms are in microseconds. */
 struct load_stats {
     double load; /* offered rate (req/s) or concurrency */
@@ -109,6 +119,12 @@ struct load_stats {
     struct hist ttft_sched;  /* streams: intended send to first token */
     struct hist itl;         /* streams: gaps between successive token events */
     struct hist tpot;        /* streams: (latency - ttft) / (tokens - 1), tokens > 1 */
+    /* Timeline in ticks of tick_s seconds from the first intended send (at most
+     * LOAD_MAX_TICKS; later ones land in the last): completions and errors by the time they
+     * ended, corrected latency (mean, max) by the time the requests were intended. */
+    double tick_s;
+    size_t nticks;           /* ticks used */
+    struct load_tick *ticks; /* LOAD_MAX_TICKS entries, owned */
     bool slo_checked, slo_met;
     char slo_detail[160]; /* which SLO term failed, with the measured value */
 };

@@ -170,6 +170,62 @@ static int curve_svg(struct buf *b, const struct load_result *r, bool latency)
     return rc;
 }
 
+/* The timeline: successful responses per second (bars) and the corrected latency of the
+ * requests intended in each tick (mean: thin line, max: thick line), one panel each. */
+static int timeline_svg(struct buf *b, const struct load_stats *st)
+{
+    size_t n = st->nticks;
+    if (n < 2)
+        return 0;
+    double rmax = 1, lmax = 1;
+    for (size_t i = 0; i < n; i++) {
+        double r = st->ticks[i].ok / st->tick_s;
+        rmax = r > rmax ? r : rmax;
+        double l = (double)st->ticks[i].lat_max / 1e3;
+        lmax = l > lmax ? l : lmax;
+    }
+    rmax *= 1.1;
+    lmax *= 1.1;
+    double pw = W - ML - MR, ph = (H - MT - MB) / 2.0 - 10;
+    int rc = buf_printf(b,
+                        "<h2>Over time</h2>\n<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 "
+                        "%d %d\" role=\"img\">\n<rect x=\"%d\" y=\"%d\" width=\"%g\" "
+                        "height=\"%g\" class=\"frame\"/>\n<rect x=\"%d\" y=\"%g\" width=\"%g\" "
+                        "height=\"%g\" class=\"frame\"/>\n",
+                        W, H, W, H, ML, MT, pw, ph, ML, MT + ph + 20, pw, ph);
+    for (size_t i = 0; i < n && !rc; i++) {
+        double r = st->ticks[i].ok / st->tick_s, bh = r / rmax * ph;
+        rc = buf_printf(b,
+                        "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" "
+                        "height=\"%.1f\"><title>%g-%g s: %.1f ok/s, %u errors</title></rect>\n",
+                        ML + pw * i / n, MT + ph - bh, pw / n > 1.5 ? pw / n - 0.5 : pw / n, bh,
+                        i * st->tick_s, (i + 1) * st->tick_s, r, st->ticks[i].errors);
+    }
+    double y0 = MT + ph + 20;
+    for (int k = 0; k < 2 && !rc; k++) {
+        rc = buf_printf(b, "<polyline class=\"s%d\" points=\"", k ? 1 : 0);
+        for (size_t i = 0; i < n && !rc; i++) {
+            const struct load_tick *t = &st->ticks[i];
+            double l = (k ? (double)t->lat_max : (t->n ? t->lat_sum / t->n : 0)) / 1e3;
+            rc = buf_printf(b, "%.1f,%.1f ", ML + pw * (i + 0.5) / n, y0 + ph - ph * l / lmax);
+        }
+        if (!rc)
+            rc = buf_puts(b, "\"/>\n");
+    }
+    if (!rc)
+        rc = buf_printf(b,
+                        "<text x=\"4\" y=\"%d\" class=\"ytick\">%.4g/s</text>\n"
+                        "<text x=\"4\" y=\"%.1f\" class=\"ytick\">%.4g ms</text>\n"
+                        "<text x=\"%d\" y=\"%d\" class=\"tick\">0</text>\n"
+                        "<text x=\"%d\" y=\"%d\" class=\"tick\">%g s</text>\n"
+                        "<text x=\"%d\" y=\"%d\" class=\"axis\">top: successful responses per "
+                        "second; bottom: corrected latency of the requests intended then (thin: "
+                        "mean, thick: max)</text>\n</svg>\n",
+                        MT + 10, rmax, y0 + 10, lmax, ML, H - MB + 16, W - MR, H - MB + 16,
+                        n * st->tick_s, ML, H - 6);
+    return rc;
+}
+
 static int steps_table(struct buf *b, const struct load_result *r)
 {
     int rc = buf_printf(b,
@@ -282,6 +338,8 @@ int load_write_html(const struct load_result *r, struct buf *b)
         rc = summary_rows(b, r);
     if (!rc)
         rc = histogram_svg(b, &st->latency, "Latency histogram (corrected)");
+    if (!rc)
+        rc = timeline_svg(b, st);
     if (!rc)
         rc = buf_puts(b, "<p>Latency counts from each request's intended send time (the "
                          "schedule), so time spent queued behind a slow server is included; "

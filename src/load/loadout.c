@@ -100,8 +100,9 @@ static void print_stats(const struct load_result *r, const struct load_stats *st
                 st->elapsed_s > 0 ? 100.0 * st->cpu_s / st->elapsed_s : 0.0);
     }
     if (st->streams) {
-        fprintf(f, "streams: %llu responses, %llu output tokens\n", (unsigned long long)st->streams,
-                (unsigned long long)st->tokens);
+        fprintf(f, "streams: %llu responses, %llu output tokens (%.1f tokens/s)\n",
+                (unsigned long long)st->streams, (unsigned long long)st->tokens,
+                st->elapsed_s > 0 ? (double)st->tokens / st->elapsed_s : 0.0);
         print_hist_line(f, "TTFT", &st->ttft);
         print_hist_line(f, "TTFT sched", &st->ttft_sched);
         print_hist_line(f, "ITL", &st->itl);
@@ -239,10 +240,33 @@ static void json_stats(struct jsonw *w, const struct load_stats *st)
     json_hist(w, "self_lag_us", &st->self_lag, false);
     json_u64(w, "streams", st->streams);
     json_u64(w, "tokens", st->tokens);
+    json_dbl(w, "output_token_throughput",
+             st->elapsed_s > 0 ? (double)st->tokens / st->elapsed_s : 0);
     json_hist(w, "ttft_us", &st->ttft, false);
     json_hist(w, "ttft_sched_us", &st->ttft_sched, false);
     json_hist(w, "itl_us", &st->itl, false);
     json_hist(w, "tpot_us", &st->tpot, false);
+    jsonw_key(w, "timeline");
+    jsonw_obj_begin(w);
+    json_dbl(w, "tick_s", st->tick_s);
+    static const char *const series[] = {"ok", "errors", "latency_mean_us", "latency_max_us"};
+    for (int k = 0; k < 4; k++) {
+        jsonw_key(w, series[k]);
+        jsonw_arr_begin(w);
+        for (size_t i = 0; i < st->nticks; i++) {
+            const struct load_tick *t = &st->ticks[i];
+            if (k == 0)
+                jsonw_u64(w, t->ok);
+            else if (k == 1)
+                jsonw_u64(w, t->errors);
+            else if (k == 2)
+                jsonw_double(w, t->n ? t->lat_sum / t->n : 0);
+            else
+                jsonw_i64(w, t->lat_max);
+        }
+        jsonw_arr_end(w);
+    }
+    jsonw_obj_end(w);
     if (st->slo_checked) {
         jsonw_key(w, "slo_met");
         jsonw_bool(w, st->slo_met);

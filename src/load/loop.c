@@ -211,6 +211,19 @@ static void add_gap(struct loop *L, struct conn *c, uint64_t us, uint64_t count)
     }
 }
 
+/* The timeline tick holding time `t` (the last one for anything later). */
+static struct load_tick *tick_at(struct loop *L, uint64_t t)
+{
+    struct load_stats *st = L->st;
+    double s = t > L->t0 ? (double)(t - L->t0) / 1e9 : 0;
+    size_t i = (size_t)(s / st->tick_s);
+    if (i >= LOAD_MAX_TICKS)
+        i = LOAD_MAX_TICKS - 1;
+    if (i + 1 > st->nticks)
+        st->nticks = i + 1;
+    return &st->ticks[i];
+}
+
 /* Ends the request on `c`: err is an enum load_err or -1 for a complete response. */
 static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
 {
@@ -219,10 +232,19 @@ static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
         err = LOAD_ERR_HTTP;
         count_code(st, c->resp.status);
     }
+    struct load_tick *end_tick = tick_at(L, now);
     if (err >= 0) {
         st->err[err]++;
         st->errors++;
+        end_tick->errors++;
     } else {
+        struct load_tick *in_tick = tick_at(L, c->t_intended);
+        int64_t lat = to_us(now - c->t_intended);
+        end_tick->ok++;
+        in_tick->n++;
+        in_tick->lat_sum += (double)lat;
+        if (lat > in_tick->lat_max)
+            in_tick->lat_max = lat;
         st->ok++;
         hist_record(&st->latency, to_us(now - c->t_intended));
         hist_record(&st->latency_raw, to_us(now - c->t_start));

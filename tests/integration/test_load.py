@@ -54,6 +54,10 @@ def test_stall_corrected_p99(crux):
     assert raw < expected_us / 5, "raw p99 %d us should not show the stall" % raw
     assert st["latency_raw_us"]["max"] > 0.8 * s * 1e6  # the requests in flight did wait
     assert st["late_waiting_for_connection"] > 0
+    # the timeline shows the stall: the slowest tick waited about S, the total matches
+    tl = st["timeline"]
+    assert sum(tl["ok"]) == n and len(tl["ok"]) == len(tl["latency_max_us"])
+    assert abs(max(tl["latency_max_us"]) - s * 1e6) < 60000
     assert any("--connections" in w for w in data["warnings"])
 
 
