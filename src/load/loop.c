@@ -614,20 +614,21 @@ static void dispatch(struct loop *L, struct sched *s)
         s->done = true;
 }
 
-/* Requests the open-loop schedule still holds before t_end that were never started. */
+/* Requests the open-loop schedule still holds that were never started: exact for constant
+ * arrivals, the expected count for Poisson ones (computed, not drawn: the remaining schedule
+ * of a fast run can be long). */
 static uint64_t unsent(struct loop *L, struct sched *s)
 {
     const struct loop_cfg *cfg = L->cfg;
-    uint64_t n = 0;
-    while (!(cfg->requests && s->seq >= cfg->requests) && s->t_next < s->t_end) {
-        n++;
-        s->seq++;
-        if (cfg->arrivals == LOAD_CONSTANT)
-            s->t_next = L->t0 + (uint64_t)((double)s->seq * 1e9 / cfg->rate);
-        else
-            s->t_next += next_gap(cfg);
+    uint64_t left =
+        cfg->requests ? (s->seq < cfg->requests ? cfg->requests - s->seq : 0) : UINT64_MAX;
+    if (s->t_end != UINT64_MAX) {
+        double span = s->t_next < s->t_end ? (double)(s->t_end - s->t_next) / 1e9 : -1;
+        uint64_t by_time = span < 0 ? 0 : (uint64_t)ceil(span * cfg->rate);
+        if (by_time < left)
+            left = by_time;
     }
-    return n;
+    return left == UINT64_MAX ? 0 : left;
 }
 
 /* Waits for I/O until `wake` (absolute ns; 0: at most TIMEOUT_SCAN_NS). epoll_pwait2 takes a
@@ -710,6 +711,7 @@ int loop_run(const struct loop_cfg *cfg, struct load_stats *st, volatile sig_ato
             break;
         if (now >= s.t_cap) {
             uint64_t lost = L.inflight + unsent(&L, &s);
+            s.seq += lost - L.inflight;
             st->err[LOAD_ERR_UNFINISHED] += lost;
             st->errors += lost;
             break;

@@ -70,6 +70,15 @@ def test_timeout_then_drain(crux):
                          "--timeout", "0.5")
     st = data["stats"]
     assert st["errors_by_class"]["timeout"] == 10 and st["ok"] == 0, res.stdout
+    # with 2 connections most requests never leave: after the drain time (the schedule plus
+    # the timeout plus 1 s) they count as unfinished, and every scheduled request is counted
+    res, data = run_load(crux, url + "/hang", "--rate", "100", "--duration", "1",
+                         "--timeout", "0.5", "--connections", "2")
+    st = data["stats"]
+    byc = st["errors_by_class"]
+    assert st["scheduled"] == 100 and st["errors"] == 100, res.stdout
+    assert byc["timeout"] + byc["unfinished"] == 100 and byc["unfinished"] > 50, res.stdout
+    assert any("unfinished" in w or "not finished" in w for w in data["warnings"])
 
 
 def test_bad_options(crux):
