@@ -119,8 +119,12 @@ int merge_stacks(const struct native_sym *const *nat, size_t nn, const struct py
             }
             continue;
         }
-        /* Below the first eval call (start-up) and interpreter machinery fold away. */
-        if (seen <= skip || sym->cls == NSYM_INTERP)
+        /* Interpreter machinery folds away; so does everything between eval calls whose
+         * Python frames were truncated away, and, below the first eval call, the C library's
+         * start-up frames (_start, __libc_start_main, start_thread, clone3, named or not).
+         * Other code below it stays: a thread that C code created and that calls into Python
+         * keeps its C callers at the root. */
+        if (sym->cls == NSYM_INTERP || (seen > 0 && seen <= skip) || (seen == 0 && sym->libc))
             continue;
         rc = push_c(out, sym);
     }

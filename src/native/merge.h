@@ -45,9 +45,12 @@ void native_stack_fini(struct native_stack *s);
 /* Fills `out` (root first) from the native frames `nat` (`nn`, leaf first, as unwound) and
  * the Python frames `py` (`np`, leaf first, as pyreader gives them, with their entry flags).
  * `py_truncated`: the Python stack lost frames at its root, so surplus eval calls at the root
- * are expected. Frames below (rootward of) the first eval call are folded away (process and
- * thread start-up: _start, main, Py_RunMain, start_thread, clone), as are interpreter frames;
- * when there is no Python frame at all, every non-interpreter native frame is kept.
+ * are expected. Interpreter frames are folded away; below (rootward of) the first eval call,
+ * so are the C library's (process and thread start-up: __libc_start_main, start_thread,
+ * clone3; _start, main and Py_RunMain are the interpreter's), so the root is the same Python
+ * frame as without native frames, unless C code outside the interpreter called into Python
+ * (its frames stay). When there is no Python frame at all, every non-interpreter native
+ * frame is kept.
  * Returns 0, or ERR_TOO_LARGE past NATIVE_STACK_MAX frames (out then holds the first ones). */
 int merge_stacks(const struct native_sym *const *nat, size_t nn, const struct pyframe *py,
                  size_t np, bool py_truncated, struct native_stack *out) MUST_CHECK;

@@ -84,6 +84,7 @@ static size_t intern_index(struct symbols *s, const char *name, const char *modu
     e->name = xstrdup(name);
     e->module = xstrdup(module);
     e->cls = cls;
+    e->libc = strncmp(module, "libc.so", 7) == 0;
     s->v[s->n++] = e;
     hmap_put(&s->by_name, key, s->n);
     return s->n - 1;

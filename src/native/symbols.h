@@ -6,6 +6,7 @@
 #ifndef CRUX_SYMBOLS_H
 #define CRUX_SYMBOLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -26,6 +27,7 @@ struct native_sym {
     const char *name;   /* function name, "[unknown]" when the module has no symbol there */
     const char *module; /* basename of the module as mapped ("libz.so.1.2.13"), or "[unknown]" */
     uint8_t cls;        /* NSYM_* */
+    bool libc;          /* in the C library (libc.so.*): at a stack's root, start-up code */
 };
 
 struct symbols {
@@ -48,7 +50,8 @@ void symbols_fini(struct symbols *s);
  * addresses are forgotten (a module may have been loaded where none was). Never NULL. */
 const struct native_sym *symbols_lookup(struct symbols *s, struct Dwfl *dwfl, uint32_t gen,
                                         uint64_t pc);
-/* Interns (name, module) with class `cls` (used by lookups, and by tests). */
+/* Interns (name, module) with class `cls` (used by lookups, and by tests); `libc` is set
+ * from the module's name. */
 const struct native_sym *symbols_intern(struct symbols *s, const char *name, const char *module,
                                         uint8_t cls);
 /* Returns the demangled form of a C++ name ("_ZN2at6native..." -> "at::native::..."), a new

@@ -22,12 +22,15 @@
 
 static struct symbols syms;
 
-/* Symbols named after their class: "E..." eval loop, "I..." interpreter, others other. */
+/* Symbols named after their class: "E..." eval loop, "I..." interpreter, "L..." the C
+ * library, others another library. */
 static const struct native_sym *S(const char *name)
 {
     uint8_t cls = name[0] == 'E' ? NSYM_EVAL : name[0] == 'I' ? NSYM_INTERP : NSYM_OTHER;
-    return symbols_intern(&syms, name, name[0] == 'E' || name[0] == 'I' ? "libpython" : "lib.so",
-                          cls);
+    const char *module = name[0] == 'E' || name[0] == 'I' ? "libpython"
+                         : name[0] == 'L'                 ? "libc.so.6"
+                                                          : "lib.so";
+    return symbols_intern(&syms, name, module, cls);
 }
 
 /* Builds the native stack from names, leaf first. */
@@ -83,7 +86,7 @@ static int test_merge_311_leaf_library(void)
                          "E",
                          "IPyEval_EvalCode",
                          "IPy_RunMain",
-                         "__libc_start_main",
+                         "L__libc_start_main",
                          "I_start",
                          NULL};
     /* leaf first: compress_loop(1), outer(2), main(3), <module>(4, entry) */
@@ -104,10 +107,20 @@ static int test_merge_38_each_frame(void)
                          "I_PyFunction_Vectorcall",
                          "E",
                          "Imain",
-                         "clone",
+                         "Lclone",
                          NULL};
     const struct pyframe py[] = {{1, 10, true}, {2, 20, true}, {3, 30, true}};
     return merge_case(nat, py, 3, false, "py3;py2;py1;matmul;cblas_sgemm", false);
+}
+
+/* A thread C code created calls into Python: its C callers stay at the root, the C
+ * library's thread start does not (named or, without debug symbols, unknown). */
+static int test_merge_c_thread_calls_python(void)
+{
+    const char *nat[] = {"work",        "E",          "IPyObject_Call", "on_message",
+                         "worker_loop", "L[unknown]", "Lclone3",        NULL};
+    const struct pyframe py[] = {{1, 10, false}, {2, 20, true}};
+    return merge_case(nat, py, 2, false, "worker_loop;on_message;py2;py1;work", false);
 }
 
 /* Python -> C -> Python: a qsort callback runs in a second eval call. */
@@ -407,6 +420,7 @@ int main(void)
     RUN(test_merge_311_leaf_library);
     RUN(test_merge_38_each_frame);
     RUN(test_merge_callback);
+    RUN(test_merge_c_thread_calls_python);
     RUN(test_merge_leaf_eval_without_frames);
     RUN(test_merge_leaf_group_without_eval);
     RUN(test_merge_mismatch_keeps_python);
