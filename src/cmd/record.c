@@ -10,9 +10,12 @@
 
 #include "cmd/cmd.h"
 #include "cmd/session.h"
+#include "analysis/stages.h"
+#include "analysis/verdict.h"
 #include "export/export.h"
 #include "profile/profile.h"
 #include "sampler/sampler.h"
+#include "store/store.h"
 #include "target/mem.h"
 #include "util/buf.h"
 
@@ -30,18 +33,21 @@ struct record_args {
     double rate;
     double duration;
     bool idle, gil, threads, blocking, quiet, stats;
-    bool subprocesses, no_categories, no_memory;
+    bool subprocesses, no_categories, no_memory, native, no_summary;
+    const char *save;  /* --save FILE: the raw recording as SQLite */
+    const char *rules; /* --rules FILE: stage rules for the report and the summary */
     unsigned max_depth;
 };
 
 static void usage(FILE *f)
 {
     fputs("usage: crux record [options] (--pid PID | -- COMMAND [ARGS...])\n"
-          "  -o, --output FILE    output file; format from the extension: .html (flame graph),\n"
+          "  -o, --output FILE    output file; format from the extension: .html (the report:\n"
+          "                       verdict, stages, flame graph, tables; keeps idle samples),\n"
           "                       .svg, .json (speedscope), .txt (collapsed stacks)\n"
-          "  -f, --format NAME    flamegraph | svg | speedscope | collapsed | lines\n"
-          "                       (lines: per line and function, with time categories; JSON\n"
-          "                       when FILE ends in .json)\n"
+          "  -f, --format NAME    report | flamegraph | svg | speedscope | collapsed | lines |\n"
+          "                       summary | verdict (lines: per line and function with time\n"
+          "                       categories, JSON when FILE ends in .json)\n"
           "  -p, --pid PID        attach to a running process\n"
           "  -r, --rate HZ        samples per second (default 100)\n"
           "  -d, --duration SEC   stop after SEC seconds (default: until the target exits)\n"
@@ -50,6 +56,12 @@ static void usage(FILE *f)
           "  -t, --threads        split stacks by thread\n"
           "  -b, --blocking       pause the target while reading it (exact, slower)\n"
           "  -s, --subprocesses   follow child processes; stacks start with the process\n"
+          "  -n, --native         merge native frames (C, C++, Rust) into the Python stacks;\n"
+          "                       each thread is stopped alone for a few microseconds\n"
+          "      --save FILE      also keep the raw recording as a SQLite database (see\n"
+          "                       crux report and docs/formats.md)\n"
+          "      --rules FILE     stage rules adding to or overriding the built-in ones\n"
+          "      --no-summary     do not print the verdict summary at the end\n"
           "      --no-categories  do not split time into python/native/system/gil\n"
           "      --no-memory      do not record resident memory over time\n"
           "      --max-depth N    frames kept per stack (default 2048)\n"
@@ -76,6 +88,10 @@ static int parse_args(int argc, char **argv, struct record_args *a)
                                          {"subprocesses", no_argument, 0, 's'},
                                          {"no-categories", no_argument, 0, 'C'},
                                          {"no-memory", no_argument, 0, 'M'},
+                                         {"native", no_argument, 0, 'n'},
+                                         {"save", required_argument, 0, 'V'},
+                                         {"rules", required_argument, 0, 'R'},
+                                         {"no-summary", no_argument, 0, 'Y'},
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = DEFAULT_RATE;
@@ -84,7 +100,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
     opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
     double v;
-    while ((c = getopt_long(argc, argv, "+o:f:p:r:d:igtbsqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+o:f:p:r:d:igtbsnqh", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
             a->output = optarg;
@@ -147,6 +163,18 @@ static int parse_args(int argc, char **argv, struct record_args *a)
         case 'M':
             a->no_memory = true;
             break;
+        case 'n':
+            a->native = true;
+            break;
+        case 'V':
+            a->save = optarg;
+            break;
+        case 'R':
+            a->rules = optarg;
+            break;
+        case 'Y':
+            a->no_summary = true;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -189,12 +217,13 @@ static void command_line(const struct record_args *a, struct buf *b)
 }
 
 static int write_output(const struct record_args *a, struct profile *p, enum export_format fmt,
-                        const struct sampler_stats *st)
+                        const struct stage_rules *rules, const struct sampler_stats *st)
 {
     struct buf out;
     struct errbuf eb = {{0}};
     buf_init(&out, 0);
-    int rc = export_write(p, fmt, NULL, &out, &eb);
+    struct export_opts eo = {.rules = rules};
+    int rc = export_write(p, fmt, &eo, &out, &eb);
     if (!rc)
         rc = buf_write_file(&out, a->output, &eb);
     buf_fini(&out);
@@ -217,7 +246,8 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 "busy_ns=%llu elapsed_ns=%llu syscalls=%llu us_per_round=%.3f "
                 "us_per_thread_sample=%.3f cpu_us_per_thread_sample=%.3f "
                 "read_us_per_thread_sample=%.3f processes=%llu perf_samples=%llu "
-                "perf_lost=%llu\n",
+                "perf_lost=%llu native_samples=%llu native_failed=%llu native_mismatch=%llu "
+                "native_stop_median_us=%.1f native_stop_p99_us=%.1f staged=%llu\n",
                 (unsigned long long)st->ticks, (unsigned long long)st->late_ticks,
                 (unsigned long long)st->thread_samples, (unsigned long long)st->errors,
                 (unsigned long long)st->kept, (unsigned long long)st->busy_ns,
@@ -227,7 +257,10 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 per ? (double)st->busy_cpu_ns / 1e3 / (double)per : 0.0,
                 per ? (double)st->read_ns / 1e3 / (double)per : 0.0,
                 (unsigned long long)st->processes, (unsigned long long)st->perf_samples,
-                (unsigned long long)st->perf_lost);
+                (unsigned long long)st->perf_lost, (unsigned long long)st->native_samples,
+                (unsigned long long)st->native_failed, (unsigned long long)st->native_mismatch,
+                (double)st->native_stop_median_ns / 1e3, (double)st->native_stop_p99_ns / 1e3,
+                (unsigned long long)st->staged);
     }
     if (st->late_ticks)
         fprintf(stderr,
@@ -262,17 +295,30 @@ int cmd_record(int argc, char **argv)
         if (n >= 5 && strcasecmp(a.output + n - 5, ".json") == 0)
             fmt = EXPORT_LINES_JSON;
     }
+    struct errbuf eb = {{0}};
+    struct stage_rules rules;
+    stage_rules_init(&rules);
+    if (a.rules && stage_rules_load(&rules, a.rules, &eb)) {
+        fprintf(stderr, "crux: %s: fix the rules file (format: docs/report.md)\n", eb.msg);
+        stage_rules_fini(&rules);
+        return EXIT_USAGE;
+    }
     static volatile sig_atomic_t stop;
     session_trap_signals(&stop);
     struct session s;
-    struct errbuf eb = {{0}};
     rc = a.pid ? session_attach(&s, a.pid, &eb) : session_launch(&s, a.command, 10.0, &eb);
     if (rc) {
         session_report(rc, &eb);
+        stage_rules_fini(&rules);
         return EXIT_FAIL;
     }
     struct profile p;
     profile_init(&p);
+    /* The report's verdict is about wall time: it needs the samples of waiting threads. */
+    if (fmt == EXPORT_HTML)
+        a.idle = true;
+    /* The report's timelines and the saved recording need every sample, not just counts. */
+    p.keep_samples = fmt == EXPORT_HTML || fmt == EXPORT_SPEEDSCOPE || a.save;
     struct buf cmdline;
     buf_init(&cmdline, 1 << 16);
     command_line(&a, &cmdline);
@@ -292,6 +338,8 @@ int cmd_record(int argc, char **argv)
                                   .categories = !a.no_categories,
                                   .memory = !a.no_memory,
                                   .subprocesses = a.subprocesses,
+                                  .native = a.native,
+                                  .stages = true,
                                   .max_depth = a.max_depth,
                                   .stop = &stop,
                                   .child = s.launched ? s.pid : 0,
@@ -305,12 +353,27 @@ int cmd_record(int argc, char **argv)
             session_report(rc, &eb);
             if (!st.kept) {
                 profile_fini(&p);
+                stage_rules_fini(&rules);
                 return EXIT_FAIL;
             }
         }
     }
-    int wrc = write_output(&a, &p, fmt, &st);
+    int wrc = write_output(&a, &p, fmt, &rules, &st);
+    if (a.save) {
+        struct errbuf seb = {{0}};
+        if (store_save(&p, a.save, &seb)) {
+            fprintf(stderr, "crux: cannot save the recording: %s: check the path and free space\n",
+                    seb.msg);
+            wrc = wrc ? wrc : ERR_IO;
+        } else {
+            fprintf(stderr, "crux: saved the recording to %s (crux report %s -o report.html)\n",
+                    a.save, a.save);
+        }
+    }
+    if (!a.no_summary && !a.quiet && st.kept)
+        verdict_print_summary(&p, &rules, stderr);
     profile_fini(&p);
+    stage_rules_fini(&rules);
     /* A launched command still running after Ctrl-C or SIGTERM gets the same signal. */
     if (s.launched && !s.child_exited && session_signal())
         kill(s.pid, session_signal());

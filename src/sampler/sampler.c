@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "cpython/pyreader.h"
+#include "native/native.h"
 #include "sampler/categorize.h"
+#include "stages/ring.h"
 #include "target/children.h"
 #include "target/pause.h"
 #include "target/proc.h"
@@ -53,7 +55,14 @@ struct sproc {
     struct pauser pz;
     struct categorizer cat;
     bool cat_on;
-    struct hmap frames;  /* (code entry id, line) -> profile frame id */
+    struct hmap frames; /* (code entry id, line) -> profile frame id */
+    struct native nt;   /* --native */
+    struct native_stack nst;
+    bool native_on, native_warned;
+    struct hmap native_frames; /* native_sym address -> profile frame id */
+    struct stagering ring;     /* the crux agent's ring, when the target imported it */
+    bool ring_on;
+    uint64_t ring_retry_ns;
     uint32_t proc_frame; /* "NAME (PID)" frame rooting its stacks with --subprocesses */
     int statm_fd;
     uint64_t rss, point_ns, point_rss;
@@ -79,6 +88,7 @@ struct sampler {
 #define MEM_POINT_NS 10000000ULL /* at most 100 memory points a second per process */
 #define MAX_PROCS 256
 #define MAX_CHILD_FAILURES 100
+#define RING_RETRY_NS 1000000000ULL /* look for the agent's ring once a second */
 
 static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyframe *f)
 {
@@ -109,6 +119,75 @@ static uint32_t thread_stack(struct sampler *s, struct sproc *sp, const struct p
     for (uint32_t k = th->nframes; k > 0; k--)
         st = profile_push(p, st, frame_of(s, sp, &sp->r.frames[th->first + k - 1]));
     return st;
+}
+
+static uint32_t native_frame_of(struct sampler *s, struct sproc *sp, const struct native_sym *sym)
+{
+    uint64_t key = (uint64_t)(uintptr_t)sym, v;
+    if (hmap_get(&sp->native_frames, key, &v))
+        return (uint32_t)v;
+    struct profile *p = s->p;
+    uint32_t name = profile_str(p, sym->name, strlen(sym->name));
+    uint32_t file = profile_str(p, sym->module, strlen(sym->module));
+    uint32_t id = profile_frame(p, name, file, 0, FRAME_NATIVE);
+    hmap_put(&sp->native_frames, key, id);
+    return id;
+}
+
+/* The merged stack of --native, root first: [process], [thread], [truncated], frames. */
+static uint32_t merged_stack(struct sampler *s, struct sproc *sp, const struct pythread *th,
+                             const struct native_stack *ns)
+{
+    struct profile *p = s->p;
+    uint32_t st = 0;
+    if (s->o->subprocesses)
+        st = profile_push(p, st, sp->proc_frame);
+    if (s->o->threads)
+        st = profile_push(p, st, profile_frame(p, s->str_thread, 0, th->tid, FRAME_THREAD));
+    if (ns->truncated)
+        st = profile_push(p, st, s->marker_truncated);
+    for (size_t k = 0; k < ns->n; k++) {
+        const struct native_frame *f = &ns->v[k];
+        st = profile_push(p, st,
+                          f->kind == NATIVE_FRAME_PY ? frame_of(s, sp, &f->py)
+                                                     : native_frame_of(s, sp, f->sym));
+    }
+    return st;
+}
+
+static void native_start(struct sampler *s, struct sproc *sp)
+{
+    struct errbuf eb = {{0}};
+    int rc = native_open(&sp->nt, sp->pid, &eb);
+    if (rc) {
+        if (sp->root)
+            fprintf(stderr, "crux: native frames unavailable for process %d: %s\n", (int)sp->pid,
+                    eb.msg[0] ? eb.msg : err_str(rc));
+        return;
+    }
+    native_stack_init(&sp->nst);
+    hmap_init(&sp->native_frames);
+    sp->native_on = true;
+    (void)s;
+}
+
+static void native_stop(struct sampler *s, struct sproc *sp)
+{
+    if (!sp->native_on)
+        return;
+    struct native_stats ns;
+    native_get_stats(&sp->nt, &ns);
+    s->st->native_samples += ns.samples;
+    s->st->native_failed += ns.stop_failed;
+    s->st->native_mismatch += ns.mismatches;
+    if (sp->root) {
+        s->st->native_stop_median_ns = ns.stop_median_ns;
+        s->st->native_stop_p99_ns = ns.stop_p99_ns;
+    }
+    native_stack_fini(&sp->nst);
+    native_close(&sp->nt);
+    hmap_fini(&sp->native_frames);
+    sp->native_on = false;
 }
 
 /* The address range of the GIL structure of the thread's interpreter (for GIL-wait). */
@@ -174,6 +253,8 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
         cat_init(&sp->cat, sp->pid, sp->rt.elf_path, per);
         sp->cat_on = true;
     }
+    if (s->o->native)
+        native_start(s, sp);
     sp->python = true;
     struct pproc *pr = profile_proc(s->p, (uint32_t)sp->pid);
     profile_set_str(&pr->python_version, sp->rt.version);
@@ -184,7 +265,11 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
     (void)s;
     if (!sp->python)
         return;
-    if (s->o->blocking)
+    native_stop(s, sp);
+    if (sp->ring_on)
+        stagering_close(&sp->ring);
+    sp->ring_on = false;
+    if (s->o->blocking || s->o->native)
         pause_fini(&sp->pz);
     if (sp->cat_on)
         cat_fini(&sp->cat);
@@ -358,6 +443,12 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
     uint64_t gil_lo = 0, gil_hi = 0;
     if (sp->cat_on)
         gil_range(sp, &gil_lo, &gil_hi);
+    if (o->stages && !sp->ring_on && t0 >= sp->ring_retry_ns) {
+        struct errbuf reb = {{0}};
+        sp->ring_on = stagering_open(&sp->ring, sp->pid, &reb) == 0;
+        sp->ring_retry_ns = t0 + RING_RETRY_NS;
+    }
+    bool staged = sp->ring_on && stagering_refresh_threads(&sp->ring) == 0;
     struct pproc *pr = NULL;
     for (size_t t = 0; t < r->nthreads; t++) {
         const struct pythread *th = &r->threads[t];
@@ -377,9 +468,34 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         bool keep = !(idle && !o->idle) && !(o->gil_only && !th->gil);
         if (!keep && !(sp->statm_fd >= 0 && (states[t] == 'R' || th->gil)))
             continue;
-        sp->stacks[t] = thread_stack(s, sp, th);
+        if (keep && sp->native_on && th->tid) {
+            /* Stops this thread alone and re-reads its Python stack at that instant; on
+             * failure nst holds the round's Python frames alone. */
+            struct errbuf neb = {{0}};
+            int nrc =
+                native_sample_thread(&sp->nt, &sp->pz, r, t, sampler_now_ns(), &sp->nst, &neb);
+            if (nrc == ERR_PERM && !sp->native_warned) {
+                fprintf(stderr,
+                        "crux: native frames unavailable: %s: run crux as root or with "
+                        "CAP_SYS_PTRACE\n",
+                        neb.msg[0] ? neb.msg : err_str(nrc));
+                sp->native_warned = true;
+            }
+            th = &r->threads[t];
+            sp->stacks[t] = merged_stack(s, sp, th, &sp->nst);
+        } else {
+            sp->stacks[t] = thread_stack(s, sp, th);
+        }
         if (!keep)
             continue; /* its stack may still own memory growth */
+        uint32_t stage = 0;
+        if (staged) {
+            const char *name = stagering_current(&sp->ring, th->tid);
+            if (name) {
+                stage = profile_str(s->p, name, strlen(name));
+                st->staged++;
+            }
+        }
         enum thread_state ts = states[t] == 'R' ? TSTATE_RUNNING : TSTATE_IDLE;
         uint8_t flags =
             (uint8_t)((th->gil ? SAMPLE_GIL : 0) | (th->truncated ? SAMPLE_TRUNCATED : 0));
@@ -390,6 +506,7 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
                                             .state = (uint8_t)ts,
                                             .flags = flags,
                                             .cat = cat,
+                                            .stage = stage,
                                             .weight = 1});
         st->kept++;
         if (!pr)
@@ -475,6 +592,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
     s.period = (uint64_t)(1e9 / (o->rate_hz > 0 ? o->rate_hz : 100));
     struct sproc *root = proc_add(&s, rt->pid, children_ppid(rt->pid), rt);
     p->meta.categories = o->categories;
+    p->meta.native = o->native;
     if (o->categories)
         profile_set_str(&p->meta.categories_note, cat_note(&root->cat));
     if (o->subprocesses) {

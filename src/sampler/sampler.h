@@ -25,6 +25,9 @@ struct sampler_stats {
     uint64_t read_ns;     /* wall time reading stacks (the rest: /proc states, profile) */
     uint64_t processes;   /* processes sampled (the target and its followed children) */
     uint64_t perf_samples, perf_lost; /* kernel samples behind the time categories */
+    uint64_t native_samples, native_failed, native_mismatch; /* --native */
+    uint64_t native_stop_median_ns, native_stop_p99_ns;      /* one thread stopped */
+    uint64_t staged;                                         /* samples tagged by stage */
 };
 
 typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
@@ -39,6 +42,8 @@ struct sampler_opts {
     bool categories;   /* time category per sample (perf events where permitted) */
     bool memory;       /* resident memory timeline and growth attribution */
     bool subprocesses; /* follow child processes; stacks rooted at a process frame */
+    bool native;       /* native frames merged in (each thread stopped alone, briefly) */
+    bool stages;       /* tag samples with the stage the crux agent reports (if imported) */
     uint32_t max_depth;
     volatile sig_atomic_t *stop; /* set asynchronously to end the loop */
     pid_t child;                 /* launched child to watch for exit (0 in attach mode) */
