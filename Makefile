@@ -83,4 +83,8 @@ agent:
 integration: agent
 # -- end stages --
 
+# -- load (issue 5.1): OpenSSL for crux load https:// ---------------------------------------
+LIBS += -lssl -lcrypto
+# -- end load --
+
 -include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

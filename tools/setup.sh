@@ -14,6 +14,8 @@ pkgs="$pkgs libcjson-dev python3-dev python3-fastapi python3-uvicorn"
 pkgs="$pkgs python3-numpy python3-torch chromium"
 # native: OpenBLAS, whose gemm frames test_native finds under numpy's matmul.
 pkgs="$pkgs libopenblas0-pthread"
+# load: OpenSSL for crux load https://; the openssl command makes test_load_tls's certificate.
+pkgs="$pkgs libssl-dev openssl"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -29,7 +29,8 @@ static const char USAGE[] =
     "           (--concurrency, default 1), then bisects to the highest load meeting the SLO\n"
     "  output:  text summary on stdout (-q: none), --json FILE, -o FILE.html, --log FILE.jsonl\n"
     "           (one line per request); --fail-on-errors: exit 1 when any request failed\n"
-    "  other:   --seed N (Poisson arrivals)\n"
+    "  other:   --seed N (Poisson arrivals); https:// verifies the certificate unless\n"
+    "           -k/--insecure\n"
     "exit status: 0 when the run completed (failed requests are counted, not fatal); 1 with\n"
     "--fail-on-errors and errors, when --slo is not met (or a sweep finds no load meeting it),\n"
     "or when an output cannot be written; 2 for bad options.\n";
@@ -105,6 +106,7 @@ static int parse_args(int argc, char **argv, struct load_args *a)
                                          {"output", required_argument, 0, 'o'},
                                          {"fail-on-errors", no_argument, 0, O_FAIL},
                                          {"seed", required_argument, 0, O_SEED},
+                                         {"insecure", no_argument, 0, 'k'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -116,7 +118,7 @@ static int parse_args(int argc, char **argv, struct load_args *a)
     int c;
     double v;
     bool dur_set = false;
-    while ((c = getopt_long(argc, argv, "r:c:d:n:H:o:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:c:d:n:H:o:qhk", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             if (session_parse_number(optarg, 1e-3, 1e7, &a->o.rate))
@@ -209,6 +211,9 @@ static int parse_args(int argc, char **argv, struct load_args *a)
             break;
         case 'q':
             a->quiet = true;
+            break;
+        case 'k':
+            a->o.insecure = true;
             break;
         case 'h':
             fputs(USAGE, stdout);

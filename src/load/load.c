@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +18,7 @@
 
 #include "load/jscan.h"
 #include "load/loop.h"
+#include "load/tls.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -52,21 +55,19 @@ struct target {
     char path[2048];
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    bool tls; /* https:// */
 };
 
 static int parse_url(const char *url, struct target *t, struct errbuf *eb)
 {
     if (!url || !*url)
         return errbuf_set(eb, ERR_ARG, "no URL: give one, e.g. crux load http://127.0.0.1:8000/");
-    if (strncasecmp(url, "https://", 8) == 0)
+    t->tls = strncasecmp(url, "https://", 8) == 0;
+    if (!t->tls && strncasecmp(url, "http://", 7) != 0)
         return errbuf_set(eb, ERR_ARG,
-                          "%s: https is not supported (no TLS in crux load): use http:// or put "
-                          "a TLS-terminating proxy in front",
+                          "%s: not an http:// or https:// URL: write it as http://HOST[:PORT]/PATH",
                           url);
-    if (strncasecmp(url, "http://", 7) != 0)
-        return errbuf_set(eb, ERR_ARG,
-                          "%s: not an http:// URL: write it as http://HOST[:PORT]/PATH", url);
-    const char *h = url + 7;
+    const char *h = url + (t->tls ? 8 : 7);
     const char *end = h + strcspn(h, "/?#");
     const char *hend, *pstart = NULL;
     if (*h == '[') {
@@ -96,8 +97,8 @@ static int parse_url(const char *url, struct target *t, struct errbuf *eb)
                           "%s: user info in URLs is not supported: use -H "
                           "'Authorization: ...'",
                           url);
-    const char *port = "80";
-    size_t pl = 2;
+    const char *port = t->tls ? "443" : "80";
+    size_t pl = strlen(port);
     if (pstart) {
         port = pstart;
         pl = (size_t)(end - pstart);
@@ -115,7 +116,7 @@ static int parse_url(const char *url, struct target *t, struct errbuf *eb)
     }
     memcpy(t->port, port, pl);
     t->port[pl] = '\0';
-    const char *hp_start = url + 7;
+    const char *hp_start = url + (t->tls ? 8 : 7);
     snprintf(t->hostport, sizeof(t->hostport), "%.*s", (int)(end - hp_start), hp_start);
     const char *path = *end == '#' ? "/" : end;
     if (*path == '?')
@@ -827,6 +828,22 @@ int load_run(const struct load_opts *o, struct load_result *res, volatile sig_at
         }
         setvbuf(log, NULL, _IOFBF, 1 << 20);
     }
+    struct tls_ctx *tls = NULL;
+    if (t.tls) {
+        rc = tls_ctx_new(o->insecure, &tls, eb);
+        if (rc) {
+            free_requests(reqs, nreqs);
+            if (log)
+                fclose(log);
+            return rc;
+        }
+    }
+    /* OpenSSL writes with write(2): a reset connection would raise SIGPIPE. Blocked here, a
+     * SIGPIPE stays pending on this thread and is discarded at the end. */
+    sigset_t pipe_set, old_mask;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
     /* 1 us timer slack: the default 50 us would make every wake-up late by that much */
     (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 
@@ -859,7 +876,9 @@ int load_run(const struct load_opts *o, struct load_result *res, volatile sig_at
                            .duration_s = o->duration_s,
                            .requests = o->requests,
                            .timeout_s = o->timeout_s,
-                           .rng = &rng};
+                           .rng = &rng,
+                           .tls = tls,
+                           .host = t.host};
     if (o->sweep) {
         stats_fini(&res->stats);
         rc = run_sweep(o, &cfg, log, terms, nterms, res, stop, eb);
@@ -872,6 +891,13 @@ int load_run(const struct load_opts *o, struct load_result *res, volatile sig_at
             check_slo(&res->stats, terms, nterms);
     }
     res->stopped = stop && *stop;
+    tls_ctx_free(tls);
+    struct timespec zero = {0, 0};
+    sigset_t pending;
+    while (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) &&
+           sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+        ;
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (!rc)
         derive_warnings(res);
     if (log && fclose(log) != 0 && !rc)

@@ -55,7 +55,8 @@ enum load_err {
 
 /* What to run. Strings are borrowed from the caller for the duration of load_run. */
 struct load_opts {
-    const char *url;            /* http://host[:port][/path]; https is refused */
+    const char *url;            /* http:// or https://host[:port][/path] */
+    bool insecure;              /* https: do not verify the server's certificate */
     const char *method;         /* NULL: GET, or POST with a body */
     const char *const *headers; /* "Name: value" each */
     size_t nheaders;

@@ -19,6 +19,7 @@
 
 #include "load/http.h"
 #include "load/sse.h"
+#include "load/tls.h"
 #include "util/xalloc.h"
 
 #define RBUF_SIZE 65536
@@ -33,13 +34,14 @@
 /* A wake-up closer than this is not worth a timer: poll instead. */
 #define SPIN_NS 20000ULL
 
-enum conn_state { C_FREE, C_CONNECTING, C_IDLE, C_BUSY };
+enum conn_state { C_FREE, C_CONNECTING, C_HANDSHAKE, C_IDLE, C_BUSY };
 
 struct conn {
     int fd;
     enum conn_state st;
     bool reused;   /* carried a complete response before: a silent close may be a stale one */
     bool want_out; /* EPOLLOUT is in the interest set */
+    struct tls_conn *tls; /* https: the TLS session on fd; owned */
     /* the request in flight */
     uint64_t seq;
     size_t req;
@@ -116,6 +118,8 @@ static void close_conn(struct loop *L, struct conn *c, uint64_t now)
         epoll_ctl(L->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
     }
+    tls_conn_free(c->tls);
+    c->tls = NULL;
     c->fd = -1;
     c->reused = false;
     c->want_out = false;
@@ -323,6 +327,8 @@ static void on_closed(struct loop *L, struct conn *c, uint64_t now)
         c->retried = true;
         epoll_ctl(L->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
+        tls_conn_free(c->tls);
+        c->tls = NULL;
         c->fd = -1;
         c->reused = false;
         c->want_out = false;
@@ -338,7 +344,20 @@ static void send_more(struct loop *L, struct conn *c, uint64_t now)
 {
     const struct loop_req *r = &L->cfg->reqs[c->req];
     while (c->wrote < r->len) {
-        ssize_t n = send(c->fd, r->data + c->wrote, r->len - c->wrote, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->tls) {
+            n = tls_write(c->tls, r->data + c->wrote, r->len - c->wrote);
+            if (n == TLS_WANT_WRITE || n == TLS_WANT_READ) {
+                set_out(L, c, n == TLS_WANT_WRITE);
+                return; /* WANT_READ: on_readable resumes the write */
+            }
+            if (n < 0) {
+                on_closed(L, c, now);
+                return;
+            }
+        } else {
+            n = send(c->fd, r->data + c->wrote, r->len - c->wrote, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             c->wrote += (size_t)n;
             L->st->bytes_out += (uint64_t)n;
@@ -354,6 +373,23 @@ static void send_more(struct loop *L, struct conn *c, uint64_t now)
         return;
     }
     set_out(L, c, false);
+}
+
+/* Advances a TLS handshake; when it completes the request goes out. Returns false after
+ * failing the request (a failed handshake counts as a connect error). */
+static bool step_handshake(struct loop *L, struct conn *c, uint64_t now)
+{
+    int r = tls_handshake(c->tls);
+    if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+        set_out(L, c, r == TLS_WANT_WRITE);
+        return true;
+    }
+    if (r != 0) {
+        finish(L, c, LOAD_ERR_CONNECT, now);
+        return false;
+    }
+    c->st = C_BUSY;
+    return true;
 }
 
 /* Opens a socket for `c` (state C_CONNECTING or, when connect completes at once, ready to
@@ -381,7 +417,16 @@ static bool open_conn(struct loop *L, struct conn *c, uint64_t now)
         finish(L, c, LOAD_ERR_CONNECT, now);
         return false;
     }
-    c->st = rc == 0 ? C_BUSY : C_CONNECTING;
+    if (L->cfg->tls) {
+        c->tls = tls_conn_new(L->cfg->tls, fd, L->cfg->host);
+        if (!c->tls) {
+            finish(L, c, LOAD_ERR_CONNECT, now);
+            return false;
+        }
+    }
+    c->st = rc != 0 ? C_CONNECTING : c->tls ? C_HANDSHAKE : C_BUSY;
+    if (c->st == C_HANDSHAKE)
+        return step_handshake(L, c, now);
     return true;
 }
 
@@ -419,15 +464,69 @@ static void start(struct loop *L, uint64_t seq, uint64_t intended)
     if (c->fd < 0) {
         if (!open_conn(L, c, now))
             return;
-        if (c->st == C_CONNECTING)
-            return;
+        if (c->st != C_BUSY)
+            return; /* connecting or in the TLS handshake: the request goes out after */
     }
     c->st = C_BUSY;
     send_more(L, c, now);
 }
 
+/* Handles `n` response bytes in L->rbuf; returns true while the same request continues. */
+static bool on_data(struct loop *L, struct conn *c, size_t n, uint64_t now)
+{
+    L->st->bytes_in += (uint64_t)n;
+    if (!c->t_first)
+        c->t_first = now;
+    L->t_now = now;
+    L->cur = c;
+    size_t used = http_feed(&c->resp, L->rbuf, n, on_body, L);
+    if (c->resp.state == HTTP_ERROR || c->sse.error) {
+        finish(L, c, LOAD_ERR_PROTOCOL, now);
+        return false;
+    }
+    if (c->resp.state == HTTP_DONE) {
+        if (used < n)
+            c->resp.keep_alive = false; /* bytes after the response: nothing to pair them */
+        finish(L, c, -1, now);
+        return false;
+    }
+    return true;
+}
+
+/* TLS: OpenSSL may hold decrypted bytes the socket no longer signals, so read until it
+ * wants more from the socket. A pending write that waited for a read resumes first. */
+static void on_readable_tls(struct loop *L, struct conn *c)
+{
+    if (c->st == C_BUSY && c->wrote < L->cfg->reqs[c->req].len) {
+        send_more(L, c, loop_now_ns());
+        if (c->st != C_BUSY || c->wrote < L->cfg->reqs[c->req].len)
+            return;
+    }
+    for (;;) {
+        ssize_t n = tls_read(c->tls, L->rbuf, RBUF_SIZE);
+        uint64_t now = loop_now_ns();
+        if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+            return; /* e.g. a TLS 1.3 session ticket on an idle connection: keep it */
+        if (c->st == C_IDLE) {
+            remove_idle(L, (int)(c - L->conns));
+            close_conn(L, c, now);
+            return;
+        }
+        if (n <= 0) {
+            on_closed(L, c, now);
+            return;
+        }
+        if (!on_data(L, c, (size_t)n, now))
+            return;
+    }
+}
+
 static void on_readable(struct loop *L, struct conn *c)
 {
+    if (c->tls) {
+        on_readable_tls(L, c);
+        return;
+    }
     ssize_t n = read(c->fd, L->rbuf, RBUF_SIZE);
     uint64_t now = loop_now_ns();
     if (c->st == C_IDLE) {
@@ -448,21 +547,7 @@ static void on_readable(struct loop *L, struct conn *c)
         on_closed(L, c, now);
         return;
     }
-    L->st->bytes_in += (uint64_t)n;
-    if (!c->t_first)
-        c->t_first = now;
-    L->t_now = now;
-    L->cur = c;
-    size_t used = http_feed(&c->resp, L->rbuf, (size_t)n, on_body, L);
-    if (c->resp.state == HTTP_ERROR || c->sse.error) {
-        finish(L, c, LOAD_ERR_PROTOCOL, now);
-        return;
-    }
-    if (c->resp.state == HTTP_DONE) {
-        if (used < (size_t)n)
-            c->resp.keep_alive = false; /* bytes after the response: nothing to pair them */
-        finish(L, c, -1, now);
-    }
+    on_data(L, c, (size_t)n, now);
 }
 
 static void on_writable(struct loop *L, struct conn *c, uint32_t events)
@@ -476,8 +561,10 @@ static void on_writable(struct loop *L, struct conn *c, uint32_t events)
             finish(L, c, LOAD_ERR_CONNECT, now);
             return;
         }
-        c->st = C_BUSY;
+        c->st = c->tls ? C_HANDSHAKE : C_BUSY;
     }
+    if (c->st == C_HANDSHAKE && !step_handshake(L, c, now))
+        return;
     if (c->st == C_BUSY)
         send_more(L, c, now);
 }
@@ -487,7 +574,7 @@ static void scan_timeouts(struct loop *L, uint64_t now)
     uint64_t limit = (uint64_t)(L->cfg->timeout_s * 1e9);
     for (int i = 0; i < L->cfg->slots; i++) {
         struct conn *c = &L->conns[i];
-        if ((c->st == C_BUSY || c->st == C_CONNECTING) && now - c->t_start > limit)
+        if (c->st != C_FREE && c->st != C_IDLE && now - c->t_start > limit)
             finish(L, c, LOAD_ERR_TIMEOUT, now);
     }
 }
@@ -521,6 +608,7 @@ static void loop_fini(struct loop *L)
         for (int i = 0; i < L->cfg->slots; i++) {
             if (L->conns[i].fd >= 0)
                 close(L->conns[i].fd);
+            tls_conn_free(L->conns[i].tls);
             sse_fini(&L->conns[i].sse);
             free(L->conns[i].gaps);
         }
@@ -669,9 +757,15 @@ static void handle_events(struct loop *L, uint64_t now, uint64_t wake)
         uint32_t e = evs[k].events;
         if (c->fd < 0 || c->st == C_FREE)
             continue; /* closed earlier in this batch */
+        if (c->st == C_HANDSHAKE) {
+            step_handshake(L, c, loop_now_ns());
+            if (c->st == C_BUSY)
+                send_more(L, c, loop_now_ns());
+            continue;
+        }
         if ((e & (EPOLLOUT | EPOLLERR)) && (c->st == C_CONNECTING || c->want_out))
             on_writable(L, c, e);
-        if (c->fd >= 0 && c->st != C_CONNECTING &&
+        if (c->fd >= 0 && c->st != C_CONNECTING && c->st != C_HANDSHAKE &&
             (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
             on_readable(L, c);
     }

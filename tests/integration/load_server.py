@@ -1,6 +1,6 @@
 """Loopback HTTP servers for the `crux load` tests, with their own measurements.
 
-Usage: load_server.py MODE --ready FILE --log FILE [options]
+Usage: load_server.py MODE --ready FILE --log FILE [--cert PEM --key PEM] [options]
 
 Writes {"port": N} to --ready once listening, and one JSON line per request to --log
 (flushed at once): receive time and finish time (time.monotonic, the same CLOCK_MONOTONIC
@@ -176,7 +176,12 @@ async def handle(reader, writer):
 
 
 async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+    ctx = None
+    if ARGS.cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.cert, ARGS.key)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024, ssl=ctx)
     port = server.sockets[0].getsockname()[1]
     tmp = ARGS.ready + ".tmp"
     with open(tmp, "w") as f:
@@ -197,6 +202,8 @@ if __name__ == "__main__":
     p.add_argument("--tokens", type=int, default=10)
     p.add_argument("--first", type=float, default=0.1)
     p.add_argument("--gap", type=float, default=0.02)
+    p.add_argument("--cert", help="serve TLS with this certificate (and --key)")
+    p.add_argument("--key")
     ARGS = p.parse_args()
     LOG = open(ARGS.log, "w")
     try:

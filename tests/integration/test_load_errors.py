@@ -83,7 +83,6 @@ def test_timeout_then_drain(crux):
 
 def test_bad_options(crux):
     cases = [
-        (["https://example.com/"], "TLS"),
         (["ftp://x/"], "http://"),
         (["http://127.0.0.1:99999/"], "port"),
         (["http://127.0.0.1/", "--rate", "x"], "--rate"),
