@@ -33,8 +33,13 @@ static int push(struct native_stack *s, struct native_frame f)
     return 0;
 }
 
+/* Appends a native frame; consecutive unnamed frames of one module become one (nothing
+ * tells them apart, and a stripped library would otherwise stack up "[unknown]" boxes). */
 static int push_c(struct native_stack *s, const struct native_sym *sym)
 {
+    if (s->n && s->v[s->n - 1].kind == NATIVE_FRAME_C && s->v[s->n - 1].sym == sym &&
+        strcmp(sym->name, "[unknown]") == 0)
+        return 0;
     return push(s, (struct native_frame){NATIVE_FRAME_C, {0, 0, false}, sym});
 }
 

@@ -50,7 +50,7 @@ void native_stack_fini(struct native_stack *s);
  * clone3; _start, main and Py_RunMain are the interpreter's), so the root is the same Python
  * frame as without native frames, unless C code outside the interpreter called into Python
  * (its frames stay). When there is no Python frame at all, every non-interpreter native
- * frame is kept.
+ * frame is kept. Consecutive "[unknown]" frames of one module are written once.
  * Returns 0, or ERR_TOO_LARGE past NATIVE_STACK_MAX frames (out then holds the first ones). */
 int merge_stacks(const struct native_sym *const *nat, size_t nn, const struct pyframe *py,
                  size_t np, bool py_truncated, struct native_stack *out) MUST_CHECK;

@@ -183,6 +183,14 @@ static int test_merge_truncated(void)
     return merge_case(nat, py, 2, true, "py2;py1;work", false);
 }
 
+/* Consecutive unnamed frames of one module are one frame; named ones all stay. */
+static int test_merge_unknown_collapsed(void)
+{
+    const char *nat[] = {"[unknown]", "[unknown]", "msort", "msort", "[unknown]", "E", NULL};
+    const struct pyframe py[] = {{1, 10, true}};
+    return merge_case(nat, py, 1, false, "py1;[unknown];msort;msort;[unknown]", false);
+}
+
 /* A thread outside Python: its native frames, less the interpreter's. */
 static int test_merge_no_python(void)
 {
@@ -427,6 +435,7 @@ int main(void)
     RUN(test_merge_no_eval);
     RUN(test_merge_truncated);
     RUN(test_merge_no_python);
+    RUN(test_merge_unknown_collapsed);
     RUN(test_classify);
     RUN(test_demangle);
     RUN(test_intern_stable);
