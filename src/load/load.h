@@ -38,7 +38,7 @@ enum load_arrivals {
 
 /* Error classes: a failed request is counted in one, never in the latency histograms. */
 enum load_err {
-    LOAD_ERR_CONNECT,    /* connect failed (refused, unreachable) */
+    LOAD_ERR_CONNECT,    /* connect or TLS handshake failed (refused, unreachable, untrusted) */
     LOAD_ERR_TIMEOUT,    /* no complete response within --timeout of the send */
     LOAD_ERR_HTTP,       /* a complete response with status >= 400 (codes in status[]) */
     LOAD_ERR_PROTOCOL,   /* malformed status line, headers, chunk size, oversized headers */
