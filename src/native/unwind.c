@@ -8,10 +8,14 @@
 
 #include <elfutils/libdwfl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/user.h>
+#include <unistd.h>
 
 #include "target/mem.h"
 #include "util/xalloc.h"
@@ -121,6 +125,59 @@ static const Dwfl_Thread_Callbacks thread_callbacks = {
 
 /* --- Modules ------------------------------------------------------------------------------- */
 
+/* Opens a module's file as the target sees it: a process in another mount namespace (a
+ * container) maps paths of its own root, so open /proc/PID/root/PATH there; libdwfl's own
+ * callback (the path as is, the vDSO from memory) does the rest. The module's userdata holds
+ * the unwinder (set after each report). */
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+                    char **file_name, Elf **elfp)
+{
+    const struct unwinder *u = userdata ? *userdata : NULL;
+    if (u && u->other_root && name[0] == '/') {
+        char path[4200];
+        snprintf(path, sizeof(path), "/proc/%d/root%s", (int)u->pid, name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            *file_name = strdup(path); /* libdwfl frees it */
+            if (*file_name)
+                return fd;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+}
+
+static int set_userdata(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start,
+                        void *arg)
+{
+    (void)mod;
+    (void)name;
+    (void)start;
+    *userdata = arg;
+    return DWARF_CB_OK;
+}
+
+/* True when process `pid` sees another filesystem root than we do (its mount namespace or
+ * its root directory differ). */
+static bool other_root(pid_t pid)
+{
+    char a[64], b[64], mine[128] = "", theirs[128] = "";
+    snprintf(a, sizeof(a), "/proc/%d/ns/mnt", (int)pid);
+    ssize_t n = readlink("/proc/self/ns/mnt", mine, sizeof(mine) - 1);
+    ssize_t m = readlink(a, theirs, sizeof(theirs) - 1);
+    if (n <= 0 || m <= 0)
+        return false;
+    mine[n] = theirs[m] = '\0';
+    if (strcmp(mine, theirs) != 0)
+        return true;
+    snprintf(b, sizeof(b), "/proc/%d/root", (int)pid);
+    struct stat r1, r2;
+    return stat("/", &r1) == 0 && stat(b, &r2) == 0 &&
+           (r1.st_dev != r2.st_dev || r1.st_ino != r2.st_ino);
+}
+
 /* Reads the module list again (modules reported before keep their symbol tables and CFI) and
  * the memory map. */
 static int report(struct unwinder *u, uint64_t now_ns, struct errbuf *eb)
@@ -131,6 +188,7 @@ static int report(struct unwinder *u, uint64_t now_ns, struct errbuf *eb)
     dwfl_report_begin(u->dwfl);
     int e = dwfl_linux_proc_report(u->dwfl, u->pid);
     dwfl_report_end(u->dwfl, NULL, NULL);
+    (void)dwfl_getmodules(u->dwfl, set_userdata, u, 0);
     if (e) {
         int rc = e > 0 ? err_from_errno(e) : ERR_SYS;
         return errbuf_set(eb, rc, "cannot list the modules of process %d: %s", (int)u->pid,
@@ -154,7 +212,8 @@ int unwind_open(struct unwinder *u, pid_t pid, struct errbuf *eb)
     memset(u, 0, sizeof(*u));
     u->pid = pid;
     Dwfl_Callbacks *cb = xcalloc(1, sizeof(*cb));
-    cb->find_elf = dwfl_linux_proc_find_elf;
+    u->other_root = other_root(pid);
+    cb->find_elf = find_elf;
     cb->find_debuginfo = dwfl_standard_find_debuginfo; /* build-id, .gnu_debuglink */
     cb->debuginfo_path = &u->debuginfo_path;
     u->callbacks = cb;

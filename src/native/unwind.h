@@ -28,6 +28,7 @@ struct unwinder {
     char *debuginfo_path; /* NULL: libdwfl's default (.debug, /usr/lib/debug) */
     void *callbacks;      /* Dwfl_Callbacks, must outlive dwfl */
     bool attached;
+    bool other_root;     /* the target has another filesystem root: open /proc/PID/root/PATH */
     uint32_t report_gen; /* bumped each time the module list is read again */
     uint64_t last_report_ns;
     struct maps maps; /* to bound the stack copy by its mapping */
