@@ -171,6 +171,8 @@ static void json_hist(struct jsonw *w, const char *key, const struct hist *h, bo
     jsonw_i64(w, h->max);
     jsonw_key(w, "mean");
     jsonw_double(w, hist_mean(h));
+    jsonw_key(w, "clamped"); /* values above one hour, recorded as one hour */
+    jsonw_u64(w, h->clamped);
     if (buckets) {
         /* [lowest, highest, count] of every non-empty bucket */
         jsonw_key(w, "buckets");
