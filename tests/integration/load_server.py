@@ -15,6 +15,7 @@ crux reads), method, path, headers, body length. Modes:
           HTTP chunks split in the middle of its data line, then a usage event and [DONE]
   broken  by path: /ok /okclose /eofbody /truncated /badstatus /badchunk /hugeheaders /halfstream
           /halfstream_eof /hang /stallstream /503 /closenow
+          /garbage<seed> (random fragments of HTTP, then close or not)
 """
 import argparse
 import asyncio
@@ -122,6 +123,17 @@ async def broken(path, writer):
         return True
     if path == "/closenow":
         return False
+    if path.startswith("/garbage"):
+        # seeded random fragments of HTTP: status lines, headers, chunk sizes, SSE, junk
+        import random
+        rng = random.Random(path)
+        parts = [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 ", b"Content-Length: 5\r\n",
+                 b"Content-Length: x\r\n", b"Transfer-Encoding: chunked\r\n",
+                 b"Content-Type: text/event-stream\r\n", b"\r\n", b"5\r\nhello\r\n",
+                 b"0\r\n\r\n", b"ffffffffffffffffff\r\n", b"data: {\"choices\":[1]}\n\n",
+                 b"data: [DONE]\n\n", b"\x00\xff\r\r\n", b"X: " + b"y" * 9000 + b"\r\n"]
+        writer.write(b"".join(rng.choice(parts) for _ in range(rng.randint(0, 12))))
+        return rng.random() < 0.5
     writer.write(simple("404 Not Found", b"no"))
     return True
 

@@ -111,3 +111,17 @@ def test_silent_close_of_kept_alive_connections(crux):
     st = data["stats"]
     assert st["ok"] == 20 and st["errors"] == 0, res.stdout
     assert st["connections_opened"] >= 20
+
+
+def test_random_garbage_responses(crux, tmp_path):
+    """200 responses made of random fragments of HTTP (bad lengths, chunk sizes, SSE,
+    binary, huge lines): the run completes, every request is counted once, no sanitizer
+    report (the fixture checks crux's stderr)."""
+    url, _ = start_server(crux, "broken")
+    reqs = tmp_path / "garbage.jsonl"
+    reqs.write_text("".join('{"path": "/garbage%d"}\n' % i for i in range(200)))
+    res, data = run_load(crux, url + "/", "--requests-file", reqs, "--concurrency", "8",
+                         "--requests", "200", "--timeout", "0.5")
+    st = data["stats"]
+    assert st["ok"] + st["errors"] == 200 and st["cancelled"] == 0, res.stdout
+    assert st["errors"] > 0 and st["errors_by_class"]["protocol"] > 0
