@@ -290,6 +290,10 @@ void load_write_json(const struct load_result *r, struct jsonw *w)
     jsonw_key(w, "arrivals");
     jsonw_str(w, r->arrivals == LOAD_POISSON ? "poisson" : "constant");
     json_u64(w, "connections", (uint64_t)r->connections);
+    if (!r->sweep) {
+        jsonw_key(w, r->open_loop ? "rate" : "concurrency");
+        jsonw_double(w, r->stats.load);
+    }
     json_dbl(w, "duration_s", r->duration_s);
     json_u64(w, "requests", r->requests);
     json_dbl(w, "timeout_s", r->timeout_s);
