@@ -9,6 +9,7 @@ Python frame present and in order.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -117,6 +118,44 @@ def test_native_deep_stack(crux, interp):
         "compress_loop"], names[:8] + ["..."] + names[-4:]
     assert index_of(frames, in_libz) > index_of(frames, lambda f: f["name"] == "compress_loop")
     assert_not_traced(target.pid)
+
+
+def test_native_other_mount_namespace(crux, one_interp):
+    """A target in its own mount namespace (a container) loads a libz that exists only there:
+    crux must open it through /proc/PID/root to unwind and name it."""
+    if not shutil.which("unshare"):
+        pytest.skip("unshare (util-linux) is not installed")
+    private = crux.tmp / "nsonly"
+    private.mkdir()
+    libz = os.path.realpath(ctypes_util_find("z"))
+    argv, truth_path = crux.target_argv(one_interp, "native_zlib.py")
+    script = ("mount -t tmpfs none {d} && cp {z} {d}/libz.so.1 && "
+              "LD_LIBRARY_PATH={d} exec \"$@\"").format(d=private, z=libz)
+    crux.spawn(["unshare", "--mount", "--propagation", "private", "--fork", "sh", "-c",
+                script, "sh"] + argv, "nstarget")
+    truth = crux.wait_truth(truth_path)
+    pid = truth["pid"]
+    assert os.listdir(str(private)) == [], "the tmpfs leaked out of the namespace"
+
+    def in_private_libz(f):
+        return (f.get("kind") == "native" and f["module"] == "libz.so.1"
+                and "deflate" in f["name"])
+
+    frames = wait_for_stack(crux, pid, truth["tid"], lambda fr: index_of(fr, in_private_libz) >= 0)
+    assert index_of(frames, in_private_libz) > index_of(
+        frames, lambda f: f["name"] == "compress_loop"), frames
+    assert python_names(frames)[-1] == "compress_loop", frames
+    assert_not_traced(pid)
+
+
+def ctypes_util_find(name):
+    """Path of a system library (libz) as the dynamic linker would find it."""
+    import ctypes.util
+    found = ctypes.util.find_library(name)
+    for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"):
+        if found and os.path.exists(os.path.join(d, found)):
+            return os.path.join(d, found)
+    pytest.skip("lib%s not found" % name)
 
 
 def test_native_python_called_from_native(crux, interp):
