@@ -9,12 +9,11 @@
 #include <sys/resource.h>
 
 #include "cmd/cmd.h"
+#include "cmd/loadcli.h"
 #include "cmd/session.h"
 #include "load/load.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
-
-#define MAX_HEADERS 64
 
 static const char USAGE[] =
     "usage: crux load URL [options]\n"
@@ -34,13 +33,6 @@ static const char USAGE[] =
     "exit status: 0 when the run completed (failed requests are counted, not fatal); 1 with\n"
     "--fail-on-errors and errors, when --slo is not met (or a sweep finds no load meeting it),\n"
     "or when an output cannot be written; 2 for bad options.\n";
-
-struct load_args {
-    struct load_opts o;
-    const char *headers[MAX_HEADERS];
-    const char *json_path, *html_path;
-    bool quiet, fail_on_errors;
-};
 
 /* A duration: a number with an optional unit (ms, s, m, h; default s). */
 static int parse_secs(const char *s, double *out)
@@ -68,7 +60,7 @@ static int bad(const char *opt, const char *val, const char *fix)
     return EXIT_USAGE;
 }
 
-static int parse_args(int argc, char **argv, struct load_args *a)
+int load_cli_parse(int argc, char **argv, struct load_cli *a)
 {
     enum {
         O_ARRIVALS = 256,
@@ -160,7 +152,7 @@ static int parse_args(int argc, char **argv, struct load_args *a)
             a->o.method = optarg;
             break;
         case 'H':
-            if (a->o.nheaders == MAX_HEADERS)
+            if (a->o.nheaders == LOAD_CLI_MAX_HEADERS)
                 return bad("--header", optarg, "at most 64 headers");
             a->headers[a->o.nheaders++] = optarg;
             break;
@@ -246,7 +238,7 @@ static int parse_args(int argc, char **argv, struct load_args *a)
     return 0;
 }
 
-static int write_outputs(const struct load_args *a, const struct load_result *res)
+int load_cli_write(const struct load_cli *a, const struct load_result *res)
 {
     int status = 0;
     struct errbuf eb = {""};
@@ -284,8 +276,8 @@ static int write_outputs(const struct load_args *a, const struct load_result *re
 
 int cmd_load(int argc, char **argv)
 {
-    struct load_args a;
-    int rc = parse_args(argc, argv, &a);
+    struct load_cli a;
+    int rc = load_cli_parse(argc, argv, &a);
     if (rc)
         return rc;
     /* one descriptor per connection: lift the soft limit (often 1024) toward the hard one */
@@ -311,7 +303,7 @@ int cmd_load(int argc, char **argv)
         load_print_text(&res, stdout);
         fflush(stdout);
     }
-    int status = write_outputs(&a, &res);
+    int status = load_cli_write(&a, &res);
     if (a.fail_on_errors && res.stats.errors)
         status = EXIT_FAIL;
     if (a.o.slo && ((!res.sweep && !res.stats.slo_met) || (res.sweep && res.knee < 0)))

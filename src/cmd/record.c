@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/recordload.h"
 #include "cmd/session.h"
 #include "analysis/stages.h"
 #include "analysis/verdict.h"
@@ -62,6 +63,11 @@ static void usage(FILE *f)
           "                       crux report and docs/formats.md)\n"
           "      --rules FILE     stage rules adding to or overriding the built-in ones\n"
           "      --no-summary     do not print the verdict summary at the end\n"
+          "      --load URL       generate HTTP load on URL while recording (the server under\n"
+          "                       test); --load-NAME VALUE passes --NAME VALUE to crux load\n"
+          "                       (--load-rate 50, --load-duration 20, --load-concurrency 8,\n"
+          "                       --load-json FILE ...); the recording ends with the load and\n"
+          "                       its latencies go next to the profile\n"
           "      --no-categories  do not split time into python/native/system/gil\n"
           "      --no-memory      do not record resident memory over time\n"
           "      --max-depth N    frames kept per stack (default 2048)\n"
@@ -272,8 +278,14 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
 
 int cmd_record(int argc, char **argv)
 {
+    static struct record_load load; /* large; one recording per process */
+    int rc = record_load_split(&argc, argv, &load);
+    if (rc)
+        return rc;
     struct record_args a;
-    int rc = parse_args(argc, argv, &a);
+    rc = parse_args(argc, argv, &a);
+    if (!rc)
+        rc = record_load_parse(&load);
     if (rc)
         return rc;
     char default_out[64];
@@ -328,6 +340,7 @@ int cmd_record(int argc, char **argv)
     p.meta.pid = (uint32_t)s.pid;
     p.meta.rate_hz = a.rate;
     struct sampler_stats st = {0};
+    bool load_failed = false;
     if (!s.child_exited) {
         struct sampler_opts so = {.rate_hz = a.rate,
                                   .duration_s = a.duration,
@@ -346,7 +359,26 @@ int cmd_record(int argc, char **argv)
                                   .child_status = &s.child_status,
                                   .child_exited = &s.child_exited,
                                   .progress = !a.quiet && isatty(2) ? progress : NULL};
+        struct stagestats spans;
+        uint64_t spans_lost = 0;
+        if (load.on) {
+            stagestats_init(&spans, 0);
+            so.spans = &spans;
+            so.spans_lost = &spans_lost;
+            int lrc = s.launched ? record_load_wait_listening(&load, s.pid, 30.0) : 0;
+            if (lrc)
+                fprintf(stderr, "crux: %s did not accept connections %s: load not sent\n",
+                        load.cli.o.url,
+                        lrc == ERR_PROC_GONE ? "before the server exited" : "within 30 s");
+            else if (record_load_start(&load, &stop))
+                fprintf(stderr, "crux: cannot start the load thread\n");
+        }
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
+        if (load.on) {
+            if (record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
+                load_failed = true;
+            stagestats_fini(&spans);
+        }
         if (so.progress)
             fputs("\r\x1b[K", stderr);
         if (rc) {
@@ -374,11 +406,19 @@ int cmd_record(int argc, char **argv)
         verdict_print_summary(&p, &rules, stderr);
     profile_fini(&p);
     stage_rules_fini(&rules);
-    /* A launched command still running after Ctrl-C or SIGTERM gets the same signal. */
+    record_load_fini(&load);
+    if (load_failed && !wrc)
+        wrc = EXIT_FAIL;
+    /* A launched command still running after Ctrl-C or SIGTERM gets the same signal. A
+     * launched server under --load is stopped when the load is done: the load's outcome,
+     * not the server's, is then crux's exit status. */
+    bool stop_server = load.on && s.launched && !s.child_exited && !session_signal();
     if (s.launched && !s.child_exited && session_signal())
         kill(s.pid, session_signal());
+    else if (stop_server)
+        kill(s.pid, SIGTERM);
     int status = session_finish(&s);
     if (wrc)
         return EXIT_FAIL;
-    return s.launched ? status : 0;
+    return s.launched && !stop_server ? status : 0;
 }

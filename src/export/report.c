@@ -288,6 +288,27 @@ static void fact(struct out *o, const char *k, const char *v)
     put(o, "</td></tr>\n");
 }
 
+/* record --load: the load generator's figures and the per-stage latencies next to the
+ * profile, as the tools print them. */
+static void write_serving(struct out *o, const struct profile *p)
+{
+    const struct pmeta *m = &p->meta;
+    if (!m->load_text && !m->stages_text)
+        return;
+    put(o, "<section id=\"serving\">\n<h2>Load and request stages</h2>\n");
+    if (m->load_text) {
+        put(o, "<h3>Latency under load (crux load)</h3>\n<pre class=\"load\">");
+        esc(o, m->load_text);
+        put(o, "</pre>\n");
+    }
+    if (m->stages_text) {
+        put(o, "<h3>Request stages (crux agent)</h3>\n<pre class=\"stages\">");
+        esc(o, m->stages_text);
+        put(o, "</pre>\n");
+    }
+    put(o, "</section>\n");
+}
+
 static void write_facts(struct out *o, const struct profile *p, const struct analysis *a)
 {
     const struct pmeta *m = &p->meta;
@@ -655,6 +676,7 @@ static void write_page(struct out *o, const struct profile *p, const struct flam
         o->rc = export_xml_escape(o->b, tt, title->len);
     put(o, "</h1>\n");
     write_verdict(o, p, a);
+    write_serving(o, p);
     write_stages(o, a);
     put(o, report_assets_flame_intro);
     put(o, "</div>\n");

@@ -44,6 +44,8 @@ void profile_fini(struct profile *p)
     free(p->meta.command);
     free(p->meta.python_version);
     free(p->meta.categories_note);
+    free(p->meta.load_text);
+    free(p->meta.stages_text);
     memset(p, 0, sizeof(*p));
 }
 

@@ -105,6 +105,8 @@ struct pmeta {
     bool categories;       /* samples carry enum sample_cat */
     char *categories_note; /* how categories were determined, or why only partly */
     bool native;           /* stacks include native frames */
+    char *load_text;       /* record --load: the load generator's summary (crux load's text) */
+    char *stages_text;     /* per-stage latencies from the crux agent or OpenTelemetry spans */
 };
 
 struct profile {

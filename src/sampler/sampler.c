@@ -155,6 +155,22 @@ static uint32_t merged_stack(struct sampler *s, struct sproc *sp, const struct p
     return st;
 }
 
+/* Every span the agent wrote since the last round goes to the stage statistics. */
+static void drain_spans(struct sampler *s, struct sproc *sp)
+{
+    struct stage_span buf[256];
+    uint64_t lost0 = sp->ring.lost;
+    for (int batch = 0; batch < 64; batch++) { /* bounded: the agent may write faster */
+        size_t n = stagering_drain(&sp->ring, buf, sizeof(buf) / sizeof(buf[0]));
+        for (size_t i = 0; i < n; i++)
+            stagestats_add(s->o->spans, &buf[i]);
+        if (n < sizeof(buf) / sizeof(buf[0]))
+            break;
+    }
+    if (s->o->spans_lost)
+        *s->o->spans_lost += sp->ring.lost - lost0;
+}
+
 static void native_start(struct sampler *s, struct sproc *sp)
 {
     struct errbuf eb = {{0}};
@@ -266,6 +282,8 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
     if (!sp->python)
         return;
     native_stop(s, sp);
+    if (sp->ring_on && s->o->spans)
+        drain_spans(s, sp);
     if (sp->ring_on)
         stagering_close(&sp->ring);
     sp->ring_on = false;
@@ -449,6 +467,8 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         sp->ring_retry_ns = t0 + RING_RETRY_NS;
     }
     bool staged = sp->ring_on && stagering_refresh_threads(&sp->ring) == 0;
+    if (sp->ring_on && o->spans)
+        drain_spans(s, sp);
     struct pproc *pr = NULL;
     for (size_t t = 0; t < r->nthreads; t++) {
         const struct pythread *th = &r->threads[t];
@@ -516,6 +536,8 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         pr->samples++;
         pr->last_ns = t_rel;
     }
+    if (sp->native_on)
+        pause_release_pending(&sp->pz); /* a thread whose late stop arrived since */
     sample_memory(s, sp, t_rel, states);
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "cpython/pyruntime.h"
 #include "profile/profile.h"
+#include "stages/stagestats.h"
 #include "util/err.h"
 
 struct sampler_stats {
@@ -34,16 +35,18 @@ typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
 
 struct sampler_opts {
     double rate_hz;
-    double duration_s; /* 0: until the target exits or *stop is set */
-    bool idle;         /* keep samples of threads that are not running */
-    bool gil_only;     /* keep only the GIL holder */
-    bool threads;      /* root each stack with a thread frame */
-    bool blocking;     /* stop the threads (ptrace) while reading them */
-    bool categories;   /* time category per sample (perf events where permitted) */
-    bool memory;       /* resident memory timeline and growth attribution */
-    bool subprocesses; /* follow child processes; stacks rooted at a process frame */
-    bool native;       /* native frames merged in (each thread stopped alone, briefly) */
-    bool stages;       /* tag samples with the stage the crux agent reports (if imported) */
+    double duration_s;        /* 0: until the target exits or *stop is set */
+    bool idle;                /* keep samples of threads that are not running */
+    bool gil_only;            /* keep only the GIL holder */
+    bool threads;             /* root each stack with a thread frame */
+    bool blocking;            /* stop the threads (ptrace) while reading them */
+    bool categories;          /* time category per sample (perf events where permitted) */
+    bool memory;              /* resident memory timeline and growth attribution */
+    bool subprocesses;        /* follow child processes; stacks rooted at a process frame */
+    bool native;              /* native frames merged in (each thread stopped alone, briefly) */
+    bool stages;              /* tag samples with the stage the crux agent reports (if imported) */
+    struct stagestats *spans; /* when set (with stages), every span of the agents' rings */
+    uint64_t *spans_lost;     /* with spans: records the rings lost (overwritten) */
     uint32_t max_depth;
     volatile sig_atomic_t *stop; /* set asynchronously to end the loop */
     pid_t child;                 /* launched child to watch for exit (0 in attach mode) */

@@ -94,6 +94,8 @@ static int save_meta(sqlite3 *db, const struct profile *p)
     rc = rc ? rc : meta_int(st, "errors", (int64_t)m->errors);
     rc = rc ? rc : meta_int(st, "categories", m->categories);
     rc = rc ? rc : meta_text(st, "categories_note", m->categories_note);
+    rc = rc ? rc : meta_text(st, "load_text", m->load_text);
+    rc = rc ? rc : meta_text(st, "stages_text", m->stages_text);
     rc = rc ? rc : meta_int(st, "native", m->native);
     rc = rc ? rc : meta_int(st, "total", (int64_t)p->total);
     rc = rc ? rc : meta_int(st, "keep_samples", p->keep_samples);
@@ -302,6 +304,10 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
             m->categories = iv != 0;
         else if (strcmp(k, "categories_note") == 0)
             profile_set_str(&m->categories_note, v);
+        else if (strcmp(k, "load_text") == 0)
+            profile_set_str(&m->load_text, v);
+        else if (strcmp(k, "stages_text") == 0)
+            profile_set_str(&m->stages_text, v);
         else if (strcmp(k, "native") == 0)
             m->native = iv != 0;
         else if (strcmp(k, "keep_samples") == 0)

@@ -1,0 +1,80 @@
+"""crux record --load: load, latency and the server's profile in one run.
+
+targets/serve_stages.py serves GET with crux agent stages (parse 2 ms sleep,
+model 10 ms of Python, serialize) and logs each request's stage times itself.
+crux launches it, waits until it listens, sends 25 req/s for 2 s, records it
+and stops it: the load summary, the per-stage latencies and stage-tagged
+samples must agree with what the server measured.
+"""
+import json
+import socket
+import sqlite3
+import statistics
+
+from conftest import TARGETS, target_env
+from crux_helpers import RATE
+from test_stages import agent_dir
+
+RPS, SECONDS = 25, 2
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def stage_rows(text):
+    """{stage: p50 ms} from the stage table crux prints."""
+    rows = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 8 and parts[1].isdigit():
+            rows[parts[0]] = (int(parts[1]), float(parts[2]))
+    return rows
+
+
+def test_record_load_with_stages(crux, interp):
+    port = free_port()
+    argv, truth = crux.target_argv(interp, "serve_stages.py", "--port", port)
+    db = crux.tmp / "run.db"
+    env = target_env()
+    env["PYTHONPATH"] = "%s:%s" % (agent_dir(interp.id), TARGETS)
+    result = crux.run("record", "--rate", RATE, "--load", "http://127.0.0.1:%d/" % port,
+                      "--load-rate", RPS, "--load-duration", SECONDS, "--save", db,
+                      "-o", crux.tmp / "report.html", "--", *argv, env=env)
+    assert result.returncode == 0, result.describe()
+    served = [json.loads(l) for l in open(str(truth))]
+    n = RPS * SECONDS
+    assert len(served) == n, (len(served), result.describe())
+    assert "%d scheduled, %d sent, %d ok, 0 errors" % (n, n, n) in result.stderr, result.stderr
+    rows = stage_rows(result.stderr)
+    for stage in ("parse", "model", "serialize"):
+        assert stage in rows, (stage, rows)
+        count, p50 = rows[stage]
+        assert count >= n - 2, (stage, count)
+        own = statistics.median(r[stage] for r in served) * 1e3
+        assert abs(p50 - own) <= 2.0, (stage, p50, own)
+    html = (crux.tmp / "report.html").read_text(encoding="utf-8")
+    assert "Load and request stages" in html and "req/s" in html
+    con = sqlite3.connect(str(db))
+    meta = dict(con.execute("SELECT key, value FROM meta"))
+    assert "p99" in meta["load_text"] and "model" in meta["stages_text"]
+    tagged = dict(con.execute(
+        "SELECT s.s, COUNT(*) FROM samples JOIN strings s ON s.id = samples.stage "
+        "WHERE samples.stage != 0 GROUP BY samples.stage"))
+    con.close()
+    # the model stage is 10 ms of Python per request: the busiest tagged stage
+    assert tagged.get("model", 0) >= 10 and tagged["model"] == max(tagged.values()), tagged
+
+
+def test_record_load_bad_url_is_one_line(crux, one_interp):
+    argv, _ = crux.target_argv(one_interp, "busyline.py", "--duration", "1")
+    result = crux.run("record", "--load", "http://no-such-host.invalid:8000/", "--", *argv)
+    assert result.returncode == 2, result.describe()
+    lines = [l for l in result.stderr.splitlines() if l.startswith("crux:")]
+    assert len(lines) == 1 and "no-such-host.invalid" in lines[0], result.stderr
+    result = crux.run("record", "--load-rate", "5", "--", *argv)
+    assert result.returncode == 2 and "--load URL" in result.stderr, result.describe()
