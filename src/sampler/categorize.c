@@ -7,8 +7,9 @@
 // and the loader (malloc, memcpy) go to python while the thread holds the GIL (the
 // interpreter called them) and to native otherwise (an extension that released the GIL).
 // A running thread with no kernel sample in the interval (it ran less than one period, or
-// it was runnable but waiting for a CPU) keeps its previous on-CPU category, else counts as
-// "cpu".
+// it was runnable but waiting for a CPU) keeps its previous on-CPU category while it is in
+// the same function; elsewhere it counts as "cpu" (a thread that just woke from a sleep must
+// not inherit the native time of the call before the sleep).
 // Off CPU: blocked in futex() on the GIL's condition variable or mutex -> gil, anything
 // else -> system.
 #include "sampler/categorize.h"
@@ -119,7 +120,7 @@ static uint8_t from_tally(const struct perf_tally *t, bool gil)
 }
 
 uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t gil_lo,
-               uint64_t gil_hi)
+               uint64_t gil_hi, uint64_t leaf)
 {
     struct cat_thread *t = thread_of(c, tid);
     t->live = true;
@@ -136,10 +137,11 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
     uint8_t cat = have ? from_tally(&tally, gil) : CAT_NONE;
     if (cat != CAT_NONE) {
         t->last = cat;
+        t->last_leaf = leaf;
         t->last_round = c->round;
         return cat;
     }
-    return t->last; /* CAT_CPU until a first kernel sample */
+    return t->last_leaf == leaf ? t->last : CAT_CPU;
 }
 
 void cat_prune(struct categorizer *c)

@@ -16,8 +16,9 @@
 
 struct cat_thread {
     pid_t tid;
-    int syscall_fd; /* /proc/PID/task/TID/syscall, kept open; -1 until needed */
-    uint8_t last;   /* category of the previous on-CPU sample */
+    int syscall_fd;     /* /proc/PID/task/TID/syscall, kept open; -1 until needed */
+    uint8_t last;       /* category of the previous on-CPU sample */
+    uint64_t last_leaf; /* the function it was taken in */
     uint32_t last_round;
     bool live;
 };
@@ -39,9 +40,10 @@ void cat_fini(struct categorizer *c);
 /* Collects the kernel samples of the last interval; call once per round before cat_of. */
 void cat_round(struct categorizer *c, uint64_t now_ns);
 /* The category of thread `tid` now. `state` is its /proc state letter; `gil` whether it
- * holds the GIL; [gil_lo, gil_hi) the GIL structure's address range (0, 0 when unknown). */
+ * holds the GIL; [gil_lo, gil_hi) the GIL structure's address range (0, 0 when unknown);
+ * `leaf` identifies the function the thread is in. */
 uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t gil_lo,
-               uint64_t gil_hi);
+               uint64_t gil_hi, uint64_t leaf);
 /* Every few seconds: forget threads not seen since the previous call. */
 void cat_prune(struct categorizer *c);
 /* Describes how categories are determined for this process ("perf events" or why not). */

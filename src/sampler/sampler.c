@@ -206,6 +206,14 @@ static void native_stop(struct sampler *s, struct sproc *sp)
     sp->native_on = false;
 }
 
+/* The function a thread is in (its innermost frame's code entry), 0 for an empty stack. */
+static uint64_t leaf_key(const struct pyreader *r, const struct pythread *th)
+{
+    if (!th->nframes)
+        return 0;
+    return (uint64_t)pyreader_code(r, &r->frames[th->first])->id + 1;
+}
+
 /* The address range of the GIL structure of the thread's interpreter (for GIL-wait). */
 static void gil_range(const struct sproc *sp, uint64_t *lo, uint64_t *hi)
 {
@@ -482,7 +490,7 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         st->thread_samples++;
         uint8_t cat = CAT_NONE;
         if (sp->cat_on && th->tid)
-            cat = cat_of(&sp->cat, th->tid, states[t], th->gil, gil_lo, gil_hi);
+            cat = cat_of(&sp->cat, th->tid, states[t], th->gil, gil_lo, gil_hi, leaf_key(r, th));
         /* A thread waiting for the GIL wants to run: it is not idle. */
         bool idle = states[t] != 'R' && cat != CAT_GIL;
         bool keep = !(idle && !o->idle) && !(o->gil_only && !th->gil);
