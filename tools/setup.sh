@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-pkgs="gcc make libelf-dev libdw-dev libsqlite3-dev zlib1g-dev python3 python3-venv valgrind"
+pkgs="gcc make libelf-dev libdw-dev libsqlite3-dev python3 python3-venv valgrind"
 # stages: cJSON reads OTLP/JSON files; python3-dev builds the agent for Debian's python3;
 # FastAPI and uvicorn serve the stage test's HTTP target.
 pkgs="$pkgs libcjson-dev python3-dev python3-fastapi python3-uvicorn"
