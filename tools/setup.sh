@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs="gcc make libelf-dev libdw-dev libsqlite3-dev python3 python3-venv valgrind"
 # stages: cJSON reads OTLP/JSON files; python3-dev builds the agent for Debian's python3;
 # FastAPI and uvicorn serve the stage test's HTTP target.
-pkgs="$pkgs libcjson-dev python3-dev python3-fastapi python3-uvicorn"
+pkgs="$pkgs libcjson-dev python3-dev python3-fastapi python3-uvicorn python3-flask"
 # report: the workloads' numpy and torch (Debian's python3), and chromium for the report's
 # browser test (driven by Playwright from tests/requirements.txt, no browser download).
 pkgs="$pkgs python3-numpy python3-torch chromium"
