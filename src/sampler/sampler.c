@@ -105,8 +105,9 @@ static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyfra
     return id;
 }
 
-/* The stack of one thread, root first: [process], [thread], [truncated], Python frames. */
-static uint32_t thread_stack(struct sampler *s, struct sproc *sp, const struct pythread *th)
+/* The frames every stack of a thread starts with: [process], [thread], [truncated]. */
+static uint32_t stack_root(struct sampler *s, struct sproc *sp, const struct pythread *th,
+                           bool truncated)
 {
     struct profile *p = s->p;
     uint32_t st = 0;
@@ -114,8 +115,16 @@ static uint32_t thread_stack(struct sampler *s, struct sproc *sp, const struct p
         st = profile_push(p, st, sp->proc_frame);
     if (s->o->threads)
         st = profile_push(p, st, profile_frame(p, s->str_thread, 0, th->tid, FRAME_THREAD));
-    if (th->truncated)
+    if (truncated)
         st = profile_push(p, st, s->marker_truncated);
+    return st;
+}
+
+/* The stack of one thread, root first: the root frames, then the Python frames. */
+static uint32_t thread_stack(struct sampler *s, struct sproc *sp, const struct pythread *th)
+{
+    struct profile *p = s->p;
+    uint32_t st = stack_root(s, sp, th, th->truncated);
     for (uint32_t k = th->nframes; k > 0; k--)
         st = profile_push(p, st, frame_of(s, sp, &sp->r.frames[th->first + k - 1]));
     return st;
@@ -134,18 +143,12 @@ static uint32_t native_frame_of(struct sampler *s, struct sproc *sp, const struc
     return id;
 }
 
-/* The merged stack of --native, root first: [process], [thread], [truncated], frames. */
+/* The merged stack of --native, root first: the root frames, then Python and native. */
 static uint32_t merged_stack(struct sampler *s, struct sproc *sp, const struct pythread *th,
                              const struct native_stack *ns)
 {
     struct profile *p = s->p;
-    uint32_t st = 0;
-    if (s->o->subprocesses)
-        st = profile_push(p, st, sp->proc_frame);
-    if (s->o->threads)
-        st = profile_push(p, st, profile_frame(p, s->str_thread, 0, th->tid, FRAME_THREAD));
-    if (ns->truncated)
-        st = profile_push(p, st, s->marker_truncated);
+    uint32_t st = stack_root(s, sp, th, ns->truncated);
     for (size_t k = 0; k < ns->n; k++) {
         const struct native_frame *f = &ns->v[k];
         st = profile_push(p, st,

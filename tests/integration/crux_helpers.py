@@ -207,3 +207,13 @@ def assert_running_freely(pid, timeout=5.0):
         time.sleep(0.05)
     raise AssertionError("process %d got no CPU time in %.0f s (state %s)"
                          % (pid, timeout, process_state(pid)))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -7,23 +7,14 @@ and stops it: the load summary, the per-stage latencies and stage-tagged
 samples must agree with what the server measured.
 """
 import json
-import socket
 import sqlite3
 import statistics
 
 from conftest import TARGETS, target_env
-from crux_helpers import RATE
+from crux_helpers import RATE, free_port
 from test_stages import agent_dir
 
 RPS, SECONDS = 25, 2
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def stage_rows(text):

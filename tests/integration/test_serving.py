@@ -12,25 +12,16 @@ import json
 import socket
 import sqlite3
 import statistics
-import subprocess
 
 import pytest
 
 from conftest import TARGETS, target_env
-from crux_helpers import RATE
+from crux_helpers import RATE, free_port
 from test_record_load import stage_rows
 from test_report import debian, has_module  # noqa: F401  (the Debian python3 fixture)
 from test_stages import agent_dir
 
 SECONDS = 3
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_fastapi_torch_batching_under_record_load(crux, debian):
