@@ -1,6 +1,7 @@
 """--subprocesses: children are followed as they come and go, each labelled.
 
-targets/pool.py runs a multiprocessing.Pool (fork and spawn start methods)
+targets/pool.py runs a multiprocessing.Pool (fork, spawn and forkserver start methods:
+forkserver workers are grandchildren, children of the fork server process)
 whose workers build and pickle large results that the parent unpickles, then
 a subprocess.run of another Python. Every process must appear under its own
 `NAME (PID)` root frame with the functions it ran, and children exiting must
@@ -27,7 +28,7 @@ def by_process(stacks):
     return out
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_pool_workers_and_parent_labelled_by_process(crux, interp, method):
     result, out, truth_path = crux.record(interp, "pool.py", "--method", method,
                                           "--duration", "1.0",
