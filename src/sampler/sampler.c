@@ -45,10 +45,10 @@ uint64_t sampler_now_ns(void)
 /* One sampled process: the target, or a child followed with --subprocesses. */
 struct sproc {
     pid_t pid, ppid;
-    bool root;     /* the target itself */
-    bool python;   /* rt and r are valid */
-    bool gone;     /* exited; kept for its record */
-    bool no_retry; /* not Python (or unsupported) until it execs again */
+    bool root;              /* the target itself */
+    bool python;            /* rt and r are valid */
+    bool gone;              /* exited; kept for its record */
+    uint64_t find_until_ns; /* not Python yet: look for a runtime again until then */
     struct pyruntime rt;
     struct pyreader r;
     struct proc_statcache sc;
@@ -88,6 +88,7 @@ struct sampler {
 #define MEM_POINT_NS 10000000ULL /* at most 100 memory points a second per process */
 #define MAX_PROCS 256
 #define MAX_CHILD_FAILURES 100
+#define FIND_RETRY_NS 2000000000ULL /* a new program gets 2 s to map its runtime */
 #define RING_RETRY_NS 1000000000ULL /* look for the agent's ring once a second */
 
 static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyframe *f)
@@ -264,11 +265,8 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
     struct errbuf eb = {{0}};
     sp->exec_id = children_exec_id(sp->pid);
     if (!sp->root) {
-        int rc = pyruntime_find(sp->pid, &sp->rt, &eb);
-        if (rc) {
-            sp->no_retry = true; /* until it execs */
-            return;
-        }
+        if (pyruntime_find(sp->pid, &sp->rt, &eb))
+            return; /* not Python, or not yet: follow_children looks again for a while */
     }
     pyreader_init(&sp->r, &sp->rt, s->o->max_depth);
     proc_statcache_init(&sp->sc, sp->pid);
@@ -289,7 +287,6 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
 
 static void proc_close_runtime(struct sampler *s, struct sproc *sp)
 {
-    (void)s;
     if (!sp->python)
         return;
     native_stop(s, sp);
@@ -349,7 +346,7 @@ static void proc_gone(struct sampler *s, struct sproc *sp)
 }
 
 /* New children, and children that exec'd (their runtime moved or appeared). */
-static void follow_children(struct sampler *s)
+static void follow_children(struct sampler *s, uint64_t now)
 {
     pid_t known[MAX_PROCS], found[MAX_PROCS], ppids[MAX_PROCS];
     size_t n = 0;
@@ -363,9 +360,12 @@ static void follow_children(struct sampler *s)
         }
         known[n++] = sp->pid;
         uint64_t id = sp->root ? 0 : children_exec_id(sp->pid);
-        if (!sp->root && id && id != sp->exec_id) {
+        if (!sp->root && !sp->python && id == sp->exec_id && now < sp->find_until_ns) {
+            /* Found between exec and the loader mapping libpython: look again. */
+            proc_open_runtime(s, sp);
+        } else if (!sp->root && id && id != sp->exec_id) {
             proc_close_runtime(s, sp); /* a new program: find its runtime again */
-            sp->no_retry = false;
+            sp->find_until_ns = now + FIND_RETRY_NS;
             char name[64];
             short_name(sp->pid, name, sizeof(name));
             profile_set_str(&profile_proc(s->p, (uint32_t)sp->pid)->name, name);
@@ -378,7 +378,7 @@ static void follow_children(struct sampler *s)
         return;
     size_t got = children_scan(&s->scan, known, n, found, ppids, MAX_PROCS - s->nprocs);
     for (size_t i = 0; i < got; i++)
-        proc_add(s, found[i], ppids[i], NULL);
+        proc_add(s, found[i], ppids[i], NULL)->find_until_ns = now + FIND_RETRY_NS;
 }
 
 static uint64_t read_rss(struct sampler *s, struct sproc *sp)
@@ -654,7 +654,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
         if (child_gone(o, &root->pz))
             break;
         if (o->subprocesses && now >= s.next_scan) {
-            follow_children(&s);
+            follow_children(&s, now);
             s.next_scan = now + SCAN_NS;
         }
         if (now >= s.next_prune) {
