@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -635,6 +636,13 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
         s.scan.last_pid = -2;
     }
 
+    /* Each sampled thread may hold three files (its stat, syscall and perf event): lift the
+     * soft limit on open files to the hard one so that a few hundred threads fit. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     /* The default 50 us timer slack makes every wake-up late by about 75 us here, which
      * caps the achievable rate near 6 kHz; 1 us slack keeps the schedule. */
     (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
