@@ -17,7 +17,7 @@
 /* `crux load` options that take no value. */
 static bool is_flag(const char *name)
 {
-    static const char *const flags[] = {"sweep", "fail-on-errors", "quiet"};
+    static const char *const flags[] = {"sweep", "fail-on-errors", "quiet", "insecure"};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (strcmp(name, flags[i]) == 0)
             return true;
