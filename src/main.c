@@ -7,11 +7,6 @@
 
 #define CRUX_VERSION "0.1.0"
 
-/* Subcommands being built in parallel this session link weakly until they land. */
-#pragma weak cmd_report
-#pragma weak cmd_load
-#pragma weak cmd_stages
-
 struct command {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -25,6 +20,7 @@ static void usage(FILE *f)
           "  top      live view of the hottest functions\n"
           "  report   write a report from a saved recording (record --save)\n"
           "  load     generate HTTP load and measure latency\n"
+          "  stages   per-stage request latencies from the crux agent or OpenTelemetry spans\n"
           "run 'crux COMMAND --help' for a command's options\n",
           f);
 }
@@ -36,17 +32,12 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    const struct command cmds[] = {{"record", cmd_record},
-                                   {"dump", cmd_dump},
-                                   {"top", cmd_top},
-                                   {"report", cmd_report},
-                                   {"load", cmd_load},
-                                   {"stages", cmd_stages}};
+    const struct command cmds[] = {{"record", cmd_record}, {"dump", cmd_dump},
+                                   {"top", cmd_top},       {"report", cmd_report},
+                                   {"load", cmd_load},     {"stages", cmd_stages}};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(cmd, cmds[i].name) != 0)
             continue;
-        if (!cmds[i].fn)
-            break;
         return cmds[i].fn(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
