@@ -52,6 +52,9 @@ ALL_CONFIGS = [
     ("crux-blocking@100", 100, True, []),
     ("native@100", 100, False, ["--native"]),
     ("native@1k", 1000, False, ["--native"]),
+    # The default mode without perf events (CRUX_NO_PERF=1: python and native reported
+    # together as cpu; off-CPU categories and memory stay): what the perf sampling costs.
+    ("noperf@1k", 1000, False, ["ENV:CRUX_NO_PERF=1"]),
 ]
 DEFAULT_CONFIGS = "A/A (noise),plain@100,crux@100,plain@1k,crux@1k,crux@10k,crux-blocking@100"
 CONFIGS = [c for c in ALL_CONFIGS if c[0] in DEFAULT_CONFIGS.split(",")]
@@ -60,12 +63,41 @@ BASE = ("none", None, False, [])
 GOALS = {"crux@100": 0.01, "crux@1k": 0.02, "crux@10k": 0.03, "native@100": 0.10}
 
 
+def prepare_crux(path, build, tag):
+    """Like common.prepare_crux, but copies the binary to bench/out/crux-under-test-TAG:
+    another benchmark running at the same time keeps bench/out/crux-under-test busy
+    (ETXTBSY), and each script should test its own fixed copy anyway."""
+    src = path or os.path.join(C.ROOT, "build", "crux")
+    if build and not path:
+        r = C.subprocess.run(["make", "-C", C.ROOT, "build/crux"], capture_output=True,
+                             text=True)
+        if r.returncode != 0:
+            sys.exit("bench: make build/crux failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    if not os.path.exists(src):
+        sys.exit("bench: no crux binary at %s (run make build/crux)" % src)
+    C.ensure_out()
+    dst = os.path.join(C.OUT, "crux-under-test-" + tag)
+    tmp = dst + ".tmp%d" % os.getpid()
+    C.shutil.copy2(src, tmp)
+    os.replace(tmp, dst)  # a new inode: a copy still running elsewhere is not disturbed
+    info = {"binary": src, "copy": dst,
+            "mtime": C.time.strftime("%Y-%m-%d %H:%M:%S",
+                                     C.time.localtime(os.path.getmtime(src)))}
+    info.update(C.git_state())
+    return dst, info
+
+
 def run_one(crux, python, wl, cfg, rep):
     script, args, extra_env, _ = WORKLOADS[wl]
     name, rate, blocking, extra = cfg
     env = dict(os.environ)
     env.update(extra_env)
     target = [python, os.path.join(C.WORKLOADS, script)] + args
+    for opt in extra:
+        if opt.startswith("ENV:"):
+            k, _, v = opt[4:].partition("=")
+            env[k] = v
+    extra = [opt for opt in extra if not opt.startswith("ENV:")]
     if rate is None:
         argv = target
     else:
@@ -217,7 +249,7 @@ def main():
         return
     reps = 3 if a.quick else a.reps
     CONFIGS[:] = [c for c in ALL_CONFIGS if c[0] in a.configs.split(",")]
-    crux, crux_info = C.prepare_crux(a.crux, build=not a.no_build)
+    crux, crux_info = prepare_crux(a.crux, not a.no_build, "overhead")
     os.makedirs(os.path.join(C.OUT, "overhead"), exist_ok=True)
     result = {"benchmark": "overhead", "machine": C.machine(), "crux": crux_info,
               "python": a.python, "python_version": C.python_version(a.python),
