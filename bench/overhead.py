@@ -208,14 +208,21 @@ def pool(paths):
                           for p, r in zip(paths, results)]
     out["reps"] = sum(r["reps"] for r in results)
     out["workloads"] = {}
-    for wl in results[0]["workloads"]:
+    # Runs may differ in workloads and configurations: each cell pools the runs that have it.
+    wls = []
+    for r in results:
+        wls += [w for w in r["workloads"] if w not in wls]
+    for wl in wls:
         have = [r["workloads"][wl] for r in results if wl in r["workloads"]]
         entry = dict(have[0])
         entry["baseline_elapsed_s"] = C.summarize(
             [x for h in have for x in (h["baseline_elapsed_s"] or {}).get("values", [])])
         entry["configs"] = {}
-        for name, c in have[0]["configs"].items():
-            cs = [h["configs"][name] for h in have]
+        names = [n for cfg in ALL_CONFIGS for n in [cfg[0]]
+                 if any(n in h["configs"] for h in have)]
+        for name in names:
+            cs = [h["configs"][name] for h in have if name in h["configs"]]
+            c = cs[0]
 
             def values(key):
                 return [x for c2 in cs for x in (c2[key] or {}).get("values", [])]
@@ -239,8 +246,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="3 repetitions")
     ap.add_argument("--out", default="overhead.json", help="file name under bench/out")
     ap.add_argument("--pool", nargs="+", metavar="JSON",
-                    help="measure nothing: pool the pairs of saved runs, print, and write "
-                         "bench/out/overhead-pooled.json")
+                    help="measure nothing: pool the pairs of saved runs (each cell from the "
+                         "runs that have it), print, and write bench/out/overhead-pooled.json")
     a = ap.parse_args()
     if a.pool:
         result = pool(a.pool)
