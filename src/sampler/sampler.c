@@ -274,8 +274,10 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
     pause_init(&sp->pz, sp->pid, sp->root ? s->o->child : 0);
     hmap_init(&sp->frames);
     if (s->o->categories) {
-        /* Four kernel samples per round of a busy thread, at least 100 us of CPU apart. */
-        uint64_t per = s->period / 4 > 100000 ? s->period / 4 : 100000;
+        /* One kernel sample per round of a busy thread (at least 100 us of CPU apart): each
+         * costs the target ~20 us on a nested-virtualised VM (bench/perf_tick.c,
+         * docs/benchmarks.md), so four per round cost ~10% of a busy thread at 1 kHz. */
+        uint64_t per = s->period > 100000 ? s->period : 100000;
         cat_init(&sp->cat, sp->pid, sp->rt.elf_path, per);
         sp->cat_on = true;
     }
