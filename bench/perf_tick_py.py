@@ -5,7 +5,8 @@ the interpreter as the workload. Opens the perf event crux opens on every sample
 (software task-clock, IP/TID/TIME samples into a ring; src/target/perf.c) on this thread,
 then times a fixed amount of pure-Python work (cpu.py's unit) with the event enabled and
 disabled, alternating which goes first, draining the ring between chunks as a crux round
-would. Periods: 2.5 ms, 250 us and 25 us (crux at 100 Hz, 1 kHz, 10 kHz).
+would. Periods: 2.5 ms, 250 us and 25 us (crux's first design at 100 Hz, 1 kHz, 10 kHz:
+a quarter of the sampling interval) and 1 ms (1 kHz since 6c4d0bd: the interval).
 
     python3 bench/perf_tick_py.py [--alternations 30] [--loop-ms 40]
 
@@ -86,7 +87,7 @@ def main():
     result = {"machine": C.machine(), "python": sys.version.split()[0], "units": units,
               "loop_ms": a.loop_ms, "alternations": a.alternations, "periods": []}
     rows = []
-    for period in (2500000, 250000, 25000):
+    for period in (2500000, 1000000, 250000, 25000):
         fd, ring = open_event(period)
         cpu_r, wall_r, dcpu = [], [], []
         samples = 0
