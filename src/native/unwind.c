@@ -47,8 +47,10 @@ static bool cb_get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_argp)
 
 static void note_used(struct unwinder *u, uint64_t addr)
 {
-    if (addr >= u->stack_base && addr < u->stack_base + UNWIND_STACK_MAX &&
-        addr + 8 > u->stack_used)
+    /* Differences, not sums: an address near the top of the address space (a CFA of 0
+     * minus 8) must not wrap around into the copy. */
+    if (addr >= u->stack_base && addr - u->stack_base < UNWIND_STACK_MAX &&
+        addr - u->stack_base + 8 > u->stack_used - u->stack_base)
         u->stack_used = addr + 8;
 }
 
@@ -57,7 +59,7 @@ static void note_used(struct unwinder *u, uint64_t addr)
 static bool read_live(struct unwinder *u, uint64_t addr, Dwarf_Word *out)
 {
     uint64_t page = addr & ~(uint64_t)(PAGE - 1);
-    if (addr + 8 <= page + PAGE) {
+    if (addr - page <= PAGE - 8) {
         for (unsigned i = 0; i < u->nlive; i++) {
             if (u->live_addr[i] == page) {
                 memcpy(out, u->live + (size_t)i * PAGE + (addr - page), 8);
@@ -83,7 +85,7 @@ static bool cb_memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void
     (void)dwfl;
     struct unwinder *u = arg;
     note_used(u, addr);
-    if (addr >= u->stack_base && addr + 8 <= u->stack_base + u->stack_len) {
+    if (addr >= u->stack_base && u->stack_len >= 8 && addr - u->stack_base <= u->stack_len - 8) {
         memcpy(result, u->stack + (addr - u->stack_base), 8);
         return true;
     }
