@@ -273,6 +273,19 @@ int codecache_recheck(struct codecache *c, uint64_t addr, uint64_t now_ns,
     return codecache_get(c, addr, now_ns, out);
 }
 
+int codecache_get_framed(struct codecache *c, uint64_t addr, uint64_t globals, uint64_t now_ns,
+                         const struct pycode **out)
+{
+    uint64_t idx;
+    if (globals && hmap_get(&c->index, addr, &idx) && c->v[idx].globals &&
+        c->v[idx].globals != globals)
+        c->v[idx].checked_ns = now_ns - c->revalidate_ns; /* expired: re-read on get */
+    int rc = codecache_get(c, addr, now_ns, out);
+    if (rc == 0 && globals)
+        c->v[*out - c->v].globals = globals;
+    return rc;
+}
+
 int32_t codecache_line(const struct pycode *code, int64_t b)
 {
     return linetable_lookup(code->runs, code->nruns, b, code->firstlineno);

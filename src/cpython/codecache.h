@@ -25,6 +25,7 @@ struct pycode {
     size_t nruns;
     uint64_t ident[3];   /* filename, name and line table pointers, re-checked on revalidation */
     uint64_t checked_ns; /* when the entry was last proved valid */
+    uint64_t globals;    /* 3.11+: f_globals of the frames last seen running it; 0 none */
 };
 
 struct codecache {
@@ -62,6 +63,13 @@ int codecache_check_many(struct codecache *c, const uint64_t *addrs, size_t n,
  * not fit the cached bytecode span: the address may hold another code object by now). */
 int codecache_recheck(struct codecache *c, uint64_t addr, uint64_t now_ns,
                       const struct pycode **out) MUST_CHECK;
+/* 3.11+: codecache_get for a frame that runs with globals dict `globals`. A cached entry
+ * whose frames ran with other globals is re-read first: the code object it described may
+ * have been freed (a module body after its import, code compiled by exec) and its address
+ * reused by another, and the bytecode span check cannot see that when the new object
+ * starts at the same address. Costs a read only when the globals change. */
+int codecache_get_framed(struct codecache *c, uint64_t addr, uint64_t globals, uint64_t now_ns,
+                         const struct pycode **out) MUST_CHECK;
 /* Returns the line executing at byte offset `b` of `code` (as PyCode_Addr2Line). */
 int32_t codecache_line(const struct pycode *code, int64_t b);
 

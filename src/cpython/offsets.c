@@ -206,6 +206,8 @@ static void fill(const uint8_t *raw, const struct py_offsets *t, struct py_offse
     o->if_size = off(raw, W_IF_LOCALSPLUS);
     o->if_previous = off(raw, W_IF_PREVIOUS);
     o->if_code = off(raw, W_IF_EXECUTABLE);
+    /* 3.13 _PyInterpreterFrame: f_executable, previous, f_funcobj, f_globals, ... */
+    o->if_globals = beside(o->if_previous, t->if_globals, t->if_previous);
     o->if_instr = off(raw, W_IF_INSTR_PTR);
     o->if_owner = off(raw, W_IF_OWNER);
 

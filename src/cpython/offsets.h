@@ -59,6 +59,7 @@ struct py_offsets {
     int32_t if_size; /* header size, without localsplus */
     int32_t if_previous;
     int32_t if_code;     /* f_code (3.11, 3.12) / f_executable (3.13+) */
+    int32_t if_globals;  /* f_globals */
     int32_t if_instr;    /* prev_instr (3.11, 3.12) / instr_ptr (3.13+) */
     int32_t if_owner;    /* char */
     int32_t if_is_entry; /* bool, 3.11 only; -1 otherwise */

@@ -99,6 +99,7 @@ void pyreader_fini(struct pyreader *r)
     free(r->w_lasti);
     free(r->w_addr);
     free(r->frame_addr);
+    free(r->roots);
     free(r->pre_addr);
     free(r->pre_buf);
     free(r->pre_ok);
@@ -523,7 +524,8 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
         if (r->rt->type_none && code == r->rt->type_none)
             continue; /* 3.13 entry frames: f_executable is None */
         const struct pycode *c;
-        int rc = codecache_get(&r->codes, code, now, &c);
+        uint64_t globals = o->if_globals >= 0 ? raw_u64(fb, o->if_globals) : 0;
+        int rc = codecache_get_framed(&r->codes, code, globals, now, &c);
         if (rc)
             return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
         int64_t b = (int64_t)(instr - c->code_start);
@@ -593,6 +595,12 @@ static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t
                 return rc == ERR_PROC_GONE ? rc : ERR_READ;
             src = fb;
         }
+        /* A frame its thread has left is on a free list (linked through f_back) or kept
+         * as its code's zombie frame, with a reference count of 0: a walk that reads one
+         * has torn, and would wander along the free list. Live frames are referenced by
+         * the eval loop running them and by the frame above. */
+        if ((int64_t)raw_u64(src, 0) <= 0)
+            return ERR_CORRUPT;
         r->w_addr[n] = f;
         r->w_code[n] = raw_u64(src, o->fo_code);
         r->w_lasti[n] = raw_i32(src, o->fo_lasti);
@@ -783,6 +791,46 @@ static int refresh_thread(struct pyreader *r, size_t t)
     return 0;
 }
 
+/* 3.8-3.10: frame objects come from a free list shared by all threads. A thread's walk
+ * reads its frames one by one, some time after its thread state was copied: a frame its
+ * thread left meanwhile can already be another thread's, and the walk then follows that
+ * thread's chain down to its entry frame. No frame is in two live chains at once, so two
+ * walks of one round that end at the same outermost frame mean one of them crossed over;
+ * which one cannot be told without more reads, so both stacks are dropped (rare: seen
+ * when threads start or leave frames under heavy load). */
+static int rootref_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct rootref *)a)->root, y = ((const struct rootref *)b)->root;
+    return (x > y) - (x < y);
+}
+
+static void drop_shared_roots(struct pyreader *r)
+{
+    if (r->nthreads < 2)
+        return;
+    if (!r->roots)
+        r->roots = xmalloc(PYREADER_MAX_THREADS * sizeof(*r->roots));
+    size_t n = 0;
+    for (size_t t = 0; t < r->nthreads; t++) {
+        const struct pythread *th = &r->threads[t];
+        if (!th->err && th->nframes && !th->truncated)
+            r->roots[n++] = (struct rootref){r->frame_addr[th->first + th->nframes - 1], t};
+    }
+    qsort(r->roots, n, sizeof(*r->roots), rootref_cmp);
+    for (size_t k = 0; k + 1 < n; k++) {
+        if (r->roots[k].root != r->roots[k + 1].root)
+            continue;
+        for (size_t m = k; m <= k + 1; m++) {
+            struct pythread *th = &r->threads[r->roots[m].slot];
+            if (th->err)
+                continue;
+            th->err = ERR_CORRUPT;
+            th->nframes = 0;
+            r->err_counts[-ERR_CORRUPT]++;
+        }
+    }
+}
+
 int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
 {
     const struct py_offsets *o = &r->rt->off;
@@ -837,6 +885,8 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
             th->truncated = false;
         }
     }
+    if (o->minor < 11)
+        drop_shared_roots(r);
     return 0;
 }
 

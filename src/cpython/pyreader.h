@@ -25,6 +25,12 @@ struct pyframe {
 };
 
 /* One thread seen in a round. */
+/* A thread's outermost frame this round (3.8-3.10 check for walks that crossed over). */
+struct rootref {
+    uint64_t root;
+    size_t slot;
+};
+
 struct pythread {
     uint64_t tstate; /* PyThreadState address */
     uint64_t ts_id;  /* tstate->id: with the address, identifies the thread over time */
@@ -120,8 +126,9 @@ struct pyreader {
 
     uint64_t *w_code; /* 3.8-3.10 walk: code pointers and f_lasti per frame, max_depth long */
     int32_t *w_lasti;
-    uint64_t *w_addr;     /* and frame addresses */
-    uint64_t *frame_addr; /* 3.8-3.10: address of each frame of this round (capframes long) */
+    uint64_t *w_addr;      /* and frame addresses */
+    uint64_t *frame_addr;  /* 3.8-3.10: address of each frame of this round (capframes long) */
+    struct rootref *roots; /* 3.8-3.10: scratch for the shared-root check, on first use */
 
     /* 3.8-3.10 pyreader_reread_thread: the thread's frames at the round's addresses, read in
      * one batch; the walk takes a frame from here when it reaches one of these addresses. */

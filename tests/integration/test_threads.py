@@ -2,8 +2,10 @@
 
 targets/threads.py runs 8 workers, worker i through level_a_i -> level_b_i ->
 worker_i (even ones on CPU, odd ones napping), and reports each worker's native
-thread id.
+thread id. targets/churn.py has four threads entering and leaving frames all the
+time, each with its own functions.
 """
+import collections
 import json
 
 from crux_helpers import RATE, load_truth, names_of, parse_collapsed, thread_root
@@ -79,3 +81,27 @@ def test_dump_text_names_every_worker(crux, interp):
     for i in range(N_WORKERS):
         assert "worker_%d" % i in result.stdout, result.describe()
     assert target.poll() is None, "target died during dump"
+
+
+def test_frame_churn_never_mixes_threads(crux, interp):
+    """Frames freed by one thread and reused by another (3.8-3.10 share a free list) must
+    not splice two threads' stacks together, nor lead a walk along the free list."""
+    result, out, truth_path = crux.record(interp, "churn.py", "--duration", "1.5",
+                                          options=["--rate", "500", "--threads"])
+    assert result.returncode == 0, result.describe()
+    truth = load_truth(truth_path)
+    tid_of = dict((int(name.split("_")[1]), tid) for name, tid in truth["loops"].items())
+    seen = collections.Counter()
+    for stack, n in parse_collapsed(out).items():
+        names = names_of(stack)
+        ids = set(int(f.split("_")[1]) for f in names if f.startswith(("down_", "loop_")))
+        assert len(ids) <= 1, "two threads' functions in one stack (%d samples): %r" % (n, stack)
+        if not ids:
+            continue
+        i = ids.pop()
+        seen[i] += n
+        assert thread_root(stack) == tid_of[i], "loop_%d under %r, target says tid %d" % (
+            i, stack[0], tid_of[i])
+        assert names[1].rsplit(".", 1)[-1] == "_bootstrap" and "loop_%d" % i in names, \
+            "a stack of thread %d that does not start at its entry: %r" % (i, stack)
+    assert all(seen[i] >= 20 for i in range(4)), seen
