@@ -171,9 +171,11 @@ static void from_samples(struct acc *c)
         const struct psample *g = &p->samples[i];
         size_t j = i;
         double active = 0, idle = 0;
+        bool served = false;
         while (j < ns && p->samples[j].t_ns == g->t_ns) {
             const struct psample *s = &p->samples[j];
             double wt = s->weight ? s->weight : 1;
+            served = served || !(s->flags & SAMPLE_NO_REQUEST);
             if (sample_tcls(s) == CAT_SYSTEM)
                 idle += wt;
             else
@@ -191,10 +193,18 @@ static void from_samples(struct acc *c)
                 w = (double)n / active;
             if (s->state != TSTATE_UNKNOWN || s->cat != CAT_NONE)
                 a->has_state = true;
+            if (!served) {
+                /* record --load, no request in flight: what the server does then (waiting
+                 * for requests, starting up) is not what a request waits for. */
+                thread_add(c, s, cls, n);
+                continue;
+            }
             uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
             add_unit(c, s->stack, stage, cls, tcls, n, w);
             thread_add(c, s, cls, n);
         }
+        if (!served)
+            a->no_request += 1;
         i = j;
     }
 }
@@ -514,6 +524,13 @@ static void decide(struct analysis *a)
         share_set(&cand[i].stage_s, best, a->wall);
     }
     a->reason[0] = '\0';
+    if (a->wall < VERDICT_MIN_WALL && a->no_request > 0) {
+        snprintf(a->reason, sizeof(a->reason),
+                 "too few samples while requests were in flight (%.0f ticks; a verdict needs "
+                 "%.0f): send more load (--load-rate, --load-concurrency) or record longer",
+                 a->wall, VERDICT_MIN_WALL);
+        return;
+    }
     if (a->wall < VERDICT_MIN_WALL) {
         snprintf(a->reason, sizeof(a->reason),
                  "too few samples (%.0f ticks; a verdict needs %.0f): record longer or at a "
@@ -717,6 +734,11 @@ void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
     } else {
         fprintf(f, "crux verdict: no clear bottleneck: %s\n", a->reason);
     }
+    if (a->no_request > 0)
+        fprintf(f,
+                "  scope: %.0f ticks with requests in flight; the %.0f%% of the recording with "
+                "none (server idle or starting) is left out\n",
+                a->wall, 100 * a->no_request / (a->no_request + a->wall));
     /* Top five stages by wall share. */
     uint32_t *idx = xmalloc(((size_t)a->nstages + 1) * sizeof(*idx));
     uint32_t k = analysis_stage_order(a, idx);

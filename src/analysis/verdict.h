@@ -57,6 +57,7 @@ struct analysis {
     uint8_t *stage_run_type, *stage_wait_type;
     uint32_t *stack_stage;   /* stack id -> stage by rules (p->nnodes) */
     double wall;             /* total weight: ticks of wall time (see docs/report.md) */
+    double no_request;       /* record --load: ticks with no request in flight, left out */
     bool per_tick;           /* weights from kept samples grouped by tick; else per sample */
     bool has_state;          /* running/idle known for the samples */
     bool has_cats;           /* categories present */

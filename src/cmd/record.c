@@ -331,6 +331,8 @@ int cmd_record(int argc, char **argv)
         a.idle = true;
     /* The report's timelines and the saved recording need every sample, not just counts. */
     p.keep_samples = fmt == EXPORT_HTML || fmt == EXPORT_SPEEDSCOPE || a.save;
+    /* Under --load the verdict leaves out the ticks with no request in flight: per tick. */
+    p.keep_samples = p.keep_samples || load.on;
     struct buf cmdline;
     buf_init(&cmdline, 1 << 16);
     command_line(&a, &cmdline);
@@ -372,6 +374,8 @@ int cmd_record(int argc, char **argv)
                         lrc == ERR_PROC_GONE ? "before the server exited" : "within 30 s");
             else if (record_load_start(&load, &stop))
                 fprintf(stderr, "crux: cannot start the load thread\n");
+            else
+                so.load_inflight = &load.inflight;
         }
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
         if (load.on) {

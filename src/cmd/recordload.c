@@ -192,6 +192,8 @@ static void *load_main(void *arg)
 int record_load_start(struct record_load *l, volatile sig_atomic_t *done)
 {
     l->done = done;
+    atomic_store(&l->inflight, 0);
+    l->cli.o.inflight = &l->inflight;
     if (pthread_create(&l->thread, NULL, load_main, l) != 0)
         return ERR_SYS;
     l->started = l->ran = true;

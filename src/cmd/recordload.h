@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -28,6 +29,7 @@ struct record_load {
     volatile sig_atomic_t *done; /* set when the load finishes: stops the sampler */
     pthread_t thread;
     bool started, ran;
+    _Atomic uint32_t inflight; /* requests in flight, kept by the load thread */
 };
 
 /* Takes `--load URL` and every `--load-NAME [VALUE]` (`--load-rate 50` is `crux load

@@ -158,9 +158,16 @@ static void write_verdict(struct out *o, const struct profile *p, const struct a
         put(o, "</q>.</p>\n");
     }
     putf(o,
-         "<p class=\"method\">Shares are of wall time over %.0f %s; intervals are 95%% Wilson "
-         "intervals on that count. Unmatched time is shown as <q>other</q>.</p>\n",
-         a->wall, a->per_tick ? "sampling ticks" : "samples");
+         "<p class=\"method\">Shares are of wall time over %.0f %s%s; intervals are 95%% "
+         "Wilson intervals on that count. Unmatched time is shown as <q>other</q>.",
+         a->wall, a->per_tick ? "sampling ticks" : "samples",
+         a->no_request > 0 ? " with requests in flight" : "");
+    if (a->no_request > 0)
+        putf(o,
+             " The %.0f ticks (%.0f%% of the recording) when the load had no request in "
+             "flight, with the server idle or starting, are left out.",
+             a->no_request, 100 * a->no_request / (a->no_request + a->wall));
+    put(o, "</p>\n");
     put(o, "</section>\n");
 }
 
@@ -413,6 +420,8 @@ static void verdict_json(struct jsonw *w, const struct profile *p, const struct 
         jsonw_null(w);
     jsonw_key(w, "wall");
     jsonw_double(w, a->wall);
+    jsonw_key(w, "no_request_ticks");
+    jsonw_double(w, a->no_request);
     jsonw_key(w, "per_tick");
     jsonw_bool(w, a->per_tick);
     jsonw_key(w, "samples");

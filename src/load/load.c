@@ -877,6 +877,7 @@ int load_run(const struct load_opts *o, struct load_result *res, volatile sig_at
                            .requests = o->requests,
                            .timeout_s = o->timeout_s,
                            .rng = &rng,
+                           .inflight = o->inflight,
                            .tls = tls,
                            .host = t.host};
     if (o->sweep) {

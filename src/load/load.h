@@ -23,6 +23,7 @@
 #define CRUX_LOAD_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,6 +78,9 @@ struct load_opts {
     double sweep_max;       /* highest load tried */
     double sweep_precision; /* relative width at which bisection stops */
     const char *slo;        /* "p99=200ms,errors=1%": required with sweep */
+    /* When set, kept equal to the number of requests in flight (sent, response not yet
+     * complete), for a reader on another thread: record --load tags its samples with it. */
+    _Atomic uint32_t *inflight;
 };
 
 /* One tick of the timeline. */

@@ -137,6 +137,13 @@ static void set_out(struct loop *L, struct conn *c, bool on)
     c->want_out = on;
 }
 
+/* For record --load: the sampler, on another thread, reads whether the server has work. */
+static void publish_inflight(struct loop *L)
+{
+    if (L->cfg->inflight)
+        atomic_store_explicit(L->cfg->inflight, (uint32_t)L->inflight, memory_order_relaxed);
+}
+
 static void count_code(struct load_stats *st, int code)
 {
     for (int i = 0; i < LOAD_MAX_CODES; i++) {
@@ -270,6 +277,7 @@ static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
     }
     log_request(L, c, err, now);
     L->inflight--;
+    publish_inflight(L);
     L->t_last_end = now;
     /* a response that came before the whole request was written leaves the connection
      * mid-request: it cannot carry another one */
@@ -461,6 +469,7 @@ static void start(struct loop *L, uint64_t seq, uint64_t intended)
     c->ngaps = 0;
     st->sent++;
     L->inflight++;
+    publish_inflight(L);
     if (c->fd < 0) {
         if (!open_conn(L, c, now))
             return;
@@ -823,6 +832,8 @@ int loop_run(const struct loop_cfg *cfg, struct load_stats *st, volatile sig_ato
     /* stop or drain cap: count what was not finished */
     if (stop && *stop)
         st->cancelled += L.inflight;
+    L.inflight = 0;
+    publish_inflight(&L);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
     st->cpu_s += (double)(cpu1.tv_sec - cpu0.tv_sec) + (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
     st->scheduled += s.seq;

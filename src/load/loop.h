@@ -33,11 +33,12 @@ struct loop_cfg {
     double duration_s; /* 0: until `requests` are done */
     uint64_t requests; /* 0: until duration_s */
     double timeout_s;
-    FILE *log;           /* per-request JSONL or NULL (not owned) */
-    uint64_t *rng;       /* Poisson state, advanced */
-    uint64_t log_base;   /* request number of this run's first request in the log */
-    struct tls_ctx *tls; /* https: sessions from this context (not owned), else NULL */
-    const char *host;    /* https: the server name for SNI and verification */
+    FILE *log;                  /* per-request JSONL or NULL (not owned) */
+    uint64_t *rng;              /* Poisson state, advanced */
+    uint64_t log_base;          /* request number of this run's first request in the log */
+    struct tls_ctx *tls;        /* https: sessions from this context (not owned), else NULL */
+    const char *host;           /* https: the server name for SNI and verification */
+    _Atomic uint32_t *inflight; /* when set, kept equal to the requests in flight */
 };
 
 /* Runs one schedule to its end and adds what happened to `st`, whose histograms the caller

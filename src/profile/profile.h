@@ -58,6 +58,9 @@ extern const char *const sample_cat_names[PCAT_N];
 enum {
     SAMPLE_GIL = 1u << 0,       /* the thread held the GIL */
     SAMPLE_TRUNCATED = 1u << 1, /* the stack was cut at the depth cap */
+    /* record --load: no request was in flight when it was taken (the server had none to
+     * serve); the verdict leaves such ticks out */
+    SAMPLE_NO_REQUEST = 1u << 2,
 };
 
 /* One sample of one thread. 32 bytes; kept only when profile->keep_samples. */

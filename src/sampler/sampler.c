@@ -81,9 +81,11 @@ struct sampler {
     struct childscan scan;
     uint64_t start, period, next_scan, next_prune;
     uint32_t marker_truncated, str_thread;
+    bool no_request; /* this round: record --load had no request in flight */
     long page_size;
 };
 
+#define SAMPLER_DETUNE 1.01      /* sampling interval over the asked one: see sampler_run */
 #define SCAN_NS 100000000ULL     /* look for new children ten times a second */
 #define PRUNE_NS 2000000000ULL   /* forget exited threads' files every two seconds */
 #define MEM_POINT_NS 10000000ULL /* at most 100 memory points a second per process */
@@ -532,7 +534,8 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         }
         enum thread_state ts = states[t] == 'R' ? TSTATE_RUNNING : TSTATE_IDLE;
         uint8_t flags =
-            (uint8_t)((th->gil ? SAMPLE_GIL : 0) | (th->truncated ? SAMPLE_TRUNCATED : 0));
+            (uint8_t)((th->gil ? SAMPLE_GIL : 0) | (th->truncated ? SAMPLE_TRUNCATED : 0) |
+                      (s->no_request ? SAMPLE_NO_REQUEST : 0));
         profile_add(s->p, &(struct psample){.t_ns = t_rel,
                                             .stack = sp->stacks[t],
                                             .tid = (uint32_t)th->tid,
@@ -625,7 +628,12 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
     s.page_size = sysconf(_SC_PAGESIZE);
     s.str_thread = profile_str(p, "thread", 6);
     s.marker_truncated = profile_frame(p, profile_str(p, "[truncated]", 11), 0, 0, FRAME_MARKER);
-    s.period = (uint64_t)(1e9 / (o->rate_hz > 0 ? o->rate_hz : 100));
+    /* The interval is 1% longer than the rate asks: ticks exactly on a round period stay in
+     * lockstep with work that repeats at a multiple of it (timers, a fixed-rate load:
+     * 25 req/s against 250 Hz never sampled the first 2 ms of a request) and see the same
+     * phase of it forever. 1% moves the ticks across such a cycle within 100 ticks, the
+     * reason DTrace profiles at 997 Hz. */
+    s.period = (uint64_t)(1e9 * SAMPLER_DETUNE / (o->rate_hz > 0 ? o->rate_hz : 100));
     struct sproc *root = proc_add(&s, rt->pid, children_ppid(rt->pid), rt);
     p->meta.categories = o->categories;
     p->meta.native = o->native;
@@ -674,6 +682,8 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
             s.next_prune = now + PRUNE_NS;
         }
         st->ticks++;
+        s.no_request =
+            o->load_inflight && atomic_load_explicit(o->load_inflight, memory_order_relaxed) == 0;
         uint64_t cpu0 = cpu_now_ns();
         rc = round_all(&s, now - start, eb);
         uint64_t after = sampler_now_ns();

@@ -5,6 +5,7 @@
 #define CRUX_SAMPLER_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -47,6 +48,9 @@ struct sampler_opts {
     bool stages;              /* tag samples with the stage the crux agent reports (if imported) */
     struct stagestats *spans; /* when set (with stages), every span of the agents' rings */
     uint64_t *spans_lost;     /* with spans: records the rings lost (overwritten) */
+    /* record --load: the load generator's count of requests in flight; the samples of a
+     * round with none are flagged SAMPLE_NO_REQUEST (the server had no request to serve) */
+    const _Atomic uint32_t *load_inflight;
     uint32_t max_depth;
     volatile sig_atomic_t *stop; /* set asynchronously to end the loop */
     pid_t child;                 /* launched child to watch for exit (0 in attach mode) */

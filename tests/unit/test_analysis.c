@@ -258,6 +258,55 @@ static int test_per_tick_weights(void)
     return 0;
 }
 
+/* record --load: a server that waits in select() for new requests 70% of the time and runs
+ * its model the rest. The ticks with no request in flight are left out: the verdict is the
+ * model, not the wait for requests, and the summary says how much was left out. */
+static int test_no_request_ticks(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    uint32_t serve = py(&p, "BaseServer.serve_forever", "/usr/lib/python3.11/socketserver.py", 233);
+    uint32_t sel = py(&p, "_PollLikeSelector.select", "/usr/lib/python3.11/selectors.py", 415);
+    uint32_t fwd =
+        py(&p, "Module.forward", "/usr/lib/python3/dist-packages/torch/nn/modules/x.py", 9);
+    uint32_t s_wait = stack2(&p, serve, sel), s_model = stack2(&p, serve, fwd);
+    for (uint64_t t = 0; t < 1000; t++) {
+        bool busy = t % 10 < 3;
+        profile_add(&p, &(struct psample){.t_ns = t * 1000000,
+                                          .stack = busy ? s_model : s_wait,
+                                          .tid = 1,
+                                          .pid = 9,
+                                          .state = busy ? TSTATE_RUNNING : TSTATE_IDLE,
+                                          .flags = busy ? 0 : SAMPLE_NO_REQUEST});
+    }
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(fabs(a.wall - 300) < 1e-9 && fabs(a.no_request - 700) < 1e-9, "wall %f left out %f",
+          a.wall, a.no_request);
+    CHECK(a.has_verdict && a.verdict.type == BT_MODEL && a.verdict.s.p == 1.0, "model %s",
+          a.reason);
+    CHECK(a.nthreads == 1 && a.threads[0].samples == 1000, "the thread table keeps every tick");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    verdict_print(&p, &a, f);
+    fclose(f);
+    CHECK(strstr(text, "scope: 300 ticks with requests in flight; the 70% of the recording") !=
+              NULL,
+          "%s", text);
+    free(text);
+    analysis_fini(&a);
+    /* Without the flag (no --load) the same run is waiting for I/O. */
+    for (size_t i = 0; i < p.nsamples; i++)
+        p.samples[i].flags = 0;
+    analysis_run(&a, &p, NULL);
+    CHECK(a.no_request == 0 && a.has_verdict && a.verdict.type == BT_IO, "io %s", a.reason);
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
 /* Kept samples of two processes in one round share the tick: a child waiting for work
  * while the parent serializes is not what the job waits for. */
 static int test_per_tick_processes(void)
@@ -390,6 +439,7 @@ int main(void)
     RUN(test_categories_and_gil);
     RUN(test_per_tick_weights);
     RUN(test_per_tick_processes);
+    RUN(test_no_request_ticks);
     RUN(test_counts_parked_thread);
     RUN(test_gpu_underused);
     RUN(test_summary_and_formats);
