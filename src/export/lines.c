@@ -6,6 +6,7 @@
 // line's time is made of".
 #include "export/lines.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@
 
 #define TEXT_MAX_LINES 50
 #define TEXT_MAX_FUNCS 30
+#define TEXT_MAX_PROC_LINES 10 /* lines per process, below the combined tables */
+#define JSON_MAX_PROC_LINES 20
 #define TIMELINE_ROWS 20
 #define GROWTH_ROWS 5
 
@@ -71,12 +74,25 @@ static int by_total(const void *a, const void *b)
     return x->frame < y->frame ? -1 : x->frame > y->frame;
 }
 
+static int by_self(const void *a, const void *b)
+{
+    const struct line_row *x = a, *y = b;
+    if (x->self != y->self)
+        return x->self < y->self ? 1 : -1;
+    return by_total(a, b);
+}
+
 static uint64_t func_key(const struct pframe *f)
 {
     return hmap_hash64(((uint64_t)f->name << 32) | f->file) | 1;
 }
 
 void lines_view_build(const struct profile *p, struct lines_view *v)
+{
+    lines_view_build_proc(p, 0, v);
+}
+
+void lines_view_build_proc(const struct profile *p, uint32_t pid, struct lines_view *v)
 {
     memset(v, 0, sizeof(*v));
     struct rows lines = {0}, funcs = {0};
@@ -93,10 +109,15 @@ void lines_view_build(const struct profile *p, struct lines_view *v)
         if (!n && !grow)
             continue;
         const uint64_t *cats = &p->cat_counts[(size_t)s * PCAT_N];
+        size_t depth = profile_stack_frames(p, s, frames, maxdepth);
+        if (pid) {
+            const struct pframe *root = depth ? profile_frame_at(p, frames[0]) : NULL;
+            if (!root || root->kind != FRAME_PROCESS || (uint32_t)root->line != pid)
+                continue;
+        }
         v->total += n;
         for (int c = 0; c < PCAT_N; c++)
             v->cat[c] += cats[c];
-        size_t depth = profile_stack_frames(p, s, frames, maxdepth);
         size_t leaf = SIZE_MAX;
         for (size_t k = 0; k < depth; k++) {
             const struct pframe *f = profile_frame_at(p, frames[k]);
@@ -173,12 +194,12 @@ static int put_label(struct buf *out, const struct profile *p, uint32_t frame, b
 
 static int text_table(struct buf *out, const struct profile *p, const struct lines_view *v,
                       const struct line_row *rows, size_t n, size_t max, bool with_line,
-                      const char *what)
+                      const char *what, const char *order)
 {
     int cats[PCAT_N];
     int nc = shown_cats(p, v, cats);
-    int rc =
-        buf_printf(out, "\n%s (%zu of %zu, by total)\n  total    self", what, n < max ? n : max, n);
+    int rc = buf_printf(out, "\n%s (%zu of %zu, by %s)\n  total    self", what, n < max ? n : max,
+                        n, order);
     for (int c = 0; !rc && c < nc; c++)
         rc = buf_printf(out, " %7s", sample_cat_names[cats[c]]);
     if (!rc)
@@ -308,9 +329,10 @@ static int write_text(const struct profile *p, const struct lines_view *v, struc
                            "the innermost Python frame;\ncategory columns: share of the row's "
                            "total\n");
     if (!rc)
-        rc = text_table(out, p, v, v->lines, v->nlines, TEXT_MAX_LINES, true, "lines");
+        rc = text_table(out, p, v, v->lines, v->nlines, TEXT_MAX_LINES, true, "lines", "total");
     if (!rc)
-        rc = text_table(out, p, v, v->funcs, v->nfuncs, TEXT_MAX_FUNCS, false, "functions");
+        rc =
+            text_table(out, p, v, v->funcs, v->nfuncs, TEXT_MAX_FUNCS, false, "functions", "total");
     if (!rc && p->nprocs > 1) {
         rc = buf_puts(out, "\nprocesses\n  samples     pid    ppid  peak MB  python    command\n");
         for (size_t i = 0; !rc && i < p->nprocs; i++) {
@@ -320,6 +342,21 @@ static int write_text(const struct profile *p, const struct lines_view *v, struc
                             mb(pr->peak_rss), pr->python_version ? pr->python_version : "-",
                             pr->name ? pr->name : "?");
         }
+    }
+    for (size_t i = 0; !rc && i < p->nprocs && p->nprocs > 1; i++) {
+        const struct pproc *pr = &p->procs[i];
+        struct lines_view pv;
+        lines_view_build_proc(p, pr->pid, &pv);
+        if (pv.total) {
+            char what[160];
+            snprintf(what, sizeof(what), "lines of process %u (%s), of its %llu samples",
+                     (unsigned)pr->pid, pr->name ? pr->name : "?", (unsigned long long)pv.total);
+            /* by self: by total, a worker's first rows are its call chain at 100% */
+            qsort(pv.lines, pv.nlines, sizeof(*pv.lines), by_self);
+            rc = text_table(out, p, &pv, pv.lines, pv.nlines, TEXT_MAX_PROC_LINES, true, what,
+                            "self");
+        }
+        lines_view_fini(&pv);
     }
     for (size_t i = 0; !rc && i < p->nprocs; i++)
         rc = text_memory(out, p, v, &p->procs[i]);
@@ -430,6 +467,15 @@ static int write_json(const struct profile *p, const struct lines_view *v, struc
         jsonw_double(&w, (double)pr->last_ns / 1e9);
         jsonw_key(&w, "peak_rss_bytes");
         jsonw_u64(&w, pr->peak_rss);
+        /* Its own hottest lines, shares of its own samples; a recording without process
+         * roots (no --subprocesses) has one process, whose lines are all of them. */
+        struct lines_view pv;
+        lines_view_build_proc(p, pr->pid, &pv);
+        const struct lines_view *lv = pv.total || p->nprocs > 1 ? &pv : v;
+        jsonw_key(&w, "lines");
+        json_rows(&w, p, lv, lv->lines,
+                  lv->nlines < JSON_MAX_PROC_LINES ? lv->nlines : JSON_MAX_PROC_LINES, true);
+        lines_view_fini(&pv);
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);

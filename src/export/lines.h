@@ -31,6 +31,9 @@ struct lines_view {
 
 /* Aggregates `p` (rows sorted by total, then self, descending). */
 void lines_view_build(const struct profile *p, struct lines_view *v);
+/* The same for the stacks of process `pid` alone (rooted at its process frame, as
+ * record --subprocesses roots them); pid 0: every stack. */
+void lines_view_build_proc(const struct profile *p, uint32_t pid, struct lines_view *v);
 void lines_view_fini(struct lines_view *v);
 
 /* Appends the view of `p` as text (json false) or JSON. */

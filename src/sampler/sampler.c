@@ -241,10 +241,19 @@ static void short_name(pid_t pid, char *out, size_t n)
         snprintf(out, n, "process");
         return;
     }
-    /* "python3 worker.py --x" -> "python3 worker.py --x" with paths cut to base names. */
+    /* "/usr/bin/python3 /app/worker.py --x" -> "python3 worker.py --x": paths cut to base
+     * names, at most four words. Control characters (a `python -c` script's newlines) and
+     * runs of blanks separate words, so that the name stays one line. */
+    for (char *c = cmd; *c; c++)
+        if ((unsigned char)*c < ' ' || *c == 0x7f)
+            *c = ' ';
     size_t k = 0;
     const char *w = cmd;
     for (int words = 0; *w && words < 4 && k + 1 < n; words++) {
+        while (*w == ' ')
+            w++;
+        if (!*w)
+            break;
         const char *e = strchr(w, ' ');
         size_t len = e ? (size_t)(e - w) : strlen(w);
         const char *b = w;

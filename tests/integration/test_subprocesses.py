@@ -68,6 +68,16 @@ def test_processes_listed_in_lines_view(crux, interp):
     for w in truth["workers"]:
         assert pids[w]["ppid"] == truth["pid"], pids[w]
 
+    def funcs(pid):
+        # 3.8-3.10 have no qualified names: compare the last component
+        return set(r["function"].rsplit(".", 1)[-1] for r in pids[pid]["lines"])
+    # each process has its own lines, shares of its own samples
+    for w in truth["workers"]:
+        assert "work" in funcs(w), (w, sorted(funcs(w)))
+        assert sum(r["self"] for r in pids[w]["lines"]) <= pids[w]["samples"], pids[w]
+    assert "work" not in funcs(truth["pid"]), sorted(funcs(truth["pid"]))
+    assert "child_spin" in funcs(truth["child"]) and "work" not in funcs(truth["child"])
+
 
 def test_without_subprocesses_only_the_target(crux, interp):
     result, out, truth_path = crux.record(interp, "pool.py", "--duration", "0.3",
