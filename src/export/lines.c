@@ -134,8 +134,10 @@ void lines_view_build_proc(const struct profile *p, uint32_t pid, struct lines_v
         count_self(&funcs, row_of(&funcs, func_key(f), frames[leaf]), n, cats, grow);
     }
     free(frames);
-    qsort(lines.v, lines.n, sizeof(*lines.v), by_total);
-    qsort(funcs.v, funcs.n, sizeof(*funcs.v), by_total);
+    if (lines.n) /* an empty view (a process without Python frames) has no array */
+        qsort(lines.v, lines.n, sizeof(*lines.v), by_total);
+    if (funcs.n)
+        qsort(funcs.v, funcs.n, sizeof(*funcs.v), by_total);
     v->lines = lines.v;
     v->nlines = lines.n;
     v->funcs = funcs.v;
@@ -352,7 +354,8 @@ static int write_text(const struct profile *p, const struct lines_view *v, struc
             snprintf(what, sizeof(what), "lines of process %u (%s), of its %llu samples",
                      (unsigned)pr->pid, pr->name ? pr->name : "?", (unsigned long long)pv.total);
             /* by self: by total, a worker's first rows are its call chain at 100% */
-            qsort(pv.lines, pv.nlines, sizeof(*pv.lines), by_self);
+            if (pv.nlines)
+                qsort(pv.lines, pv.nlines, sizeof(*pv.lines), by_self);
             rc = text_table(out, p, &pv, pv.lines, pv.nlines, TEXT_MAX_PROC_LINES, true, what,
                             "self");
         }
@@ -467,14 +470,19 @@ static int write_json(const struct profile *p, const struct lines_view *v, struc
         jsonw_double(&w, (double)pr->last_ns / 1e9);
         jsonw_key(&w, "peak_rss_bytes");
         jsonw_u64(&w, pr->peak_rss);
-        /* Its own hottest lines, shares of its own samples; a recording without process
-         * roots (no --subprocesses) has one process, whose lines are all of them. */
+        /* Its own hottest lines by self, shares of its own samples; a recording without
+         * process roots (no --subprocesses) has one process, whose lines are all of them. */
         struct lines_view pv;
         lines_view_build_proc(p, pr->pid, &pv);
-        const struct lines_view *lv = pv.total || p->nprocs > 1 ? &pv : v;
+        if (!pv.total && p->nprocs == 1) {
+            lines_view_fini(&pv);
+            lines_view_build_proc(p, 0, &pv);
+        }
+        if (pv.nlines) /* by self, as in the text: not the call chain first */
+            qsort(pv.lines, pv.nlines, sizeof(*pv.lines), by_self);
         jsonw_key(&w, "lines");
-        json_rows(&w, p, lv, lv->lines,
-                  lv->nlines < JSON_MAX_PROC_LINES ? lv->nlines : JSON_MAX_PROC_LINES, true);
+        json_rows(&w, p, &pv, pv.lines,
+                  pv.nlines < JSON_MAX_PROC_LINES ? pv.nlines : JSON_MAX_PROC_LINES, true);
         lines_view_fini(&pv);
         jsonw_obj_end(&w);
     }
