@@ -186,22 +186,19 @@ static void from_samples(struct acc *c)
             const struct psample *s = &p->samples[k];
             unsigned cls = sample_cls(s), tcls = sample_tcls(s);
             uint64_t n = s->weight ? s->weight : 1;
+            if (s->state != TSTATE_UNKNOWN || s->cat != CAT_NONE)
+                a->has_state = true;
+            thread_add(c, s, cls, n);
+            if (!served)
+                continue; /* record --load, no request in flight: what the server does then
+                           * (waiting for requests, starting) is not what a request waits for */
             double w;
             if (tcls == CAT_SYSTEM)
                 w = active > 0 ? 0 : (double)n / idle;
             else
                 w = (double)n / active;
-            if (s->state != TSTATE_UNKNOWN || s->cat != CAT_NONE)
-                a->has_state = true;
-            if (!served) {
-                /* record --load, no request in flight: what the server does then (waiting
-                 * for requests, starting up) is not what a request waits for. */
-                thread_add(c, s, cls, n);
-                continue;
-            }
             uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
             add_unit(c, s->stack, stage, cls, tcls, n, w);
-            thread_add(c, s, cls, n);
         }
         if (!served)
             a->no_request += 1;
@@ -524,18 +521,13 @@ static void decide(struct analysis *a)
         share_set(&cand[i].stage_s, best, a->wall);
     }
     a->reason[0] = '\0';
-    if (a->wall < VERDICT_MIN_WALL && a->no_request > 0) {
-        snprintf(a->reason, sizeof(a->reason),
-                 "too few samples while requests were in flight (%.0f ticks; a verdict needs "
-                 "%.0f): send more load (--load-rate, --load-concurrency) or record longer",
-                 a->wall, VERDICT_MIN_WALL);
-        return;
-    }
     if (a->wall < VERDICT_MIN_WALL) {
+        bool load = a->no_request > 0;
         snprintf(a->reason, sizeof(a->reason),
-                 "too few samples (%.0f ticks; a verdict needs %.0f): record longer or at a "
-                 "higher rate",
-                 a->wall, VERDICT_MIN_WALL);
+                 "too few samples%s (%.0f ticks; a verdict needs %.0f): %s",
+                 load ? " while requests were in flight" : "", a->wall, VERDICT_MIN_WALL,
+                 load ? "send more load (--load-rate, --load-concurrency) or record longer"
+                      : "record longer or at a higher rate");
         return;
     }
     if (n == 0) {

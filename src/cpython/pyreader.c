@@ -791,6 +791,17 @@ static int refresh_thread(struct pyreader *r, size_t t)
     return 0;
 }
 
+struct rootref {
+    uint64_t root; /* address of the outermost frame */
+    size_t slot;   /* thread slot */
+};
+
+static int rootref_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct rootref *)a)->root, y = ((const struct rootref *)b)->root;
+    return (x > y) - (x < y);
+}
+
 /* 3.8-3.10: frame objects come from a free list shared by all threads. A thread's walk
  * reads its frames one by one, some time after its thread state was copied: a frame its
  * thread left meanwhile can already be another thread's, and the walk then follows that
@@ -798,12 +809,6 @@ static int refresh_thread(struct pyreader *r, size_t t)
  * walks of one round that end at the same outermost frame mean one of them crossed over;
  * which one cannot be told without more reads, so both stacks are dropped (rare: seen
  * when threads start or leave frames under heavy load). */
-static int rootref_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const struct rootref *)a)->root, y = ((const struct rootref *)b)->root;
-    return (x > y) - (x < y);
-}
-
 static void drop_shared_roots(struct pyreader *r)
 {
     if (r->nthreads < 2)
@@ -876,12 +881,12 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
         if (th->err)
             continue;
         th->err = walk_thread(r, t, now_ns);
-        for (int tries = 0; tries < PYREADER_RETRIES && (tries == 0 || budget > 0) && th->err &&
-                            th->err != ERR_PROC_GONE && refresh_thread(r, t) == 0;
+        for (int tries = 0; th->err && th->err != ERR_PROC_GONE && tries < PYREADER_RETRIES;
              tries++) {
             /* Torn: the thread pushed or popped frames while we copied its stack. A fresh
              * read of this thread alone usually gives a consistent stack. */
-            budget -= tries > 0;
+            if ((tries && budget-- <= 0) || refresh_thread(r, t))
+                break;
             r->retries++;
             r->nframes = th->first;
             th->nframes = 0;

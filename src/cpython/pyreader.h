@@ -24,13 +24,9 @@ struct pyframe {
                     * False also when the frame that started the call is hidden (prologue). */
 };
 
-/* One thread seen in a round. */
-/* A thread's outermost frame this round (3.8-3.10 check for walks that crossed over). */
-struct rootref {
-    uint64_t root;
-    size_t slot;
-};
+struct rootref; /* pyreader.c: a thread's outermost frame in a round */
 
+/* One thread seen in a round. */
 struct pythread {
     uint64_t tstate; /* PyThreadState address */
     uint64_t ts_id;  /* tstate->id: with the address, identifies the thread over time */

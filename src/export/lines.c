@@ -82,6 +82,20 @@ static int by_self(const void *a, const void *b)
     return by_total(a, b);
 }
 
+/* Process `pr`'s own view, rows by self (by total, a worker's first rows would be its call
+ * chain at 100%). A recording without process roots (no --subprocesses) has one process,
+ * whose lines are all of them. */
+static void proc_view(const struct profile *p, const struct pproc *pr, struct lines_view *pv)
+{
+    lines_view_build_proc(p, pr->pid, pv);
+    if (!pv->total && p->nprocs == 1) {
+        lines_view_fini(pv);
+        lines_view_build_proc(p, 0, pv);
+    }
+    if (pv->nlines)
+        qsort(pv->lines, pv->nlines, sizeof(*pv->lines), by_self);
+}
+
 static uint64_t func_key(const struct pframe *f)
 {
     return hmap_hash64(((uint64_t)f->name << 32) | f->file) | 1;
@@ -348,14 +362,11 @@ static int write_text(const struct profile *p, const struct lines_view *v, struc
     for (size_t i = 0; !rc && i < p->nprocs && p->nprocs > 1; i++) {
         const struct pproc *pr = &p->procs[i];
         struct lines_view pv;
-        lines_view_build_proc(p, pr->pid, &pv);
+        proc_view(p, pr, &pv);
         if (pv.total) {
             char what[160];
             snprintf(what, sizeof(what), "lines of process %u (%s), of its %llu samples",
                      (unsigned)pr->pid, pr->name ? pr->name : "?", (unsigned long long)pv.total);
-            /* by self: by total, a worker's first rows are its call chain at 100% */
-            if (pv.nlines)
-                qsort(pv.lines, pv.nlines, sizeof(*pv.lines), by_self);
             rc = text_table(out, p, &pv, pv.lines, pv.nlines, TEXT_MAX_PROC_LINES, true, what,
                             "self");
         }
@@ -470,16 +481,9 @@ static int write_json(const struct profile *p, const struct lines_view *v, struc
         jsonw_double(&w, (double)pr->last_ns / 1e9);
         jsonw_key(&w, "peak_rss_bytes");
         jsonw_u64(&w, pr->peak_rss);
-        /* Its own hottest lines by self, shares of its own samples; a recording without
-         * process roots (no --subprocesses) has one process, whose lines are all of them. */
+        /* Its own hottest lines by self, shares of its own samples. */
         struct lines_view pv;
-        lines_view_build_proc(p, pr->pid, &pv);
-        if (!pv.total && p->nprocs == 1) {
-            lines_view_fini(&pv);
-            lines_view_build_proc(p, 0, &pv);
-        }
-        if (pv.nlines) /* by self, as in the text: not the call chain first */
-            qsort(pv.lines, pv.nlines, sizeof(*pv.lines), by_self);
+        proc_view(p, pr, &pv);
         jsonw_key(&w, "lines");
         json_rows(&w, p, &pv, pv.lines,
                   pv.nlines < JSON_MAX_PROC_LINES ? pv.nlines : JSON_MAX_PROC_LINES, true);
