@@ -232,13 +232,17 @@ static void fill(const uint8_t *raw, const struct py_offsets *t, struct py_offse
     o->str_data = beside(o->str_ascii_size, t->str_data, t->str_ascii_size);
 }
 
-/* Fields placed beside an anchor must still fall inside their struct. */
+/* Fields placed beside an anchor must still fall inside their struct, and the frame fields
+ * the reader takes from its copy of a frame header inside that header. */
 static int check_derived(const struct py_offsets *o, struct errbuf *eb)
 {
     bool ok = o->rt_interp_main < o->rt_size && o->ts_id >= 0 && o->ts_id < o->ts_size &&
               o->ts_datastack_limit < o->ts_size && o->gil_locked >= 0 &&
               o->gil_locked < o->gil_size && o->gil_last_holder >= 0 &&
-              o->gil_last_holder < o->gil_size && o->co_firsttraceable < o->co_size;
+              o->gil_last_holder < o->gil_size && o->co_firsttraceable < o->co_size &&
+              o->if_size <= PY_IFRAME_MAX && o->if_owner < o->if_size &&
+              o->if_code + 8 <= o->if_size && o->if_previous + 8 <= o->if_size &&
+              o->if_instr + 8 <= o->if_size && o->if_globals + 8 <= o->if_size;
     if (!ok)
         return errbuf_set(eb, ERR_CORRUPT, "_Py_DebugOffsets disagree with the 3.13 layout");
     return 0;

@@ -10,6 +10,10 @@
 
 #include "util/err.h"
 
+/* The largest _PyInterpreterFrame header (without localsplus) the reader accepts: it copies
+ * frames into slots of this size. 72 bytes on 3.11-3.13. */
+#define PY_IFRAME_MAX 128
+
 /* -1 marks a field the version does not have. All offsets are in bytes. */
 struct py_offsets {
     uint32_t minor; /* 8 .. 13 (major is always 3) */

@@ -462,7 +462,7 @@ static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, in
 static const uint8_t *frame_bytes(struct pyreader *r, const struct pychunk *ck,
                                   struct pypredict *pr, uint64_t addr, size_t len, uint8_t *scratch)
 {
-    if (ck->ok && addr >= ck->base && addr + len <= ck->base + ck->len)
+    if (ck->ok && raw_span_holds(ck->base, ck->len, addr, len))
         return ck->buf + (addr - ck->base);
     /* Outside the data stack: C-stack entry frames (3.12+), generators, frame objects.
      * Remember the address so that the next round reads it in its first batch. */
@@ -472,7 +472,7 @@ static const uint8_t *frame_bytes(struct pyreader *r, const struct pychunk *ck,
         if (pr->extra[i] == addr && pr->extra_ok[i])
             return pr->extra_buf + i * PYREADER_EXTRA_BYTES;
     for (size_t i = 0; i < r->nold; i++) /* only during pyreader_reread_thread */
-        if (addr >= r->old_base[i] && addr + len <= r->old_base[i] + r->old_len[i])
+        if (raw_span_holds(r->old_base[i], r->old_len[i], addr, len))
             return r->old_buf + r->old_off[i] + (addr - r->old_base[i]);
     if (mem_read(r->rt->pid, addr, scratch, len))
         return NULL;
@@ -662,7 +662,7 @@ static int read_stacks_311(struct pyreader *r)
         uint64_t top = raw_u64(b, o->ts_datastack_top);
         bool hit = pr->chunk_ok && pr->chunk == chunk;
         pr->chunk_ok = false;
-        if (!chunk || top <= chunk || top - chunk > PYREADER_CHUNK_MAX) {
+        if (!chunk || (chunk & 7) || top <= chunk || top - chunk > PYREADER_CHUNK_MAX) {
             pr->len = 0;
             continue;
         }
@@ -781,7 +781,7 @@ static int refresh_thread(struct pyreader *r, size_t t)
     ck->ok = false;
     uint64_t chunk = raw_u64(b, o->ts_datastack_chunk);
     uint64_t top = raw_u64(b, o->ts_datastack_top);
-    if (!chunk || top <= chunk || top - chunk > PYREADER_CHUNK_MAX)
+    if (!chunk || (chunk & 7) || top <= chunk || top - chunk > PYREADER_CHUNK_MAX)
         return 0;
     if (!ck->buf)
         ck->buf = xmalloc(PYREADER_CHUNK_MAX);

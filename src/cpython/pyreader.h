@@ -54,7 +54,7 @@ struct pychunk {
 };
 
 #define PYREADER_EXTRA 8
-#define PYREADER_EXTRA_BYTES 128
+#define PYREADER_EXTRA_BYTES PY_IFRAME_MAX
 
 /* What the previous round saw of one thread slot, to read this round's stack in the same
  * call as the thread state (3.11+). */

@@ -19,6 +19,8 @@
 #define W_TS 19
 #define W_TS_CURRENT_FRAME (W_TS + 4)
 #define W_STR_ASCII_SIZE (67 + 3)
+#define W_IF 28
+#define W_IF_LOCALSPLUS (W_IF + 4)
 
 static uint8_t golden[GOLDEN_MAX];
 static size_t golden_len;
@@ -223,13 +225,14 @@ static int test_debug_matches_table(void)
 }
 
 /* Runs the parser on a modified copy of the golden block; returns its result code. */
-static int parse_copy(unsigned word_index, uint64_t value, size_t n, uint64_t version,
-                      struct errbuf *eb)
+/* Parses a copy of the golden block with words idx[0..k) set to val[0..k). */
+static int parse_words(const unsigned *idx, const uint64_t *val, size_t k, size_t n,
+                       uint64_t version, struct errbuf *eb)
 {
     uint8_t raw[GOLDEN_MAX];
     memcpy(raw, golden, golden_len);
-    if (word_index > 0)
-        set_word(raw, word_index, value);
+    for (size_t i = 0; i < k; i++)
+        set_word(raw, idx[i], val[i]);
     struct py_offsets o;
     memset(&o, 0xaa, sizeof o);
     struct py_offsets before = o;
@@ -237,6 +240,12 @@ static int parse_copy(unsigned word_index, uint64_t value, size_t n, uint64_t ve
     if (rc != 0 && memcmp(&o, &before, sizeof o) != 0)
         return 1; /* a failed parse must leave `out` alone */
     return rc;
+}
+
+static int parse_copy(unsigned word_index, uint64_t value, size_t n, uint64_t version,
+                      struct errbuf *eb)
+{
+    return parse_words(&word_index, &value, word_index > 0, n, version, eb);
 }
 
 static int test_debug_rejects(void)
@@ -294,6 +303,16 @@ static int test_debug_rejects_offsets(void)
     /* Fields placed beside an anchor must land inside the struct too. */
     rc = parse_copy(W_TS + 7, ts_size - 8, golden_len, 0, &eb);
     CHECK(rc == ERR_CORRUPT, "datastack_limit past the thread state: %d", rc);
+    /* The reader copies frame headers into fixed slots: a header larger than those, or one
+     * ending before the fields read from it, is refused (inside the struct or not). */
+    rc = parse_copy(W_IF, 4096, golden_len, 0, &eb);
+    CHECK(rc == 0, "a larger interpreter_frame alone passes: %s", eb.msg);
+    const unsigned words[2] = {W_IF, W_IF_LOCALSPLUS};
+    const uint64_t big[2] = {4096, 4000};
+    rc = parse_words(words, big, 2, golden_len, 0, &eb);
+    CHECK(rc == ERR_CORRUPT, "localsplus at 4000 (a frame header past the reader's slot): %d", rc);
+    rc = parse_copy(W_IF_LOCALSPLUS, 16, golden_len, 0, &eb);
+    CHECK(rc == ERR_CORRUPT, "localsplus at 16, before instr_ptr: %d", rc);
     return 0;
 }
 

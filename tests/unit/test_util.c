@@ -11,6 +11,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/hmap.h"
+#include "util/rawfield.h"
 #include "util/xalloc.h"
 
 static int test_buf_append(void)
@@ -372,6 +373,21 @@ static int test_xstrndup(void)
     return 0;
 }
 
+static int test_raw_span_holds(void)
+{
+    const uint64_t base = 0x7f0000001000;
+    CHECK(raw_span_holds(base, 4096, base, 8), "the first field");
+    CHECK(raw_span_holds(base, 4096, base + 4088, 8), "the last field");
+    CHECK(!raw_span_holds(base, 4096, base + 4089, 8), "a field running past the end");
+    CHECK(!raw_span_holds(base, 4096, base - 8, 8), "a field before the start");
+    CHECK(!raw_span_holds(base, 4, base, 8), "a field longer than the copy");
+    /* A torn pointer near the top of the address space: addr + len wraps to a small
+     * number, which a sum-based check finds inside the copy (a wild read in CI). */
+    CHECK(!raw_span_holds(base, 4096, UINT64_MAX - 7, 72), "a wrapping address");
+    CHECK(!raw_span_holds(base, 4096, 0xfffffffffffffff8u, 8), "the last aligned address");
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_buf_append);
@@ -387,5 +403,6 @@ int main(void)
     RUN(test_err_from_errno);
     RUN(test_errbuf_set);
     RUN(test_xstrndup);
+    RUN(test_raw_span_holds);
     return TEST_SUMMARY("util");
 }
