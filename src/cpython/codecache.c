@@ -12,7 +12,7 @@
 #include "util/xalloc.h"
 #include "util/rawfield.h"
 
-#define CODE_READ_MAX 512
+#define CODE_READ_MAX PY_CODE_HEAD_MAX
 #define NAME_MAX_BYTES 1024
 #define FILE_MAX_BYTES 4096
 #define LINETABLE_MAX ((size_t)1 << 20)
@@ -49,7 +49,7 @@ void codecache_fini(struct codecache *c)
 static int read_bytes(const struct pyruntime *rt, uint64_t addr, uint8_t **out, size_t *n)
 {
     const struct py_offsets *o = &rt->off;
-    uint8_t head[64];
+    uint8_t head[PY_BYTES_HEAD_MAX];
     if (!addr || (addr & 7))
         return ERR_CORRUPT;
     int rc = mem_read(rt->pid, addr, head, (size_t)o->bytes_sval);
@@ -73,7 +73,7 @@ static int read_bytes(const struct pyruntime *rt, uint64_t addr, uint8_t **out, 
 
 static int bytes_len(const struct pyruntime *rt, uint64_t addr, uint64_t *len)
 {
-    uint8_t head[64];
+    uint8_t head[PY_BYTES_HEAD_MAX];
     const struct py_offsets *o = &rt->off;
     if (!addr || (addr & 7))
         return ERR_CORRUPT;

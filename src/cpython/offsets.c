@@ -232,17 +232,44 @@ static void fill(const uint8_t *raw, const struct py_offsets *t, struct py_offse
     o->str_data = beside(o->str_ascii_size, t->str_data, t->str_ascii_size);
 }
 
-/* Fields placed beside an anchor must still fall inside their struct, and the frame fields
- * the reader takes from its copy of a frame header inside that header. */
+/* A field of `width` bytes at `off` (-1: absent) inside the first `end` bytes. */
+static bool within(int32_t off, int32_t width, int32_t end)
+{
+    return off < 0 || off + width <= end;
+}
+
+bool offsets_fit_reader(const struct py_offsets *o)
+{
+    bool frame = o->if_size < 0 ||
+                 (o->if_size <= PY_IFRAME_MAX && within(o->if_code, 8, o->if_size) &&
+                  within(o->if_previous, 8, o->if_size) && within(o->if_instr, 8, o->if_size) &&
+                  within(o->if_globals, 8, o->if_size) && within(o->if_owner, 1, o->if_size) &&
+                  within(o->if_is_entry, 1, o->if_size));
+    int32_t co = o->co_size;
+    bool code = co > 0 && co <= PY_CODE_HEAD_MAX && within(o->ob_type, 8, co) &&
+                within(o->var_size, 8, co) && within(o->co_filename, 8, co) &&
+                within(o->co_name, 8, co) && within(o->co_qualname, 8, co) &&
+                within(o->co_linetable, 8, co) && within(o->co_code, 8, co) &&
+                within(o->co_firstlineno, 4, co) && within(o->co_firsttraceable, 4, co);
+    int32_t by = o->bytes_sval;
+    bool bytes = by > 0 && by <= PY_BYTES_HEAD_MAX && within(o->ob_type, 8, by) &&
+                 within(o->var_size, 8, by);
+    int32_t as = o->str_ascii_size;
+    bool str = as > 0 && as <= PY_STR_HEAD_MAX && o->str_compact_size <= PY_STR_HEAD_MAX &&
+               within(o->str_data, 8, PY_STR_HEAD_MAX) && within(o->ob_type, 8, as) &&
+               within(o->str_length, 8, as) && within(o->str_state, 4, as);
+    return frame && code && bytes && str;
+}
+
+/* Fields placed beside an anchor must still fall inside their struct, and every field the
+ * readers take must lie inside the header they copy. */
 static int check_derived(const struct py_offsets *o, struct errbuf *eb)
 {
     bool ok = o->rt_interp_main < o->rt_size && o->ts_id >= 0 && o->ts_id < o->ts_size &&
               o->ts_datastack_limit < o->ts_size && o->gil_locked >= 0 &&
               o->gil_locked < o->gil_size && o->gil_last_holder >= 0 &&
               o->gil_last_holder < o->gil_size && o->co_firsttraceable < o->co_size &&
-              o->if_size <= PY_IFRAME_MAX && o->if_owner < o->if_size &&
-              o->if_code + 8 <= o->if_size && o->if_previous + 8 <= o->if_size &&
-              o->if_instr + 8 <= o->if_size && o->if_globals + 8 <= o->if_size;
+              offsets_fit_reader(o);
     if (!ok)
         return errbuf_set(eb, ERR_CORRUPT, "_Py_DebugOffsets disagree with the 3.13 layout");
     return 0;

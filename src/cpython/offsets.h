@@ -5,14 +5,19 @@
 #ifndef CRUX_OFFSETS_H
 #define CRUX_OFFSETS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "util/err.h"
 
-/* The largest _PyInterpreterFrame header (without localsplus) the reader accepts: it copies
- * frames into slots of this size. 72 bytes on 3.11-3.13. */
-#define PY_IFRAME_MAX 128
+/* The readers copy object headers into fixed buffers of these sizes; offsets_fit_reader()
+ * checks that every field they take lies inside. The 3.13 offsets come from the target's
+ * memory, so they are checked, not trusted. */
+#define PY_IFRAME_MAX 128    /* _PyInterpreterFrame without localsplus: 72 on 3.11-3.13 */
+#define PY_CODE_HEAD_MAX 512 /* PyCodeObject up to the fields read */
+#define PY_BYTES_HEAD_MAX 64 /* PyBytesObject up to ob_sval */
+#define PY_STR_HEAD_MAX 256  /* PyUnicodeObject header and the start of the data */
 
 /* -1 marks a field the version does not have. All offsets are in bytes. */
 struct py_offsets {
@@ -103,6 +108,10 @@ const struct py_offsets *offsets_for_minor(uint32_t minor);
  * read from the target), for 3.13 and later. Checks the cookie, that the version is
  * `version_hex`, rejects free-threaded builds and offsets past the structure sizes.
  * Fields the block lacks come from the built-in 3.13 table. */
+/* Whether every field the readers take from a frame, code, bytes or str header lies inside
+ * the header as copied (see PY_*_MAX). */
+bool offsets_fit_reader(const struct py_offsets *o);
+
 int offsets_from_debug(const uint8_t *raw, size_t n, uint64_t *version_hex, struct py_offsets *out,
                        struct errbuf *eb) MUST_CHECK;
 

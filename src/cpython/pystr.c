@@ -7,8 +7,8 @@
 #include "target/mem.h"
 #include "util/rawfield.h"
 
-#define STR_HEAD_READ 256  /* header plus the start of the data in one read */
-#define STR_MAX_CHARS 4096 /* longer names are cut */
+#define STR_HEAD_READ PY_STR_HEAD_MAX /* header plus the start of the data in one read */
+#define STR_MAX_CHARS 4096            /* longer names are cut */
 
 static size_t put_utf8(uint32_t cp, char *out, size_t pos, size_t cap)
 {

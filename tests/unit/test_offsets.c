@@ -21,6 +21,10 @@
 #define W_STR_ASCII_SIZE (67 + 3)
 #define W_IF 28
 #define W_IF_LOCALSPLUS (W_IF + 4)
+#define W_CO 34
+#define W_CO_CODE_ADAPTIVE (W_CO + 9)
+#define W_BYTES 64
+#define W_BYTES_SVAL (W_BYTES + 2)
 
 static uint8_t golden[GOLDEN_MAX];
 static size_t golden_len;
@@ -180,6 +184,7 @@ static int test_tables_sane(void)
         CHECK(check_thread(t) == 0, "3.%u thread state", minor);
         CHECK(check_frames(t) == 0, "3.%u frames", minor);
         CHECK(check_code_objects(t) == 0, "3.%u code and objects", minor);
+        CHECK(offsets_fit_reader(t), "3.%u fields inside the reader's header copies", minor);
     }
     return 0;
 }
@@ -313,6 +318,14 @@ static int test_debug_rejects_offsets(void)
     CHECK(rc == ERR_CORRUPT, "localsplus at 4000 (a frame header past the reader's slot): %d", rc);
     rc = parse_copy(W_IF_LOCALSPLUS, 16, golden_len, 0, &eb);
     CHECK(rc == ERR_CORRUPT, "localsplus at 16, before instr_ptr: %d", rc);
+    const unsigned code_words[2] = {W_CO, W_CO_CODE_ADAPTIVE};
+    const uint64_t big_code[2] = {4096, 4000};
+    rc = parse_words(code_words, big_code, 2, golden_len, 0, &eb);
+    CHECK(rc == ERR_CORRUPT, "code header of 4000 bytes (past the reader's copy): %d", rc);
+    const unsigned bytes_words[2] = {W_BYTES, W_BYTES_SVAL};
+    const uint64_t big_bytes[2] = {4096, 1000};
+    rc = parse_words(bytes_words, big_bytes, 2, golden_len, 0, &eb);
+    CHECK(rc == ERR_CORRUPT, "ob_sval at 1000: %d", rc);
     return 0;
 }
 
