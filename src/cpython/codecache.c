@@ -152,8 +152,8 @@ static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
     free(tab);
     if (rc) {
         /* A table the decoder rejects costs the lines of this code object, not the stacks
-         * it is in: its frames report no line (seen on 3.13 in a forked multiprocessing
-         * worker; docs/internals.md, known gaps). */
+         * it is in: its frames report no line (3.13's _Py_InitCleanup shim did, before the
+         * decoder accepted its table; see linetable.c). */
         free(e->runs);
         e->runs = NULL;
         e->nruns = 0;

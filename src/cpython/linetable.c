@@ -208,7 +208,13 @@ static int decode_311(const uint8_t *tab, size_t n, int32_t firstlineno, struct 
         rc = add_line(&line, delta);
         if (rc)
             return rc;
+        uint64_t start = end;
         end += ((first & 7) + 1) * 2;
+        /* The last entry may cover code units past the end: 3.13's static _Py_InitCleanup
+         * shim (the frame of a class's __init__ called from C) has 3 units and a
+         * no-location entry for 4. Only the last, and only one that starts inside. */
+        if (i == n && end > r->code_bytes && start < r->code_bytes)
+            end = r->code_bytes;
         rc = push(r, end, code == LOC_NONE ? -1 : line);
         if (rc)
             return rc;

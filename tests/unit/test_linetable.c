@@ -319,6 +319,14 @@ static int test_311_malformed(void)
                                  0xf7, 0x50, 0x06, 0x00, 0x01, 0x02, 0xf8};
     CHECK(decode_rc(LINETABLE_311, ok, sizeof(ok), 26) == 0, "valid");
     CHECK(decode_rc(LINETABLE_311, ok, sizeof(ok), 24) == ERR_CORRUPT, "past the code");
+    /* 3.13's _Py_InitCleanup: 3 code units, one no-location entry of 4 (NO_LOC_4). The last
+     * entry may run past the code, but only the last: an earlier one is still refused. */
+    static const uint8_t init_cleanup[] = {0xfb};
+    CHECK(decode_rc(LINETABLE_311, init_cleanup, 1, 6) == 0, "_Py_InitCleanup's table");
+    static const uint8_t two_over[] = {0xfb, 0xf8};
+    CHECK(decode_rc(LINETABLE_311, two_over, 2, 6) == ERR_CORRUPT, "not the last entry");
+    CHECK(decode_rc(LINETABLE_311, ok, sizeof(ok), 25) == 0, "last entry clamped");
+    CHECK(decode_rc(LINETABLE_311, ok, sizeof(ok), 23) == ERR_CORRUPT, "last starts past");
     static const uint8_t no_start[] = {0x05, 0x80, 0x05};
     CHECK(decode_rc(LINETABLE_311, no_start, 3, 26) == ERR_CORRUPT, "no first byte");
     static const uint8_t trunc_varint[] = {0xe8, 0x47};
