@@ -25,6 +25,7 @@ void codecache_init(struct codecache *c, const struct pyruntime *rt)
     hmap_init(&c->index);
     c->next_id = 1;
     c->revalidate_ns = CODECACHE_REVALIDATE_NS;
+    c->max_entries = CODECACHE_MAX_ENTRIES;
 }
 
 static void entry_fini(struct pycode *e)
@@ -33,6 +34,19 @@ static void entry_fini(struct pycode *e)
     free(e->filename);
     free(e->runs);
     memset(e, 0, sizeof(*e));
+}
+
+void codecache_round(struct codecache *c)
+{
+    if (c->n <= c->max_entries)
+        return;
+    /* Entry ids stay unique across the reset (next_id goes on), so that what callers keyed
+     * by id never meets a new entry. */
+    for (uint32_t i = 0; i < c->n; i++)
+        entry_fini(&c->v[i]);
+    c->n = 0;
+    hmap_clear(&c->index);
+    c->resets++;
 }
 
 void codecache_fini(struct codecache *c)
@@ -201,13 +215,6 @@ int codecache_get(struct codecache *c, uint64_t addr, uint64_t now_ns, const str
         return 0;
     }
     c->misses++;
-    if (c->n >= CODECACHE_MAX_ENTRIES) {
-        /* Bounded memory: start over rather than grow without limit. */
-        for (uint32_t i = 0; i < c->n; i++)
-            entry_fini(&c->v[i]);
-        c->n = 0;
-        hmap_clear(&c->index);
-    }
     struct pycode fresh;
     int rc = load(c->rt, addr, &fresh);
     if (rc) {

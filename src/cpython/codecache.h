@@ -35,7 +35,8 @@ struct codecache {
     struct hmap index; /* code address -> entry index */
     uint32_t next_id;
     uint64_t revalidate_ns; /* how old an entry may get before it is re-checked */
-    uint64_t misses, reloads;
+    uint32_t max_entries;   /* past this many, codecache_round starts over */
+    uint64_t misses, reloads, resets;
 };
 
 #define CODECACHE_MAX_ENTRIES 262144
@@ -45,6 +46,9 @@ struct codecache {
 void codecache_init(struct codecache *c, const struct pyruntime *rt);
 /* Releases every entry. */
 void codecache_fini(struct codecache *c);
+/* Called before each round of reads: empties a cache that has grown past max_entries (so
+ * memory stays bounded). Never during a round: frames read in it hold entry indexes. */
+void codecache_round(struct codecache *c);
 /* Returns the entry for the code object at `addr`, reading it on a miss and re-reading its
  * header when older than revalidate_ns at time `now_ns`. The pointer is valid until the next
  * call. ERR_CORRUPT when `addr` is not a readable code object (torn frame, freed code). */

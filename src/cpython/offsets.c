@@ -258,7 +258,19 @@ bool offsets_fit_reader(const struct py_offsets *o)
     bool str = as > 0 && as <= PY_STR_HEAD_MAX && o->str_compact_size <= PY_STR_HEAD_MAX &&
                within(o->str_data, 8, PY_STR_HEAD_MAX) && within(o->ob_type, 8, as) &&
                within(o->str_length, 8, as) && within(o->str_state, 4, as);
-    return frame && code && bytes && str;
+    const int32_t ts[] = {o->ts_next,
+                          o->ts_interp,
+                          o->ts_frame,
+                          o->ts_thread_id,
+                          o->ts_native_thread_id,
+                          o->ts_id,
+                          o->ts_datastack_chunk,
+                          o->ts_datastack_top,
+                          o->ts_status};
+    bool tstate = true;
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        tstate = tstate && within(ts[i], 8, PY_TSTATE_MAX);
+    return tstate && frame && code && bytes && str;
 }
 
 /* Fields placed beside an anchor must still fall inside their struct, and every field the

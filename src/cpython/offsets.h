@@ -18,6 +18,7 @@
 #define PY_CODE_HEAD_MAX 512 /* PyCodeObject up to the fields read */
 #define PY_BYTES_HEAD_MAX 64 /* PyBytesObject up to ob_sval */
 #define PY_STR_HEAD_MAX 256  /* PyUnicodeObject header and the start of the data */
+#define PY_TSTATE_MAX 4096   /* PyThreadState up to the fields read, per thread and round */
 
 /* -1 marks a field the version does not have. All offsets are in bytes. */
 struct py_offsets {
@@ -108,8 +109,8 @@ const struct py_offsets *offsets_for_minor(uint32_t minor);
  * read from the target), for 3.13 and later. Checks the cookie, that the version is
  * `version_hex`, rejects free-threaded builds and offsets past the structure sizes.
  * Fields the block lacks come from the built-in 3.13 table. */
-/* Whether every field the readers take from a frame, code, bytes or str header lies inside
- * the header as copied (see PY_*_MAX). */
+/* Whether every field the readers take from a thread state, frame, code, bytes or str header
+ * lies inside the header as copied (see PY_*_MAX). */
 bool offsets_fit_reader(const struct py_offsets *o);
 
 int offsets_from_debug(const uint8_t *raw, size_t n, uint64_t *version_hex, struct py_offsets *out,

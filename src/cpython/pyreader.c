@@ -62,6 +62,7 @@ void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_
     r->capframes = 4096;
     r->frames = xmalloc(r->capframes * sizeof(*r->frames));
     hmap_init(&r->tids);
+    hmap_init(&r->listed);
     r->pthread_tid_off = -1;
     uint32_t slots = 64;
     while (slots < 2 * r->max_depth + 64)
@@ -105,6 +106,7 @@ void pyreader_fini(struct pyreader *r)
     free(r->pre_ok);
     free(r->old_buf);
     hmap_fini(&r->tids);
+    hmap_fini(&r->listed);
     memset(r, 0, sizeof(*r));
 }
 
@@ -126,6 +128,16 @@ static void interp_spans(struct pyreader *r, size_t i, struct mem_span *sp)
     }
 }
 
+/* Whether `addr` was met before in this slow walk. A state freed and its memory reused while
+ * the lists are read one by one can link back to an earlier one (A -> C -> A): without this
+ * the walk would fill every slot with the same few threads. */
+static bool listed_before(struct pyreader *r, uint64_t addr)
+{
+    bool inserted;
+    hmap_slot(&r->listed, addr, 1, &inserted);
+    return !inserted;
+}
+
 /* Walks the lists one read at a time; used on the first round and whenever the cached
  * structure no longer matches. */
 static int slow_walk(struct pyreader *r, uint64_t head)
@@ -136,8 +148,11 @@ static int slow_walk(struct pyreader *r, uint64_t head)
     r->ninterps = 0;
     r->ncached = 0;
     r->cache_valid = false;
+    hmap_clear(&r->listed);
     uint64_t ip = head;
     while (ip && r->ninterps < PYREADER_MAX_INTERPS) {
+        if (listed_before(r, ip))
+            return ERR_CORRUPT;
         size_t i = r->ninterps++;
         r->interps[i] = ip;
         struct mem_span sp[4];
@@ -150,6 +165,8 @@ static int slow_walk(struct pyreader *r, uint64_t head)
             return ERR_CORRUPT;
         uint64_t ts = r->interp_fields[i][1];
         while (ts && r->ncached < PYREADER_MAX_THREADS) {
+            if (listed_before(r, ts))
+                return ERR_CORRUPT;
             size_t t = r->ncached;
             int rc = mem_read(pid, ts, blob(r, t), r->ts_read);
             if (rc)
@@ -158,15 +175,9 @@ static int slow_walk(struct pyreader *r, uint64_t head)
                 return ERR_CORRUPT;
             r->tstates[t] = ts;
             r->ncached++;
-            uint64_t next = raw_u64(blob(r, t), o->ts_next);
-            if (next == ts)
-                return ERR_CORRUPT;
-            ts = next;
+            ts = raw_u64(blob(r, t), o->ts_next);
         }
-        uint64_t next = r->interp_fields[i][0];
-        if (next == ip)
-            return ERR_CORRUPT;
-        ip = next;
+        ip = r->interp_fields[i][0];
     }
     r->cache_valid = true;
     return 0;
@@ -443,8 +454,10 @@ static bool seen_before(struct pyreader *r, uint64_t addr)
     return false;
 }
 
+/* Appends a frame to thread `th`'s stack; `addr` (3.8-3.10: the frame object) is kept in
+ * frame_addr beside it. */
 static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line,
-                      bool entry)
+                      bool entry, uint64_t addr)
 {
     if (r->nframes == r->capframes) {
         r->capframes *= 2;
@@ -452,6 +465,8 @@ static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, in
         if (r->frame_addr)
             r->frame_addr = xrealloc(r->frame_addr, r->capframes * sizeof(*r->frame_addr));
     }
+    if (r->frame_addr)
+        r->frame_addr[r->nframes] = addr;
     r->frames[r->nframes++] = (struct pyframe){code, line, entry};
     th->nframes++;
     return 0;
@@ -550,7 +565,7 @@ static int walk_311(struct pyreader *r, struct pythread *th, const struct pychun
             return 0;
         }
         bool entry = o->if_is_entry >= 0 && fb[o->if_is_entry] != 0; /* 3.11 */
-        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), entry);
+        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), entry, 0);
         pushed = true;
     }
     return 0;
@@ -622,8 +637,7 @@ static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t
         if (b >= (int64_t)c->code_bytes)
             return ERR_CORRUPT;
         /* Every frame runs in its own C-level call of the eval loop. */
-        r->frame_addr[r->nframes] = r->w_addr[k];
-        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), true);
+        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), true, r->w_addr[k]);
     }
     return 0;
 }
@@ -850,6 +864,7 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
     r->rounds++;
     r->nthreads = 0;
     r->nframes = 0;
+    codecache_round(&r->codes);
     uint64_t head = 0;
     int rc = read_structure(r, &head);
     if (rc == ERR_PROC_GONE || rc == ERR_PERM)

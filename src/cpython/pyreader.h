@@ -114,6 +114,7 @@ struct pyreader {
     bool finalizing;
 
     struct hmap tids;        /* (tstate ^ id) -> tid, for 3.8-3.10 */
+    struct hmap listed;      /* slow_walk: interpreter and thread states met so far */
     int32_t pthread_tid_off; /* offset of the tid in glibc's struct pthread; -1 unknown */
 
     uint64_t *seen; /* cycle check: frame addresses of the current walk */

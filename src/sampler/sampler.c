@@ -505,15 +505,19 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         if (!th->nframes)
             continue;
         st->thread_samples++;
+        /* A tid read from the target is used for perf and ptrace only once /proc lists it
+         * among the target's own threads ('?': not there): a stale thread state's tid may
+         * have been reused by another process by now. */
+        bool ours = th->tid && states[t] != '?';
         uint8_t cat = CAT_NONE;
-        if (sp->cat_on && th->tid)
+        if (sp->cat_on && ours)
             cat = cat_of(&sp->cat, th->tid, states[t], th->gil, gil_lo, gil_hi, leaf_key(r, th));
         /* A thread waiting for the GIL wants to run: it is not idle. */
         bool idle = states[t] != 'R' && cat != CAT_GIL;
         bool keep = !(idle && !o->idle) && !(o->gil_only && !th->gil);
         if (!keep && !(sp->statm_fd >= 0 && (states[t] == 'R' || th->gil)))
             continue;
-        if (keep && sp->native_on && th->tid) {
+        if (keep && sp->native_on && ours) {
             /* Stops this thread alone and re-reads its Python stack at that instant; on
              * failure nst holds the round's Python frames alone. */
             struct errbuf neb = {{0}};

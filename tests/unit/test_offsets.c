@@ -326,6 +326,11 @@ static int test_debug_rejects_offsets(void)
     const uint64_t big_bytes[2] = {4096, 1000};
     rc = parse_words(bytes_words, big_bytes, 2, golden_len, 0, &eb);
     CHECK(rc == ERR_CORRUPT, "ob_sval at 1000: %d", rc);
+    const unsigned ts_words[2] = {W_TS, W_TS_CURRENT_FRAME};
+    const uint64_t big_ts[2] = {1u << 20, 1u << 19};
+    rc = parse_words(ts_words, big_ts, 2, golden_len, 0, &eb);
+    CHECK(rc == ERR_CORRUPT, "current_frame at 512 KiB (read for every thread, every round): %d",
+          rc);
     return 0;
 }
 

@@ -61,7 +61,7 @@ static const char RECURSION_SCRIPT[] = "import sys, time\n"
                                        "        sys.stdout.flush()\n"
                                        "        time.sleep(30)  # LEAF\n"
                                        "    rec(n - 1)  # CALL\n"
-                                       "rec(3000)\n";
+                                       "rec(5000)\n";
 
 /* Python frames called from C in the middle of the stack: map() calls a lambda, next() resumes
  * a generator (3.12+ link an entry frame owned by the C stack at each). */
@@ -384,6 +384,9 @@ static int sample_until_leaf(struct pyreader *r, const char *leaf, int32_t line,
 
 /* Starts `py` on `script_path`, waits for "ready", finds its runtime and reads it with a
  * reader of depth `max_depth`, then checks what `mode` expects. */
+/* When set, the code cache's limit for the next targets (to make it start over every round). */
+static uint32_t cache_max;
+
 static int run_target(const char *py, const char *script_path, uint32_t max_depth, enum mode mode)
 {
     char *argv[] = {(char *)py, (char *)script_path, NULL};
@@ -397,9 +400,17 @@ static int run_target(const char *py, const char *script_path, uint32_t max_dept
     int result = 1;
     if (rc == 0) {
         pyreader_init(r, rt, max_depth);
+        if (cache_max)
+            r->codes.max_entries = cache_max;
         if (mode == MODE_CHAIN) {
             rc = sample_until_settled(r, &eb);
+            if (rc == 0 && cache_max)
+                rc = sample_until_settled(r, &eb); /* a round that starts with a full cache */
             result = rc == 0 ? check_chain(r, script_path, c.pid, py) : 1;
+            if (result == 0 && cache_max && r->codes.resets == 0) {
+                printf("FAIL %s: the code cache never started over\n", py);
+                result = 1;
+            }
         } else if (mode == MODE_RECURSION) {
             rc = sample_until_leaf(r, "rec", line_of(RECURSION_SCRIPT, "LEAF"), &eb);
             result = rc == 0 ? check_recursion(r, max_depth, py) : 1;
@@ -455,6 +466,24 @@ static int test_depth_cap_exact(void)
     CHECK(for_each_python("chain.py", CHAIN_SCRIPT, 3, MODE_CHAIN) == 0, "max_depth 3");
     CHECK(for_each_python("chain.py", CHAIN_SCRIPT, 4, MODE_CHAIN) == 0, "max_depth 4");
     return 0;
+}
+
+/* More frames in one round than the reader's first frame array holds (4096): the array
+ * grows mid-walk, and 3.8-3.10 keep each frame's address beside it. */
+static int test_depth_past_frame_array(void)
+{
+    return for_each_python("recursion.py", RECURSION_SCRIPT, 4500, MODE_RECURSION);
+}
+
+/* A code cache that starts over every round (a long-running target that keeps compiling code
+ * reaches the limit): frames of a round keep entry indexes, so it must never start over in
+ * the middle of one. */
+static int test_code_cache_starts_over(void)
+{
+    cache_max = 2;
+    int rc = for_each_python("chain.py", CHAIN_SCRIPT, MAX_DEPTH, MODE_CHAIN);
+    cache_max = 0;
+    return rc;
 }
 
 static int test_frames_called_from_c(void)
@@ -514,6 +543,8 @@ int main(void)
     RUN(test_call_chain_and_threads);
     RUN(test_depth_cap);
     RUN(test_depth_cap_exact);
+    RUN(test_depth_past_frame_array);
+    RUN(test_code_cache_starts_over);
     RUN(test_frames_called_from_c);
     RUN(test_gil_holder);
     RUN(test_process_gone);
