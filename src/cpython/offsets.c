@@ -238,6 +238,20 @@ static bool within(int32_t off, int32_t width, int32_t end)
     return off < 0 || off + width <= end;
 }
 
+void offsets_tstate_fields(const struct py_offsets *o, int32_t out[PY_TSTATE_FIELDS])
+{
+    const int32_t f[PY_TSTATE_FIELDS] = {o->ts_next,
+                                         o->ts_interp,
+                                         o->ts_frame,
+                                         o->ts_thread_id,
+                                         o->ts_native_thread_id,
+                                         o->ts_id,
+                                         o->ts_datastack_chunk,
+                                         o->ts_datastack_top,
+                                         o->ts_status};
+    memcpy(out, f, sizeof(f));
+}
+
 bool offsets_fit_reader(const struct py_offsets *o)
 {
     bool frame = o->if_size < 0 ||
@@ -258,17 +272,10 @@ bool offsets_fit_reader(const struct py_offsets *o)
     bool str = as > 0 && as <= PY_STR_HEAD_MAX && o->str_compact_size <= PY_STR_HEAD_MAX &&
                within(o->str_data, 8, PY_STR_HEAD_MAX) && within(o->ob_type, 8, as) &&
                within(o->str_length, 8, as) && within(o->str_state, 4, as);
-    const int32_t ts[] = {o->ts_next,
-                          o->ts_interp,
-                          o->ts_frame,
-                          o->ts_thread_id,
-                          o->ts_native_thread_id,
-                          o->ts_id,
-                          o->ts_datastack_chunk,
-                          o->ts_datastack_top,
-                          o->ts_status};
+    int32_t ts[PY_TSTATE_FIELDS];
+    offsets_tstate_fields(o, ts);
     bool tstate = true;
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+    for (size_t i = 0; i < PY_TSTATE_FIELDS; i++)
         tstate = tstate && within(ts[i], 8, PY_TSTATE_MAX);
     return tstate && frame && code && bytes && str;
 }

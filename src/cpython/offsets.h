@@ -113,6 +113,10 @@ const struct py_offsets *offsets_for_minor(uint32_t minor);
  * lies inside the header as copied (see PY_*_MAX). */
 bool offsets_fit_reader(const struct py_offsets *o);
 
+#define PY_TSTATE_FIELDS 9
+/* The offsets of the thread-state fields the reader copies every round (-1: absent). */
+void offsets_tstate_fields(const struct py_offsets *o, int32_t out[PY_TSTATE_FIELDS]);
+
 int offsets_from_debug(const uint8_t *raw, size_t n, uint64_t *version_hex, struct py_offsets *out,
                        struct errbuf *eb) MUST_CHECK;
 

@@ -39,16 +39,9 @@ void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_
     r->max_depth = max_depth ? max_depth : 1;
     codecache_init(&r->codes, rt);
     const struct py_offsets *o = &rt->off;
-    const int32_t ts_fields[] = {o->ts_next,
-                                 o->ts_interp,
-                                 o->ts_frame,
-                                 o->ts_thread_id,
-                                 o->ts_native_thread_id,
-                                 o->ts_id,
-                                 o->ts_datastack_chunk,
-                                 o->ts_datastack_top,
-                                 o->ts_status};
-    r->ts_read = max_off(ts_fields, sizeof(ts_fields) / sizeof(ts_fields[0]));
+    int32_t ts_fields[PY_TSTATE_FIELDS];
+    offsets_tstate_fields(o, ts_fields);
+    r->ts_read = max_off(ts_fields, PY_TSTATE_FIELDS);
     r->blobs = xmalloc(PYREADER_MAX_THREADS * r->ts_read);
     r->tstates = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->tstates));
     r->threads = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->threads));
