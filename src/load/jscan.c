@@ -265,7 +265,7 @@ int jscan_decode_str(struct jspan str, struct buf *out)
 
 bool jscan_int(struct jspan v, int64_t *out)
 {
-    if (!v.n || v.n > 19)
+    if (!v.n || v.n > 20) /* a sign and 19 digits */
         return false;
     size_t i = 0;
     bool neg = v.p[0] == '-';
@@ -277,7 +277,10 @@ bool jscan_int(struct jspan v, int64_t *out)
     for (; i < v.n; i++) {
         if (v.p[i] < '0' || v.p[i] > '9')
             return false;
-        x = x * 10 + (v.p[i] - '0');
+        int d = v.p[i] - '0';
+        if (x > (INT64_MAX - d) / 10)
+            return false; /* past int64: not a number this scanner reports */
+        x = x * 10 + d;
     }
     *out = neg ? -x : x;
     return true;

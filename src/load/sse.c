@@ -64,7 +64,9 @@ static uint64_t classify(struct sse *s, const char *d, size_t n)
     if (jscan_get(obj, "usage", &usage) && jscan_type(usage) == '{' &&
         jscan_get(usage, "completion_tokens", &ct)) {
         int64_t v;
-        if (jscan_int(ct, &v) && v >= 0)
+        /* Implausible counts (no response carries 2^32 tokens) are ignored, and the
+         * token events are counted instead: summed over a run they would wrap. */
+        if (jscan_int(ct, &v) && v >= 0 && v <= SSE_USAGE_MAX)
             s->usage_tokens = v;
     }
     if (!jscan_get(obj, "choices", &choices))

@@ -9,6 +9,7 @@
 
 /* An event's data larger than this is a protocol error. */
 #define SSE_EVENT_MAX (1u << 20)
+#define SSE_USAGE_MAX ((int64_t)1 << 32) /* largest usage.completion_tokens believed */
 
 /* Token counting (the choice crux documents in docs/load.md): each event whose data is
  * `[DONE]` ends the stream and is no token; an event whose data is a JSON object with a

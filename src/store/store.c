@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/xalloc.h"
@@ -38,9 +39,26 @@ static const char schema[] =
     "  t.line AS line FROM samples s JOIN stacks k ON k.id = s.stack\n"
     "  JOIN frame_text t ON t.id = k.frame;\n";
 
+/* SQLite's message for the last error, on one line: it can quote schema text. */
+static void db_msg(sqlite3 *db, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", db ? sqlite3_errmsg(db) : "out of memory");
+    for (char *c = out; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
+}
+
 static int db_err(sqlite3 *db, struct errbuf *eb, const char *what, const char *path)
 {
-    return errbuf_set(eb, ERR_IO, "%s %s: %s", what, path, db ? sqlite3_errmsg(db) : "no memory");
+    char msg[160];
+    db_msg(db, msg, sizeof(msg));
+    int code = db ? sqlite3_errcode(db) & 0xff : SQLITE_NOMEM;
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+        return errbuf_set(eb, code == SQLITE_CORRUPT ? ERR_CORRUPT : ERR_ARG,
+                          "%s %s: not a crux recording, or a damaged one (SQLite: %s): give a "
+                          "file written by crux record --save",
+                          what, path, msg);
+    return errbuf_set(eb, ERR_IO, "%s %s: %s", what, path, msg);
 }
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
@@ -272,9 +290,15 @@ int store_save(const struct profile *p, const char *path, struct errbuf *eb)
 static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
 {
     sqlite3_stmt *st;
-    if (prep(db, "SELECT key, value FROM meta", &st))
-        return errbuf_set(eb, ERR_ARG, "%s is not a crux recording (no meta table): %s", path,
-                          sqlite3_errmsg(db));
+    if (prep(db, "SELECT key, value FROM meta", &st)) {
+        int code = sqlite3_errcode(db) & 0xff;
+        if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+            return db_err(db, eb, "cannot read recording", path);
+        return errbuf_set(eb, ERR_ARG,
+                          "%s is not a crux recording (no meta table): make one with crux record "
+                          "--save",
+                          path);
+    }
     struct pmeta *m = &p->meta;
     int64_t version = -1;
     int rc;
@@ -325,9 +349,13 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
     return 0;
 }
 
+#define STORE_COUNT_MAX ((uint64_t)1 << 40) /* samples in a recording */
+#define STORE_BYTES_MAX ((uint64_t)1 << 50) /* memory growth summed over stacks, |bytes| */
+
 static int corrupt(struct errbuf *eb, const char *path, const char *what)
 {
-    return errbuf_set(eb, ERR_CORRUPT, "recording %s is damaged: %s", path, what);
+    return errbuf_set(eb, ERR_CORRUPT, "recording %s is damaged: %s: record it again with --save",
+                      path, what);
 }
 
 static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
@@ -390,6 +418,11 @@ static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const 
             sqlite3_finalize(st);
             return corrupt(eb, path, "a count names a missing stack or category");
         }
+        /* Bounded so that no sum over stacks can wrap (a year at 10 kHz is 2^38 ticks). */
+        if ((uint64_t)n > STORE_COUNT_MAX || p->total + (uint64_t)n > STORE_COUNT_MAX) {
+            sqlite3_finalize(st);
+            return corrupt(eb, path, "sample counts past 2^40");
+        }
         p->cat_counts[(size_t)s * PCAT_N + c] += (uint64_t)n;
         p->counts[s] += (uint64_t)n;
         p->total += (uint64_t)n;
@@ -399,13 +432,20 @@ static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const 
         return db_err(db, eb, "cannot read", path);
     if (prep(db, "SELECT stack, bytes FROM stack_growth", &st))
         return db_err(db, eb, "cannot read", path);
+    uint64_t moved = 0; /* sum of |bytes|: bounds every sum the views make */
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t s = sqlite3_column_int64(st, 0);
+        int64_t s = sqlite3_column_int64(st, 0), bytes = sqlite3_column_int64(st, 1);
         if (s <= 0 || s >= p->nnodes) {
             sqlite3_finalize(st);
             return corrupt(eb, path, "a growth row names a missing stack");
         }
-        p->mem_growth[s] += sqlite3_column_int64(st, 1);
+        uint64_t mag = bytes < 0 ? 0 - (uint64_t)bytes : (uint64_t)bytes;
+        if (mag > STORE_BYTES_MAX || moved + mag > STORE_BYTES_MAX) {
+            sqlite3_finalize(st);
+            return corrupt(eb, path, "memory growth past 2^50 bytes");
+        }
+        moved += mag;
+        p->mem_growth[s] += bytes;
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
@@ -482,6 +522,12 @@ int store_load(const char *path, struct profile *p, struct errbuf *eb)
 {
     if (access(path, R_OK) != 0)
         return errbuf_set(eb, ERR_IO, "cannot open recording %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return errbuf_set(eb, ERR_ARG,
+                          "cannot open recording %s: not a regular file (give the file that "
+                          "crux record --save wrote)",
+                          path);
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         int rc = db_err(db, eb, "cannot open recording", path);

@@ -102,6 +102,21 @@ static int test_sse_bytewise_and_multiline(void)
     return 0;
 }
 
+/* A usage count no response could carry is ignored: the events are counted instead. */
+static int test_sse_usage_implausible(void)
+{
+    static const char stream[] = "data: {\"choices\":[1]}\n\n"
+                                 "data: {\"choices\":[1],\"usage\":{\"completion_tokens\":"
+                                 "9223372036854775807}}\n\n";
+    struct sse s;
+    sse_init(&s);
+    uint64_t tokens = sse_feed(&s, stream, sizeof(stream) - 1);
+    CHECK(tokens == 2 && s.usage_tokens == -1, "%llu tokens, usage %lld",
+          (unsigned long long)tokens, (long long)s.usage_tokens);
+    sse_fini(&s);
+    return 0;
+}
+
 static int test_sse_event_cap(void)
 {
     struct sse s;
@@ -229,6 +244,14 @@ static int test_jscan(void)
     buf_fini(&b);
     int64_t i;
     CHECK(jscan_int(n, &i) && i == -42, "int");
+    /* Past int64 is not a number (UBSan caught the multiply overflowing in a server's usage
+     * field); the extremes still are. */
+    static const char *const ints[] = {"9223372036854775807", "-9223372036854775807",
+                                       "9223372036854775808", "9999999999999999999"};
+    CHECK(jscan_int((struct jspan){ints[0], 19}, &i) && i == INT64_MAX, "INT64_MAX");
+    CHECK(jscan_int((struct jspan){ints[1], 20}, &i) && i == -INT64_MAX, "-INT64_MAX");
+    CHECK(!jscan_int((struct jspan){ints[2], 19}, &i), "INT64_MAX + 1");
+    CHECK(!jscan_int((struct jspan){ints[3], 19}, &i), "19 nines");
     size_t pos = 0;
     int count = 0;
     struct jspan e;
@@ -250,6 +273,7 @@ int main(void)
     RUN(test_chunked_sse_every_split);
     RUN(test_sse_bytewise_and_multiline);
     RUN(test_sse_event_cap);
+    RUN(test_sse_usage_implausible);
     RUN(test_malformed);
     RUN(test_eof_and_interim);
     RUN(test_random_bytes_never_crash);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -206,6 +207,41 @@ static int test_bad_files(void)
     sqlite3_close(db);
     profile_init(&q);
     CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "damaged"), "%s", eb.msg);
+    profile_fini(&q);
+    /* A recording cut short, a directory, and absurd counts: one-line errors. */
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && truncate(path, sb.st_size / 2) == 0, "truncate");
+    profile_init(&q);
+    int rc = store_load(path, &q, &eb);
+    CHECK((rc == ERR_CORRUPT || rc == ERR_ARG) && strstr(eb.msg, "--save") && !strchr(eb.msg, '\n'),
+          "truncated: %d %s", rc, eb.msg);
+    profile_fini(&q);
+    profile_init(&q);
+    CHECK(store_load("/tmp", &q, &eb) == ERR_ARG && strstr(eb.msg, "not a regular file"), "%s",
+          eb.msg);
+    profile_fini(&q);
+    build(&p);
+    CHECK(store_save(&p, path, &eb) == 0, "save");
+    profile_fini(&p);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db, "UPDATE stack_counts SET count = 4611686018427387904", NULL, NULL,
+                       NULL) == SQLITE_OK,
+          "update");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "2^40"), "%s", eb.msg);
+    profile_fini(&q);
+    build(&p);
+    CHECK(store_save(&p, path, &eb) == 0, "save");
+    profile_fini(&p);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db,
+                       "INSERT INTO stack_growth(stack, bytes) VALUES (1, -4611686018427387904)",
+                       NULL, NULL, NULL) == SQLITE_OK,
+          "insert");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "2^50"), "%s", eb.msg);
     profile_fini(&q);
     CHECK(store_save(&q, "/nonexistent/dir/run.db", &eb) == ERR_IO, "unwritable");
     unlink(path);
