@@ -238,34 +238,49 @@ const char stage_rules_builtin[] =
     "match model native *_multiarray_umath*\n"
     "match model native *onnxruntime*\n";
 
+/* The id of stage `name`, or UINT32_MAX. A hash collision (two names, one 64-bit hash)
+ * falls back to a scan. */
+static uint32_t find_stage(const struct stage_rules *r, const char *name)
+{
+    uint64_t id;
+    if (!hmap_get(&r->by_name, hmap_hash_bytes(name, strlen(name)), &id))
+        return UINT32_MAX; /* every stage's hash is in the map */
+    if (strcmp(r->stages[id].name, name) == 0)
+        return (uint32_t)id;
+    for (uint32_t i = 0; i < r->nstages; i++)
+        if (strcmp(r->stages[i].name, name) == 0)
+            return i;
+    return UINT32_MAX;
+}
+
 static uint32_t add_stage(struct stage_rules *r, const char *name, uint8_t run, uint8_t wait)
 {
-    for (uint32_t i = 0; i < r->nstages; i++) {
-        if (strcmp(r->stages[i].name, name) == 0) {
-            r->stages[i].run_type = run;
-            r->stages[i].wait_type = wait;
-            return i;
-        }
+    uint32_t i = find_stage(r, name);
+    if (i != UINT32_MAX) {
+        r->stages[i].run_type = run;
+        r->stages[i].wait_type = wait;
+        return i;
     }
     if (r->nstages == r->capstages) {
         r->capstages = r->capstages ? r->capstages * 2 : 16;
         r->stages = xrealloc(r->stages, r->capstages * sizeof(*r->stages));
     }
     r->stages[r->nstages] = (struct stage_def){xstrdup(name), run, wait};
+    /* A colliding name keeps the first one's slot; find_stage scans for it. */
+    (void)hmap_slot(&r->by_name, hmap_hash_bytes(name, strlen(name)), r->nstages, NULL);
     return r->nstages++;
 }
 
 uint32_t stage_rules_stage(struct stage_rules *r, const char *name)
 {
-    for (uint32_t i = 0; i < r->nstages; i++)
-        if (strcmp(r->stages[i].name, name) == 0)
-            return i;
-    return add_stage(r, name, BT_HOST, BT_QUEUE);
+    uint32_t i = find_stage(r, name);
+    return i != UINT32_MAX ? i : add_stage(r, name, BT_HOST, BT_QUEUE);
 }
 
 void stage_rules_init(struct stage_rules *r)
 {
     memset(r, 0, sizeof(*r));
+    hmap_init(&r->by_name);
     (void)add_stage(r, "other", BT_HOST, BT_NONE);
     int rc =
         stage_rules_parse(r, stage_rules_builtin, strlen(stage_rules_builtin), "built-in", NULL);
@@ -286,6 +301,7 @@ void stage_rules_fini(struct stage_rules *r)
     for (uint32_t i = 0; i < r->nstages; i++)
         free(r->stages[i].name);
     free(r->stages);
+    hmap_fini(&r->by_name);
     memset(r, 0, sizeof(*r));
 }
 

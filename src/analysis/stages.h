@@ -10,6 +10,7 @@
 
 #include "profile/profile.h"
 #include "util/err.h"
+#include "util/hmap.h"
 
 /* Bottleneck types a verdict can name. */
 enum btype {
@@ -62,6 +63,7 @@ struct stage_rules {
     size_t nrules, caprules;
     struct stage_def *stages; /* stage id -> definition; id 0 is "other" */
     uint32_t nstages, capstages;
+    struct hmap by_name; /* hash of a stage's name -> its id (a rules file may name 10^5) */
 };
 
 /* The built-in rules (docs/report.md lists them), in storage the caller owns. */

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "export/export.h"
 #include "profile/profile.h"
+#include "util/buf.h"
 
 static uint32_t py(struct profile *p, const char *name, const char *file, int line)
 {
@@ -51,6 +52,30 @@ static int test_builtin_rules_parse(void)
     CHECK(r.nrules > 100, "rules %zu", r.nrules);
     CHECK(stage_id(&r, "other") == STAGE_OTHER, "other is stage 0");
     CHECK(stage_id(&r, "tokenize") != UINT32_MAX && stage_id(&r, "ipc") != UINT32_MAX, "stages");
+    stage_rules_fini(&r);
+    return 0;
+}
+
+/* A rules file naming many stages: each found by name (a hash map; the list was searched once
+ * per line, 33 s for 10^5 stages). */
+static int test_many_stages(void)
+{
+    struct stage_rules r;
+    stage_rules_init(&r);
+    struct buf b;
+    buf_init(&b, 0);
+    for (int i = 0; i < 20000; i++)
+        CHECK(buf_printf(&b, "stage s%d io\nmatch s%d function f%d\n", i, i, i) == 0, "printf");
+    struct errbuf eb = {{0}};
+    uint32_t before = r.nstages;
+    CHECK(stage_rules_parse(&r, b.data, b.len, "many.rules", &eb) == 0, "%s", eb.msg);
+    CHECK(r.nstages == before + 20000, "%u stages", r.nstages);
+    uint32_t a = stage_id(&r, "s0"), z = stage_id(&r, "s19999");
+    CHECK(a != UINT32_MAX && z != UINT32_MAX && a != z, "s0 %u, s19999 %u", a, z);
+    CHECK(strcmp(r.stages[z].name, "s19999") == 0, "%s", r.stages[z].name);
+    CHECK(stage_rules_stage(&r, "s777") == stage_id(&r, "s777"), "same id by either call");
+    CHECK(stage_rules_stage(&r, "brand-new") == r.nstages - 1, "a new name is added");
+    buf_fini(&b);
     stage_rules_fini(&r);
     return 0;
 }
@@ -433,6 +458,7 @@ static int test_summary_and_formats(void)
 int main(void)
 {
     RUN(test_builtin_rules_parse);
+    RUN(test_many_stages);
     RUN(test_classify);
     RUN(test_wilson);
     RUN(test_counts_only_verdicts);
