@@ -214,18 +214,42 @@ static bool has_header(const struct buf *hdrs, const char *name)
     return false;
 }
 
+/* Up to 80 bytes of `s` for an error message, control bytes shown as '?': what the user
+ * wrote may hold line breaks, and errors are one line. */
+static const char *shown(const char *s, size_t n, char out[84])
+{
+    size_t k = n > 80 ? 80 : n;
+    for (size_t i = 0; i < k; i++)
+        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    out[k] = 0;
+    return out;
+}
+
+/* RFC 9110 token characters (header names, methods). */
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
 static int add_header(struct buf *hdrs, const char *h, size_t n, struct errbuf *eb)
 {
+    char sh[84];
     const char *colon = memchr(h, ':', n);
     if (!colon || colon == h)
-        return errbuf_set(eb, ERR_ARG, "header '%.*s' has no name: write -H 'Name: value'",
-                          (int)(n > 80 ? 80 : n), h);
-    for (size_t i = 0; i < n; i++)
-        if (h[i] == '\r' || h[i] == '\n' || (h + i < colon && (h[i] == ' ' || h[i] == '\t')))
+        return errbuf_set(eb, ERR_ARG, "header '%s' has no name: write -H 'Name: value'",
+                          shown(h, n, sh));
+    for (const char *c = h; c < colon; c++)
+        if (!is_tchar(*c))
             return errbuf_set(eb, ERR_ARG,
-                              "header '%.*s': no spaces in the name and no line "
-                              "breaks: write -H 'Name: value'",
-                              (int)(n > 80 ? 80 : n), h);
+                              "header '%s': a name is letters, digits and !#$%%&'*+-.^_`|~ "
+                              "only: write -H 'Name: value'",
+                              shown(h, n, sh));
+    for (const char *c = colon + 1; c < h + n; c++)
+        if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+            return errbuf_set(eb, ERR_ARG,
+                              "header '%s': no line breaks or control characters in a value",
+                              shown(h, n, sh));
     int rc = buf_append(hdrs, h, n);
     if (!rc)
         rc = buf_puts(hdrs, "\r\n");
@@ -272,12 +296,37 @@ static int build_req(const struct target *t, const char *method, const char *pat
 static int check_method(const char *m, struct errbuf *eb)
 {
     size_t n = strlen(m);
+    char sh[84];
     if (!n || n > 15)
-        return errbuf_set(eb, ERR_ARG, "method '%s': use GET, POST, PUT, ...", m);
+        return errbuf_set(eb, ERR_ARG, "method '%s': use GET, POST, PUT, ...", shown(m, n, sh));
     for (size_t i = 0; i < n; i++)
         if (!((m[i] >= 'A' && m[i] <= 'Z') || m[i] == '-' || m[i] == '_'))
-            return errbuf_set(eb, ERR_ARG, "method '%s': use an upper-case token (GET, POST)", m);
+            return errbuf_set(eb, ERR_ARG, "method '%s': use an upper-case token (GET, POST)",
+                              shown(m, n, sh));
     return 0;
+}
+
+/* A request target as the request line carries it: no spaces or control bytes. */
+static int check_path(const struct buf *p, const char *file, size_t lineno, struct errbuf *eb)
+{
+    if (!p->len || p->data[0] != '/')
+        return errbuf_set(eb, ERR_ARG, "%s:%zu: \"path\" must be a string starting with /", file,
+                          lineno);
+    for (size_t i = 0; i < p->len; i++)
+        if ((unsigned char)p->data[i] <= 0x20 || p->data[i] == 0x7f)
+            return errbuf_set(eb, ERR_ARG,
+                              "%s:%zu: \"path\" has a space or control character at byte %zu: "
+                              "percent-encode it (%%20)",
+                              file, lineno, i);
+    return 0;
+}
+
+/* Puts "FILE:LINE: " before the message in `eb`; returns ERR_ARG. */
+static int at_line(struct errbuf *eb, const char *file, size_t lineno)
+{
+    char why[sizeof(eb->msg)];
+    snprintf(why, sizeof(why), "%s", eb->msg);
+    return errbuf_set(eb, ERR_ARG, "%s:%zu: %s", file, lineno, why);
 }
 
 /* One line of --requests-file. */
@@ -300,10 +349,17 @@ static int reqfile_line(const struct load_opts *o, const struct target *t, struc
     bool has_body = false;
     if (jscan_get(obj, "method", &v) && jscan_decode_str(v, &method))
         rc = errbuf_set(eb, ERR_ARG, "%s:%zu: \"method\" must be a short string", path, lineno);
-    if (!rc && jscan_get(obj, "path", &v) &&
-        (jscan_decode_str(v, &upath) || !upath.len || upath.data[0] != '/'))
-        rc = errbuf_set(eb, ERR_ARG, "%s:%zu: \"path\" must be a string starting with /", path,
-                        lineno);
+    if (!rc && jscan_get(obj, "path", &v)) {
+        if (jscan_type(v) == '"' && jscan_decode_str(v, &upath))
+            rc = errbuf_set(eb, ERR_ARG, "%s:%zu: \"path\" is longer than %zu bytes", path, lineno,
+                            upath.limit);
+        else
+            rc = jscan_type(v) == '"' ? check_path(&upath, path, lineno, eb)
+                                      : errbuf_set(eb, ERR_ARG,
+                                                   "%s:%zu: \"path\" must be a string starting "
+                                                   "with /",
+                                                   path, lineno);
+    }
     if (!rc && jscan_get(obj, "headers", &v)) {
         size_t pos = 0;
         struct jspan k, hv;
@@ -312,10 +368,19 @@ static int reqfile_line(const struct load_opts *o, const struct target *t, struc
                             lineno);
         while (!rc && jscan_next_member(v, &pos, &k, &hv)) {
             buf_reset(&tmp);
-            if (jscan_decode_str(k, &tmp) || buf_puts(&tmp, ": ") || jscan_decode_str(hv, &tmp))
+            if (jscan_type(hv) != '"')
                 rc = errbuf_set(eb, ERR_ARG, "%s:%zu: header values must be strings", path, lineno);
-            else
-                rc = add_header(&hdrs, tmp.data, tmp.len, eb);
+            else if (jscan_decode_str(k, &tmp) || (tmp.len && memchr(tmp.data, ':', tmp.len)) ||
+                     buf_puts(&tmp, ": "))
+                rc = errbuf_set(eb, ERR_ARG,
+                                "%s:%zu: a header name is a token (letters, digits, - _ ...) "
+                                "of at most %zu bytes",
+                                path, lineno, tmp.limit);
+            else if (jscan_decode_str(hv, &tmp))
+                rc = errbuf_set(eb, ERR_ARG, "%s:%zu: a header is longer than %zu bytes", path,
+                                lineno, tmp.limit);
+            else if (add_header(&hdrs, tmp.data, tmp.len, eb))
+                rc = at_line(eb, path, lineno);
         }
     }
     if (!rc && jscan_get(obj, "body", &v) && jscan_type(v) != 'n') {
@@ -328,8 +393,8 @@ static int reqfile_line(const struct load_opts *o, const struct target *t, struc
                     : o->method ? o->method
                     : has_body  ? "POST"
                                 : "GET";
-    if (!rc)
-        rc = check_method(m, eb);
+    if (!rc && check_method(m, eb))
+        rc = at_line(eb, path, lineno);
     if (!rc)
         rc = build_req(t, m, upath.len ? buf_cstr(&upath) : t->path, &hdrs,
                        body.data ? body.data : "", body.len, has_body, r);

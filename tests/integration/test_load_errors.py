@@ -103,6 +103,28 @@ def test_bad_options(crux):
             res.describe()
 
 
+def test_bad_requests_file_lines(crux, tmp_path):
+    """Lines that would put line breaks, spaces or NUL bytes into the request line or a header
+    (request smuggling) are refused with FILE:LINE on one line, before anything is sent."""
+    cases = [
+        ('{"path":"/ok HTTP/1.1\\r\\nX-Inject: 1\\r\\n\\r\\nGET /ok"}', "percent-encode"),
+        ('{"path":"/a b"}', "percent-encode"),
+        ('{"headers":{"a\\u0000b":"x"}}', "a name is"),
+        ('{"headers":{"a:b":"x"}}', "header name"),
+        ('{"headers":{"X-A":"v\\r\\nX-B: 1"}}', "line breaks"),
+        ('{"method":"GE\\r\\nT"}', "method"),
+        ('{"path":"/%s"}' % ("x" * 10000), "longer than"),
+    ]
+    for line, needle in cases:
+        reqs = tmp_path / "reqs.jsonl"
+        reqs.write_text("{}\n" + line + "\n")
+        res = crux.run("load", "http://127.0.0.1:1/", "-n", "1", "--requests-file", str(reqs))
+        assert res.returncode == 2, res.describe()
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("crux: %s:2: " % reqs) and \
+            needle in lines[0], res.describe()
+
+
 def test_silent_close_of_kept_alive_connections(crux):
     """A server that closes every connection after one response (without saying so):
     no request fails; crux reconnects, resending a request once when it met a stale one."""
