@@ -308,6 +308,11 @@ static int run_otlp(const struct stages_args *a)
     rc = write_report(a, &st, &so);
     fprintf(stderr, "crux: %zu spans in %zu traces from %s%s\n", st.nspans, st.nreqs, a->otlp,
             o.skipped ? " (some spans lacked a name or times and were skipped)" : "");
+    if (o.bad_lines)
+        fprintf(stderr,
+                "crux: warning: %zu lines of %s are not OTLP/JSON and were skipped (the first "
+                "is line %zu): check that the export finished\n",
+                o.bad_lines, a->otlp, o.first_bad);
     stagestats_fini(&st);
     otlp_fini(&o);
     return rc;

@@ -177,12 +177,25 @@ int otlp_parse(struct otlp *o, const char *text, size_t len, struct errbuf *eb)
         while (q < le && (*q == ' ' || *q == '\t' || *q == '\r'))
             q++;
         if (q < le) {
-            if (parse_one(o, q, (size_t)(le - q)))
+            if (parse_one(o, q, (size_t)(le - q))) {
                 docs++;
-            else if (!bad_line)
-                bad_line = lineno;
+            } else {
+                o->bad_lines++;
+                if (!bad_line)
+                    bad_line = lineno;
+            }
         }
         p = nl ? nl + 1 : end;
+    }
+    o->first_bad = bad_line;
+    if (!docs && bad_line == 1) {
+        /* Nothing parsed: valid JSON without spans, or one document cut short. */
+        cJSON *root = cJSON_ParseWithLength(text, len);
+        cJSON_Delete(root);
+        if (!root)
+            return errbuf_set(eb, ERR_ARG,
+                              "not OTLP/JSON trace data (not valid JSON: cut short?): export "
+                              "spans with the OTLP JSON encoding");
     }
     if (!docs && bad_line > 1)
         return errbuf_set(eb, ERR_ARG,

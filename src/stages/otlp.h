@@ -19,6 +19,8 @@ struct otlp {
     size_t nspans, cap, max_spans;
     struct strtab names;
     uint64_t skipped; /* spans without a name or valid times */
+    size_t bad_lines; /* JSON lines that did not parse as OTLP (beside ones that did) */
+    size_t first_bad; /* the first of them, 1-based; 0 if none */
 };
 
 /* Initializes an empty import keeping at most `max_spans` spans (0: no cap but memory). */

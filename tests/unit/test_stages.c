@@ -446,8 +446,23 @@ static int test_otlp_parse(void)
     buf_fini(&b);
     otlp_fini(&o);
     otlp_init(&o, 0);
-    CHECK(otlp_parse(&o, "{\"a\":1}", 7, &eb) == ERR_ARG, "not OTLP");
+    CHECK(otlp_parse(&o, "{\"a\":1}", 7, &eb) == ERR_ARG && strstr(eb.msg, "no resourceSpans"),
+          "not OTLP: %s", eb.msg);
     CHECK(otlp_parse(&o, "garbage\n{", 9, &eb) == ERR_ARG, "not JSON");
+    /* A document cut short says so; a cut last line beside good ones is counted. */
+    CHECK(otlp_parse(&o, otlp_doc, strlen(otlp_doc) / 2, &eb) == ERR_ARG &&
+              strstr(eb.msg, "cut short"),
+          "truncated: %s", eb.msg);
+    otlp_fini(&o);
+    otlp_init(&o, 0);
+    buf_init(&b, 0);
+    CHECK(buf_puts(&b, otlp_doc) == 0 && buf_puts(&b, "\n") == 0 &&
+              buf_append(&b, otlp_doc, strlen(otlp_doc) / 2) == 0,
+          "cut lines");
+    CHECK(otlp_parse(&o, b.data, b.len, &eb) == 0 && o.nspans == 2 && o.bad_lines == 1 &&
+              o.first_bad == 2,
+          "cut line counted: %zu spans, %zu bad, first %zu", o.nspans, o.bad_lines, o.first_bad);
+    buf_fini(&b);
     otlp_fini(&o);
     CHECK(otlp_id64("") == 0 && otlp_id64("zz") != 0, "id64");
     return 0;
