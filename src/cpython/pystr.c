@@ -16,6 +16,8 @@ static size_t put_utf8(uint32_t cp, char *out, size_t pos, size_t cap)
     size_t n;
     if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
         cp = 0xFFFD;
+    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+        cp = '?'; /* control characters (a file name given to compile()): see util/text.h */
     if (cp < 0x80) {
         tmp[0] = (char)cp;
         n = 1;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/hmap.h"
+#include "util/text.h"
 #include "util/xalloc.h"
 
 void otlp_init(struct otlp *o, size_t max_spans)
@@ -107,7 +108,10 @@ static void add_span(struct otlp *o, const cJSON *sp)
     s->request = otlp_id64(get_str(sp, "traceId"));
     s->start_ns = start;
     s->end_ns = end;
-    s->name = strtab_get(&o->names, strtab_intern(&o->names, name, strlen(name)));
+    char *clean = xstrdup(name);
+    text_scrub(clean, strlen(clean));
+    s->name = strtab_get(&o->names, strtab_intern(&o->names, clean, strlen(clean)));
+    free(clean);
     s->tid = 0;
     s->kind = parent && *parent ? STAGE_SPAN : STAGE_REQUEST;
     s->pid = 0;

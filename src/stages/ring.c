@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/text.h"
 #include "util/xalloc.h"
 
 /* Records that stay unpublished this many drains in a row are skipped (a writer that died
@@ -190,6 +191,7 @@ const char *stagering_name(struct stagering *r, uint32_t id)
         return NULL;
     memcpy(r->names[id], e.text, e.len);
     r->names[id][e.len] = '\0';
+    text_scrub(r->names[id], e.len);
     r->names_ok[id] = 1;
     return r->names[id];
 }

@@ -12,6 +12,7 @@
 #include "util/err.h"
 #include "util/hmap.h"
 #include "util/rawfield.h"
+#include "util/text.h"
 #include "util/xalloc.h"
 
 static int test_buf_append(void)
@@ -388,6 +389,18 @@ static int test_raw_span_holds(void)
     return 0;
 }
 
+static int test_text_scrub(void)
+{
+    char s[] = "ok\x1b[31mred\n\x7f\xc2\x9b"
+               "1m\xc2\xa0\xc3\xa9";
+    text_scrub(s, strlen(s));
+    CHECK(strcmp(s, "ok?[31mred????1m\xc2\xa0\xc3\xa9") == 0, "scrubbed: %s", s);
+    char t[] = "\xc2";
+    text_scrub(t, 1);
+    CHECK(strcmp(t, "\xc2") == 0, "a lone lead byte at the end stays");
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_buf_append);
@@ -404,5 +417,6 @@ int main(void)
     RUN(test_errbuf_set);
     RUN(test_xstrndup);
     RUN(test_raw_span_holds);
+    RUN(test_text_scrub);
     return TEST_SUMMARY("util");
 }
