@@ -467,12 +467,12 @@ int stage_rules_load(struct stage_rules *r, const char *path, struct errbuf *eb)
     int rc = 0;
     while (!rc && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
         rc = buf_append(&b, chunk, got);
-    bool bad = ferror(f);
+    int err = ferror(f) ? errno : 0;
     fclose(f);
-    if (rc || bad) {
+    if (rc || err) {
         buf_fini(&b);
-        return errbuf_set(eb, ERR_IO, "cannot read rules file %s: %s", path,
-                          rc ? "larger than 16 MiB" : "read error");
+        return errbuf_set(eb, ERR_IO, "cannot read rules file %s: %s: give a text file of rules",
+                          path, rc ? "larger than 16 MiB" : strerror(err));
     }
     rc = stage_rules_parse(r, b.data ? b.data : "", b.len, path, eb);
     buf_fini(&b);
