@@ -144,6 +144,7 @@ static int test_classify(void)
         CHECK(r.nrules == before, "nothing added");
     }
     CHECK(stage_rules_load(&r, "/nonexistent/rules", &eb) == ERR_IO, "missing file");
+    CHECK(stage_rules_load(&r, "/tmp", &eb) == ERR_IO && strstr(eb.msg, "directory"), "%s", eb.msg);
     stage_rules_fini(&r);
     profile_fini(&p);
     return 0;
