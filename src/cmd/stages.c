@@ -275,6 +275,9 @@ static int run_ring(const struct stages_args *a, char **cmd)
     const char *note = "";
     if (!set.n)
         note = " (the command never imported crux: run it with PYTHONPATH=build/agent/TAG)";
+    else if (!st.nspans && ringset_lost(&set))
+        note = " (every record was lost or failed validation: is the ring written by another "
+               "crux version? rebuild the agent with make agent)";
     else if (!st.nspans)
         note = " (the program recorded no stage: does it run crux.stage?)";
     fprintf(stderr, "crux: %zu spans in %zu requests over %.1f s%s\n", st.nspans, st.nreqs, secs,
