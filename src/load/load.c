@@ -394,7 +394,7 @@ static int reqfile_line(const struct load_opts *o, const struct target *t, struc
                     : has_body  ? "POST"
                                 : "GET";
     if (!rc && check_method(m, eb))
-        rc = at_line(eb, path, lineno);
+        rc = method.len ? at_line(eb, path, lineno) : ERR_ARG; /* else --method's own */
     if (!rc)
         rc = build_req(t, m, upath.len ? buf_cstr(&upath) : t->path, &hdrs,
                        body.data ? body.data : "", body.len, has_body, r);

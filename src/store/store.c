@@ -349,8 +349,8 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
     return 0;
 }
 
-#define STORE_COUNT_MAX ((uint64_t)1 << 40) /* samples in a recording */
-#define STORE_BYTES_MAX ((uint64_t)1 << 50) /* memory growth summed over stacks, |bytes| */
+#define STORE_COUNT_MAX ((uint64_t)1 << 48) /* thread-samples in a recording */
+#define STORE_BYTES_MAX ((uint64_t)1 << 56) /* memory growth summed over stacks, |bytes| */
 
 static int corrupt(struct errbuf *eb, const char *path, const char *what)
 {
@@ -418,10 +418,11 @@ static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const 
             sqlite3_finalize(st);
             return corrupt(eb, path, "a count names a missing stack or category");
         }
-        /* Bounded so that no sum over stacks can wrap (a year at 10 kHz is 2^38 ticks). */
+        /* Bounded so that no sum over stacks can wrap (a year of 64 threads at 10 kHz is
+         * 2^44 thread-samples). */
         if ((uint64_t)n > STORE_COUNT_MAX || p->total + (uint64_t)n > STORE_COUNT_MAX) {
             sqlite3_finalize(st);
-            return corrupt(eb, path, "sample counts past 2^40");
+            return corrupt(eb, path, "sample counts past 2^48");
         }
         p->cat_counts[(size_t)s * PCAT_N + c] += (uint64_t)n;
         p->counts[s] += (uint64_t)n;
@@ -442,7 +443,7 @@ static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const 
         uint64_t mag = bytes < 0 ? 0 - (uint64_t)bytes : (uint64_t)bytes;
         if (mag > STORE_BYTES_MAX || moved + mag > STORE_BYTES_MAX) {
             sqlite3_finalize(st);
-            return corrupt(eb, path, "memory growth past 2^50 bytes");
+            return corrupt(eb, path, "memory growth past 2^56 bytes");
         }
         moved += mag;
         p->mem_growth[s] += bytes;

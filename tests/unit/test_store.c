@@ -229,7 +229,7 @@ static int test_bad_files(void)
           "update");
     sqlite3_close(db);
     profile_init(&q);
-    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "2^40"), "%s", eb.msg);
+    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "2^48"), "%s", eb.msg);
     profile_fini(&q);
     build(&p);
     CHECK(store_save(&p, path, &eb) == 0, "save");
@@ -241,7 +241,7 @@ static int test_bad_files(void)
           "insert");
     sqlite3_close(db);
     profile_init(&q);
-    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "2^50"), "%s", eb.msg);
+    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "2^56"), "%s", eb.msg);
     profile_fini(&q);
     CHECK(store_save(&q, "/nonexistent/dir/run.db", &eb) == ERR_IO, "unwritable");
     unlink(path);
