@@ -140,6 +140,7 @@ struct pyreader {
     size_t nold, old_cap;
 
     uint64_t rounds, slow_walks, dropped, retries;
+    uint64_t gil_torn; /* rounds where two threads of one interpreter read as holding the GIL */
     uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */
 };
 
