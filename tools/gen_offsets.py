@@ -101,7 +101,11 @@ def expressions(minor):
     instr = "prev_instr" if minor <= 12 else "instr_ptr"
     e["if_instr"] = f"offsetof({fr}, {instr})" if new_frames else None
     e["if_owner"] = f"offsetof({fr}, owner)" if new_frames else None
+    e["if_globals"] = f"offsetof({fr}, f_globals)" if new_frames else None
     e["if_is_entry"] = f"offsetof({fr}, is_entry)" if minor == 11 else None
+    e["if_stacktop"] = f"offsetof({fr}, stacktop)" if new_frames else None
+    funcobj = "f_func" if minor == 11 else "f_funcobj"
+    e["if_funcobj"] = f"offsetof({fr}, {funcobj})" if new_frames else None
 
     for f in ("previous", "size", "top", "data"):
         e["ck_" + f] = f"offsetof(_PyStackChunk, {f})" if new_frames else None
@@ -117,6 +121,9 @@ def expressions(minor):
     e["co_code"] = None if new_frames else f"offsetof({co}, co_code)"
     e["co_code_adaptive"] = f"offsetof({co}, co_code_adaptive)" if new_frames else None
     e["co_firsttraceable"] = f"offsetof({co}, _co_firsttraceable)" if new_frames else None
+    e["co_framesize"] = f"offsetof({co}, co_framesize)" if minor >= 12 else None
+    e["co_nlocalsplus"] = f"offsetof({co}, co_nlocalsplus)" if new_frames else None
+    e["co_stacksize"] = f"offsetof({co}, co_stacksize)" if new_frames else None
 
     e["ob_type"] = "offsetof(PyObject, ob_type)"
     e["var_size"] = "offsetof(PyVarObject, ob_size)"
@@ -144,6 +151,11 @@ PROLOGUE = r"""
 #include "internal/pycore_code.h"
 #if PY_MINOR_VERSION >= 11
 #include "internal/pycore_frame.h"
+#endif
+#if defined(NEED_OPCODE_TABLES)
+#include "internal/pycore_opcode.h"
+#elif defined(NEED_OPCODE_METADATA)
+#include "internal/pycore_opcode_metadata.h"
 #endif
 #if PY_MINOR_VERSION <= 10
 #include "frameobject.h"
@@ -212,6 +224,60 @@ DEBUG_313 = [("runtime_state", 3), ("interpreter_state", 13), ("thread_state", 9
              ("unicode_object", 4), ("gc", 2)]
 
 
+# 3.11-3.13: the opcode tables (_PyOpcode_Deopt, _PyOpcode_Caches) and names, from which the
+# generator derives each opcode's length in code units and its kind, so that a reader can find
+# instruction boundaries in quickened bytecode and tell which instruction a suspended frame is
+# in (src/cpython/stack311.c). 3.11/3.12 keep the tables in pycore_opcode.h under
+# NEED_OPCODE_TABLES, 3.13 in pycore_opcode_metadata.h under NEED_OPCODE_METADATA.
+OPCODE_TABLES = {11: "NEED_OPCODE_TABLES", 12: "NEED_OPCODE_TABLES", 13: "NEED_OPCODE_METADATA"}
+EPILOGUE_OPCODES = r"""
+    for (int op = 0; op < 256; op++)
+        printf("op.%d %d %d\n", op, (int)_PyOpcode_Deopt[op], (int)_PyOpcode_Caches[op]);
+"""
+# Kinds (src/cpython/offsets.h PY_OP_*): a call that may push its callee's frame in the same
+# eval loop, a generator resumption that may, anything else; 0 = length unknown (the
+# instrumented line and instruction events, tier-2 executors, keep the real opcode aside).
+OP_OTHER, OP_CALL, OP_GEN = 1, 2, 3
+CALLS = {"CALL", "CALL_FUNCTION_EX", "CALL_KW"}
+GENS = {"FOR_ITER", "SEND"}
+UNKNOWN = {"INSTRUMENTED_LINE", "INSTRUMENTED_INSTRUCTION", "ENTER_EXECUTOR"}
+
+
+def opcode_names(include, minor):
+    """Opcode number -> name from the public opcode header."""
+    path = os.path.join(include, "opcode_ids.h" if minor >= 13 else "opcode.h")
+    names = {}
+    with open(path) as f:
+        for m in re.finditer(r"^#define\s+([A-Z_][A-Z0-9_]*)\s+(\d+)\s*$", f.read(), re.M):
+            if m.group(1) not in ("HAVE_ARGUMENT", "MIN_INSTRUMENTED_OPCODE",
+                                  "MIN_SPECIALIZED_OPCODE", "MIN_PSEUDO_OPCODE",
+                                  "MAX_PSEUDO_OPCODE", "ENABLE_SPECIALIZATION") and \
+                    int(m.group(2)) < 256:
+                names.setdefault(int(m.group(2)), m.group(1))
+    return names
+
+
+def opcode_table(extra, include, minor):
+    """[(length in code units, kind)] per opcode, from the probe's deopt/caches and names."""
+    names = opcode_names(include, minor)
+    by_name = {v: k for k, v in names.items()}
+    deopt = {op: tuple(extra[f"op.{op}"]) for op in range(256)}
+    table = []
+    for op in range(256):
+        name = names.get(op, "")
+        base = names.get(deopt[op][0], name)
+        if base.startswith("INSTRUMENTED_") and base[13:] in by_name:
+            base = base[13:]  # instrumentation swaps the opcode, not the instruction's length
+        if not name or name in UNKNOWN or base in UNKNOWN:
+            table.append((0, 0))
+            continue
+        b = by_name.get(base, op)
+        caches = extra[f"op.{deopt[b][0]}"][1] if base != name else deopt[op][1]
+        kind = OP_CALL if base in CALLS else OP_GEN if base in GENS else OP_OTHER
+        table.append((1 + caches, kind))
+    return table
+
+
 def program(minor, fields):
     exprs = expressions(minor)
     missing = [f for f in fields if f not in exprs and f not in SPECIAL]
@@ -231,8 +297,13 @@ def program(minor, fields):
         out.append(EPILOGUE_STATUS % ("active" if minor == 12 else "holds_gil"))
     if minor >= 13:
         out.append(EPILOGUE_DEBUG)
+    if minor in OPCODE_TABLES:
+        out.append(EPILOGUE_OPCODES)
     out.append("    return 0;\n}\n")
-    return "".join(out)
+    src = "".join(out)
+    if minor in OPCODE_TABLES:
+        src = f"#define {OPCODE_TABLES[minor]}\n" + src
+    return src
 
 
 def measure(label, include, minor, fields, tmp):
@@ -255,6 +326,8 @@ def measure(label, include, minor, fields, tmp):
             fail(f"{label}: {val}")
         elif key == "version":
             extra["version"] = val
+        elif key.startswith("op."):
+            extra[key] = tuple(int(x) for x in val.split())
         elif key in fields:
             values[key] = int(val)
         else:
@@ -296,6 +369,24 @@ def render(tables, fields, debian_note, debug_size):
         for f in fields:
             out.append(f"    .{f} = {vals[f]},")
         out += ["};", ""]
+    out += ["// One row of 16 opcodes per line.", "// clang-format off"]
+    for minor in sorted(tables):
+        ops = tables[minor][2]
+        if not ops:
+            continue
+        out.append(f"static const struct py_opcodes opcodes_3_{minor} = {{")
+        for part, idx in (("len", 0), ("kind", 1)):
+            out.append(f"    .{part} = {{")
+            for i in range(0, 256, 16):
+                out.append("        " + " ".join(f"{ops[j][idx]}," for j in range(i, i + 16)))
+            out.append("    },")
+        out += ["};", ""]
+    out += ["// clang-format on", ""]
+    out += ["const struct py_opcodes *offsets_opcodes(uint32_t minor)", "{", "    switch (minor) {"]
+    for minor in sorted(tables):
+        if tables[minor][2]:
+            out += [f"    case {minor}:", f"        return &opcodes_3_{minor};"]
+    out += ["    default:", "        return NULL;", "    }", "}", ""]
     out += ["const struct py_offsets *offsets_for_minor(uint32_t minor)", "{",
             "    switch (minor) {"]
     for minor in sorted(tables):
@@ -322,13 +413,17 @@ def main():
             vals, extra = measure(f"pyenv {ver}", include, minor, fields, tmp)
             if extra.get("version") != ver:
                 fail(f"{include} holds {extra.get('version')}, expected {ver}")
-            tables[minor] = (vals, f"pyenv {ver} (PREFIX/include/python3.{minor})")
+            ops = opcode_table(extra, include, minor) if minor in OPCODE_TABLES else None
+            tables[minor] = (vals, f"pyenv {ver} (PREFIX/include/python3.{minor})", ops)
             if minor == 13:
                 debug_size = check_debug_layout(extra)
 
         deb, extra = measure(DEBIAN_LABEL, DEBIAN_INCLUDE, 11, fields, tmp)
         diff = [f"{f}: debian {deb[f]} != pyenv {tables[11][0][f]}"
                 for f in fields if deb[f] != tables[11][0][f]]
+        deb_ops = opcode_table(extra, DEBIAN_INCLUDE, 11)
+        diff += [f"opcode {op}: debian {deb_ops[op]} != pyenv {tables[11][2][op]}"
+                 for op in range(256) if deb_ops[op] != tables[11][2][op]]
         if diff:
             fail("Debian 3.11 differs from pyenv 3.11:\n  " + "\n  ".join(diff))
         debian_note = (f"Debian {extra.get('version')} ({DEBIAN_INCLUDE}): checked, every "

@@ -13,8 +13,8 @@
 #include "util/hmap.h"
 #include "util/xalloc.h"
 
-static const char *const type_names[BT_N] = {"none",          "host",  "gil",   "io",
-                                             "serialization", "queue", "model", "gpu"};
+static const char *const type_names[BT_N] = {"none",  "host",  "gil", "io",   "serialization",
+                                             "queue", "model", "gpu", "sleep"};
 
 static const char *const type_labels[BT_N] = {
     "unattributed waiting",
@@ -25,6 +25,7 @@ static const char *const type_labels[BT_N] = {
     "queueing or batching wait",
     "model compute",
     "GPU underused (the GPU waits on the host)",
+    "deliberate sleep or waiting for work from outside",
 };
 
 static const char *const type_fixes[BT_N] = {
@@ -44,6 +45,8 @@ static const char *const type_fixes[BT_N] = {
     "torch/BLAS threads, or move it to a GPU.",
     "Keep the GPU fed: prefetch with DataLoader workers and pinned memory, avoid per-step "
     ".item()/.cpu() syncs, and use larger batches.",
+    "Not a bottleneck: the program sleeps on purpose (time.sleep, timers) or waits for work "
+    "(accept, a terminal); shorten the sleeps or send it more work to see what limits it.",
 };
 
 const char *btype_name(enum btype t)
@@ -400,6 +403,7 @@ static int parse_line(struct stage_rules *r, char *line, struct stage_rule *out,
         }
     }
     x.stage = stage_rules_stage(r, w[1]);
+    x.builtin = strcmp(origin, "built-in") == 0;
     *out = x;
     *has_rule = true;
     return 0;
@@ -530,23 +534,29 @@ static bool rule_matches(const struct stage_rule *x, const struct pframe *f, con
     return false;
 }
 
-/* Stage of one frame + 1, or 0 when no rule matches. */
+/* Stage of one frame + 1, or 0 when no rule matches; *weak says whether the rule that
+ * matched is a built-in one on the function's name alone. */
 static uint32_t frame_stage(const struct stage_rules *r, const struct profile *p,
-                            const struct pframe *f)
+                            const struct pframe *f, bool *weak)
 {
     const char *name = profile_string(p, f->name);
     const char *file = profile_string(p, f->file);
+    *weak = false;
     for (size_t i = 0; i < r->nrules; i++)
-        if (rule_matches(&r->rules[i], f, name, file))
+        if (rule_matches(&r->rules[i], f, name, file)) {
+            *weak = r->rules[i].builtin && r->rules[i].kind == RULE_FUNCTION;
             return r->rules[i].stage + 1;
+        }
     return 0;
 }
 
-uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p)
+uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p, uint8_t **weak)
 {
     /* Per frame first (cached by name and file, as lines of a function share them), then per
-     * stack over the trie: a parent's id is below its child's. */
+     * stack over the trie: a parent's id is below its child's. The cache holds stage + 1 and
+     * the weak flag in bit 32. */
     uint32_t *fst = xmalloc(((size_t)p->nframes + 1) * sizeof(*fst));
+    uint8_t *fweak = xcalloc((size_t)p->nframes + 1, 1);
     struct hmap cache;
     hmap_init(&cache);
     for (uint32_t i = 0; i < p->nframes; i++) {
@@ -560,18 +570,29 @@ uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p)
         uint64_t v;
         if (hmap_get(&cache, key, &v)) {
             fst[i] = (uint32_t)v;
+            fweak[i] = (uint8_t)(v >> 32);
             continue;
         }
-        fst[i] = frame_stage(r, p, f);
-        hmap_put(&cache, key, fst[i]);
+        bool wk;
+        fst[i] = frame_stage(r, p, f, &wk);
+        fweak[i] = wk;
+        hmap_put(&cache, key, (uint64_t)fst[i] | ((uint64_t)wk << 32));
     }
     hmap_fini(&cache);
     uint32_t *st = xmalloc(((size_t)p->nnodes + 1) * sizeof(*st));
+    uint8_t *sw = xcalloc((size_t)p->nnodes + 1, 1);
     st[0] = STAGE_OTHER;
     for (uint32_t s = 1; s < p->nnodes; s++) {
-        uint32_t m = fst[p->nodes[s].frame];
+        uint32_t fr = p->nodes[s].frame;
+        uint32_t m = fst[fr];
         st[s] = m ? m - 1 : st[p->nodes[s].parent];
+        sw[s] = m ? fweak[fr] : sw[p->nodes[s].parent];
     }
     free(fst);
+    free(fweak);
+    if (weak)
+        *weak = sw;
+    else
+        free(sw);
     return st;
 }

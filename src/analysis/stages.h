@@ -22,10 +22,12 @@ enum btype {
     BT_QUEUE = 5,  /* queueing or batching wait */
     BT_MODEL = 6,  /* model compute */
     BT_GPU = 7,    /* a GPU waits on the host */
-    BT_N = 8,
+    BT_SLEEP = 8,  /* not a bottleneck: a deliberate sleep, or waiting for work from outside */
+    BT_N = 9,
 };
 
-/* Machine names ("host", "gil", "io", "serialization", "queue", "model", "gpu", "none"). */
+/* Machine names ("host", "gil", "io", "serialization", "queue", "model", "gpu", "sleep",
+ * "none"). */
 const char *btype_name(enum btype t);
 /* Human label ("host bound (CPU or data pipeline saturated)"). */
 const char *btype_label(enum btype t);
@@ -47,6 +49,7 @@ enum rule_kind {
 struct stage_rule {
     uint32_t stage;
     enum rule_kind kind;
+    bool builtin; /* from the built-in table (not a user's rules file) */
     char *module; /* RULE_MODULE, RULE_CALL: "a/b" form of "a.b" */
     char *glob;   /* RULE_FUNCTION, RULE_CALL, RULE_FILE, RULE_NATIVE */
 };
@@ -84,8 +87,11 @@ uint32_t stage_rules_stage(struct stage_rules *r, const char *name);
 
 /* Classifies every stack of `p`: returns an array of p->nnodes stage ids (the caller frees
  * it). A stack's stage is that of its innermost frame some rule matches; STAGE_OTHER when none.
- * A psample's own `stage` tag is applied by the verdict, not here. */
-uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p);
+ * A psample's own `stage` tag is applied by the verdict, not here. When `weak` is not NULL it
+ * receives an array of p->nnodes flags (the caller frees it): 1 where the stage came from a
+ * built-in rule on a function's name alone (weak evidence: the verdict lets the kernel's
+ * evidence and modules overrule it). */
+uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p, uint8_t **weak);
 
 /* The built-in rules text (for docs and tests). */
 extern const char stage_rules_builtin[];

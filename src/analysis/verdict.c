@@ -74,6 +74,101 @@ static uint8_t unit_type(const struct analysis *a, uint32_t stage, unsigned cls)
     return a->stage_run_type[stage];
 }
 
+/* The evidence kind of sample `s` (enum ev_kind). */
+static uint8_t sample_ev(const struct profile *p, const struct psample *s)
+{
+    return s->ev && s->ev <= p->nevs ? (uint8_t)p->evs[s->ev - 1].kind : EV_NONE;
+}
+
+/* The bottleneck type of one sample, from the strongest evidence there is: first the
+ * kernel's (the library the CPU was in; the system call a blocked thread sleeps in and what
+ * its descriptor is), then the modules of the frames (the stage's types), names last. Time on
+ * CPU is never a wait, whatever frame encloses it. `weak`: the stage rests on a name alone. */
+static uint8_t sample_type(const struct analysis *a, const struct profile *p,
+                           const struct psample *s, uint32_t stage, bool weak)
+{
+    unsigned cls = sample_tcls(s);
+    if (cls == CAT_GIL)
+        return BT_GIL;
+    uint8_t run = a->stage_run_type[stage], wait = a->stage_wait_type[stage];
+    switch (sample_ev(p, s)) {
+    case EV_CPU_MODEL:
+        return BT_MODEL;
+    case EV_CPU_SERIAL:
+        return BT_SERIAL;
+    case EV_CPU_TOKEN:
+    case EV_CPU_NATIVE:
+        return BT_HOST;
+    case EV_CPU_PYTHON:
+        /* The interpreter runs Python code: serialization or model code by their modules
+         * (pickle.py, json's encoder, a model library's Python), never on a name alone. */
+        if (run == BT_SERIAL || run == BT_GPU || (run == BT_MODEL && !weak))
+            return run;
+        return BT_HOST;
+    case EV_CPU_KERNEL:
+        return run == BT_IO || run == BT_SERIAL || run == BT_GPU || (run == BT_MODEL && !weak)
+                   ? run
+                   : BT_HOST;
+    case EV_WAIT_NET:
+    case EV_WAIT_FILE:
+        return BT_IO;
+    case EV_WAIT_IPC:
+    case EV_WAIT_LOCK:
+        return wait == BT_GPU ? BT_GPU : BT_QUEUE;
+    case EV_WAIT_GIL:
+        return BT_GIL;
+    case EV_WAIT_SLEEP:
+    case EV_WAIT_IDLE:
+        return BT_SLEEP;
+    default:
+        break;
+    }
+    if (cls == CAT_SYSTEM)
+        return wait;
+    /* On CPU with no kernel evidence (categories off): the stage's type, but never a wait. */
+    if (run == BT_IO || run == BT_QUEUE || run == BT_NONE || run == BT_SLEEP)
+        return BT_HOST;
+    return run;
+}
+
+/* The built-in stage the kernel's evidence of kind `kind` points at, or STAGE_OTHER. */
+static uint32_t evidence_stage(const struct analysis *a, uint8_t kind)
+{
+    static const char *const names[EV_N] = {
+        [EV_CPU_MODEL] = "model",     [EV_CPU_SERIAL] = "serialize", [EV_CPU_TOKEN] = "tokenize",
+        [EV_WAIT_NET] = "network",    [EV_WAIT_IPC] = "ipc",         [EV_WAIT_FILE] = "file-io",
+        [EV_WAIT_LOCK] = "queue-wait"};
+    const char *name = kind < EV_N ? names[kind] : NULL;
+    for (uint32_t i = 0; name && i < a->nstages; i++)
+        if (strcmp(a->stage_names[i], name) == 0)
+            return i;
+    return STAGE_OTHER;
+}
+
+/* Priority of a waiting sample's type at a tick where no thread was doing anything: the
+ * tick goes to the deepest thing waited on (I/O over another process over a lock), and to a
+ * deliberate sleep only when nothing else waits. Higher wins. */
+static int wait_rank(uint8_t type)
+{
+    switch (type) {
+    case BT_IO:
+        return 5;
+    case BT_GPU:
+    case BT_SERIAL:
+        return 4;
+    case BT_QUEUE:
+        return 3;
+    case BT_NONE:
+    case BT_HOST:
+    case BT_MODEL:
+        return 2;
+    case BT_SLEEP:
+        return 1;
+    default:
+        return 2;
+    }
+}
+
 static bool code_frame(const struct pframe *f)
 {
     return f->kind == FRAME_PYTHON || f->kind == FRAME_NATIVE;
@@ -85,6 +180,8 @@ struct acc {
     const struct profile *p;
     uint64_t *sn;        /* stack * PCAT_N + cls -> thread-samples */
     double *stw;         /* stack * BT_N + type -> wall weight */
+    double *sw;          /* stack -> wall weight */
+    uint64_t *sleep_n;   /* stack -> thread-samples asleep or waiting for outside work */
     struct hmap tags;    /* stage tag strtab id -> stage id + 1 */
     struct hmap thr;     /* pid << 32 | tid -> thread index + 1 */
     uint64_t *thr_stage; /* thread * nstages -> samples */
@@ -143,12 +240,14 @@ static void thread_add(struct acc *c, const struct psample *s, unsigned cls, uin
 
 /* `cls` is the sample's category (for the category split), `tcls` the one its type follows:
  * kernel time of a running thread (SYSTEM while RUNNING) is work, not waiting. */
-static void add_unit(struct acc *c, uint32_t stack, uint32_t stage, unsigned cls, unsigned tcls,
+static void add_unit(struct acc *c, uint32_t stack, uint32_t stage, unsigned cls, uint8_t type,
                      uint64_t n, double w)
 {
     struct analysis *a = c->a;
-    uint8_t type = unit_type(a, stage, tcls);
     c->sn[(size_t)stack * PCAT_N + cls] += n;
+    c->sw[stack] += w;
+    if (type == BT_SLEEP)
+        c->sleep_n[stack] += n;
     c->stw[(size_t)stack * BT_N + type] += w;
     a->stage[stage].w += w;
     a->stage_type_w[(size_t)stage * BT_N + type] += w;
@@ -159,32 +258,59 @@ static void add_unit(struct acc *c, uint32_t stack, uint32_t stage, unsigned cls
 }
 
 /* Kept samples: each tick is one unit of wall time, split evenly among the samples (of every
- * process) doing something: on CPU, or waiting for the GIL; only when every sampled thread
- * is waiting is the unit split among the waiting ones. */
+ * process) doing something: on CPU, or waiting for the GIL. When every sampled thread waits,
+ * the unit goes to the deepest thing waited on (wait_rank: I/O, then another process, then a
+ * lock), split among the samples waiting on it; a deliberate sleep gets it only when nothing
+ * else is waited on, so a heartbeat thread's sleep never hides what the program waits for. */
 static void from_samples(struct acc *c)
 {
     struct analysis *a = c->a;
     const struct profile *p = c->p;
     size_t ns = p->nsamples;
+    size_t cap = 64;
+    uint8_t *types = xmalloc(cap);
+    uint32_t *stages = xmalloc(cap * sizeof(*stages));
     size_t i = 0;
     while (i < ns) {
         const struct psample *g = &p->samples[i];
         size_t j = i;
-        double active = 0, idle = 0;
+        while (j < ns && p->samples[j].t_ns == g->t_ns)
+            j++;
+        if (j - i > cap) {
+            cap = j - i;
+            types = xrealloc(types, cap);
+            stages = xrealloc(stages, cap * sizeof(*stages));
+        }
+        double active = 0, waiting[8] = {0};
+        int top_rank = 0;
         bool served = false;
-        while (j < ns && p->samples[j].t_ns == g->t_ns) {
-            const struct psample *s = &p->samples[j];
+        for (size_t k = i; k < j; k++) {
+            const struct psample *s = &p->samples[k];
             double wt = s->weight ? s->weight : 1;
             served = served || !(s->flags & SAMPLE_NO_REQUEST);
-            if (sample_tcls(s) == CAT_SYSTEM)
-                idle += wt;
-            else
+            uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
+            bool weak = !s->stage && a->stack_weak[s->stack];
+            uint8_t type = sample_type(a, p, s, stage, weak);
+            /* A stage named by a function's name alone, or none, gives way to the kernel's
+             * evidence when they disagree: `embed_chunk` running BLAS is model, not
+             * text-split; a bare recv() is network. */
+            bool cpu = sample_tcls(s) != CAT_SYSTEM;
+            if ((weak || (!s->stage && stage == STAGE_OTHER)) && sample_ev(p, s) != EV_NONE &&
+                type != (cpu ? a->stage_run_type[stage] : a->stage_wait_type[stage]))
+                stage = evidence_stage(a, sample_ev(p, s));
+            stages[k - i] = stage;
+            types[k - i] = type;
+            if (sample_tcls(s) != CAT_SYSTEM) {
                 active += wt;
-            j++;
+            } else {
+                int rk = wait_rank(types[k - i]);
+                waiting[rk] += wt;
+                top_rank = rk > top_rank ? rk : top_rank;
+            }
         }
         for (size_t k = i; k < j; k++) {
             const struct psample *s = &p->samples[k];
-            unsigned cls = sample_cls(s), tcls = sample_tcls(s);
+            unsigned cls = sample_cls(s);
             uint64_t n = s->weight ? s->weight : 1;
             if (s->state != TSTATE_UNKNOWN || s->cat != CAT_NONE)
                 a->has_state = true;
@@ -193,17 +319,23 @@ static void from_samples(struct acc *c)
                 continue; /* record --load, no request in flight: what the server does then
                            * (waiting for requests, starting) is not what a request waits for */
             double w;
-            if (tcls == CAT_SYSTEM)
-                w = active > 0 ? 0 : (double)n / idle;
-            else
+            if (sample_tcls(s) != CAT_SYSTEM)
                 w = (double)n / active;
-            uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
-            add_unit(c, s->stack, stage, cls, tcls, n, w);
+            else if (active > 0 || wait_rank(types[k - i]) != top_rank)
+                w = 0;
+            else
+                w = (double)n / waiting[top_rank];
+            uint8_t type = types[k - i];
+            add_unit(c, s->stack, stages[k - i], cls, type, n, w);
+            if (w > 0 && a->ev_w)
+                a->ev_w[(size_t)type * (a->nevs + 1) + (s->ev <= a->nevs ? s->ev : 0)] += w;
         }
         if (!served)
             a->no_request += 1;
         i = j;
     }
+    free(types);
+    free(stages);
 }
 
 /* True when `s` is a stack of a child process (its root is a process frame of another pid
@@ -247,7 +379,7 @@ static void from_counts(struct acc *c)
             uint32_t st = a->stack_stage[s];
             uint8_t type = unit_type(a, st, k);
             bool parked = (type == BT_QUEUE || type == BT_NONE) && background_thread(p, s);
-            add_unit(c, s, st, k, k, n, parked ? 0.0 : (double)n);
+            add_unit(c, s, st, k, type, n, parked ? 0.0 : (double)n);
         }
     }
     /* Threads from thread root frames (--threads), when present. */
@@ -374,6 +506,8 @@ static uint64_t func_key(const struct pframe *f)
 static int cmp_self(const void *x, const void *y)
 {
     const struct hot *a = x, *b = y;
+    if (a->wself != b->wself)
+        return a->wself < b->wself ? 1 : -1;
     if (a->self != b->self)
         return a->self < b->self ? 1 : -1;
     if (a->total != b->total)
@@ -387,6 +521,46 @@ static int cmp_vw(const void *x, const void *y)
     if (a->vw != b->vw)
         return a->vw < b->vw ? 1 : -1;
     return a->frame < b->frame ? -1 : a->frame > b->frame;
+}
+
+static int cmp_asleep(const void *x, const void *y)
+{
+    const struct hot *a = x, *b = y;
+    if (a->self != b->self)
+        return a->self < b->self ? 1 : -1;
+    return a->frame < b->frame ? -1 : a->frame > b->frame;
+}
+
+/* The functions threads slept in (or waited for outside work in), apart from the work. */
+static void asleep_table(struct acc *c)
+{
+    struct analysis *a = c->a;
+    const struct profile *p = c->p;
+    struct hotset h = {0};
+    hmap_init(&h.idx);
+    for (uint32_t s = 1; s < p->nnodes; s++) {
+        if (!c->sleep_n[s])
+            continue;
+        uint32_t leaf = s;
+        while (leaf && !code_frame(profile_frame_at(p, p->nodes[leaf].frame)))
+            leaf = p->nodes[leaf].parent;
+        if (!leaf)
+            continue;
+        const struct pframe *lf = profile_frame_at(p, p->nodes[leaf].frame);
+        uint32_t i = hot_get(&h, func_key(lf), p->nodes[leaf].frame);
+        h.v[i].self += c->sleep_n[s];
+        a->asleep_samples += c->sleep_n[s];
+    }
+    if (h.n)
+        qsort(h.v, h.n, sizeof(*h.v), cmp_asleep);
+    a->nasleep = h.n < TOP_BEHIND ? h.n : TOP_BEHIND;
+    a->asleep = xmalloc(((size_t)a->nasleep + 1) * sizeof(*a->asleep));
+    if (a->nasleep)
+        memcpy(a->asleep, h.v, (size_t)a->nasleep * sizeof(*a->asleep));
+    free(h.v);
+    free(h.stamp);
+    free(h.best);
+    hmap_fini(&h.idx);
 }
 
 static void hot_tables(struct acc *c)
@@ -420,6 +594,7 @@ static void hot_tables(struct acc *c)
         uint64_t *bests[2] = {&fn.best[fi], &ln.best[li]};
         for (int q = 0; q < 2; q++) {
             hs[q]->self += n;
+            hs[q]->wself += c->sw[s];
             for (unsigned k = 0; k < PCAT_N; k++)
                 hs[q]->cat[k] += c->sn[(size_t)s * PCAT_N + k];
             if (n > *bests[q]) {
@@ -437,11 +612,13 @@ static void hot_tables(struct acc *c)
             if (fn.stamp[x] != s) {
                 fn.stamp[x] = s;
                 fn.v[x].total += n;
+                fn.v[x].wtotal += c->sw[s];
             }
             uint32_t y = hot_get(&ln, (uint64_t)p->nodes[u].frame + 1, p->nodes[u].frame);
             if (ln.stamp[y] != s) {
                 ln.stamp[y] = s;
                 ln.v[y].total += n;
+                ln.v[y].wtotal += c->sw[s];
             }
         }
     }
@@ -489,16 +666,48 @@ static bool gpu_in_use(const struct profile *p)
     return false;
 }
 
+/* The piece of evidence carrying most of type `t`'s wall time, and its share of it. */
+static void candidate_evidence(const struct analysis *a, struct candidate *c)
+{
+    c->ev = 0;
+    c->ev_share = 0;
+    if (!a->ev_w || a->type[c->type].w <= 0)
+        return;
+    const double *w = a->ev_w + (size_t)c->type * (a->nevs + 1);
+    double best = 0;
+    for (uint32_t e = 0; e <= a->nevs; e++)
+        if (w[e] > best) {
+            best = w[e];
+            c->ev = e;
+        }
+    c->ev_share = best / a->type[c->type].w;
+}
+
+/* "host 26%, model 25%, ..." for the types with time, heaviest first, into `out`. */
+static void list_shares(const struct analysis *a, const int *order, int n, char *out, size_t cap)
+{
+    size_t k = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && i < 5 && k < cap; i++) {
+        int m = snprintf(out + k, cap - k, "%s%s %.0f%%", i ? ", " : "",
+                         btype_name((enum btype)order[i]), 100 * a->type[order[i]].p);
+        if (m < 0)
+            break;
+        k += (size_t)m;
+    }
+}
+
 static void decide(struct analysis *a)
 {
     for (unsigned t = 0; t < BT_N; t++)
         share_set(&a->type[t], a->type[t].w, a->wall);
     for (uint32_t s = 0; s < a->nstages; s++)
         share_set(&a->stage[s], a->stage[s].w, a->wall);
+    /* Candidates: every type of work; unattributed waiting and deliberate sleep are not. */
     int order[BT_N];
     int n = 0;
     for (int t = 1; t < BT_N; t++)
-        if (a->type[t].w > 0)
+        if (t != BT_SLEEP && a->type[t].w > 0)
             order[n++] = t;
     for (int i = 1; i < n; i++) /* insertion sort by weight, heaviest first */
         for (int j = i; j > 0 && a->type[order[j]].w > a->type[order[j - 1]].w; j--) {
@@ -519,6 +728,7 @@ static void decide(struct analysis *a)
             }
         }
         share_set(&cand[i].stage_s, best, a->wall);
+        candidate_evidence(a, &cand[i]);
     }
     a->reason[0] = '\0';
     if (a->wall < VERDICT_MIN_WALL) {
@@ -530,16 +740,28 @@ static void decide(struct analysis *a)
                       : "record longer or at a higher rate");
         return;
     }
+    if (a->type[BT_SLEEP].p >= VERDICT_MIN_SHARE && (n == 0 || a->type[BT_SLEEP].w > cand[0].s.w)) {
+        char shares[160];
+        list_shares(a, order, n, shares, sizeof(shares));
+        snprintf(a->reason, sizeof(a->reason),
+                 "%.0f%% of wall time is deliberate sleep or waiting for work from outside "
+                 "(time.sleep, timers, accept, a terminal), not a bottleneck%s%s",
+                 100 * a->type[BT_SLEEP].p, n ? "; the rest: " : "", shares);
+        a->verdict = cand[0];
+        a->second = cand[1];
+        a->has_second = n > 1;
+        return;
+    }
     if (n == 0) {
         snprintf(a->reason, sizeof(a->reason), "no time could be attributed to a stage");
         return;
     }
     if (cand[0].s.p < VERDICT_MIN_SHARE || cand[0].s.lo < VERDICT_MIN_LOWER) {
+        char shares[160];
+        list_shares(a, order, n, shares, sizeof(shares));
         snprintf(a->reason, sizeof(a->reason),
-                 "no type of work holds %.0f%% of wall time: the largest, %s, holds %.0f%% "
-                 "(%.0f-%.0f%%)",
-                 100 * VERDICT_MIN_SHARE, btype_label(cand[0].type), 100 * cand[0].s.p,
-                 100 * cand[0].s.lo, 100 * cand[0].s.hi);
+                 "no type of work holds %.0f%% of wall time (95%% interval above %.0f%%): %s",
+                 100 * VERDICT_MIN_SHARE, 100 * VERDICT_MIN_LOWER, shares);
         a->verdict = cand[0];
         a->second = cand[1];
         a->has_second = n > 1;
@@ -585,12 +807,16 @@ void analysis_run(struct analysis *a, const struct profile *p, const struct stag
         a->stage_run_type[i] = rules->stages[i].run_type;
         a->stage_wait_type[i] = rules->stages[i].wait_type;
     }
-    a->stack_stage = stage_classify(rules, p);
+    a->stack_stage = stage_classify(rules, p, &a->stack_weak);
     a->has_cats = p->meta.categories;
     a->gpu_present = gpu_in_use(p);
     struct acc c = {.a = a, .p = p};
     c.sn = xcalloc((size_t)p->nnodes * PCAT_N, sizeof(*c.sn));
     c.stw = xcalloc((size_t)p->nnodes * BT_N, sizeof(*c.stw));
+    c.sw = xcalloc((size_t)p->nnodes + 1, sizeof(*c.sw));
+    c.sleep_n = xcalloc((size_t)p->nnodes + 1, sizeof(*c.sleep_n));
+    a->nevs = p->nevs;
+    a->ev_w = xcalloc((size_t)BT_N * (p->nevs + 1), sizeof(*a->ev_w));
     hmap_init(&c.tags);
     hmap_init(&c.thr);
     /* Stage tags may add stages: size the per-stage arrays for the worst case. */
@@ -610,7 +836,10 @@ void analysis_run(struct analysis *a, const struct profile *p, const struct stag
     uint64_t kept = 0;
     for (size_t i = 0; i < p->nsamples; i++)
         kept += p->samples[i].weight ? p->samples[i].weight : 1;
-    a->per_tick = p->keep_samples && p->nsamples && kept == p->total;
+    /* Per tick when every sample was kept: with hide_idle the counts leave idle samples out,
+     * so the kept ones may outnumber them. */
+    a->per_tick = p->keep_samples && p->nsamples && !p->samples_capped &&
+                  (p->hide_idle ? kept >= p->total : kept == p->total);
     if (a->per_tick)
         from_samples(&c);
     else
@@ -619,9 +848,12 @@ void analysis_run(struct analysis *a, const struct profile *p, const struct stag
         a->has_state = a->has_cats;
     decide(a);
     hot_tables(&c);
+    asleep_table(&c);
     thread_stages(&c);
     free(c.sn);
     free(c.stw);
+    free(c.sw);
+    free(c.sleep_n);
     hmap_fini(&c.tags);
     hmap_fini(&c.thr);
     if (own) {
@@ -641,6 +873,9 @@ void analysis_fini(struct analysis *a)
     free(a->stage_run_type);
     free(a->stage_wait_type);
     free(a->stack_stage);
+    free(a->stack_weak);
+    free(a->ev_w);
+    free(a->asleep);
     free(a->stage);
     free(a->stage_type_w);
     free(a->funcs);
@@ -699,6 +934,54 @@ static void hot_label(const struct profile *p, const struct hot *h, bool line, s
     (void)rc;
 }
 
+void verdict_evidence_text(const struct profile *p, uint32_t ev, struct buf *b)
+{
+    if (!ev || ev > p->nevs) {
+        int rc = buf_puts(b, "with no kernel evidence: by the stage rules (modules, names)");
+        (void)rc;
+        return;
+    }
+    const struct pevid *e = &p->evs[ev - 1];
+    const char *label = profile_string(p, e->label);
+    int rc;
+    switch (e->kind) {
+    case EV_CPU_PYTHON:
+        rc = buf_printf(b, "on CPU in the interpreter (%s)", label);
+        break;
+    case EV_CPU_MODEL:
+    case EV_CPU_SERIAL:
+    case EV_CPU_TOKEN:
+    case EV_CPU_NATIVE:
+        rc = buf_printf(b, "on CPU in %s", label);
+        break;
+    case EV_CPU_KERNEL:
+        rc = buf_puts(b, "on CPU in the kernel");
+        break;
+    case EV_WAIT_GIL:
+        rc = buf_puts(b, "blocked taking the GIL");
+        break;
+    default:
+        rc = buf_printf(b, "blocked in %s", label);
+        break;
+    }
+    (void)rc;
+}
+
+const char *verdict_fix(const struct profile *p, const struct analysis *a,
+                        const struct candidate *c)
+{
+    uint8_t kind = c->ev && c->ev <= p->nevs ? (uint8_t)p->evs[c->ev - 1].kind : EV_NONE;
+    if (c->type == BT_HOST && kind == EV_CPU_NATIVE && c->ev_share >= 0.5)
+        return "Native code does this work, not Python: call it less often or on larger "
+               "batches, lower its cost (compression level, cheaper codec or query), or spread "
+               "it over processes or threads (it may release the GIL).";
+    if (c->type == BT_HOST && kind == EV_CPU_TOKEN && c->ev_share >= 0.5)
+        return "A compiled tokenizer does this work: call it on batches (encode_batch) rather "
+               "than one text at a time, cache repeated inputs, or tokenize in worker processes.";
+    (void)a;
+    return btype_fix(c->type);
+}
+
 void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
 {
     struct buf b;
@@ -710,6 +993,9 @@ void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
                 "stage '%s'\n",
                 btype_label(v->type), 100 * v->s.p, 100 * v->s.lo, 100 * v->s.hi,
                 a->stage_names[v->stage]);
+        buf_reset(&b);
+        verdict_evidence_text(p, v->ev, &b);
+        fprintf(f, "  evidence: %.0f%% of it %s\n", 100 * v->ev_share, buf_cstr(&b));
         if (a->reason[0])
             fprintf(f, "  note: %s\n", a->reason);
         for (uint32_t i = 0; i < a->nbehind && i < 3; i++) {
@@ -718,7 +1004,7 @@ void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
             fprintf(f, "  %s %s %.0f%%\n", i ? "          " : "behind it:", buf_cstr(&b),
                     a->wall > 0 ? 100 * a->behind[i].vw / a->wall : 0);
         }
-        fprintf(f, "  fix: %s\n", btype_fix(v->type));
+        fprintf(f, "  fix: %s\n", verdict_fix(p, a, v));
         if (a->has_second)
             fprintf(f, "  close second: %s: %.0f%% (%.0f-%.0f%%), stage '%s'\n",
                     btype_label(a->second.type), 100 * a->second.s.p, 100 * a->second.s.lo,
@@ -739,14 +1025,27 @@ void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
         fprintf(f, "%s %s %.1f%%", i ? "," : "", a->stage_names[idx[i]], 100 * a->stage[idx[i]].p);
     fputc('\n', f);
     free(idx);
-    fputs("  functions (self):", f);
-    for (uint32_t i = 0; i < a->nfuncs && i < 5; i++) {
+    /* The work, by share of wall time; what slept or waited for outside work, apart. */
+    fputs("  functions (self, wall):", f);
+    for (uint32_t i = 0, shown = 0; i < a->nfuncs && shown < 5; i++) {
+        if (a->funcs[i].wself <= 0)
+            break;
         buf_reset(&b);
         hot_label(p, &a->funcs[i], false, &b);
-        fprintf(f, "%s %s %.1f%%", i ? "," : "", buf_cstr(&b),
-                a->samples ? 100.0 * (double)a->funcs[i].self / (double)a->samples : 0);
+        fprintf(f, "%s %s %.1f%%", shown++ ? "," : "", buf_cstr(&b),
+                a->wall > 0 ? 100.0 * a->funcs[i].wself / a->wall : 0);
     }
     fputc('\n', f);
+    if (a->nasleep && a->samples) {
+        fputs("  asleep or waiting for outside work (thread-samples):", f);
+        for (uint32_t i = 0; i < a->nasleep && i < 3; i++) {
+            buf_reset(&b);
+            hot_label(p, &a->asleep[i], false, &b);
+            fprintf(f, "%s %s %.1f%%", i ? "," : "", buf_cstr(&b),
+                    100.0 * (double)a->asleep[i].self / (double)a->samples);
+        }
+        fputc('\n', f);
+    }
     buf_fini(&b);
 }
 

@@ -11,6 +11,7 @@
 
 #include "analysis/stages.h"
 #include "profile/profile.h"
+#include "util/buf.h"
 
 /* A verdict needs at least this many ticks of wall time (below: "too few samples"). */
 #define VERDICT_MIN_WALL 50.0
@@ -30,6 +31,8 @@ struct candidate {
     uint32_t stage; /* the stage holding most of the type's time */
     struct share s;
     struct share stage_s; /* that stage's own share */
+    uint32_t ev;          /* the evidence (profile.evs index + 1) carrying most of it; 0 none */
+    double ev_share;      /* that evidence's share of the type's time */
 };
 
 /* Per function (line < 0) or per line: samples (thread-samples) with the category split. */
@@ -37,6 +40,7 @@ struct hot {
     uint32_t frame;       /* a representative frame (name, file, kind; line for lines) */
     uint64_t self;        /* samples where it is the leaf */
     uint64_t total;       /* samples with it anywhere on the stack */
+    double wself, wtotal; /* the same in ticks of wall time (the tables rank by wself) */
     uint64_t cat[PCAT_N]; /* self samples by category (enum sample_cat) */
     uint32_t stage;       /* stage most of its self time falls in */
     double vw;            /* wall weight inside the verdict's type (top lines behind it) */
@@ -56,6 +60,7 @@ struct analysis {
     const char **stage_names; /* stage id -> name (borrowed from the rules or the profile) */
     uint8_t *stage_run_type, *stage_wait_type;
     uint32_t *stack_stage;   /* stack id -> stage by rules (p->nnodes) */
+    uint8_t *stack_weak;     /* stack id -> 1 when that stage rests on a name alone */
     double wall;             /* total weight: ticks of wall time (see docs/report.md) */
     double no_request;       /* record --load: ticks with no request in flight, left out */
     bool per_tick;           /* weights from kept samples grouped by tick; else per sample */
@@ -69,11 +74,17 @@ struct analysis {
     struct share type[BT_N]; /* per type, share of wall */
     bool has_verdict, has_second;
     struct candidate verdict, second;
-    char reason[256];          /* why no verdict, or a note on the verdict */
+    char reason[384];          /* why no verdict, or a note on the verdict */
     struct hot *funcs, *lines; /* hottest first, by self samples */
     uint32_t nfuncs, nlines;
     struct hot *behind; /* lines behind the verdict, by wall weight in its type */
     uint32_t nbehind;
+    struct hot *asleep; /* functions where threads slept or waited for outside work, by
+                         * thread-samples: shown apart from the work */
+    uint32_t nasleep;
+    uint64_t asleep_samples; /* thread-samples of that kind */
+    double *ev_w;            /* type * (nevs + 1) + evidence -> wall weight */
+    uint32_t nevs;           /* evidence entries (the profile's) */
     struct thread_stat *threads;
     uint32_t nthreads;
     uint32_t owns_names; /* stage names [0, owns_names) are owned copies */
@@ -100,5 +111,12 @@ void verdict_wilson(double k, double n, double *lo, double *hi);
 void verdict_print_summary(const struct profile *p, const struct stage_rules *rules, FILE *f);
 /* The same from a finished analysis. */
 void verdict_print(const struct profile *p, const struct analysis *a, FILE *f);
+/* Appends what piece of evidence `ev` (profile.evs index + 1, 0 none) says, e.g. "on CPU in
+ * libopenblasp-r0.3.21.so" or "blocked in recv: TCP/UDP socket", to `b`. */
+void verdict_evidence_text(const struct profile *p, uint32_t ev, struct buf *b);
+/* One sentence on what usually fixes candidate `c`, chosen by its type and its evidence
+ * (native host work gets other advice than Python host work). Static text. */
+const char *verdict_fix(const struct profile *p, const struct analysis *a,
+                        const struct candidate *c);
 
 #endif

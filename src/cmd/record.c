@@ -329,10 +329,9 @@ int cmd_record(int argc, char **argv)
     /* The report's verdict is about wall time: it needs the samples of waiting threads. */
     if (fmt == EXPORT_HTML)
         a.idle = true;
-    /* The report's timelines and the saved recording need every sample, not just counts. */
-    p.keep_samples = fmt == EXPORT_HTML || fmt == EXPORT_SPEEDSCOPE || a.save;
-    /* Under --load the verdict leaves out the ticks with no request in flight: per tick. */
-    p.keep_samples = p.keep_samples || load.on;
+    /* The verdict weighs each tick of wall time (split among the threads doing something at
+     * it), the report's timelines and the saved recording need every sample: keep them. */
+    p.keep_samples = true;
     struct buf cmdline;
     buf_init(&cmdline, 1 << 16);
     command_line(&a, &cmdline);
@@ -387,7 +386,7 @@ int cmd_record(int argc, char **argv)
             fputs("\r\x1b[K", stderr);
         if (rc) {
             session_report(rc, &eb);
-            if (!st.kept) {
+            if (!st.recorded) {
                 profile_fini(&p);
                 stage_rules_fini(&rules);
                 return EXIT_FAIL;
@@ -406,7 +405,7 @@ int cmd_record(int argc, char **argv)
                     a.save, a.save);
         }
     }
-    if (!a.no_summary && !a.quiet && st.kept)
+    if (!a.no_summary && !a.quiet && st.recorded)
         verdict_print_summary(&p, &rules, stderr);
     profile_fini(&p);
     stage_rules_fini(&rules);

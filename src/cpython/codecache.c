@@ -17,6 +17,8 @@
 #define FILE_MAX_BYTES 4096
 #define LINETABLE_MAX ((size_t)1 << 20)
 #define CODE_BYTES_MAX ((uint64_t)64 << 20)
+#define FRAME_WORDS_MAX ((int64_t)1 << 20) /* a frame past 8 MiB is a torn read */
+#define OPS_CODE_MAX ((uint32_t)1 << 20)   /* bytecode read for instruction boundaries */
 
 void codecache_init(struct codecache *c, const struct pyruntime *rt)
 {
@@ -30,6 +32,7 @@ void codecache_init(struct codecache *c, const struct pyruntime *rt)
 
 static void entry_fini(struct pycode *e)
 {
+    free(e->ops);
     free(e->qualname);
     free(e->filename);
     free(e->runs);
@@ -121,6 +124,56 @@ static void head_ident(const struct py_offsets *o, const uint8_t *head, uint64_t
     ident[2] = raw_u64(head, o->co_linetable);
 }
 
+/* 3.11+: the kind of instruction starting at each code unit of `e`, found by walking the
+ * bytecode with the version's instruction lengths (specialization and instrumentation
+ * rewrite an opcode within its family, so boundaries read once stay true). Leaves e->ops NULL
+ * when it cannot: an opcode whose length the table does not know (an instrumented line keeps
+ * the real opcode aside), or bytecode too large. */
+static void mark_ops(const struct pyruntime *rt, struct pycode *e)
+{
+    const struct py_opcodes *t = offsets_opcodes(rt->off.minor);
+    if (!t || e->code_bytes > OPS_CODE_MAX)
+        return;
+    size_t units = e->code_bytes / 2;
+    uint16_t *code = xmalloc(units * sizeof(*code));
+    if (mem_read(rt->pid, e->code_start, code, units * sizeof(*code))) {
+        free(code);
+        return;
+    }
+    uint8_t *ops = xcalloc(units ? units : 1, 1);
+    size_t u = 0;
+    while (u < units) {
+        uint8_t op = (uint8_t)(code[u] & 0xff); /* _Py_OPCODE: the low byte (little-endian) */
+        if (!t->len[op]) {
+            free(ops);
+            free(code);
+            return;
+        }
+        ops[u] = t->kind[op];
+        u += t->len[op];
+    }
+    free(code);
+    e->ops = ops;
+}
+
+int codecache_starts_at(const struct pycode *code, int64_t b)
+{
+    if (!code->ops || b < 0 || b >= (int64_t)code->code_bytes || (b & 1))
+        return -1;
+    return code->ops[b / 2] != 0;
+}
+
+int codecache_kind_at(const struct pycode *code, int64_t b)
+{
+    if (!code->ops || b < 0 || b >= (int64_t)code->code_bytes || (b & 1))
+        return 0;
+    /* An instruction is at most a few dozen units long (LOAD_ATTR: 1 + 9 caches). */
+    for (int64_t u = b / 2; u >= 0 && u > b / 2 - 32; u--)
+        if (code->ops[u])
+            return code->ops[u];
+    return 0;
+}
+
 /* Reads the code object at `addr` into a fresh entry `e`. */
 static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
 {
@@ -142,6 +195,16 @@ static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
         e->code_start = addr + (uint64_t)o->co_code_adaptive;
         e->code_bytes = (uint32_t)(units * 2);
         e->firsttraceable = (uint32_t)raw_i32(head, o->co_firsttraceable);
+        /* The data stack gives each frame co_framesize words (3.12+); 3.11 pushes the
+         * specials (the header up to localsplus) + nlocalsplus + stacksize words. */
+        int64_t words = o->co_framesize >= 0
+                            ? raw_i32(head, o->co_framesize)
+                            : (int64_t)o->if_size / 8 + raw_i32(head, o->co_nlocalsplus) +
+                                  raw_i32(head, o->co_stacksize);
+        if (words * 8 < o->if_size || words > FRAME_WORDS_MAX)
+            return ERR_CORRUPT;
+        e->framesize = (uint32_t)(words * 8);
+        mark_ops(rt, e);
     } else {
         uint64_t len;
         rc = bytes_len(rt, raw_u64(head, o->co_code), &len);

@@ -21,6 +21,9 @@ struct pycode {
     uint64_t code_start;     /* 3.11+: address of co_code_adaptive; <=3.10: 0 */
     uint32_t code_bytes;     /* bytecode length in bytes */
     uint32_t firsttraceable; /* 3.11+: code units of prologue before RESUME */
+    uint32_t framesize;      /* 3.11+: bytes a frame of it takes on the data stack */
+    uint8_t *ops; /* 3.11+: per code unit, the kind (PY_OP_*) of the instruction starting there,
+                   * 0 inside one (an inline cache unit); NULL when unknown. Owned. */
     struct line_run *runs;
     size_t nruns;
     uint64_t ident[3];   /* filename, name and line table pointers, re-checked on revalidation */
@@ -74,6 +77,12 @@ int codecache_recheck(struct codecache *c, uint64_t addr, uint64_t now_ns,
  * starts at the same address. Costs a read only when the globals change. */
 int codecache_get_framed(struct codecache *c, uint64_t addr, uint64_t globals, uint64_t now_ns,
                          const struct pycode **out) MUST_CHECK;
+/* 3.11+: 1 when byte offset `b` of `code` starts an instruction, 0 when it is inside one (an
+ * inline cache unit), -1 when unknown (no table, or `b` outside the bytecode). */
+int codecache_starts_at(const struct pycode *code, int64_t b);
+/* 3.11+: the kind (PY_OP_*) of the instruction holding byte offset `b` of `code`, or 0 when
+ * unknown. */
+int codecache_kind_at(const struct pycode *code, int64_t b);
 /* Returns the line executing at byte offset `b` of `code` (as PyCode_Addr2Line). */
 int32_t codecache_line(const struct pycode *code, int64_t b);
 

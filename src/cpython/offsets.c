@@ -208,7 +208,10 @@ static void fill(const uint8_t *raw, const struct py_offsets *t, struct py_offse
     o->if_code = off(raw, W_IF_EXECUTABLE);
     /* 3.13 _PyInterpreterFrame: f_executable, previous, f_funcobj, f_globals, ... */
     o->if_globals = beside(o->if_previous, t->if_globals, t->if_previous);
+    o->if_funcobj = beside(o->if_previous, t->if_funcobj, t->if_previous);
     o->if_instr = off(raw, W_IF_INSTR_PTR);
+    /* ... instr_ptr, int stacktop, uint16_t return_offset, char owner. */
+    o->if_stacktop = beside(o->if_instr, t->if_stacktop, t->if_instr);
     o->if_owner = off(raw, W_IF_OWNER);
 
     /* The block's code_object.size is sizeof(PyCodeObject), which counts one byte of
@@ -258,13 +261,16 @@ bool offsets_fit_reader(const struct py_offsets *o)
                  (o->if_size <= PY_IFRAME_MAX && within(o->if_code, 8, o->if_size) &&
                   within(o->if_previous, 8, o->if_size) && within(o->if_instr, 8, o->if_size) &&
                   within(o->if_globals, 8, o->if_size) && within(o->if_owner, 1, o->if_size) &&
-                  within(o->if_is_entry, 1, o->if_size));
+                  within(o->if_is_entry, 1, o->if_size) && within(o->if_stacktop, 4, o->if_size) &&
+                  within(o->if_funcobj, 8, o->if_size));
     int32_t co = o->co_size;
     bool code = co > 0 && co <= PY_CODE_HEAD_MAX && within(o->ob_type, 8, co) &&
                 within(o->var_size, 8, co) && within(o->co_filename, 8, co) &&
                 within(o->co_name, 8, co) && within(o->co_qualname, 8, co) &&
                 within(o->co_linetable, 8, co) && within(o->co_code, 8, co) &&
-                within(o->co_firstlineno, 4, co) && within(o->co_firsttraceable, 4, co);
+                within(o->co_firstlineno, 4, co) && within(o->co_firsttraceable, 4, co) &&
+                within(o->co_framesize, 4, co) && within(o->co_nlocalsplus, 4, co) &&
+                within(o->co_stacksize, 4, co);
     int32_t by = o->bytes_sval;
     bool bytes = by > 0 && by <= PY_BYTES_HEAD_MAX && within(o->ob_type, 8, by) &&
                  within(o->var_size, 8, by);

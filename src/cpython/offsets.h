@@ -73,6 +73,8 @@ struct py_offsets {
     int32_t if_instr;    /* prev_instr (3.11, 3.12) / instr_ptr (3.13+) */
     int32_t if_owner;    /* char */
     int32_t if_is_entry; /* bool, 3.11 only; -1 otherwise */
+    int32_t if_stacktop; /* int; 3.12, 3.13: -1 while the frame executes (not in a call) */
+    int32_t if_funcobj;  /* f_func (3.11) / f_funcobj (3.12+): the function it runs */
 
     /* _PyStackChunk, 3.11+ */
     int32_t ck_previous;
@@ -90,6 +92,9 @@ struct py_offsets {
     int32_t co_code;           /* co_code bytes, <=3.10; -1 after */
     int32_t co_code_adaptive;  /* 3.11+: inline bytecode; ob_size counts code units */
     int32_t co_firsttraceable; /* _co_firsttraceable, 3.11+ */
+    int32_t co_framesize;      /* int: words of a frame on the data stack, 3.12+ */
+    int32_t co_nlocalsplus;    /* int, 3.11+ (3.11 frame size: specials + nlocalsplus + stack) */
+    int32_t co_stacksize;      /* int, 3.11+ */
 
     /* Objects */
     int32_t ob_type;
@@ -104,6 +109,18 @@ struct py_offsets {
 
 /* Returns the built-in table for 3.`minor`, or NULL when there is none. */
 const struct py_offsets *offsets_for_minor(uint32_t minor);
+/* What the reader needs of each opcode (specialized and instrumented ones included): its
+ * length in code units with its inline caches (0: unknown, e.g. INSTRUMENTED_LINE) and its
+ * kind, PY_OP_*. Generated from the headers for 3.11-3.13. */
+#define PY_OP_OTHER 1
+#define PY_OP_CALL 2 /* CALL, CALL_KW, CALL_FUNCTION_EX: may push the callee in the same loop */
+#define PY_OP_GEN 3  /* FOR_ITER, SEND: may resume a generator in the same loop */
+struct py_opcodes {
+    uint8_t len[256];
+    uint8_t kind[256];
+};
+/* The opcode table of 3.`minor`, or NULL when there is none (before 3.11). */
+const struct py_opcodes *offsets_opcodes(uint32_t minor);
 
 /* Fills `out` from the _Py_DebugOffsets block at the start of _PyRuntime (`raw`, `n` bytes
  * read from the target), for 3.13 and later. Checks the cookie, that the version is

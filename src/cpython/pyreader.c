@@ -1,25 +1,26 @@
 // SPDX-License-Identifier: MIT
 // Sampling rounds. The cost of process_vm_readv is the call, not the bytes, so a round is
 // built from batched reads: one call re-reads the runtime, every interpreter and every
-// thread state known from the previous round; a second reads, for all threads at once, the
-// live part of each data stack (3.11+), where every thread-owned frame lives. The walk then
-// runs on local copies; only frames outside (generators, frame objects, <= 3.10 heap frames)
-// are read one by one.
+// thread state known from the previous round, and (3.11+) each thread's data stack and the
+// frames outside it that the previous round met, each thread's copies bracketed by two
+// reads of its thread state (stack311.c: the copy is used only when proved consistent).
+// The walks then run on local copies; what is torn is read again, thread by thread.
+// 3.8-3.10 frames are heap objects read one by one (stack38.c).
 #include "cpython/pyreader.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpython/stack.h"
 #include "target/mem.h"
 #include "target/proc.h"
 #include "util/xalloc.h"
 #include "util/rawfield.h"
 
-#define OWNER_GENERATOR 1
-#define OWNER_CSTACK 3 /* 3.12, 3.13: the entry frame each eval call pushes on the C stack */
-#define FRAME_READ_MAX 512
 #define PTHREAD_SCAN 4096
-#define PYREADER_PREREAD_MAX 1024 /* frames read in one batch by a 3.8-3.10 re-read */
+/* Spans of the round's batch: the runtime, four per interpreter and two GIL fields, and per
+ * thread its state and its group; a group that does not fit is read alone. */
+#define SPANS_PER_THREAD 8
 
 static void forget_predictions(struct pyreader *r);
 
@@ -45,10 +46,10 @@ void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_
     r->blobs = xmalloc(PYREADER_MAX_THREADS * r->ts_read);
     r->tstates = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->tstates));
     r->threads = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->threads));
-    r->chunks = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->chunks));
-    r->cframe_vals = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->cframe_vals));
-    r->pred = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->pred));
-    r->nspans = 3 + 6 * PYREADER_MAX_INTERPS + (3 + PYREADER_EXTRA) * PYREADER_MAX_THREADS;
+    if (o->minor >= 11)
+        stack311_init(r);
+    r->nspans = 3 + 6 * PYREADER_MAX_INTERPS + SPANS_PER_THREAD * PYREADER_MAX_THREADS +
+                stack311_max_spans();
     r->spans = xmalloc(r->nspans * sizeof(*r->spans));
     r->span_ok = xmalloc(r->nspans);
     forget_predictions(r);
@@ -74,16 +75,10 @@ void pyreader_init(struct pyreader *r, const struct pyruntime *rt, uint32_t max_
 void pyreader_fini(struct pyreader *r)
 {
     codecache_fini(&r->codes);
-    for (size_t i = 0; i < PYREADER_MAX_THREADS; i++)
-        free(r->chunks[i].buf);
-    free(r->chunks);
+    stack311_fini(r);
     free(r->blobs);
     free(r->tstates);
     free(r->threads);
-    free(r->cframe_vals);
-    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++)
-        free(r->pred[t].extra_buf);
-    free(r->pred);
     free(r->spans);
     free(r->span_ok);
     free(r->frames);
@@ -97,15 +92,19 @@ void pyreader_fini(struct pyreader *r)
     free(r->pre_addr);
     free(r->pre_buf);
     free(r->pre_ok);
-    free(r->old_buf);
     hmap_fini(&r->tids);
     hmap_fini(&r->listed);
     memset(r, 0, sizeof(*r));
 }
 
-static uint8_t *blob(struct pyreader *r, size_t i)
+uint8_t *stack_blob(struct pyreader *r, size_t i)
 {
     return r->blobs + i * r->ts_read;
+}
+
+static uint8_t *blob(struct pyreader *r, size_t i)
+{
+    return stack_blob(r, i);
 }
 
 /* --- Structure: interpreters and thread states ------------------------------------------ */
@@ -201,10 +200,8 @@ static bool structure_matches(struct pyreader *r, uint64_t head)
     return t == r->ncached;
 }
 
-/* Adds to the batch the reads predicted from the previous round: each interpreter's GIL
- * (3.12+) and, per thread (3.11+), its data-stack chunk and its cframe's current frame at the
- * addresses seen last time. In a steady state the whole round is then this one call. */
-static size_t predicted_spans(struct pyreader *r, struct mem_span *sp, size_t n)
+/* Adds to the batch each interpreter's GIL (3.12) at the address seen last round. */
+static size_t predicted_gil_spans(struct pyreader *r, struct mem_span *sp, size_t n)
 {
     const struct py_offsets *o = &r->rt->off;
     for (size_t i = 0; i < r->ninterps; i++) {
@@ -216,45 +213,20 @@ static size_t predicted_spans(struct pyreader *r, struct mem_span *sp, size_t n)
         sp[n++] =
             (struct mem_span){r->pred_gil[i] + (uint64_t)o->gil_last_holder, &r->gil_last[i], 8};
     }
-    for (size_t t = 0; t < r->ncached && o->minor >= 11; t++) {
-        struct pypredict *pr = &r->pred[t];
-        pr->chunk_span = pr->cframe_span = SIZE_MAX;
-        if (pr->len) {
-            if (!r->chunks[t].buf)
-                r->chunks[t].buf = xmalloc(PYREADER_CHUNK_MAX);
-            pr->chunk_span = n;
-            sp[n++] = (struct mem_span){pr->chunk, r->chunks[t].buf, pr->len};
-        }
-        for (unsigned i = 0; i < pr->nextra; i++) {
-            if (!pr->extra_buf)
-                pr->extra_buf = xmalloc(PYREADER_EXTRA * PYREADER_EXTRA_BYTES);
-            pr->extra_span[i] = n;
-            sp[n++] = (struct mem_span){pr->extra[i], pr->extra_buf + i * PYREADER_EXTRA_BYTES,
-                                        (size_t)o->if_size};
-        }
-        if (pr->cframe && o->cf_current_frame >= 0) {
-            pr->cframe_span = n;
-            sp[n++] =
-                (struct mem_span){pr->cframe + (uint64_t)o->cf_current_frame, &pr->cframe_val, 8};
-        }
-    }
     return n;
 }
 
 static void forget_predictions(struct pyreader *r)
 {
-    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++) {
-        uint8_t *keep = r->pred[t].extra_buf;
-        memset(&r->pred[t], 0, sizeof(r->pred[t]));
-        r->pred[t].extra_buf = keep;
-    }
+    if (r->stk)
+        stack311_forget_all(r);
     memset(r->pred_gil, 0, sizeof(r->pred_gil));
     for (size_t i = 0; i < PYREADER_MAX_INTERPS; i++)
         r->gil_span[i] = SIZE_MAX;
 }
 
-/* One batched read of the runtime, the cached interpreters and thread states, and the
- * predicted stacks. */
+/* One batched read of the runtime, the cached interpreters and thread states and, each right
+ * after its thread state, the thread's group of stack copies (3.11+). */
 static int read_structure(struct pyreader *r, uint64_t *head)
 {
     const struct py_offsets *o = &r->rt->off;
@@ -269,15 +241,23 @@ static int read_structure(struct pyreader *r, uint64_t *head)
     if (o->rt_tstate_current >= 0)
         sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_tstate_current, &r->tstate_current, 8};
     size_t fixed = n;
+    size_t ts_span[PYREADER_MAX_THREADS];
     if (r->cache_valid) {
         for (size_t i = 0; i < r->ninterps; i++) {
             r->pred_gil[i] = r->interp_fields[i][3];
             interp_spans(r, i, sp + n);
             n += 4;
         }
-        for (size_t t = 0; t < r->ncached; t++)
+        size_t room = r->nspans - 2 * PYREADER_MAX_INTERPS;
+        for (size_t t = 0; t < r->ncached; t++) {
+            ts_span[t] = n;
             sp[n++] = (struct mem_span){r->tstates[t], blob(r, t), r->ts_read};
-        n = predicted_spans(r, sp, n);
+            if (r->stk)
+                r->stk[t].span0 = SIZE_MAX;
+            if (r->stk && n + stack311_max_spans() <= room)
+                n = stack311_group(r, t, sp, n, false);
+        }
+        n = predicted_gil_spans(r, sp, n);
     } else {
         forget_predictions(r);
     }
@@ -289,25 +269,36 @@ static int read_structure(struct pyreader *r, uint64_t *head)
             return ERR_READ;
     r->finalizing = fin != 0;
     bool valid = r->cache_valid;
-    /* Structure spans must all be read; predicted ones may fail (then they are redone). */
-    size_t nstruct = fixed + (r->cache_valid ? 4 * r->ninterps + r->ncached : 0);
-    for (size_t i = fixed; i < nstruct && valid; i++)
+    /* Structure spans must all be read; the stack copies may fail (they are redone). */
+    for (size_t i = fixed; i < fixed + 4 * r->ninterps && valid; i++)
         valid = ok[i];
+    for (size_t t = 0; t < r->ncached && valid; t++)
+        valid = ok[ts_span[t]];
     if (valid && structure_matches(r, *head)) {
         for (size_t i = 0; i < r->ninterps; i++)
             r->gil_ok[i] =
                 r->gil_span[i] != SIZE_MAX && ok[r->gil_span[i]] && ok[r->gil_span[i] + 1];
-        for (size_t t = 0; t < r->ncached && o->minor >= 11; t++) {
-            struct pypredict *pr = &r->pred[t];
-            pr->chunk_ok = pr->chunk_span != SIZE_MAX && ok[pr->chunk_span];
-            pr->cframe_ok = pr->cframe_span != SIZE_MAX && ok[pr->cframe_span];
-            for (unsigned i = 0; i < pr->nextra; i++)
-                pr->extra_ok[i] = ok[pr->extra_span[i]];
-        }
         return 0;
     }
-    forget_predictions(r);
-    return *head ? slow_walk(r, *head) : 0;
+    /* The lists changed: walk them again; the stack predictions follow their threads. */
+    uint64_t *old = NULL;
+    size_t nold = r->ncached;
+    if (r->stk && nold) {
+        old = xmalloc(nold * sizeof(*old));
+        memcpy(old, r->tstates, nold * sizeof(*old));
+        for (size_t t = 0; t < nold; t++)
+            r->stk[t].span0 = SIZE_MAX;
+    }
+    memset(r->pred_gil, 0, sizeof(r->pred_gil));
+    for (size_t i = 0; i < PYREADER_MAX_INTERPS; i++)
+        r->gil_span[i] = SIZE_MAX;
+    int rc = *head ? slow_walk(r, *head) : 0;
+    if (r->stk && rc == 0)
+        stack311_remap(r, old, nold);
+    else if (r->stk)
+        stack311_forget_all(r);
+    free(old);
+    return rc;
 }
 
 /* --- GIL and thread ids ----------------------------------------------------------------- */
@@ -432,9 +423,18 @@ static pid_t thread_tid(struct pyreader *r, struct pythread *th, const uint8_t *
     return tid;
 }
 
-/* --- Frames ----------------------------------------------------------------------------- */
+/* --- Shared by the walks ------------------------------------------------------------------ */
 
-static bool seen_before(struct pyreader *r, uint64_t addr)
+void stack_walk_begin(struct pyreader *r)
+{
+    r->gen++;
+    if (r->gen == 0) {
+        memset(r->seen_gen, 0, (r->seen_mask + 1) * sizeof(*r->seen_gen));
+        r->gen = 1;
+    }
+}
+
+bool stack_seen_before(struct pyreader *r, uint64_t addr)
 {
     uint32_t i = (uint32_t)hmap_hash64(addr) & r->seen_mask;
     for (uint32_t probes = 0; r->seen_gen[i] == r->gen; probes++) {
@@ -447,9 +447,7 @@ static bool seen_before(struct pyreader *r, uint64_t addr)
     return false;
 }
 
-/* Appends a frame to thread `th`'s stack; `addr` (3.8-3.10: the frame object) is kept in
- * frame_addr beside it. */
-static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line,
+void stack_push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line,
                       bool entry, uint64_t addr)
 {
     if (r->nframes == r->capframes) {
@@ -462,252 +460,9 @@ static int push_frame(struct pyreader *r, struct pythread *th, uint32_t code, in
         r->frame_addr[r->nframes] = addr;
     r->frames[r->nframes++] = (struct pyframe){code, line, entry};
     th->nframes++;
-    return 0;
-}
-
-/* Returns a pointer to `len` bytes of the frame at `addr`: inside the thread's copied data
- * stack when it lies there, else read into `scratch`. NULL when unreadable. */
-static const uint8_t *frame_bytes(struct pyreader *r, const struct pychunk *ck,
-                                  struct pypredict *pr, uint64_t addr, size_t len, uint8_t *scratch)
-{
-    if (ck->ok && raw_span_holds(ck->base, ck->len, addr, len))
-        return ck->buf + (addr - ck->base);
-    /* Outside the data stack: C-stack entry frames (3.12+), generators, frame objects.
-     * Remember the address so that the next round reads it in its first batch. */
-    if (pr->nnext < PYREADER_EXTRA)
-        pr->next_extra[pr->nnext++] = addr;
-    for (unsigned i = 0; i < pr->nextra; i++)
-        if (pr->extra[i] == addr && pr->extra_ok[i])
-            return pr->extra_buf + i * PYREADER_EXTRA_BYTES;
-    for (size_t i = 0; i < r->nold; i++) /* only during pyreader_reread_thread */
-        if (raw_span_holds(r->old_base[i], r->old_len[i], addr, len))
-            return r->old_buf + r->old_off[i] + (addr - r->old_base[i]);
-    if (mem_read(r->rt->pid, addr, scratch, len))
-        return NULL;
-    return scratch;
-}
-
-static int walk_311(struct pyreader *r, struct pythread *th, const struct pychunk *ck,
-                    struct pypredict *pr, uint64_t f, uint64_t now)
-{
-    const struct py_offsets *o = &r->rt->off;
-    uint8_t scratch[FRAME_READ_MAX];
-    size_t flen = (size_t)o->if_size;
-    pr->nnext = 0;
-    uint32_t visited = 0;
-    bool pushed = false; /* whether the frame visited just before (leafward) was kept */
-    while (f) {
-        if ((f & 7) || seen_before(r, f))
-            return ERR_CORRUPT;
-        /* Skipped entry frames do not count toward max_depth; bound the walk anyway (the
-         * cycle table holds 2 * max_depth + 64 addresses). */
-        if (++visited > 2 * r->max_depth + 32) {
-            th->truncated = true;
-            return 0;
-        }
-        const uint8_t *fb = frame_bytes(r, ck, pr, f, flen, scratch);
-        if (!fb)
-            return ERR_READ;
-        uint64_t code = raw_u64(fb, o->if_code);
-        uint64_t prev = raw_u64(fb, o->if_previous);
-        uint64_t instr = raw_u64(fb, o->if_instr);
-        uint8_t owner = fb[o->if_owner];
-        f = prev;
-        bool was_pushed = pushed;
-        pushed = false;
-        /* A thread's first frame is never generator-owned: a generator frame with no
-         * previous frame is a suspended coroutine read after its caller moved on (a torn
-         * chain, seen on asyncio stacks as a spurious root frame). */
-        if (!prev && owner == OWNER_GENERATOR)
-            return ERR_CORRUPT;
-        if (o->minor >= 12 && owner == OWNER_CSTACK) {
-            /* The frame whose previous is the shim an eval call pushed is that call's first
-             * (for native stacks: where one C-level eval call begins). */
-            if (was_pushed)
-                r->frames[r->nframes - 1].entry = true;
-            continue;
-        }
-        if (owner > OWNER_CSTACK)
-            return ERR_CORRUPT;
-        if (r->rt->type_none && code == r->rt->type_none)
-            continue; /* 3.13 entry frames: f_executable is None */
-        const struct pycode *c;
-        uint64_t globals = o->if_globals >= 0 ? raw_u64(fb, o->if_globals) : 0;
-        int rc = codecache_get_framed(&r->codes, code, globals, now, &c);
-        if (rc)
-            return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
-        int64_t b = (int64_t)(instr - c->code_start);
-        if (b < -2 || b >= (int64_t)c->code_bytes) {
-            /* Either the frame was rewritten under us or the cached code object was freed
-             * and its address reused: re-read the code object once before giving up. */
-            rc = codecache_recheck(&r->codes, code, now, &c);
-            if (rc)
-                return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
-            b = (int64_t)(instr - c->code_start);
-            if (b < -2 || b >= (int64_t)c->code_bytes)
-                return ERR_CORRUPT;
-        }
-        /* CPython hides frames still in their prologue (before RESUME): the 3.12
-         * trampoline and 3.13 _Py_InitCleanup shims are among them. */
-        if (owner != OWNER_GENERATOR && b < (int64_t)c->firsttraceable * 2)
-            continue;
-        /* Checked here, after the skips, so that a stack of exactly max_depth Python frames
-         * above its entry frames is not called truncated. */
-        if (th->nframes >= r->max_depth) {
-            th->truncated = true;
-            return 0;
-        }
-        bool entry = o->if_is_entry >= 0 && fb[o->if_is_entry] != 0; /* 3.11 */
-        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), entry, 0);
-        pushed = true;
-    }
-    return 0;
-}
-
-/* The frame at `addr` from the batch pyreader_reread_thread read, or NULL. The walk meets the
- * batch's addresses in order once it reaches the part of the stack that did not change. */
-static const uint8_t *pre_frame(struct pyreader *r, uint64_t addr, size_t flen)
-{
-    size_t i = r->pre_cur < r->pre_n && r->pre_addr[r->pre_cur] == addr ? r->pre_cur : SIZE_MAX;
-    for (size_t k = 0; k < r->pre_n && i == SIZE_MAX; k++)
-        if (r->pre_addr[k] == addr)
-            i = k;
-    if (i == SIZE_MAX || !r->pre_ok[i])
-        return NULL;
-    r->pre_cur = i + 1;
-    return r->pre_buf + i * flen;
-}
-
-/* 3.8-3.10: frames are heap objects, read one by one. A frame names its code object but
- * gives nothing to check a cached entry against (3.11+ check the instruction pointer against
- * the bytecode span), and code objects are freed and their addresses reused (site.py's
- * module code, then the user's function): so the walk first collects the code pointers,
- * re-checks their cached entries in one batched read, and only then resolves names. */
-static int walk_38(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t now)
-{
-    const struct py_offsets *o = &r->rt->off;
-    uint8_t fb[FRAME_READ_MAX];
-    size_t flen = (size_t)o->fo_size < sizeof(fb) ? (size_t)o->fo_size : sizeof(fb);
-    uint32_t n = 0;
-    while (f) {
-        if ((f & 7) || seen_before(r, f))
-            return ERR_CORRUPT;
-        if (n >= r->max_depth) {
-            th->truncated = true;
-            break;
-        }
-        const uint8_t *src = r->pre_n ? pre_frame(r, f, flen) : NULL;
-        if (!src) {
-            int rc = mem_read(r->rt->pid, f, fb, flen);
-            if (rc)
-                return rc == ERR_PROC_GONE ? rc : ERR_READ;
-            src = fb;
-        }
-        /* A frame its thread has left is on a free list (linked through f_back) or kept
-         * as its code's zombie frame, with a reference count of 0: a walk that reads one
-         * has torn, and would wander along the free list. Live frames are referenced by
-         * the eval loop running them and by the frame above. */
-        if ((int64_t)raw_u64(src, 0) <= 0)
-            return ERR_CORRUPT;
-        r->w_addr[n] = f;
-        r->w_code[n] = raw_u64(src, o->fo_code);
-        r->w_lasti[n] = raw_i32(src, o->fo_lasti);
-        if (r->w_lasti[n] < -1)
-            return ERR_CORRUPT;
-        n++;
-        f = raw_u64(src, o->fo_back);
-    }
-    int rc = codecache_check_many(&r->codes, r->w_code, n, now);
-    if (rc)
-        return rc;
-    for (uint32_t k = 0; k < n; k++) {
-        const struct pycode *c;
-        rc = codecache_get(&r->codes, r->w_code[k], now, &c);
-        if (rc)
-            return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
-        /* f_lasti counts bytes in 3.8/3.9 and code units in 3.10; -1 before the first. */
-        int64_t b = o->minor >= 10 ? (int64_t)r->w_lasti[k] * 2 : r->w_lasti[k];
-        if (b >= (int64_t)c->code_bytes)
-            return ERR_CORRUPT;
-        /* Every frame runs in its own C-level call of the eval loop. */
-        push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), true, r->w_addr[k]);
-    }
-    return 0;
 }
 
 /* --- The round ---------------------------------------------------------------------------- */
-
-/* Second batch (3.11+), only for what the first did not predict: every thread's current
- * frame pointer (through cframe on 3.11/3.12) and the live part of its current data-stack
- * chunk. Then the predictions for the next round are updated. */
-static int read_stacks_311(struct pyreader *r)
-{
-    const struct py_offsets *o = &r->rt->off;
-    struct mem_span *sp = r->spans;
-    uint8_t *ok = r->span_ok;
-    size_t n = 0;
-    for (size_t t = 0; t < r->nthreads; t++) {
-        const uint8_t *b = blob(r, t);
-        struct pypredict *pr = &r->pred[t];
-        struct pychunk *ck = &r->chunks[t];
-        pr->cframe_span = pr->chunk_span = SIZE_MAX;
-        uint64_t cf = raw_u64(b, o->ts_frame);
-        r->cframe_vals[t] = cf;
-        if (o->cf_current_frame >= 0) {
-            r->cframe_vals[t] = 0;
-            if (cf && pr->cframe_ok && pr->cframe == cf) {
-                r->cframe_vals[t] = pr->cframe_val;
-            } else if (cf) {
-                pr->cframe_span = n;
-                sp[n++] =
-                    (struct mem_span){cf + (uint64_t)o->cf_current_frame, &r->cframe_vals[t], 8};
-            }
-            pr->cframe = cf;
-        }
-        ck->ok = false;
-        uint64_t chunk = raw_u64(b, o->ts_datastack_chunk);
-        uint64_t top = raw_u64(b, o->ts_datastack_top);
-        bool hit = pr->chunk_ok && pr->chunk == chunk;
-        pr->chunk_ok = false;
-        if (!chunk || (chunk & 7) || top <= chunk || top - chunk > PYREADER_CHUNK_MAX) {
-            pr->len = 0;
-            continue;
-        }
-        ck->base = chunk;
-        ck->len = top - chunk;
-        if (hit && ck->len <= pr->len) {
-            ck->ok = true;
-        } else {
-            if (!ck->buf)
-                ck->buf = xmalloc(PYREADER_CHUNK_MAX);
-            pr->chunk_span = n;
-            sp[n++] = (struct mem_span){chunk, ck->buf, ck->len};
-        }
-        pr->chunk = chunk;
-    }
-    int bad = n ? mem_readv(r->rt->pid, sp, n, ok) : 0;
-    if (bad < 0)
-        return bad;
-    for (size_t t = 0; t < r->nthreads; t++) {
-        struct pypredict *pr = &r->pred[t];
-        struct pychunk *ck = &r->chunks[t];
-        if (pr->chunk_span != SIZE_MAX)
-            ck->ok = ok[pr->chunk_span];
-        if (pr->cframe_span != SIZE_MAX && !ok[pr->cframe_span])
-            r->threads[t].err = ERR_READ;
-        /* Next round reads the chunk up to a little past today's top, never past the
-         * chunk's own allocation (its size is in its header). */
-        pr->len = 0;
-        if (ck->ok && ck->len >= (size_t)o->ck_data) {
-            uint64_t size = raw_u64(ck->buf, o->ck_size);
-            size_t want = ck->len + PYREADER_PREDICT_SLACK;
-            if (size >= (uint64_t)o->ck_data && want > size)
-                want = (size_t)size;
-            pr->len = want < PYREADER_CHUNK_MAX ? want : PYREADER_CHUNK_MAX;
-        }
-    }
-    return 0;
-}
 
 static void fill_threads(struct pyreader *r)
 {
@@ -747,33 +502,16 @@ static void fill_threads(struct pyreader *r)
     r->nthreads = t;
 }
 
-/* Walks thread slot `t` from the copies this round made. */
-static int walk_thread(struct pyreader *r, size_t t, uint64_t now_ns)
+/* Empties slot `t`'s stack for another attempt (its frames are the last in r->frames). */
+static void clear_stack(struct pyreader *r, struct pythread *th)
 {
-    const struct py_offsets *o = &r->rt->off;
-    struct pythread *th = &r->threads[t];
-    r->gen++;
-    if (r->gen == 0) {
-        memset(r->seen_gen, 0, (r->seen_mask + 1) * sizeof(*r->seen_gen));
-        r->gen = 1;
-    }
-    int err;
-    if (o->minor >= 11) {
-        uint64_t f =
-            o->cf_current_frame >= 0 ? r->cframe_vals[t] : raw_u64(blob(r, t), o->ts_frame);
-        err = walk_311(r, th, &r->chunks[t], &r->pred[t], f, now_ns);
-        struct pypredict *pr = &r->pred[t];
-        memcpy(pr->extra, pr->next_extra, pr->nnext * sizeof(*pr->extra));
-        pr->nextra = pr->nnext;
-    } else {
-        err = walk_38(r, th, raw_u64(blob(r, t), o->ts_frame), now_ns);
-    }
-    return err;
+    r->nframes = th->first;
+    th->nframes = 0;
+    th->truncated = false;
 }
 
-/* Re-reads one thread's state and (3.11+) its current frame pointer and data stack, after
- * a walk found them inconsistent. Not on the common path: a few reads. */
-static int refresh_thread(struct pyreader *r, size_t t)
+/* 3.8-3.10: re-reads the thread state of slot `t`, after a walk found its frames torn. */
+static int refresh_state(struct pyreader *r, size_t t)
 {
     const struct py_offsets *o = &r->rt->off;
     struct pythread *th = &r->threads[t];
@@ -783,83 +521,56 @@ static int refresh_thread(struct pyreader *r, size_t t)
         return rc;
     if (raw_u64(b, o->ts_interp) != th->interp || raw_u64(b, o->ts_id) != th->ts_id)
         return ERR_CORRUPT;
-    if (o->minor < 11)
-        return 0;
-    uint64_t cf = raw_u64(b, o->ts_frame);
-    r->cframe_vals[t] = cf;
-    if (o->cf_current_frame >= 0) {
-        r->cframe_vals[t] = 0;
-        rc = cf ? mem_read(r->rt->pid, cf + (uint64_t)o->cf_current_frame, &r->cframe_vals[t], 8)
-                : 0;
-        if (rc)
-            return rc;
-    }
-    struct pychunk *ck = &r->chunks[t];
-    ck->ok = false;
-    uint64_t chunk = raw_u64(b, o->ts_datastack_chunk);
-    uint64_t top = raw_u64(b, o->ts_datastack_top);
-    if (!chunk || (chunk & 7) || top <= chunk || top - chunk > PYREADER_CHUNK_MAX)
-        return 0;
-    if (!ck->buf)
-        ck->buf = xmalloc(PYREADER_CHUNK_MAX);
-    ck->base = chunk;
-    ck->len = top - chunk;
-    ck->ok = mem_read(r->rt->pid, chunk, ck->buf, ck->len) == 0;
     return 0;
 }
 
-struct rootref {
-    uint64_t root; /* address of the outermost frame */
-    size_t slot;   /* thread slot */
-};
-
-static int rootref_cmp(const void *a, const void *b)
+/* One attempt at slot `t`'s stack: the first from the round's batch, later ones alone. */
+static int attempt(struct pyreader *r, size_t t, int tries, uint64_t now_ns)
 {
-    uint64_t x = ((const struct rootref *)a)->root, y = ((const struct rootref *)b)->root;
-    return (x > y) - (x < y);
-}
-
-/* 3.8-3.10: frame objects come from a free list shared by all threads. A thread's walk
- * reads its frames one by one, some time after its thread state was copied: a frame its
- * thread left meanwhile can already be another thread's, and the walk then follows that
- * thread's chain down to its entry frame. No frame is in two live chains at once, so two
- * walks of one round that end at the same outermost frame mean one of them crossed over;
- * which one cannot be told without more reads, so both stacks are dropped (rare: seen
- * when threads start or leave frames under heavy load). */
-static void drop_shared_roots(struct pyreader *r)
-{
-    if (r->nthreads < 2)
-        return;
-    if (!r->roots)
-        r->roots = xmalloc(PYREADER_MAX_THREADS * sizeof(*r->roots));
-    size_t n = 0;
-    for (size_t t = 0; t < r->nthreads; t++) {
-        const struct pythread *th = &r->threads[t];
-        if (!th->err && th->nframes && !th->truncated)
-            r->roots[n++] = (struct rootref){r->frame_addr[th->first + th->nframes - 1], t};
-    }
-    qsort(r->roots, n, sizeof(*r->roots), rootref_cmp);
-    for (size_t k = 0; k + 1 < n; k++) {
-        if (r->roots[k].root != r->roots[k + 1].root)
-            continue;
-        for (size_t m = k; m <= k + 1; m++) {
-            struct pythread *th = &r->threads[r->roots[m].slot];
-            if (th->err)
-                continue;
-            th->err = ERR_CORRUPT;
-            th->nframes = 0;
-            r->err_counts[-ERR_CORRUPT]++;
+    struct pythread *th = &r->threads[t];
+    if (r->rt->off.minor >= 11) {
+        if (tries == 0) {
+            int rc = stack311_check(r, t, r->span_ok);
+            return rc ? rc : stack311_walk(r, t, now_ns);
         }
+        return stack311_read_alone(r, t, now_ns);
     }
+    if (tries > 0) {
+        int rc = refresh_state(r, t);
+        if (rc)
+            return rc;
+    }
+    stack_walk_begin(r);
+    return stack38_walk(r, th, raw_u64(blob(r, t), r->rt->off.ts_frame), now_ns);
 }
 
-/* Re-reads of one torn thread in a round, and the round's budget for re-reads after each
- * thread's first. Short-lived generator frames (a `sum(x for x in ...)` in a loop) tear
- * ~2% of a busy thread's walks; one re-read left 2% of samples of examples/pipeline.py
- * dropped (those of its generator-heavy lines), six leave 0.1%. The budget bounds a round
- * over many threads whose stacks stay unreadable. */
-#define PYREADER_RETRIES 6
+/* Attempts at one torn thread in a round, and the round's budget for attempts after each
+ * thread's second. A 3.11+ thread's first attempt fails whenever the round's prediction
+ * missed (a new thread, a deeper stack, another nested eval loop), so the second is free;
+ * short-lived generator frames (a `sum(x for x in ...)` in a loop) tear a busy thread's
+ * walks often enough that one retry left 2% of examples/pipeline.py's samples dropped. The
+ * budget bounds a round over many threads whose stacks stay unreadable. */
+#define PYREADER_TRIES 8
 #define PYREADER_RETRY_BUDGET 32
+
+/* Reads slot `t`'s stack, retrying what is torn; the error when it could not. */
+static int read_thread(struct pyreader *r, size_t t, int *budget, uint64_t now_ns)
+{
+    struct pythread *th = &r->threads[t];
+    int err = attempt(r, t, 0, now_ns);
+    for (int tries = 1; err && err != ERR_PROC_GONE && tries < PYREADER_TRIES; tries++) {
+        if (tries >= 2 && (*budget)-- <= 0)
+            break;
+        if (err == ERR_CORRUPT)
+            r->torn++;
+        r->retries++;
+        clear_stack(r, th);
+        err = attempt(r, t, tries, now_ns);
+    }
+    if (r->stk)
+        stack311_predict(r, t); /* what the next round's batch copies */
+    return err;
+}
 
 int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
 {
@@ -882,11 +593,7 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
         return 0;
     read_gil_holders(r);
     fill_threads(r);
-    if (o->minor >= 11) {
-        rc = read_stacks_311(r);
-        if (rc)
-            return errbuf_set(eb, rc, "cannot read process %d: %s", (int)r->rt->pid, err_str(rc));
-    } else if (r->pthread_tid_off < 0 && r->nthreads >= 2) {
+    if (o->minor < 11 && r->pthread_tid_off < 0 && r->nthreads >= 2) {
         /* Inference needs a second thread to confirm the offset: in the main thread alone
          * more than one field can hold the process id. */
         infer_tid_offset(r);
@@ -896,126 +603,48 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
         struct pythread *th = &r->threads[t];
         th->tid = thread_tid(r, th, blob(r, t));
         th->first = (uint32_t)r->nframes;
-        if (th->err)
-            continue;
-        th->err = walk_thread(r, t, now_ns);
-        for (int tries = 0; th->err && th->err != ERR_PROC_GONE && tries < PYREADER_RETRIES;
-             tries++) {
-            /* Torn: the thread pushed or popped frames while we copied its stack. A fresh
-             * read of this thread alone usually gives a consistent stack. */
-            if ((tries && budget-- <= 0) || refresh_thread(r, t))
-                break;
-            r->retries++;
-            r->nframes = th->first;
-            th->nframes = 0;
-            th->truncated = false;
-            th->err = walk_thread(r, t, now_ns);
-        }
+        th->err = read_thread(r, t, &budget, now_ns);
         if (th->err == ERR_PROC_GONE)
             return errbuf_set(eb, ERR_PROC_GONE, "process %d exited", (int)r->rt->pid);
         if (th->err) {
             r->err_counts[-th->err < 16 ? -th->err : 15]++;
-            r->nframes = th->first;
-            th->nframes = 0;
-            th->truncated = false;
+            clear_stack(r, th);
         }
     }
     if (o->minor < 11)
-        drop_shared_roots(r);
+        stack38_drop_shared_roots(r);
     return 0;
-}
-
-/* 3.8-3.10: reads the thread's frames at this round's addresses in one call, for the walk
- * that follows (a re-read otherwise costs one call per frame while the thread is stopped). */
-static void preread_frames(struct pyreader *r, const struct pythread *th)
-{
-    const struct py_offsets *o = &r->rt->off;
-    size_t flen = (size_t)o->fo_size < FRAME_READ_MAX ? (size_t)o->fo_size : FRAME_READ_MAX;
-    size_t n = th->nframes < PYREADER_PREREAD_MAX ? th->nframes : PYREADER_PREREAD_MAX;
-    r->pre_n = r->pre_cur = 0;
-    if (!n)
-        return;
-    if (!r->pre_addr) {
-        r->pre_addr = xmalloc(PYREADER_PREREAD_MAX * sizeof(*r->pre_addr));
-        r->pre_buf = xmalloc(PYREADER_PREREAD_MAX * FRAME_READ_MAX);
-        r->pre_ok = xmalloc(PYREADER_PREREAD_MAX);
-    }
-    struct mem_span *sp = r->spans; /* n <= PYREADER_PREREAD_MAX < r->nspans */
-    for (size_t k = 0; k < n; k++) {
-        r->pre_addr[k] = r->frame_addr[th->first + k];
-        sp[k] = (struct mem_span){r->pre_addr[k], r->pre_buf + k * flen, flen};
-    }
-    if (mem_readv(r->rt->pid, sp, n, r->pre_ok) >= 0)
-        r->pre_n = n;
-}
-
-/* 3.11+: copies the live part of every older chunk of thread slot t's data stack (the
- * current one is in r->chunks[t]), following `previous`; an older chunk's `top` was saved
- * when the next chunk was pushed. Stops quietly at anything unreadable or implausible: the
- * walk then reads those frames one by one. */
-static void read_old_chunks(struct pyreader *r, size_t t)
-{
-    const struct py_offsets *o = &r->rt->off;
-    const struct pychunk *ck = &r->chunks[t];
-    const size_t first = 16384; /* DATA_STACK_CHUNK_SIZE: no chunk is smaller */
-    r->nold = 0;
-    if (!ck->ok || ck->len < (size_t)o->ck_data || o->ck_previous < 0)
-        return;
-    uint64_t prev = raw_u64(ck->buf, o->ck_previous);
-    size_t off = 0;
-    while (prev && !(prev & 7) && r->nold < PYREADER_OLD_CHUNKS &&
-           off + first <= PYREADER_OLD_MAX) {
-        if (off + first > r->old_cap) {
-            r->old_cap = r->old_cap ? r->old_cap * 2 : 4 * first;
-            r->old_buf = xrealloc(r->old_buf, r->old_cap);
-        }
-        uint8_t *b = r->old_buf + off;
-        if (mem_read(r->rt->pid, prev, b, first))
-            return;
-        uint64_t size = raw_u64(b, o->ck_size), top = raw_u64(b, o->ck_top);
-        size_t live = (size_t)o->ck_data + (size_t)top * 8;
-        if (size < first || top > size / 8 || live > size || off + live > PYREADER_OLD_MAX)
-            return;
-        if (live > first) {
-            if (off + live > r->old_cap) {
-                while (off + live > r->old_cap)
-                    r->old_cap *= 2;
-                r->old_buf = xrealloc(r->old_buf, r->old_cap);
-                b = r->old_buf + off;
-            }
-            if (mem_read(r->rt->pid, prev + first, b + first, live - first))
-                return;
-        }
-        r->old_base[r->nold] = prev;
-        r->old_len[r->nold] = live;
-        r->old_off[r->nold++] = off;
-        off += (live + 7) & ~(size_t)7;
-        prev = raw_u64(b, o->ck_previous);
-    }
 }
 
 int pyreader_reread_thread(struct pyreader *r, size_t t, uint64_t now_ns)
 {
     struct pythread *th = &r->threads[t];
-    if (r->rt->off.minor < 11)
-        preread_frames(r, th);
+    bool new_frames = r->rt->off.minor >= 11;
+    if (!new_frames)
+        stack38_preread(r, th);
     th->first = (uint32_t)r->nframes;
     th->nframes = 0;
     th->truncated = false;
-    /* Frames outside the data stack read by this round's batch may hold what was there
-     * before; read them again. */
-    r->pred[t].nextra = 0;
-    th->err = refresh_thread(r, t);
-    if (!th->err && r->rt->off.minor >= 11)
-        read_old_chunks(r, t);
-    if (!th->err)
-        th->err = walk_thread(r, t, now_ns);
-    r->pre_n = 0;
-    r->nold = 0;
-    if (th->err) {
-        r->nframes = th->first;
-        th->nframes = 0;
-        th->truncated = false;
+    int err;
+    if (new_frames) {
+        /* The thread is stopped: its state cannot move, so attempts differ only by what the
+         * previous one found missing (outside frames, older chunks). */
+        err = stack311_read_alone(r, t, now_ns);
+        for (int tries = 1; err == ERR_AGAIN && tries < 4; tries++) {
+            clear_stack(r, th);
+            err = stack311_read_alone(r, t, now_ns);
+        }
+        stack311_predict(r, t);
+    } else {
+        err = refresh_state(r, t);
+        if (!err) {
+            stack_walk_begin(r);
+            err = stack38_walk(r, th, raw_u64(blob(r, t), r->rt->off.ts_frame), now_ns);
+        }
+        r->pre_n = 0;
     }
-    return th->err;
+    th->err = err;
+    if (err)
+        clear_stack(r, th);
+    return err;
 }

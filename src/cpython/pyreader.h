@@ -43,40 +43,53 @@ struct pythread {
 
 #define PYREADER_MAX_INTERPS 64
 #define PYREADER_MAX_THREADS 4096
-#define PYREADER_CHUNK_MAX ((size_t)1 << 20)
-
-/* Per-thread scratch memory: the live part of the data stack (3.11+). */
-struct pychunk {
-    uint64_t base; /* address of the copied range */
-    size_t len;    /* bytes copied */
-    uint8_t *buf;  /* PYREADER_CHUNK_MAX bytes, allocated on first use */
-    bool ok;
-};
-
-#define PYREADER_EXTRA 8
-#define PYREADER_EXTRA_BYTES PY_IFRAME_MAX
-
-/* What the previous round saw of one thread slot, to read this round's stack in the same
- * call as the thread state (3.11+). */
-struct pypredict {
-    uint64_t chunk;                 /* data-stack chunk address */
-    size_t len;                     /* bytes to read from it (0: no prediction) */
-    uint64_t cframe;                /* _PyCFrame address (3.11, 3.12) */
-    uint64_t cframe_val;            /* its current_frame, read by the batch */
-    size_t chunk_span, cframe_span; /* indices in the batch, SIZE_MAX when not read */
-    bool chunk_ok, cframe_ok;       /* read whole by the first batch */
-    uint64_t extra[PYREADER_EXTRA]; /* frames outside the data stack seen last round */
-    size_t extra_span[PYREADER_EXTRA];
-    bool extra_ok[PYREADER_EXTRA];
-    unsigned nextra;
-    uint64_t next_extra[PYREADER_EXTRA]; /* collected by this round's walk */
-    unsigned nnext;
-    uint8_t *extra_buf; /* PYREADER_EXTRA * PYREADER_EXTRA_BYTES, allocated on first use */
-};
-
+#define PYREADER_CHUNK_MAX ((size_t)1 << 20) /* bytes of the current data-stack chunk copied */
+#define PYREADER_CFRAMES 4                   /* _PyCFrame addresses remembered per thread */
+#define PYREADER_EXTRA 32                    /* frames outside the data stack read with the chunk */
+#define PYREADER_OLD_CHUNKS 64             /* older data-stack chunks copied with the current one */
+#define PYREADER_OLD_MAX ((size_t)8 << 20) /* bytes of older chunks copied per thread */
 #define PYREADER_PREDICT_SLACK 4096
-#define PYREADER_OLD_CHUNKS 64
-#define PYREADER_OLD_MAX ((size_t)8 << 20) /* bytes of older chunks a re-read copies */
+
+/* 3.11+: one thread's data stack as copied in a round, and what to copy next time. A round
+ * copies each thread's stack in one group of spans, right after its thread state; the walk
+ * proves the copy consistent or asks for another (stack311.c explains how). */
+struct pystack {
+    /* What the group copies, predicted from the previous attempt or round. */
+    uint64_t chunk;                    /* current chunk; 0: unknown */
+    size_t len;                        /* bytes of it from its start (0: none) */
+    uint64_t cframe[PYREADER_CFRAMES]; /* 3.11, 3.12: _PyCFrame addresses, newest first */
+    unsigned ncframe;
+    uint64_t old[PYREADER_OLD_CHUNKS]; /* older chunks, newest first */
+    size_t old_len[PYREADER_OLD_CHUNKS], old_off[PYREADER_OLD_CHUNKS];
+    unsigned nold;
+    uint64_t extra[PYREADER_EXTRA]; /* frames outside the data stack */
+    unsigned nextra;
+
+    /* The group's copies (buffers allocated on first use, kept across rounds). */
+    uint8_t *buf;     /* the current chunk: PYREADER_CHUNK_MAX bytes */
+    uint8_t *old_buf; /* the older chunks, one after another */
+    size_t old_cap;
+    uint8_t *extra_buf; /* PYREADER_EXTRA frame headers of PY_IFRAME_MAX bytes */
+    uint8_t extra_ok[PYREADER_EXTRA];
+    uint8_t *state;                    /* thread-state bytes the group reads first when alone */
+    uint64_t cf_cur[PYREADER_CFRAMES]; /* each cframe's current_frame, read last */
+    size_t span0; /* the group's first span in its batch; SIZE_MAX: not in it */
+    bool alone;   /* the group reads the thread state before its copies itself */
+
+    /* What the group proved (set by the check, used by the walk). */
+    uint64_t cur, top; /* the thread's current frame and data-stack top */
+    bool copied;       /* [chunk, top) is in buf */
+    bool old_copied;   /* every older chunk of the group was read whole */
+    bool state_ok;     /* `state` holds the thread state this attempt read */
+
+    /* Collected by the walk for the next attempt. */
+    uint64_t seen[PYREADER_EXTRA]; /* frames met outside the copied data stack */
+    unsigned nseen;
+    bool seen_overflow; /* more than PYREADER_EXTRA of them */
+    bool missed;        /* the walk read frames the group did not copy */
+    bool need_old;      /* the stack goes on in an older chunk the group did not copy */
+    size_t want_len;    /* bytes of the current chunk its frames reach (0: up to top) */
+};
 
 struct pyreader {
     const struct pyruntime *rt;
@@ -97,8 +110,8 @@ struct pyreader {
     size_t nthreads;
     struct pyframe *frames; /* this round's frames */
     size_t nframes, capframes;
-    struct pychunk *chunks; /* per thread slot */
-    uint64_t *cframe_vals;  /* per thread: current frame read via cframe (3.11, 3.12) */
+    struct pystack *stk;         /* 3.11+: per thread slot */
+    size_t state_off, state_len; /* thread-state bytes the bracket reads (3.11+) */
 
     uint64_t gil_holder[PYREADER_MAX_INTERPS]; /* per interpreter, this round */
     uint64_t pred_gil[PYREADER_MAX_INTERPS];   /* GIL address read in the first batch */
@@ -106,7 +119,6 @@ struct pyreader {
     uint64_t gil_last[PYREADER_MAX_INTERPS];
     size_t gil_span[PYREADER_MAX_INTERPS];
     bool gil_ok[PYREADER_MAX_INTERPS];
-    struct pypredict *pred; /* per thread slot */
     struct mem_span *spans; /* batch scratch, nspans long */
     uint8_t *span_ok;
     size_t nspans;
@@ -132,15 +144,15 @@ struct pyreader {
     uint64_t *pre_addr;
     uint8_t *pre_buf, *pre_ok;
     size_t pre_n, pre_cur;
-    /* 3.11+ pyreader_reread_thread: the live parts of the thread's older data-stack chunks
-     * (a deep stack spans several), read whole instead of frame by frame. */
-    uint64_t old_base[PYREADER_OLD_CHUNKS];
-    size_t old_len[PYREADER_OLD_CHUNKS], old_off[PYREADER_OLD_CHUNKS];
-    uint8_t *old_buf;
-    size_t nold, old_cap;
 
     uint64_t rounds, slow_walks, dropped, retries;
-    uint64_t gil_torn; /* rounds where two threads of one interpreter read as holding the GIL */
+    /* 3.11+ groups read again, by why: the copy did not cover what the thread state showed
+     * (a prediction missed), the frames did not tile the data stack or failed another check
+     * (torn), frames outside the copy were needed; and stacks cut to the frame that was the
+     * leaf when the data stack was copied (trimmed: the thread had returned since). */
+    uint64_t missed, torn, needed, trimmed;
+    uint64_t unbracketed; /* stacks accepted with frames read outside the bracket */
+    uint64_t gil_torn;    /* rounds where two threads of one interpreter read as holding the GIL */
     uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */
 };
 

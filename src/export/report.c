@@ -120,6 +120,14 @@ static void write_verdict(struct out *o, const struct profile *p, const struct a
              100 * v->s.p, 100 * v->s.lo, 100 * v->s.hi);
         esc(o, a->stage_names[v->stage]);
         putf(o, "</q> (%.0f%%).</p>\n", 100 * v->stage_s.p);
+        struct buf eb;
+        buf_init(&eb, 4096);
+        verdict_evidence_text(p, v->ev, &eb);
+        putf(o, "<p class=\"evidence\"><strong>Evidence:</strong> %.0f%% of it ",
+             100 * v->ev_share);
+        esc(o, buf_cstr(&eb));
+        put(o, ".</p>\n");
+        buf_fini(&eb);
         if (a->reason[0]) {
             put(o, "<p>");
             esc(o, a->reason);
@@ -141,7 +149,7 @@ static void write_verdict(struct out *o, const struct profile *p, const struct a
             put(o, "</ol>\n");
         }
         put(o, "<p class=\"fix\"><strong>What usually fixes it:</strong> ");
-        esc(o, btype_fix(v->type));
+        esc(o, verdict_fix(p, a, v));
         put(o, "</p>\n");
     } else {
         put(o, "<h2 id=\"verdict-title\">No clear bottleneck</h2>\n<p class=\"big\">");
@@ -359,7 +367,8 @@ static void share_json(struct jsonw *w, const struct share *s)
     jsonw_double(w, s->hi);
 }
 
-static void candidate_json(struct jsonw *w, const struct analysis *a, const struct candidate *c)
+static void candidate_json(struct jsonw *w, const struct profile *p, const struct analysis *a,
+                           const struct candidate *c)
 {
     jsonw_obj_begin(w);
     jsonw_key(w, "type");
@@ -372,7 +381,23 @@ static void candidate_json(struct jsonw *w, const struct analysis *a, const stru
     jsonw_key(w, "stage_share");
     jsonw_double(w, c->stage_s.p);
     jsonw_key(w, "fix");
-    jsonw_str(w, btype_fix(c->type));
+    jsonw_str(w, verdict_fix(p, a, c));
+    jsonw_key(w, "evidence");
+    jsonw_obj_begin(w);
+    const struct pevid *e = c->ev && c->ev <= p->nevs ? &p->evs[c->ev - 1] : NULL;
+    jsonw_key(w, "kind");
+    jsonw_str(w, ev_kind_names[e ? e->kind : EV_NONE]);
+    jsonw_key(w, "label");
+    jsonw_str(w, e ? profile_string(p, e->label) : "");
+    jsonw_key(w, "share");
+    jsonw_double(w, c->ev_share);
+    struct buf b;
+    buf_init(&b, 4096);
+    verdict_evidence_text(p, c->ev, &b);
+    jsonw_key(w, "text");
+    jsonw_str(w, buf_cstr(&b));
+    buf_fini(&b);
+    jsonw_obj_end(w);
     jsonw_obj_end(w);
 }
 
@@ -408,14 +433,14 @@ static void verdict_json(struct jsonw *w, const struct profile *p, const struct 
 {
     jsonw_key(w, "verdict");
     if (a->has_verdict)
-        candidate_json(w, a, &a->verdict);
+        candidate_json(w, p, a, &a->verdict);
     else
         jsonw_null(w);
     jsonw_key(w, "reason");
     jsonw_str(w, a->reason);
     jsonw_key(w, "second");
     if (a->has_second)
-        candidate_json(w, a, &a->second);
+        candidate_json(w, p, a, &a->second);
     else
         jsonw_null(w);
     jsonw_key(w, "wall");

@@ -8,6 +8,10 @@
 #include "util/xalloc.h"
 
 const char *const sample_cat_names[PCAT_N] = {"none", "python", "native", "system", "gil", "cpu"};
+const char *const ev_kind_names[EV_N] = {
+    "none",       "cpu-python", "cpu-model",    "cpu-serialize", "cpu-tokenize",
+    "cpu-native", "cpu-kernel", "wait-network", "wait-process",  "wait-file",
+    "wait-lock",  "wait-gil",   "sleep",        "wait-idle",     "wait-other"};
 
 void profile_init(struct profile *p)
 {
@@ -15,6 +19,7 @@ void profile_init(struct profile *p)
     strtab_init(&p->strs);
     hmap_init(&p->frame_index);
     hmap_init(&p->node_index);
+    hmap_init(&p->ev_index);
     p->capnodes = 1024;
     p->nodes = xcalloc(p->capnodes, sizeof(*p->nodes));
     p->counts = xcalloc(p->capnodes, sizeof(*p->counts));
@@ -29,6 +34,8 @@ void profile_fini(struct profile *p)
     strtab_fini(&p->strs);
     hmap_fini(&p->frame_index);
     hmap_fini(&p->node_index);
+    hmap_fini(&p->ev_index);
+    free(p->evs);
     free(p->frames);
     free(p->nodes);
     free(p->counts);
@@ -123,11 +130,17 @@ uint32_t profile_stack(struct profile *p, const uint32_t *frames, size_t n)
 void profile_add(struct profile *p, const struct psample *s)
 {
     uint32_t w = s->weight ? s->weight : 1;
-    p->counts[s->stack] += w;
-    p->cat_counts[(size_t)s->stack * PCAT_N + (s->cat < PCAT_N ? s->cat : CAT_NONE)] += w;
-    p->total += w;
-    if (!p->keep_samples || p->nsamples >= p->max_samples)
+    if (!(p->hide_idle && psample_idle(s))) {
+        p->counts[s->stack] += w;
+        p->cat_counts[(size_t)s->stack * PCAT_N + (s->cat < PCAT_N ? s->cat : CAT_NONE)] += w;
+        p->total += w;
+    }
+    if (!p->keep_samples)
         return;
+    if (p->nsamples >= p->max_samples) {
+        p->samples_capped = true;
+        return;
+    }
     if (p->nsamples == p->capsamples) {
         p->capsamples = p->capsamples ? p->capsamples * 2 : 4096;
         p->samples = xrealloc(p->samples, p->capsamples * sizeof(*p->samples));
@@ -135,6 +148,24 @@ void profile_add(struct profile *p, const struct psample *s)
     p->samples[p->nsamples] = *s;
     p->samples[p->nsamples].weight = (uint16_t)w;
     p->nsamples++;
+}
+
+uint16_t profile_evidence(struct profile *p, enum ev_kind kind, const char *label)
+{
+    uint32_t l = profile_str(p, label, strlen(label));
+    uint64_t key = (((uint64_t)kind << 32) | l) + 1; /* unique, never 0 */
+    uint64_t v;
+    if (hmap_get(&p->ev_index, key, &v))
+        return (uint16_t)v;
+    if (p->nevs >= UINT16_MAX)
+        return 0;
+    if (p->nevs == p->capevs) {
+        p->capevs = p->capevs ? p->capevs * 2 : 64;
+        p->evs = xrealloc(p->evs, p->capevs * sizeof(*p->evs));
+    }
+    p->evs[p->nevs++] = (struct pevid){(uint32_t)kind, l};
+    hmap_put(&p->ev_index, key, p->nevs);
+    return (uint16_t)p->nevs;
 }
 
 void profile_add_growth(struct profile *p, uint32_t stack, int64_t bytes)

@@ -63,6 +63,35 @@ enum {
     SAMPLE_NO_REQUEST = 1u << 2,
 };
 
+/* What the kernel says a thread-sample was doing: where its CPU was, or what it waited for.
+ * The verdict weighs this evidence above the modules and names of the frames. */
+enum ev_kind {
+    EV_NONE = 0,        /* no evidence (categories off, or nothing seen in the interval) */
+    EV_CPU_PYTHON = 1,  /* on CPU in the interpreter (libpython, the python executable) */
+    EV_CPU_MODEL = 2,   /* on CPU in numeric or model code: BLAS, LAPACK, OpenMP, torch, ... */
+    EV_CPU_SERIAL = 3,  /* on CPU in a serializer: _pickle, _json, yaml, orjson, msgpack */
+    EV_CPU_TOKEN = 4,   /* on CPU in a tokenizer library: tokenizers, tiktoken, sentencepiece */
+    EV_CPU_NATIVE = 5,  /* on CPU in other native code: compression, crypto, codecs, sqlite */
+    EV_CPU_KERNEL = 6,  /* on CPU in the kernel */
+    EV_WAIT_NET = 7,    /* blocked on a socket (TCP, UDP or Unix: a peer, a local service) */
+    EV_WAIT_IPC = 8,    /* blocked on another process: a pipe, a child's exit */
+    EV_WAIT_FILE = 9,   /* blocked on a file or a disk */
+    EV_WAIT_LOCK = 10,  /* blocked on a futex: a lock, a queue, a condition, an event */
+    EV_WAIT_GIL = 11,   /* blocked taking the GIL */
+    EV_WAIT_SLEEP = 12, /* sleeping on purpose: a sleep, a timer with nothing to wait for */
+    EV_WAIT_IDLE = 13,  /* waiting for work from outside: accept(), a terminal */
+    EV_WAIT_OTHER = 14, /* blocked in another system call */
+    EV_N = 15,
+};
+extern const char *const ev_kind_names[EV_N];
+
+/* One piece of evidence: its kind and a label ("libopenblasp-r0.3.21.so", "recv: TCP
+ * socket"), interned. */
+struct pevid {
+    uint32_t kind;  /* enum ev_kind */
+    uint32_t label; /* strtab id */
+};
+
 /* One sample of one thread. 32 bytes; kept only when profile->keep_samples. */
 struct psample {
     uint64_t t_ns;  /* since the start of the recording */
@@ -75,6 +104,7 @@ struct psample {
     uint8_t cat;    /* enum sample_cat */
     uint8_t pad;
     uint16_t weight; /* samples this record stands for (0 counts as 1) */
+    uint16_t ev;     /* evidence id + 1 (profile.evs), 0 = none */
 };
 
 /* One point of the memory timeline: resident memory of one process. */
@@ -120,11 +150,18 @@ struct profile {
     struct pnode *nodes;
     uint32_t nnodes, capnodes;
     struct hmap node_index; /* (parent << 32 | frame) -> id */
-    uint64_t *counts;       /* stack id -> samples ending exactly there; capnodes long */
+    uint64_t *counts;       /* stack id -> samples ending exactly there; capnodes long. With
+                             * hide_idle, samples of idle threads are kept (for the verdict)
+                             * but not counted here: the views show what ran. */
     uint64_t *cat_counts;   /* stack id * PCAT_N + cat -> samples; capnodes * PCAT_N long */
     int64_t *mem_growth;    /* stack id -> resident bytes gained while it ran (may be < 0) */
     uint64_t total;         /* sum of counts */
     bool keep_samples;
+    bool hide_idle;      /* idle samples are left out of counts (record without --idle) */
+    bool samples_capped; /* max_samples was reached: some samples were only counted */
+    struct pevid *evs;   /* evidence table; psample.ev - 1 indexes it */
+    uint32_t nevs, capevs;
+    struct hmap ev_index; /* (kind, label) -> id + 1 */
     struct psample *samples;
     size_t nsamples, capsamples;
     size_t max_samples; /* cap for kept samples; later ones are only counted */
@@ -154,6 +191,15 @@ uint32_t profile_stack(struct profile *p, const uint32_t *frames, size_t n);
 /* Counts `s->weight` samples of `s->stack` (per category too); records the sample when
  * keep_samples. */
 void profile_add(struct profile *p, const struct psample *s);
+
+/* The id + 1 of the evidence (kind, label), interned (for psample.ev); 0 when the table is
+ * full (65535 distinct pieces). */
+uint16_t profile_evidence(struct profile *p, enum ev_kind kind, const char *label);
+/* Whether sample `s` is of a thread that was idle: not running, not waiting for the GIL. */
+static inline bool psample_idle(const struct psample *s)
+{
+    return s->state == TSTATE_IDLE && s->cat != CAT_GIL;
+}
 
 /* Attributes `bytes` of resident-memory change to `stack`. */
 void profile_add_growth(struct profile *p, uint32_t stack, int64_t bytes);

@@ -12,6 +12,11 @@
 // not inherit the native time of the call before the sleep).
 // Off CPU: blocked in futex() on the GIL's condition variable or mutex -> gil, anything
 // else -> system.
+//
+// Beside the category, each sample gets the kernel's evidence for the verdict: on CPU, the
+// mapped file most of the interval's samples fell in, classified by name (BLAS, torch ->
+// model; _pickle, _json -> serialization; ...); off CPU, the system call and what its file
+// descriptors are (target/waits.h).
 #include "sampler/categorize.h"
 
 #include <fcntl.h>
@@ -25,11 +30,85 @@
 #include "profile/profile.h"
 #include "util/xalloc.h"
 
+/* Mapped files by what running in them means for the verdict: the first pattern found in the
+ * file's name (or, for patterns with a '/', its path) decides. */
+static const struct {
+    const char *pat;
+    uint8_t kind;
+} LIBRARY_KINDS[] = {
+    /* model and numeric compute */
+    {"openblas", EV_CPU_MODEL},
+    {"libblas", EV_CPU_MODEL},
+    {"libcblas", EV_CPU_MODEL},
+    {"liblapack", EV_CPU_MODEL},
+    {"libmkl", EV_CPU_MODEL},
+    {"libgomp", EV_CPU_MODEL},
+    {"libiomp", EV_CPU_MODEL},
+    {"libomp", EV_CPU_MODEL},
+    {"libgfortran", EV_CPU_MODEL},
+    {"libtorch", EV_CPU_MODEL},
+    {"libc10", EV_CPU_MODEL},
+    {"onnxruntime", EV_CPU_MODEL},
+    {"libxgboost", EV_CPU_MODEL},
+    {"lib_lightgbm", EV_CPU_MODEL},
+    {"libfaiss", EV_CPU_MODEL},
+    {"_multiarray_umath", EV_CPU_MODEL},
+    {"_umath_linalg", EV_CPU_MODEL},
+    {"lapack_lite", EV_CPU_MODEL},
+    {"_pocketfft", EV_CPU_MODEL},
+    {"/torch/", EV_CPU_MODEL},
+    {"/sklearn/", EV_CPU_MODEL},
+    {"/scipy/", EV_CPU_MODEL},
+    {"/jaxlib/", EV_CPU_MODEL},
+    {"/tensorflow/", EV_CPU_MODEL},
+    {"/numpy/", EV_CPU_MODEL},
+    /* serialization */
+    {"_pickle", EV_CPU_SERIAL},
+    {"_json", EV_CPU_SERIAL},
+    {"_yaml", EV_CPU_SERIAL},
+    {"libyaml", EV_CPU_SERIAL},
+    {"orjson", EV_CPU_SERIAL},
+    {"msgpack", EV_CPU_SERIAL},
+    {"ujson", EV_CPU_SERIAL},
+    {"_speedups", EV_CPU_SERIAL},
+    {"/google/protobuf/", EV_CPU_SERIAL},
+    /* tokenizers */
+    {"tokenizers", EV_CPU_TOKEN},
+    {"tiktoken", EV_CPU_TOKEN},
+    {"sentencepiece", EV_CPU_TOKEN},
+};
+
+static const char *base_of(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+uint8_t cat_library_kind(const char *path)
+{
+    const char *base = base_of(path);
+    for (size_t i = 0; i < sizeof(LIBRARY_KINDS) / sizeof(LIBRARY_KINDS[0]); i++) {
+        const char *pat = LIBRARY_KINDS[i].pat;
+        if (strstr(strchr(pat, '/') ? path : base, pat))
+            return LIBRARY_KINDS[i].kind;
+    }
+    return EV_CPU_NATIVE;
+}
+
+static void ev_set(struct cat_evidence *ev, uint8_t kind, const char *label)
+{
+    size_t n = strnlen(label, sizeof(ev->label) - 1); /* a long library name is cut */
+    ev->kind = kind;
+    memcpy(ev->label, label, n);
+    ev->label[n] = '\0';
+}
+
 void cat_init(struct categorizer *c, pid_t pid, const char *python_path, uint64_t period_ns)
 {
     memset(c, 0, sizeof(*c));
     c->pid = pid;
     hmap_init(&c->by_tid);
+    waits_init(&c->waits, pid);
     perf_open(&c->perf, pid, python_path, period_ns);
 }
 
@@ -40,6 +119,7 @@ void cat_fini(struct categorizer *c)
             close(c->v[i].syscall_fd);
     free(c->v);
     hmap_fini(&c->by_tid);
+    waits_fini(&c->waits);
     perf_close(&c->perf);
     memset(c, 0, sizeof(*c));
 }
@@ -47,6 +127,7 @@ void cat_fini(struct categorizer *c)
 void cat_round(struct categorizer *c, uint64_t now_ns)
 {
     c->round++;
+    waits_round(&c->waits);
     perf_drain(&c->perf, now_ns);
 }
 
@@ -60,6 +141,7 @@ static struct cat_thread *thread_of(struct categorizer *c, pid_t tid)
         c->v = xrealloc(c->v, c->cap * sizeof(*c->v));
     }
     c->v[c->n] = (struct cat_thread){.tid = tid, .syscall_fd = -1, .last = CAT_CPU};
+    c->v[c->n].last_ev.kind = EV_NONE;
     c->n++;
     hmap_put(&c->by_tid, (uint64_t)tid, c->n);
     return &c->v[c->n - 1];
@@ -76,10 +158,9 @@ bool cat_parse_futex_wait(const char *line, uint64_t lo, uint64_t hi)
     return uaddr >= lo && uaddr < hi;
 }
 
-static bool waits_on_gil(struct categorizer *c, struct cat_thread *t, uint64_t lo, uint64_t hi)
+/* Reads what thread `t` is blocked in; false when it cannot be read. */
+static bool read_call(struct categorizer *c, struct cat_thread *t, struct wait_call *call)
 {
-    if (!lo || hi <= lo)
-        return false;
     if (t->syscall_fd < 0) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)c->pid, (int)t->tid);
@@ -93,7 +174,39 @@ static bool waits_on_gil(struct categorizer *c, struct cat_thread *t, uint64_t l
     if (n <= 0)
         return false;
     line[n] = 0;
-    return cat_parse_futex_wait(line, lo, hi);
+    return waits_parse(line, call);
+}
+
+/* The category and evidence of a thread that is not running. */
+static uint8_t off_cpu(struct categorizer *c, struct cat_thread *t, char state, bool gil,
+                       uint64_t gil_lo, uint64_t gil_hi, struct cat_evidence *ev)
+{
+    struct wait_call call;
+    if (!read_call(c, t, &call)) {
+        ev_set(ev, state == 'D' ? EV_WAIT_FILE : EV_NONE, state == 'D' ? "disk wait" : "");
+        return CAT_SYSTEM;
+    }
+    if (call.nr == SYS_futex) {
+        if (!gil && gil_lo && gil_hi > gil_lo && call.args[0] >= gil_lo && call.args[0] < gil_hi) {
+            ev_set(ev, EV_WAIT_GIL, "futex: the GIL");
+            return CAT_GIL;
+        }
+        ev_set(ev, EV_WAIT_LOCK, "futex: a lock, queue or condition");
+        return CAT_SYSTEM;
+    }
+    char label[WAITS_LABEL_MAX];
+    enum wait_kind k = waits_classify(&c->waits, &call, label);
+    static const uint8_t kinds[] = {
+        [WAIT_UNKNOWN] = EV_NONE,   [WAIT_NET] = EV_WAIT_NET,    [WAIT_IPC] = EV_WAIT_IPC,
+        [WAIT_FILE] = EV_WAIT_FILE, [WAIT_LOCK] = EV_WAIT_LOCK,  [WAIT_SLEEP] = EV_WAIT_SLEEP,
+        [WAIT_IDLE] = EV_WAIT_IDLE, [WAIT_FUTEX] = EV_WAIT_LOCK, [WAIT_OTHER] = EV_WAIT_OTHER,
+        [WAIT_UNIX] = EV_WAIT_NET};
+    uint8_t kind = kinds[k];
+    if (kind == EV_NONE && state == 'D')
+        ev_set(ev, EV_WAIT_FILE, "disk wait");
+    else
+        ev_set(ev, kind, label);
+    return CAT_SYSTEM;
 }
 
 static uint8_t from_tally(const struct perf_tally *t, bool gil)
@@ -119,29 +232,67 @@ static uint8_t from_tally(const struct perf_tally *t, bool gil)
     return best == py ? CAT_PYTHON : best == nat ? CAT_NATIVE : CAT_SYSTEM;
 }
 
+/* The evidence of an on-CPU sample in category `cat`, from the interval's samples. */
+static void on_cpu_evidence(struct categorizer *c, const struct perf_tally *t, uint8_t cat,
+                            struct cat_evidence *ev)
+{
+    if (cat == CAT_SYSTEM) {
+        ev_set(ev, EV_CPU_KERNEL, "the kernel");
+        return;
+    }
+    if (cat == CAT_PYTHON) {
+        ev_set(ev, EV_CPU_PYTHON, base_of(c->perf.python_path));
+        return;
+    }
+    /* Native: the file most native samples fell in (libc counts only when nothing else). */
+    uint16_t best = PERF_LIB_NONE, libc = PERF_LIB_NONE;
+    uint32_t n = 0;
+    for (uint8_t i = 0; i < t->nlib; i++) {
+        const char *path = perf_lib_path(&c->perf, t->lib[i]);
+        enum perf_where w = perf_classify_path(path, c->perf.python_path);
+        if (w == PERF_LIBC)
+            libc = t->lib[i];
+        else if (w == PERF_NATIVE && t->lib_n[i] > n) {
+            n = t->lib_n[i];
+            best = t->lib[i];
+        }
+    }
+    if (best == PERF_LIB_NONE)
+        best = libc;
+    const char *path = perf_lib_path(&c->perf, best);
+    if (!path[0]) {
+        ev_set(ev, EV_CPU_NATIVE, "native code");
+        return;
+    }
+    ev_set(ev, best == libc ? EV_CPU_NATIVE : cat_library_kind(path), base_of(path));
+}
+
 uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t gil_lo,
-               uint64_t gil_hi, uint64_t leaf)
+               uint64_t gil_hi, uint64_t leaf, struct cat_evidence *ev)
 {
     struct cat_thread *t = thread_of(c, tid);
     t->live = true;
     perf_track(&c->perf, tid);
     struct perf_tally tally;
     bool have = perf_take(&c->perf, tid, &tally);
-    if (state != 'R') {
-        if (!gil && waits_on_gil(c, t, gil_lo, gil_hi))
-            return CAT_GIL;
-        return CAT_SYSTEM;
-    }
+    ev_set(ev, EV_NONE, "");
+    if (state != 'R')
+        return off_cpu(c, t, state, gil, gil_lo, gil_hi, ev);
     if (!c->perf.on)
         return CAT_CPU;
     uint8_t cat = have ? from_tally(&tally, gil) : CAT_NONE;
     if (cat != CAT_NONE) {
+        on_cpu_evidence(c, &tally, cat, ev);
         t->last = cat;
+        t->last_ev = *ev;
         t->last_leaf = leaf;
         t->last_round = c->round;
         return cat;
     }
-    return t->last_leaf == leaf ? t->last : CAT_CPU;
+    if (t->last_leaf != leaf)
+        return CAT_CPU;
+    *ev = t->last_ev;
+    return t->last;
 }
 
 void cat_prune(struct categorizer *c)

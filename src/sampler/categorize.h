@@ -12,7 +12,17 @@
 #include <sys/types.h>
 
 #include "target/perf.h"
+#include "target/waits.h"
 #include "util/hmap.h"
+
+#define CAT_LABEL_MAX 64
+
+/* The kernel's evidence for one thread-sample (profile.h enum ev_kind and a label naming the
+ * library the CPU was in, or the call and descriptor a blocked thread waits on). */
+struct cat_evidence {
+    uint8_t kind;
+    char label[CAT_LABEL_MAX];
+};
 
 struct cat_thread {
     pid_t tid;
@@ -20,6 +30,7 @@ struct cat_thread {
     uint8_t last;       /* category of the previous on-CPU sample */
     uint64_t last_leaf; /* the function it was taken in */
     uint32_t last_round;
+    struct cat_evidence last_ev; /* evidence of the previous on-CPU sample */
     bool live;
 };
 
@@ -29,6 +40,7 @@ struct categorizer {
     struct cat_thread *v;
     size_t n, cap;
     struct hmap by_tid;
+    struct waits waits;
     uint32_t round;
     uint64_t syscall_reads;
 };
@@ -39,11 +51,14 @@ void cat_init(struct categorizer *c, pid_t pid, const char *python_path, uint64_
 void cat_fini(struct categorizer *c);
 /* Collects the kernel samples of the last interval; call once per round before cat_of. */
 void cat_round(struct categorizer *c, uint64_t now_ns);
-/* The category of thread `tid` now. `state` is its /proc state letter; `gil` whether it
- * holds the GIL; [gil_lo, gil_hi) the GIL structure's address range (0, 0 when unknown);
- * `leaf` identifies the function the thread is in. */
+/* The category of thread `tid` now, and in `ev` the kernel's evidence for it. `state` is its
+ * /proc state letter; `gil` whether it holds the GIL; [gil_lo, gil_hi) the GIL structure's
+ * address range (0, 0 when unknown); `leaf` identifies the function the thread is in. */
 uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t gil_lo,
-               uint64_t gil_hi, uint64_t leaf);
+               uint64_t gil_hi, uint64_t leaf, struct cat_evidence *ev);
+/* The evidence kind (enum ev_kind) of on-CPU time in mapped file `path` (its name decides:
+ * BLAS, OpenMP, torch, numpy -> model; _pickle, _json -> serialization; ...). */
+uint8_t cat_library_kind(const char *path);
 /* Every few seconds: forget threads not seen since the previous call. */
 void cat_prune(struct categorizer *c);
 /* Describes how categories are determined for this process ("perf events" or why not). */

@@ -510,14 +510,18 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
          * have been reused by another process by now. */
         bool ours = th->tid && states[t] != '?';
         uint8_t cat = CAT_NONE;
+        struct cat_evidence ev = {EV_NONE, ""};
         if (sp->cat_on && ours)
-            cat = cat_of(&sp->cat, th->tid, states[t], th->gil, gil_lo, gil_hi, leaf_key(r, th));
-        /* A thread waiting for the GIL wants to run: it is not idle. */
+            cat =
+                cat_of(&sp->cat, th->tid, states[t], th->gil, gil_lo, gil_hi, leaf_key(r, th), &ev);
+        /* A thread waiting for the GIL wants to run: it is not idle. Idle samples are kept
+         * whatever --idle says: the verdict is about wall time (the profile leaves them out
+         * of the views unless --idle). */
         bool idle = states[t] != 'R' && cat != CAT_GIL;
-        bool keep = !(idle && !o->idle) && !(o->gil_only && !th->gil);
+        bool keep = !(o->gil_only && !th->gil);
         if (!keep && !(sp->statm_fd >= 0 && (states[t] == 'R' || th->gil)))
             continue;
-        if (keep && sp->native_on && ours) {
+        if (keep && sp->native_on && ours && (!idle || o->idle)) {
             /* Stops this thread alone and re-reads its Python stack at that instant; on
              * failure nst holds the round's Python frames alone. */
             struct errbuf neb = {{0}};
@@ -549,6 +553,7 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         uint8_t flags =
             (uint8_t)((th->gil ? SAMPLE_GIL : 0) | (th->truncated ? SAMPLE_TRUNCATED : 0) |
                       (s->no_request ? SAMPLE_NO_REQUEST : 0));
+        uint16_t evid = ev.kind != EV_NONE ? profile_evidence(s->p, ev.kind, ev.label) : 0;
         profile_add(s->p, &(struct psample){.t_ns = t_rel,
                                             .stack = sp->stacks[t],
                                             .tid = (uint32_t)th->tid,
@@ -557,7 +562,11 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
                                             .flags = flags,
                                             .cat = cat,
                                             .stage = stage,
-                                            .weight = 1});
+                                            .weight = 1,
+                                            .ev = evid});
+        st->recorded++;
+        if (idle && !o->idle)
+            continue; /* kept for the verdict, not shown */
         st->kept++;
         if (!pr)
             pr = profile_proc(s->p, (uint32_t)sp->pid);
@@ -650,6 +659,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
     struct sproc *root = proc_add(&s, rt->pid, children_ppid(rt->pid), rt);
     p->meta.categories = o->categories;
     p->meta.native = o->native;
+    p->hide_idle = !o->idle;
     if (o->categories)
         profile_set_str(&p->meta.categories_note, cat_note(&root->cat));
     if (o->subprocesses) {
@@ -728,6 +738,14 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
         struct sproc *sp = s.procs[i];
         if (sp->python) {
             st->errors += sp->r.dropped;
+            if (getenv("CRUX_DEBUG"))
+                fprintf(stderr,
+                        "crux-debug: process %d: rounds %llu retries %llu trimmed %llu missed %llu "
+                        "torn %llu needed %llu unbracketed %llu\n",
+                        (int)sp->pid, (unsigned long long)sp->r.rounds,
+                        (unsigned long long)sp->r.retries, (unsigned long long)sp->r.trimmed,
+                        (unsigned long long)sp->r.missed, (unsigned long long)sp->r.torn,
+                        (unsigned long long)sp->r.needed, (unsigned long long)sp->r.unbracketed);
             if (getenv("CRUX_DEBUG"))
                 for (int k = 0; k < 16; k++)
                     if (sp->r.err_counts[k])

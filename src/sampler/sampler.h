@@ -19,7 +19,8 @@ struct sampler_stats {
     uint64_t ticks;          /* rounds attempted */
     uint64_t late_ticks;     /* rounds skipped because the previous one overran */
     uint64_t thread_samples; /* stacks read successfully (kept or filtered) */
-    uint64_t kept;           /* samples added to the profile */
+    uint64_t kept;           /* samples added to the profile's views (idle ones with --idle) */
+    uint64_t recorded;       /* samples recorded, idle ones included (for the verdict) */
     uint64_t errors;         /* thread-samples dropped as unreadable or inconsistent */
     uint64_t elapsed_ns;
     uint64_t busy_ns;     /* wall time spent inside rounds */

@@ -25,7 +25,11 @@ static const char schema[] =
     "CREATE TABLE stack_growth(stack INTEGER PRIMARY KEY, bytes INTEGER NOT NULL);\n"
     "CREATE TABLE samples(t_ns INTEGER NOT NULL, stack INTEGER NOT NULL, tid INTEGER NOT NULL,\n"
     "  pid INTEGER NOT NULL, stage INTEGER NOT NULL, state INTEGER NOT NULL,\n"
-    "  flags INTEGER NOT NULL, cat INTEGER NOT NULL, weight INTEGER NOT NULL);\n"
+    "  flags INTEGER NOT NULL, cat INTEGER NOT NULL, weight INTEGER NOT NULL,\n"
+    "  ev INTEGER NOT NULL DEFAULT 0);\n"
+    "CREATE TABLE evidence(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL,\n"
+    "  label INTEGER NOT NULL);\n"
+    "CREATE TABLE evidence_kinds(id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
     "CREATE TABLE memory(t_ns INTEGER NOT NULL, pid INTEGER NOT NULL, rss INTEGER NOT NULL);\n"
     "CREATE TABLE processes(pid INTEGER PRIMARY KEY, ppid INTEGER, name TEXT,\n"
     "  python_version TEXT, first_ns INTEGER, last_ns INTEGER, samples INTEGER,\n"
@@ -117,6 +121,7 @@ static int save_meta(sqlite3 *db, const struct profile *p)
     rc = rc ? rc : meta_int(st, "native", m->native);
     rc = rc ? rc : meta_int(st, "total", (int64_t)p->total);
     rc = rc ? rc : meta_int(st, "keep_samples", p->keep_samples);
+    rc = rc ? rc : meta_int(st, "hide_idle", p->hide_idle);
     sqlite3_finalize(st);
     if (rc)
         return rc;
@@ -125,6 +130,23 @@ static int save_meta(sqlite3 *db, const struct profile *p)
     for (int i = 0; i < PCAT_N && !rc; i++) {
         sqlite3_bind_int(st, 1, i);
         sqlite3_bind_text(st, 2, sample_cat_names[i], -1, SQLITE_STATIC);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (rc || prep(db, "INSERT INTO evidence_kinds(id, name) VALUES(?, ?)", &st))
+        return ERR_IO;
+    for (int i = 0; i < EV_N && !rc; i++) {
+        sqlite3_bind_int(st, 1, i);
+        sqlite3_bind_text(st, 2, ev_kind_names[i], -1, SQLITE_STATIC);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (rc || prep(db, "INSERT INTO evidence(id, kind, label) VALUES(?, ?, ?)", &st))
+        return ERR_IO;
+    for (uint32_t i = 0; i < p->nevs && !rc; i++) {
+        sqlite3_bind_int64(st, 1, (int64_t)i + 1);
+        sqlite3_bind_int64(st, 2, p->evs[i].kind);
+        sqlite3_bind_int64(st, 3, p->evs[i].label);
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
@@ -197,8 +219,8 @@ static int save_samples(sqlite3 *db, const struct profile *p)
     sqlite3_stmt *st;
     int rc = 0;
     if (prep(db,
-             "INSERT INTO samples(t_ns, stack, tid, pid, stage, state, flags, cat, weight) "
-             "VALUES(?,?,?,?,?,?,?,?,?)",
+             "INSERT INTO samples(t_ns, stack, tid, pid, stage, state, flags, cat, weight, ev) "
+             "VALUES(?,?,?,?,?,?,?,?,?,?)",
              &st))
         return ERR_IO;
     for (size_t i = 0; i < p->nsamples && !rc; i++) {
@@ -212,6 +234,7 @@ static int save_samples(sqlite3 *db, const struct profile *p)
         sqlite3_bind_int(st, 7, s->flags);
         sqlite3_bind_int(st, 8, s->cat);
         sqlite3_bind_int(st, 9, s->weight ? s->weight : 1);
+        sqlite3_bind_int(st, 10, s->ev);
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
@@ -287,7 +310,8 @@ int store_save(const struct profile *p, const char *path, struct errbuf *eb)
 
 /* Loading. */
 
-static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
+static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path,
+                     int64_t *version_out)
 {
     sqlite3_stmt *st;
     if (prep(db, "SELECT key, value FROM meta", &st)) {
@@ -336,6 +360,8 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
             m->native = iv != 0;
         else if (strcmp(k, "keep_samples") == 0)
             p->keep_samples = iv != 0;
+        else if (strcmp(k, "hide_idle") == 0)
+            p->hide_idle = iv != 0;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -346,6 +372,7 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
         return errbuf_set(eb, ERR_ARG,
                           "%s has format version %lld; this crux reads up to %d: upgrade crux",
                           path, (long long)version, STORE_FORMAT_VERSION);
+    *version_out = version;
     return 0;
 }
 
@@ -452,20 +479,46 @@ static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const 
     return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
 }
 
-static int load_samples(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
+/* Format 2: the evidence table (pieces of evidence are numbered 1..n in order). */
+static int load_evidence(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
 {
     sqlite3_stmt *st;
     int rc;
+    if (prep(db, "SELECT id, kind, label FROM evidence ORDER BY id", &st))
+        return db_err(db, eb, "cannot read", path);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0), kind = sqlite3_column_int64(st, 1);
+        int64_t label = sqlite3_column_int64(st, 2);
+        if (kind < 0 || kind >= EV_N || label < 0 || label >= p->strs.len ||
+            profile_evidence(p, (enum ev_kind)kind, strtab_get(&p->strs, (uint32_t)label)) != id) {
+            sqlite3_finalize(st);
+            return corrupt(eb, path, "a piece of evidence names a missing string or repeats");
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
+}
+
+static int load_samples(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path,
+                        int64_t version)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (version >= 2 && (rc = load_evidence(db, p, eb, path)) != 0)
+        return rc;
     if (prep(db,
-             "SELECT t_ns, stack, tid, pid, stage, state, flags, cat, weight FROM samples "
-             "ORDER BY rowid",
+             version >= 2 ? "SELECT t_ns, stack, tid, pid, stage, state, flags, cat, weight, ev "
+                            "FROM samples ORDER BY rowid"
+                          : "SELECT t_ns, stack, tid, pid, stage, state, flags, cat, weight, 0 "
+                            "FROM samples ORDER BY rowid",
              &st))
         return db_err(db, eb, "cannot read", path);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t stack = sqlite3_column_int64(st, 1), stage = sqlite3_column_int64(st, 4);
         int64_t cat = sqlite3_column_int64(st, 7), w = sqlite3_column_int64(st, 8);
+        int64_t ev = sqlite3_column_int64(st, 9);
         if (stack < 0 || stack >= p->nnodes || stage < 0 || stage >= p->strs.len || cat < 0 ||
-            cat >= PCAT_N || w < 0 || w > UINT16_MAX) {
+            cat >= PCAT_N || w < 0 || w > UINT16_MAX || ev < 0 || ev > p->nevs) {
             sqlite3_finalize(st);
             return corrupt(eb, path, "a sample names a missing stack, stage or category");
         }
@@ -483,6 +536,7 @@ static int load_samples(sqlite3 *db, struct profile *p, struct errbuf *eb, const
             .flags = (uint8_t)sqlite3_column_int(st, 6),
             .cat = (uint8_t)cat,
             .weight = (uint16_t)w,
+            .ev = (uint16_t)ev,
         };
     }
     sqlite3_finalize(st);
@@ -535,9 +589,10 @@ int store_load(const char *path, struct profile *p, struct errbuf *eb)
         sqlite3_close(db);
         return rc;
     }
-    int rc = load_meta(db, p, eb, path);
+    int64_t version = 0;
+    int rc = load_meta(db, p, eb, path, &version);
     rc = rc ? rc : load_tables(db, p, eb, path);
-    rc = rc ? rc : load_samples(db, p, eb, path);
+    rc = rc ? rc : load_samples(db, p, eb, path, version);
     sqlite3_close(db);
     return rc;
 }

@@ -8,7 +8,7 @@
 #include "util/err.h"
 
 /* Schema version written to meta.format_version; store_load refuses newer ones. */
-#define STORE_FORMAT_VERSION 1
+#define STORE_FORMAT_VERSION 2 /* 2: samples.ev and the evidence table; meta.hide_idle */
 /* The crux version written to meta.crux_version (kept equal to main.c's CRUX_VERSION). */
 #define STORE_CRUX_VERSION "0.1.0"
 

@@ -60,7 +60,8 @@ enum perf_where perf_classify_path(const char *path, const char *python_path)
     return PERF_NATIVE;
 }
 
-enum perf_where perf_where_of(const struct perf_range *r, size_t n, uint64_t ip)
+/* The range holding `ip`, or NULL. */
+static const struct perf_range *range_of(const struct perf_range *r, size_t n, uint64_t ip)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -70,9 +71,63 @@ enum perf_where perf_where_of(const struct perf_range *r, size_t n, uint64_t ip)
         else if (ip >= r[mid].hi)
             lo = mid + 1;
         else
-            return (enum perf_where)r[mid].where;
+            return &r[mid];
     }
-    return PERF_NWHERE;
+    return NULL;
+}
+
+enum perf_where perf_where_of(const struct perf_range *r, size_t n, uint64_t ip)
+{
+    const struct perf_range *x = range_of(r, n, ip);
+    return x ? (enum perf_where)x->where : PERF_NWHERE;
+}
+
+/* Counts one user-mode sample in mapped file `lib`. */
+static void tally_lib(struct perf_tally *t, uint16_t lib)
+{
+    for (uint8_t i = 0; i < t->nlib; i++)
+        if (t->lib[i] == lib) {
+            t->lib_n[i]++;
+            return;
+        }
+    if (t->nlib < PERF_TALLY_LIBS) {
+        t->lib[t->nlib] = lib;
+        t->lib_n[t->nlib++] = 1;
+    }
+}
+
+/* The id of mapped file `path`, added when new. */
+static uint16_t lib_id(struct perf *p, const char *path)
+{
+    uint64_t key = hmap_hash_bytes(path, strlen(path)), v;
+    if (hmap_get(&p->lib_ids, key, &v) && strcmp(p->libs[v - 1], path) == 0)
+        return (uint16_t)(v - 1);
+    if (p->nlibs >= PERF_LIB_NONE)
+        return PERF_LIB_NONE;
+    if (p->nlibs == p->caplibs) {
+        p->caplibs = p->caplibs ? p->caplibs * 2 : 64;
+        p->libs = xrealloc(p->libs, p->caplibs * sizeof(*p->libs));
+    }
+    p->libs[p->nlibs] = xstrdup(path);
+    hmap_put(&p->lib_ids, key, p->nlibs + 1);
+    return (uint16_t)p->nlibs++;
+}
+
+const char *perf_lib_path(const struct perf *p, uint16_t lib)
+{
+    return lib < p->nlibs ? p->libs[lib] : "";
+}
+
+uint16_t perf_tally_lib(const struct perf_tally *t)
+{
+    uint16_t best = PERF_LIB_NONE;
+    uint32_t n = 0;
+    for (uint8_t i = 0; i < t->nlib; i++)
+        if (t->lib_n[i] > n) {
+            n = t->lib_n[i];
+            best = t->lib[i];
+        }
+    return best;
 }
 
 static void load_ranges(struct perf *p, uint64_t now_ns)
@@ -89,7 +144,8 @@ static void load_ranges(struct perf *p, uint64_t now_ns)
         if (m.v[i].perms[2] != 'x')
             continue;
         p->ranges[p->nranges++] = (struct perf_range){
-            m.v[i].start, m.v[i].end, (uint8_t)perf_classify_path(m.v[i].path, p->python_path)};
+            m.v[i].start, m.v[i].end, (uint8_t)perf_classify_path(m.v[i].path, p->python_path),
+            lib_id(p, m.v[i].path)};
     }
     maps_fini(&m);
 }
@@ -130,6 +186,7 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
     p->pid = pid;
     p->period_ns = period_ns < 10000 ? 10000 : period_ns;
     hmap_init(&p->by_tid);
+    hmap_init(&p->lib_ids);
     snprintf(p->python_path, sizeof(p->python_path), "%s", python_path ? python_path : "");
     p->data_size = (size_t)RING_PAGES * (size_t)sysconf(_SC_PAGESIZE);
     p->ring_len = p->data_size + (size_t)sysconf(_SC_PAGESIZE);
@@ -203,21 +260,22 @@ static void note_sample(struct perf *p, struct perf_thread *th, uint64_t now_ns,
                         uint64_t ip)
 {
     enum perf_where w;
+    struct perf_tally *t = &th->t;
     uint16_t mode = misc & PERF_RECORD_MISC_CPUMODE_MASK;
     if (mode == PERF_RECORD_MISC_KERNEL || mode == PERF_RECORD_MISC_GUEST_KERNEL) {
         w = PERF_KERNEL;
     } else {
-        w = perf_where_of(p->ranges, p->nranges, ip);
-        if (w == PERF_NWHERE && now_ns - p->maps_loaded_ns > MAPS_RELOAD_NS) {
+        const struct perf_range *x = range_of(p->ranges, p->nranges, ip);
+        if (!x && now_ns - p->maps_loaded_ns > MAPS_RELOAD_NS) {
             load_ranges(p, now_ns); /* a library loaded since */
-            w = perf_where_of(p->ranges, p->nranges, ip);
+            x = range_of(p->ranges, p->nranges, ip);
         }
-        if (w == PERF_NWHERE) {
+        w = x ? (enum perf_where)x->where : PERF_NATIVE; /* anonymous code: JIT, trampolines */
+        if (!x)
             p->unknown_ip++;
-            w = PERF_NATIVE; /* anonymous code: JIT, trampolines */
-        }
+        else if (x->lib != PERF_LIB_NONE)
+            tally_lib(t, x->lib);
     }
-    struct perf_tally *t = &th->t;
     t->n[w]++;
     t->last = (uint8_t)w;
     p->samples++;
@@ -267,6 +325,7 @@ bool perf_take(struct perf *p, pid_t tid, struct perf_tally *out)
         return false;
     *out = p->v[v - 1].t;
     memset(p->v[v - 1].t.n, 0, sizeof(p->v[v - 1].t.n));
+    p->v[v - 1].t.nlib = 0;
     return true;
 }
 
@@ -302,6 +361,10 @@ void perf_close(struct perf *p)
     }
     free(p->v);
     free(p->ranges);
+    for (size_t i = 0; i < p->nlibs; i++)
+        free(p->libs[i]);
+    free(p->libs);
+    hmap_fini(&p->lib_ids);
     hmap_fini(&p->by_tid);
     memset(p, 0, sizeof(*p));
 }

@@ -23,15 +23,23 @@ enum perf_where {
     PERF_NWHERE = 4,
 };
 
+#define PERF_TALLY_LIBS 4
+#define PERF_LIB_NONE 0xffff
+
 /* Samples of one thread since the last perf_take(). */
 struct perf_tally {
     uint32_t n[PERF_NWHERE];
     uint8_t last; /* enum perf_where of the newest sample */
+    /* The user-mode samples by mapped file (perf_lib_path), up to PERF_TALLY_LIBS files. */
+    uint16_t lib[PERF_TALLY_LIBS];
+    uint32_t lib_n[PERF_TALLY_LIBS];
+    uint8_t nlib;
 };
 
 struct perf_range {
     uint64_t lo, hi;
     uint8_t where;
+    uint16_t lib; /* index of the mapped file in perf.libs */
 };
 
 struct perf_thread {
@@ -57,6 +65,9 @@ struct perf {
     char python_path[4096];
     struct perf_range *ranges; /* executable mappings, sorted */
     size_t nranges;
+    char **libs; /* mapped files met so far (ids stay valid across map reloads) */
+    size_t nlibs, caplibs;
+    struct hmap lib_ids; /* hash of a path -> id + 1 */
     uint64_t maps_loaded_ns;
     uint64_t samples, lost, unknown_ip;
 };
@@ -74,6 +85,11 @@ bool perf_take(struct perf *p, pid_t tid, struct perf_tally *out);
 /* Closes the events of threads not marked live since the previous prune; clears the marks. */
 void perf_prune(struct perf *p);
 void perf_close(struct perf *p);
+
+/* The path of mapped file `lib` (a perf_tally.lib entry), or "" when unknown. */
+const char *perf_lib_path(const struct perf *p, uint16_t lib);
+/* The mapped file most of a tally's user-mode samples fell in, PERF_LIB_NONE when none. */
+uint16_t perf_tally_lib(const struct perf_tally *t);
 
 /* Classifies an address against sorted ranges (for tests). */
 enum perf_where perf_where_of(const struct perf_range *r, size_t n, uint64_t ip);

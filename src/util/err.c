@@ -35,6 +35,8 @@ const char *err_str(int rc)
         return "not found";
     case ERR_SYS:
         return "system call failed";
+    case ERR_AGAIN:
+        return "changed while read";
     default:
         return "unknown error";
     }

@@ -23,6 +23,7 @@ enum {
     ERR_ARG = -10,       /* bad argument or input format */
     ERR_NOT_FOUND = -11, /* a symbol, section or entry was not found */
     ERR_SYS = -12,       /* another system call failure */
+    ERR_AGAIN = -13,     /* the target changed while it was read, or the read missed: again */
 };
 
 #define ERRBUF_LEN 256

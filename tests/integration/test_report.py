@@ -157,7 +157,7 @@ def test_summary_format(crux, debian):
     assert result.returncode == 0, result.describe()
     text = path.read_text(encoding="utf-8")
     assert text.startswith("crux verdict: host bound"), text
-    assert "stages: tokenize" in text and "functions (self): " in text, text
+    assert "stages: tokenize" in text and "functions (self, wall): " in text, text
 
 
 def make_recording(path):
@@ -256,7 +256,7 @@ def test_record_save_and_report_again(crux, debian, tmp_path):
     assert again["report"]["verdict"] == report["report"]["verdict"]
     assert again["nodes"] == report["nodes"]
     con = sqlite3.connect(str(db))
-    assert con.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0] == 1
+    assert con.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0] == 2
     names = {r[0] for r in con.execute("SELECT name FROM frame_text")}
     assert "wordpiece" in names
     con.close()

@@ -109,7 +109,7 @@ static int test_classify(void)
     uint32_t s_mm = stack2(&p, main_, main_);
     struct stage_rules r;
     stage_rules_init(&r);
-    uint32_t *st = stage_classify(&r, &p);
+    uint32_t *st = stage_classify(&r, &p, NULL);
     CHECK(st[s_tok] == stage_id(&r, "tokenize"), "tokenize");
     CHECK(st[s_lin] == stage_id(&r, "model"), "torch");
     CHECK(st[s_dumps] == stage_id(&r, "serialize"), "json inside the model is serialize");
@@ -128,7 +128,7 @@ static int test_classify(void)
                        "match other module json\n";
     struct errbuf eb = {{0}};
     CHECK(stage_rules_parse(&r, user, strlen(user), "u.rules", &eb) == 0, "%s", eb.msg);
-    st = stage_classify(&r, &p);
+    st = stage_classify(&r, &p, NULL);
     CHECK(st[s_lin] == stage_id(&r, "model"), "inner torch frame still model");
     CHECK(st[stack2(&p, main_, fwd)] == stage_id(&r, "decode"), "user call rule");
     CHECK(st[s_dumps] == STAGE_OTHER, "user rule maps json to other");
@@ -436,7 +436,7 @@ static int test_summary_and_formats(void)
           text);
     CHECK(strstr(text, "close second: host bound"), "second candidate: %s", text);
     CHECK(strstr(text, "stages: io-wait 55.0%, tokenize 45.0%"), "stages: %s", text);
-    CHECK(strstr(text, "functions (self): EpollSelector.select (python3.11/selectors.py) 55.0%"),
+    CHECK(strstr(text, "functions (self, wall): EpollSelector.select (python3.11/selectors.py) 55.0%"),
           "functions: %s", text);
     free(text);
     struct buf out;
@@ -456,6 +456,203 @@ static int test_summary_and_formats(void)
     return 0;
 }
 
+/* One tick of a thread: kept sample with a state, a category and a piece of evidence. */
+static void tick(struct profile *p, uint64_t t, uint32_t tid, uint32_t stack, bool running,
+                 uint8_t cat, enum ev_kind kind, const char *label)
+{
+    profile_add(p, &(struct psample){.t_ns = t * 1000000,
+                                     .stack = stack,
+                                     .tid = tid,
+                                     .pid = 9,
+                                     .state = running ? TSTATE_RUNNING : TSTATE_IDLE,
+                                     .cat = cat,
+                                     .ev = kind != EV_NONE ? profile_evidence(p, kind, label)
+                                                           : 0});
+}
+
+static const char *ev_label(const struct profile *p, const struct candidate *c)
+{
+    return c->ev ? profile_string(p, p->evs[c->ev - 1].label) : "";
+}
+
+/* The kernel's evidence decides the type: BLAS under a function named *chunk* is model
+ * compute in the model stage (the name rule said text-split, host); pure Python under a
+ * function named *embed* is host, not model. */
+static int test_evidence_over_names(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    uint32_t main_ = py(&p, "main", "/app/run.py", 3);
+    uint32_t chunk = py(&p, "embed_chunk", "/app/run.py", 10);
+    uint32_t s_chunk = stack2(&p, main_, chunk);
+    for (uint64_t t = 0; t < 300; t++)
+        tick(&p, t, 1, s_chunk, true, CAT_NATIVE, EV_CPU_MODEL, "libopenblasp-r0.3.21.so");
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(a.has_verdict && a.verdict.type == BT_MODEL, "model, got %d", a.verdict.type);
+    CHECK(strcmp(a.stage_names[a.verdict.stage], "model") == 0, "stage %s",
+          a.stage_names[a.verdict.stage]);
+    CHECK(strcmp(ev_label(&p, &a.verdict), "libopenblasp-r0.3.21.so") == 0 &&
+              fabs(a.verdict.ev_share - 1) < 1e-9,
+          "evidence %s %f", ev_label(&p, &a.verdict), a.verdict.ev_share);
+    analysis_fini(&a);
+    profile_fini(&p);
+
+    profile_init(&p);
+    p.keep_samples = true;
+    main_ = py(&p, "main", "/app/run.py", 3);
+    uint32_t shard = py(&p, "embed_shard", "/app/run.py", 10);
+    uint32_t s_shard = stack2(&p, main_, shard);
+    for (uint64_t t = 0; t < 300; t++)
+        tick(&p, t, 1, s_shard, true, CAT_PYTHON, EV_CPU_PYTHON, "libpython3.11.so.1.0");
+    analysis_run(&a, &p, NULL);
+    CHECK(a.has_verdict && a.verdict.type == BT_HOST, "host, got %d", a.verdict.type);
+    CHECK(strcmp(a.stage_names[a.verdict.stage], "other") == 0, "stage %s",
+          a.stage_names[a.verdict.stage]);
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
+/* On-CPU time is never a wait: callbacks run under asyncio's _run_once (an io-wait rule) on
+ * CPU are host; the loop's epoll on a socket is I/O. */
+static int test_cpu_is_never_waiting(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    uint32_t run = py(&p, "BaseEventLoop._run_once", "/usr/lib/python3.11/asyncio/base_events.py",
+                      1922);
+    uint32_t cb = py(&p, "handle", "/app/srv.py", 8);
+    uint32_t sel = py(&p, "EpollSelector.select", "/usr/lib/python3.11/selectors.py", 468);
+    uint32_t s_cb = stack2(&p, run, cb), s_sel = stack2(&p, run, sel);
+    for (uint64_t t = 0; t < 400; t++) {
+        bool cpu = t % 2 == 0;
+        tick(&p, t, 1, cpu ? s_cb : s_sel, cpu, cpu ? CAT_PYTHON : CAT_SYSTEM,
+             cpu ? EV_CPU_PYTHON : EV_WAIT_NET, cpu ? "python3.11" : "epoll_wait: TCP/UDP socket");
+    }
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(fabs(a.type[BT_HOST].p - 0.5) < 1e-9 && fabs(a.type[BT_IO].p - 0.5) < 1e-9,
+          "host %f io %f", a.type[BT_HOST].p, a.type[BT_IO].p);
+    CHECK(a.has_second && (a.verdict.type == BT_HOST || a.verdict.type == BT_IO),
+          "a close call between host and io: %d", a.verdict.type);
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
+/* Four equal kinds of work (Python, BLAS, JSON, socket waits): no clear bottleneck, and the
+ * reason lists the four shares. */
+static int test_balanced_mix(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    uint32_t main_ = py(&p, "main", "/app/run.py", 3);
+    uint32_t f = py(&p, "step", "/app/run.py", 9);
+    uint32_t s = stack2(&p, main_, f);
+    for (uint64_t t = 0; t < 800; t++) {
+        switch (t % 4) {
+        case 0:
+            tick(&p, t, 1, s, true, CAT_PYTHON, EV_CPU_PYTHON, "python3.11");
+            break;
+        case 1:
+            tick(&p, t, 1, s, true, CAT_NATIVE, EV_CPU_MODEL, "libopenblas.so.0");
+            break;
+        case 2:
+            tick(&p, t, 1, s, true, CAT_NATIVE, EV_CPU_SERIAL, "_json.cpython-311.so");
+            break;
+        default:
+            tick(&p, t, 1, s, false, CAT_SYSTEM, EV_WAIT_NET, "recv: TCP/UDP socket");
+            break;
+        }
+    }
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(!a.has_verdict, "no verdict");
+    CHECK(strstr(a.reason, "host 25%") && strstr(a.reason, "model 25%") &&
+              strstr(a.reason, "serialization 25%") && strstr(a.reason, "io 25%"),
+          "%s", a.reason);
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
+/* A heartbeat thread sleeping all the time: never what the program waits for (the main
+ * thread's socket wait gets the idle ticks), never at the top of the functions, listed apart;
+ * a program that only sleeps has no bottleneck. */
+static int test_sleep_is_apart(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    uint32_t main_ = py(&p, "main", "/app/run.py", 3);
+    uint32_t work = py(&p, "work", "/app/run.py", 9);
+    uint32_t recv = py(&p, "fetch", "/app/run.py", 20);
+    uint32_t beat = py(&p, "heartbeat", "/app/run.py", 30);
+    uint32_t s_work = stack2(&p, main_, work), s_recv = stack2(&p, main_, recv);
+    uint32_t s_beat = stack2(&p, main_, beat);
+    for (uint64_t t = 0; t < 400; t++) {
+        bool cpu = t % 4 == 0;
+        tick(&p, t, 1, cpu ? s_work : s_recv, cpu, cpu ? CAT_PYTHON : CAT_SYSTEM,
+             cpu ? EV_CPU_PYTHON : EV_WAIT_NET, cpu ? "python3.11" : "recv: TCP/UDP socket");
+        tick(&p, t, 2, s_beat, false, CAT_SYSTEM, EV_WAIT_SLEEP, "clock_nanosleep");
+    }
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(a.has_verdict && a.verdict.type == BT_IO && fabs(a.verdict.s.p - 0.75) < 1e-9,
+          "io 75%%: %d %f", a.verdict.type, a.verdict.s.p);
+    CHECK(a.type[BT_SLEEP].w == 0, "the heartbeat's sleep gets no wall time");
+    const struct pframe *top = profile_frame_at(&p, a.funcs[0].frame);
+    CHECK(strcmp(profile_string(&p, top->name), "fetch") == 0, "top function %s",
+          profile_string(&p, top->name));
+    CHECK(a.nasleep == 1 && a.asleep[0].self == 400, "heartbeat listed apart");
+    analysis_fini(&a);
+    profile_fini(&p);
+
+    profile_init(&p);
+    p.keep_samples = true;
+    main_ = py(&p, "main", "/app/run.py", 3);
+    work = py(&p, "work", "/app/run.py", 9);
+    uint32_t nap = py(&p, "nap", "/app/run.py", 12);
+    s_work = stack2(&p, main_, work);
+    uint32_t s_nap = stack2(&p, main_, nap);
+    for (uint64_t t = 0; t < 400; t++) {
+        bool cpu = t % 10 == 0;
+        tick(&p, t, 1, cpu ? s_work : s_nap, cpu, cpu ? CAT_PYTHON : CAT_SYSTEM,
+             cpu ? EV_CPU_PYTHON : EV_WAIT_SLEEP, cpu ? "python3.11" : "clock_nanosleep");
+    }
+    analysis_run(&a, &p, NULL);
+    CHECK(!a.has_verdict && strstr(a.reason, "90% of wall time is deliberate sleep"), "%s",
+          a.reason);
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
+/* Idle samples are kept for the verdict but left out of the views unless --idle. */
+static int test_hidden_idle(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    p.hide_idle = true;
+    uint32_t main_ = py(&p, "main", "/app/run.py", 3);
+    uint32_t recv = py(&p, "fetch", "/app/run.py", 20);
+    uint32_t s_recv = stack2(&p, main_, recv);
+    for (uint64_t t = 0; t < 100; t++)
+        tick(&p, t, 1, s_recv, false, CAT_SYSTEM, EV_WAIT_NET, "recv: TCP/UDP socket");
+    CHECK(p.total == 0 && p.counts[s_recv] == 0 && p.nsamples == 100, "hidden from the views");
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(a.per_tick && a.has_verdict && a.verdict.type == BT_IO, "the verdict sees them");
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_builtin_rules_parse);
@@ -470,5 +667,10 @@ int main(void)
     RUN(test_counts_parked_thread);
     RUN(test_gpu_underused);
     RUN(test_summary_and_formats);
+    RUN(test_evidence_over_names);
+    RUN(test_cpu_is_never_waiting);
+    RUN(test_balanced_mix);
+    RUN(test_sleep_is_apart);
+    RUN(test_hidden_idle);
     return TEST_SUMMARY("analysis");
 }

@@ -50,11 +50,17 @@ static void build(struct profile *p)
                                          .state = t % 2 ? TSTATE_RUNNING : TSTATE_IDLE,
                                          .flags = t % 7 == 0 ? SAMPLE_GIL : 0,
                                          .cat = (uint8_t)(t % PCAT_N),
-                                         .weight = t == 5 ? 3 : 1});
+                                         .weight = t == 5 ? 3 : 1,
+                                         .ev = t % 4 == 0   ? 0
+                                               : t % 4 == 1 ? profile_evidence(p, EV_CPU_MODEL,
+                                                                               "libopenblas.so.0")
+                                                            : profile_evidence(p, EV_WAIT_NET,
+                                                                               "recv: TCP/UDP socket")});
         profile_add_mem(p, t * 4000000, 4242, (100 + t) << 20);
     }
     profile_add_growth(p, s2, 12345);
     profile_add_growth(p, s1, -77);
+    p->hide_idle = true; /* after the samples: the counts above include idle ones */
     struct pproc *pr = profile_proc(p, 4242);
     pr->ppid = 1;
     profile_set_str(&pr->name, "python3 app.py");
@@ -113,6 +119,9 @@ static int test_round_trip(void)
               memcmp(q.samples, p.samples, p.nsamples * sizeof(*p.samples)) == 0,
           "samples");
     CHECK(q.nmem == p.nmem && memcmp(q.mem, p.mem, p.nmem * sizeof(*p.mem)) == 0, "memory");
+    CHECK(q.nevs == 2 && p.nevs == 2 && memcmp(q.evs, p.evs, p.nevs * sizeof(*p.evs)) == 0 &&
+              q.hide_idle,
+          "evidence (%u) and hide_idle", q.nevs);
     CHECK(q.nprocs == 2 && q.procs[0].pid == 4242 && q.procs[0].peak_rss == p.procs[0].peak_rss &&
               strcmp(q.procs[0].name, "python3 app.py") == 0 && q.procs[0].exit_status == 0 &&
               q.procs[1].name == NULL && q.procs[1].exit_status == -1,

@@ -1,0 +1,679 @@
+// SPDX-License-Identifier: MIT
+// 3.11+ stacks, copied without stopping the thread and used only when they check out.
+//
+// A thread's Python frames live in its data stack: contiguous _PyInterpreterFrames in the
+// current chunk (older chunks hold the bottom of deep stacks), each call pushing its code's
+// co_framesize words at datastack_top and each return popping them. Generator and coroutine
+// frames live in their objects, and 3.12+ eval-loop entry frames on the C stack: those are
+// read as "extra" frames at the addresses the previous walk met.
+//
+// A round reads each thread as one group of spans, in one process_vm_readv with the other
+// threads' groups, in this order:
+//   thread state | 3.11, 3.12: current_frame of each remembered _PyCFrame | current chunk |
+//   older chunks | extra frames
+// The thread state gives the current frame at one instant (T0); the chunk is copied a
+// little later (T1) by one memcpy per page, in a few tens of nanoseconds: the copy is the
+// data stack at T1, and the walk from the T0 current frame must be proved to describe it:
+//   - frames tile the data stack: each thread-owned frame starts where its caller ends
+//     (the caller's address + its code's co_framesize words), the outermost at the chunk's
+//     first slot; inside the data stack only thread-owned frames live;
+//   - a frame called directly (not through C) by the frame below it proves that frame was
+//     suspended in that call at T1. A frame that is executing at T1 (3.12+: its stacktop is
+//     -1 while the eval loop runs it; 3.11: it points at an instruction, not at the inline
+//     cache of a call) or was just pushed (still in its prologue) has no such callee: the
+//     frames above it are left over from calls that returned between T0 and T1, so it is
+//     the leaf at T1 and they are dropped ("trimmed");
+//   - code objects, instruction pointers and owners are checked as before.
+// The stack reported is the one at T1 (cut at the T0 leaf when the thread went deeper).
+// What fails is read again alone, with predictions refreshed from what the failed attempt
+// saw (pyreader.c bounds the retries); nothing is guessed. docs/internals.md, "Consistent
+// stacks", has the reasoning and what the trust harness measures.
+#include "cpython/stack.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/rawfield.h"
+#include "util/xalloc.h"
+
+/* The most spans of one group: before, chunk, older chunks, extras, after, cframes. */
+#define GROUP_MAX (3 + PYREADER_OLD_CHUNKS + PYREADER_EXTRA + PYREADER_CFRAMES)
+#define FIRST_CHUNK 16384 /* DATA_STACK_CHUNK_SIZE: no chunk is smaller */
+
+/* Where a frame address lies: IN_CUR (the current chunk), i >= 0 (older chunk i), IN_EXTRA
+ * (an outside frame the group copied), IN_NONE (read now, outside the bracket). */
+enum { IN_NONE = -3, IN_EXTRA = -2, IN_CUR = -1 };
+
+size_t stack311_max_spans(void)
+{
+    return GROUP_MAX;
+}
+
+static int32_t min4(int32_t a, int32_t b, int32_t c, int32_t d)
+{
+    int32_t m = a < b ? a : b;
+    m = m < c ? m : c;
+    return m < d ? m : d;
+}
+
+static int32_t max4(int32_t a, int32_t b, int32_t c, int32_t d)
+{
+    int32_t m = a > b ? a : b;
+    m = m > c ? m : c;
+    return m > d ? m : d;
+}
+
+void stack311_init(struct pyreader *r)
+{
+    const struct py_offsets *o = &r->rt->off;
+    r->stk = xcalloc(PYREADER_MAX_THREADS, sizeof(*r->stk));
+    /* One span of the thread state covers what the bracket compares (current frame or
+     * cframe, chunk, top) and what proves it is still the same thread (interp, id). */
+    int32_t lo = min4(o->ts_interp, o->ts_frame, o->ts_id, o->ts_datastack_chunk);
+    int32_t hi = max4(o->ts_interp, o->ts_frame, o->ts_id, o->ts_datastack_chunk);
+    lo = lo < o->ts_datastack_top ? lo : o->ts_datastack_top;
+    hi = hi > o->ts_datastack_top ? hi : o->ts_datastack_top;
+    r->state_off = (size_t)lo;
+    r->state_len = (size_t)(hi - lo) + 8;
+}
+
+void stack311_fini(struct pyreader *r)
+{
+    if (!r->stk)
+        return;
+    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++) {
+        struct pystack *k = &r->stk[t];
+        free(k->buf);
+        free(k->old_buf);
+        free(k->extra_buf);
+        free(k->state);
+    }
+    free(r->stk);
+    r->stk = NULL;
+}
+
+static void forget(struct pystack *k)
+{
+    k->chunk = 0;
+    k->len = 0;
+    k->ncframe = 0;
+    k->nold = 0;
+    k->nextra = 0;
+    k->nseen = 0;
+    k->seen_overflow = false;
+    k->missed = false;
+    k->need_old = false;
+    k->span0 = SIZE_MAX;
+}
+
+void stack311_forget_all(struct pyreader *r)
+{
+    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++)
+        forget(&r->stk[t]);
+}
+
+void stack311_remap(struct pyreader *r, const uint64_t *old_tstates, size_t nold)
+{
+    size_t n = r->ncached > nold ? r->ncached : nold;
+    if (!n)
+        return;
+    /* A permutation of the first n slots: each keeps its buffers, predictions follow their
+     * thread; a slot whose thread is new gets another slot's buffers and no predictions. */
+    struct pystack *tmp = xmalloc(n * sizeof(*tmp));
+    memcpy(tmp, r->stk, n * sizeof(*tmp));
+    uint8_t *used = xcalloc(n, 1), *filled = xcalloc(n, 1);
+    for (size_t t = 0; t < r->ncached; t++)
+        for (size_t j = 0; j < nold; j++)
+            if (!used[j] && old_tstates[j] == r->tstates[t]) {
+                r->stk[t] = tmp[j];
+                used[j] = filled[t] = 1;
+                break;
+            }
+    size_t j = 0;
+    for (size_t t = 0; t < n; t++) {
+        if (filled[t])
+            continue;
+        while (used[j])
+            j++;
+        r->stk[t] = tmp[j];
+        used[j] = 1;
+        forget(&r->stk[t]);
+    }
+    free(tmp);
+    free(used);
+    free(filled);
+}
+
+/* A thread-state field from a copy of the bracket's span. */
+static uint64_t state_field(const struct pyreader *r, const uint8_t *state, int32_t off)
+{
+    return raw_u64(state, off - (int32_t)r->state_off);
+}
+
+size_t stack311_group(struct pyreader *r, size_t t, struct mem_span *sp, size_t n, bool alone)
+{
+    const struct py_offsets *o = &r->rt->off;
+    struct pystack *k = &r->stk[t];
+    if (!k->state)
+        k->state = xmalloc(r->state_len);
+    k->span0 = n;
+    k->alone = alone;
+    if (alone)
+        sp[n++] = (struct mem_span){r->tstates[t] + r->state_off, k->state, r->state_len};
+    if (o->cf_current_frame >= 0)
+        for (unsigned i = 0; i < k->ncframe; i++)
+            sp[n++] =
+                (struct mem_span){k->cframe[i] + (uint64_t)o->cf_current_frame, &k->cf_cur[i], 8};
+    if (k->len) {
+        if (!k->buf)
+            k->buf = xmalloc(PYREADER_CHUNK_MAX);
+        sp[n++] = (struct mem_span){k->chunk, k->buf, k->len};
+    }
+    for (unsigned i = 0; i < k->nold; i++)
+        sp[n++] = (struct mem_span){k->old[i], k->old_buf + k->old_off[i], k->old_len[i]};
+    if (k->nextra && !k->extra_buf)
+        k->extra_buf = xmalloc(PYREADER_EXTRA * PY_IFRAME_MAX);
+    for (unsigned i = 0; i < k->nextra; i++)
+        sp[n++] =
+            (struct mem_span){k->extra[i], k->extra_buf + i * PY_IFRAME_MAX, (size_t)o->if_size};
+    return n;
+}
+
+int stack311_check(struct pyreader *r, size_t t, const uint8_t *ok)
+{
+    const struct py_offsets *o = &r->rt->off;
+    struct pystack *k = &r->stk[t];
+    const struct pythread *th = &r->threads[t];
+    size_t i = k->span0;
+    k->state_ok = false;
+    if (i == SIZE_MAX)
+        return ERR_AGAIN;
+    const uint8_t *st = stack_blob(r, t) + r->state_off;
+    if (k->alone) {
+        st = k->state;
+        if (!ok[i++])
+            return ERR_READ;
+        if (state_field(r, st, o->ts_interp) != th->interp ||
+            state_field(r, st, o->ts_id) != th->ts_id)
+            return ERR_CORRUPT; /* the thread state now belongs to another thread */
+        k->state_ok = true;
+    }
+    uint64_t frame = state_field(r, st, o->ts_frame);
+    uint64_t chunk = state_field(r, st, o->ts_datastack_chunk);
+    uint64_t top = state_field(r, st, o->ts_datastack_top);
+    k->cur = frame;
+    if (o->cf_current_frame >= 0) {
+        /* 3.11, 3.12: the frame field is the cframe; its current_frame was read next. */
+        unsigned c = 0;
+        while (c < k->ncframe && !(k->cframe[c] == frame && ok[i + c]))
+            c++;
+        if (frame && c == k->ncframe) {
+            r->missed++;
+            return ERR_AGAIN;
+        }
+        k->cur = frame ? k->cf_cur[c] : 0;
+        i += k->ncframe;
+    }
+    bool chunk_ok = k->len ? ok[i++] : false;
+    bool old_ok = true;
+    for (unsigned j = 0; j < k->nold; j++)
+        old_ok = ok[i++] && old_ok;
+    for (unsigned j = 0; j < k->nextra; j++)
+        k->extra_ok[j] = ok[i++];
+    k->top = top;
+    k->copied = false;
+    k->old_copied = old_ok;
+    if (!chunk || (chunk & 7) || top <= chunk || top - chunk > PYREADER_CHUNK_MAX)
+        return 0; /* no data stack yet, or one too large to copy: the walk reads frames */
+    if (chunk != k->chunk || top - chunk > k->len || !chunk_ok ||
+        top - chunk < (size_t)o->ck_data) {
+        r->missed++;
+        return ERR_AGAIN;
+    }
+    k->copied = true;
+    return 0;
+}
+
+/* --- The walk ----------------------------------------------------------------------------- */
+
+/* Region `reg`'s header copy and base address: the current chunk (IN_CUR) or an older one. */
+static const uint8_t *region_head(const struct pystack *k, int reg, uint64_t *base)
+{
+    *base = reg == IN_CUR ? k->chunk : k->old[reg];
+    return reg == IN_CUR ? k->buf : k->old_buf + k->old_off[reg];
+}
+
+/* The first frame slot of region `reg`: the root chunk skips data[0] (pystate.c push_chunk). */
+static uint64_t region_start(const struct pyreader *r, const struct pystack *k, int reg)
+{
+    const struct py_offsets *o = &r->rt->off;
+    uint64_t base;
+    const uint8_t *h = region_head(k, reg, &base);
+    uint64_t skip = raw_u64(h, o->ck_previous) == 0 ? 8 : 0;
+    return base + (uint64_t)o->ck_data + skip;
+}
+
+/* Where region `reg`'s live slots end: top for the current chunk; an older chunk's saved top
+ * (slots) otherwise. 0 when the copy does not hold them. */
+static uint64_t region_end(const struct pyreader *r, const struct pystack *k, int reg)
+{
+    const struct py_offsets *o = &r->rt->off;
+    if (reg == IN_CUR)
+        return k->top;
+    const uint8_t *h = k->old_buf + k->old_off[reg];
+    uint64_t top = raw_u64(h, o->ck_top), size = raw_u64(h, o->ck_size);
+    if (top > PYREADER_OLD_MAX / 8 || (uint64_t)o->ck_data + top * 8 > k->old_len[reg] ||
+        (uint64_t)o->ck_data + top * 8 > size)
+        return 0;
+    return k->old[reg] + (uint64_t)o->ck_data + top * 8;
+}
+
+/* The copied region holding the frame header [f, f + len), or IN_NONE. */
+static int region_of(const struct pyreader *r, const struct pystack *k, uint64_t f, size_t len)
+{
+    const struct py_offsets *o = &r->rt->off;
+    /* The whole copy, not just up to the top the thread state showed: on 3.11/3.12 the current
+     * frame is read after it and may lie above (the walk proves such frames live or drops
+     * them like any other). */
+    if (k->copied && f - k->chunk >= (uint64_t)o->ck_data &&
+        raw_span_holds(k->chunk, k->len, f, len))
+        return IN_CUR;
+    for (unsigned i = 0; k->copied && k->old_copied && i < k->nold; i++) {
+        uint64_t end = region_end(r, k, (int)i);
+        if (end && f - k->old[i] >= (uint64_t)o->ck_data &&
+            raw_span_holds(k->old[i], end - k->old[i], f, len))
+            return (int)i;
+    }
+    return IN_NONE;
+}
+
+/* Bytes of the copy of region `reg` from address `f` on. */
+static size_t region_room(const struct pystack *k, int reg, uint64_t f)
+{
+    if (reg == IN_CUR)
+        return (size_t)(k->chunk + k->len - f);
+    return (size_t)(k->old[reg] + k->old_len[reg] - f);
+}
+
+static void note_seen(struct pystack *k, uint64_t f)
+{
+    if (k->nseen < PYREADER_EXTRA)
+        k->seen[k->nseen++] = f;
+    else
+        k->seen_overflow = true;
+}
+
+/* The header of frame `f`: from the copies when they hold it, else read now into `scratch`
+ * (outside the bracket). NULL when unreadable. */
+static const uint8_t *frame_at(struct pyreader *r, struct pystack *k, uint64_t f, int *where,
+                               uint8_t *scratch)
+{
+    size_t flen = (size_t)r->rt->off.if_size;
+    int reg = region_of(r, k, f, flen);
+    *where = reg;
+    if (reg == IN_CUR)
+        return k->buf + (f - k->chunk);
+    if (reg >= 0)
+        return k->old_buf + k->old_off[reg] + (f - k->old[reg]);
+    for (unsigned i = 0; i < k->nextra; i++)
+        if (k->extra[i] == f && k->extra_ok[i]) {
+            *where = IN_EXTRA;
+            return k->extra_buf + i * PY_IFRAME_MAX;
+        }
+    if (mem_read(r->rt->pid, f, scratch, flen))
+        return NULL;
+    return scratch;
+}
+
+/* Tiling state of a walk: the region whose thread-owned frames are being matched and the
+ * address where the next one must end. */
+struct tiling {
+    int reg;
+    uint64_t end;
+    bool on;      /* the data stack was copied and the walk is still inside the copies */
+    bool foreign; /* the chain left the copies (a greenlet's parent stack, an uncopied chunk) */
+};
+
+/* Checks a thread-owned frame at `f` of `size` bytes found in region `where`: it must end
+ * where the thread-owned frame it called starts (the first one met sets the region). */
+static int tile(struct pyreader *r, struct pystack *k, struct tiling *tl, uint64_t f, int where,
+                uint32_t size)
+{
+    if (!tl->on)
+        return 0;
+    if (!tl->end && where != IN_NONE) {
+        tl->reg = where;
+        tl->end = f;
+        return 0;
+    }
+    if (where == IN_NONE) {
+        /* Leaving the copies: the copied part must be tiled to its first slot. A chunk with
+         * an older one whose copy is missing needs another attempt; the root chunk's
+         * outermost frame linking elsewhere is a greenlet's (its parent's stack). */
+        if (tl->end && tl->end != region_start(r, k, tl->reg))
+            return ERR_CORRUPT;
+        uint64_t base;
+        const uint8_t *h = region_head(k, tl->reg, &base);
+        if (raw_u64(h, r->rt->off.ck_previous) != 0)
+            k->need_old = true;
+        tl->on = false;
+        tl->foreign = true;
+        return 0;
+    }
+    if (where != tl->reg) {
+        /* Into the next older chunk: this one must be tiled to its first slot, and its
+         * header must name that chunk as the previous one. */
+        uint64_t base;
+        const uint8_t *h = region_head(k, tl->reg, &base);
+        if (tl->end != region_start(r, k, tl->reg) || where != tl->reg + 1 ||
+            raw_u64(h, r->rt->off.ck_previous) != k->old[where])
+            return ERR_CORRUPT;
+        tl->reg = where;
+        tl->end = region_end(r, k, where);
+    }
+    if (f + size != tl->end)
+        return ERR_CORRUPT;
+    tl->end = f;
+    return 0;
+}
+
+/* After the last frame: the copied frames must tile their region down to its first slot. */
+static int tile_done(struct pyreader *r, const struct pystack *k, const struct tiling *tl)
+{
+    if (!tl->on || !tl->end)
+        return 0;
+    return tl->end == region_start(r, k, tl->reg) ? 0 : ERR_CORRUPT;
+}
+
+/* Whether the frame in `fb` (code `c`, instruction offset `b`) was running rather than
+ * suspended in a call when it was copied. 3.12+: the eval loop sets stacktop to -1 while it
+ * runs a frame and saves the stack depth before it pushes a callee. 3.11: a frame that pushes
+ * a callee leaves prev_instr on the last inline-cache unit of the call (ceval.c sets it to
+ * next_instr - 1 after skipping the caches); a running one points at an instruction. */
+static bool running(const struct py_offsets *o, const uint8_t *fb, const struct pycode *c,
+                    int64_t b)
+{
+    if (o->minor >= 12)
+        return o->if_stacktop >= 0 && raw_i32(fb, o->if_stacktop) < 0;
+    return codecache_starts_at(c, b) == 1;
+}
+
+/* Whether frame `fb` (code `c`, instruction offset `b`), suspended in a call, is in the call
+ * that pushed `callee` (whose owner and function object are given): on 3.11 and 3.12 a frame
+ * called by CALL or CALL_FUNCTION_EX runs the function the caller pushed on its value stack,
+ * which stays in the two slots at the saved stack depth (self-or-NULL and the callable; the
+ * call consumed them without clearing them) while the callee runs; FOR_ITER and SEND resume
+ * a generator, never a thread-owned frame. Other instructions that push frames (a property,
+ * __getitem__) leave nothing to check. `frame_len`: bytes of the frame copy at `fb`. */
+static bool in_that_call(const struct pyreader *r, const uint8_t *fb, size_t frame_len,
+                         const struct pycode *c, int64_t b, uint8_t callee_owner,
+                         uint64_t callee_func)
+{
+    const struct py_offsets *o = &r->rt->off;
+    int kind = codecache_kind_at(c, b);
+    if (kind == PY_OP_GEN)
+        return callee_owner != OWNER_THREAD;
+    /* 3.13 builds calls from micro-ops whose intermediate values (the new frame, the bound
+     * method's parts) stay in registers or overwrite those slots, so the slots prove nothing
+     * there (seen: CALL_BOUND_METHOD_GENERAL); 3.11 and 3.12 shrink the stack over them just
+     * before the callee is linked (ceval.c, bytecodes.c). */
+    if (kind != PY_OP_CALL || callee_owner != OWNER_THREAD || o->if_funcobj < 0 || o->minor >= 13)
+        return true;
+    int32_t st = raw_i32(fb, o->if_stacktop);
+    size_t slot = (size_t)o->if_size + 8 * (size_t)st;
+    if (st < 0 || slot + 16 > frame_len || slot + 16 > c->framesize)
+        return false;
+    return callee_func && (raw_u64(fb, (int32_t)slot) == callee_func ||
+                           raw_u64(fb, (int32_t)slot + 8) == callee_func);
+}
+
+int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
+{
+    const struct py_offsets *o = &r->rt->off;
+    struct pythread *th = &r->threads[t];
+    struct pystack *k = &r->stk[t];
+    uint8_t scratch[PY_IFRAME_MAX];
+    k->nseen = 0;
+    k->seen_overflow = false;
+    k->missed = false;
+    k->need_old = false;
+    k->want_len = 0;
+    stack_walk_begin(r);
+    struct tiling tl = {IN_CUR, 0, k->copied, false};
+    uint32_t visited = 0;
+    bool pushed = false;     /* whether the frame visited just before (leafward) was kept */
+    bool direct = false;     /* whether that frame was called directly by this one (not via C) */
+    uint8_t above_owner = 0; /* that frame's owner and function object */
+    uint64_t above_func = 0;
+    uint64_t f = k->cur;
+    while (f) {
+        if ((f & 7) || stack_seen_before(r, f))
+            return ERR_CORRUPT;
+        /* Skipped entry frames do not count toward max_depth; bound the walk anyway (the
+         * cycle table holds 2 * max_depth + 64 addresses). */
+        if (++visited > 2 * r->max_depth + 32) {
+            th->truncated = true;
+            return 0;
+        }
+        uint64_t here = f;
+        int where;
+        const uint8_t *fb = frame_at(r, k, here, &where, scratch);
+        if (!fb)
+            return ERR_READ;
+        uint64_t code = raw_u64(fb, o->if_code);
+        uint64_t prev = raw_u64(fb, o->if_previous);
+        uint64_t instr = raw_u64(fb, o->if_instr);
+        uint8_t owner = fb[o->if_owner];
+        bool was_pushed = pushed, called_direct = direct;
+        uint8_t callee_owner = above_owner;
+        uint64_t callee_func = above_func;
+        pushed = false;
+        /* Inside the data stack only thread-owned frames live; outside it, generator and
+         * (3.12+) C-stack entry frames, and the thread-owned frames of a stack not copied
+         * (a greenlet's parent, a chunk too large). A frame owned by a frame object has left
+         * its call: a torn chain. */
+        bool inside = where == IN_CUR || where >= 0;
+        if (inside ? owner != OWNER_THREAD
+                   : !(owner == OWNER_GENERATOR || owner == OWNER_THREAD ||
+                       (o->minor >= 12 && owner == OWNER_CSTACK)))
+            return ERR_CORRUPT;
+        if (!inside && owner != OWNER_THREAD) {
+            /* Copied by the group, or to be copied by the next attempt. */
+            note_seen(k, here);
+            if (where == IN_NONE)
+                k->missed = true;
+        }
+        /* A thread's first frame is never generator-owned: a generator frame with no
+         * previous frame is a suspended coroutine read after its caller moved on. */
+        if (!prev && owner == OWNER_GENERATOR)
+            return ERR_CORRUPT;
+        f = prev;
+        if (owner == OWNER_CSTACK) {
+            /* The frame whose previous is the shim an eval call pushed is that call's first
+             * (for native stacks: where one C-level eval call begins). */
+            if (was_pushed)
+                r->frames[r->nframes - 1].entry = true;
+            direct = false;
+            continue;
+        }
+        /* 3.11 marks the first frame of each eval call instead of pushing a shim. */
+        bool entry = o->if_is_entry >= 0 && fb[o->if_is_entry] != 0;
+        direct = !entry;
+        above_owner = owner;
+        above_func = o->if_funcobj >= 0 ? raw_u64(fb, o->if_funcobj) : 0;
+        const struct pycode *c;
+        uint64_t globals = o->if_globals >= 0 ? raw_u64(fb, o->if_globals) : 0;
+        int rc = codecache_get_framed(&r->codes, code, globals, now, &c);
+        if (rc)
+            return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
+        int64_t b = (int64_t)(instr - c->code_start);
+        if (b < -2 || b >= (int64_t)c->code_bytes) {
+            /* Either the frame was rewritten under us or the cached code object was freed
+             * and its address reused: re-read the code object once before giving up. */
+            rc = codecache_recheck(&r->codes, code, now, &c);
+            if (rc)
+                return rc == ERR_PROC_GONE ? rc : ERR_CORRUPT;
+            b = (int64_t)(instr - c->code_start);
+            if (b < -2 || b >= (int64_t)c->code_bytes)
+                return ERR_CORRUPT;
+        }
+        bool prologue = b < (int64_t)c->firsttraceable * 2;
+        /* 3.13's __init__ shim (f_funcobj None) sits before its RESUME while __init__ runs:
+         * a caller, not a frame just pushed. */
+        bool shim = o->minor >= 13 && r->rt->type_none && o->if_funcobj >= 0 &&
+                    raw_u64(fb, o->if_funcobj) == r->rt->type_none;
+        if (called_direct && ((prologue && !shim) || running(o, fb, c, b))) {
+            /* This frame has a callee in the chain, but at the copy it was running or just
+             * pushed: that callee and the frames above it had returned since the current
+             * frame was read. This frame was the leaf. */
+            r->nframes = th->first;
+            th->nframes = 0;
+            th->truncated = false;
+            tl.end = 0;
+            tl.reg = IN_CUR;
+            r->trimmed++;
+        } else if (called_direct && inside &&
+                   !in_that_call(r, fb, region_room(k, where, here), c, b, callee_owner,
+                                 callee_func)) {
+            return ERR_CORRUPT; /* the callee above was copied from another call */
+        }
+        if (owner == OWNER_THREAD && !inside && k->copied &&
+            here - k->chunk < raw_u64(k->buf, o->ck_size)) {
+            /* In the current chunk, past the copy: copy more next time. */
+            k->missed = true;
+            if (here - k->chunk + c->framesize > k->want_len)
+                k->want_len = (size_t)(here - k->chunk) + c->framesize;
+        }
+        if (owner == OWNER_THREAD) {
+            rc = tile(r, k, &tl, here, inside ? where : IN_NONE, c->framesize);
+            if (rc)
+                return rc;
+        }
+        /* CPython hides frames still in their prologue (before RESUME): the 3.12
+         * trampoline and 3.13 _Py_InitCleanup shims are among them. */
+        if (owner != OWNER_GENERATOR && prologue)
+            continue;
+        /* Checked here, after the skips, so that a stack of exactly max_depth Python frames
+         * above its entry frames is not called truncated. */
+        if (th->nframes >= r->max_depth) {
+            th->truncated = true;
+            return 0;
+        }
+        stack_push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), entry, 0);
+        pushed = true;
+    }
+    int rc = tile_done(r, k, &tl);
+    if (rc)
+        return rc;
+    /* Frames the group could have copied (outside frames it did not predict, an older
+     * chunk it did not know): read again with them. Past the group's capacity, or for a
+     * stack that cannot be copied, the frames read one by one are kept and counted. */
+    if ((k->missed && !k->seen_overflow) || k->need_old) {
+        r->needed++;
+        return ERR_AGAIN;
+    }
+    if (k->missed || tl.foreign || (!k->copied && visited))
+        r->unbracketed++;
+    return 0;
+}
+
+/* --- Predictions and the read of one slot ------------------------------------------------- */
+
+/* Puts `cf` first in the slot's list of cframe addresses. */
+static void remember_cframe(struct pystack *k, uint64_t cf)
+{
+    unsigned i = 0;
+    while (i < k->ncframe && k->cframe[i] != cf)
+        i++;
+    if (i == k->ncframe && k->ncframe < PYREADER_CFRAMES)
+        k->ncframe++;
+    if (i == PYREADER_CFRAMES)
+        i = PYREADER_CFRAMES - 1;
+    memmove(k->cframe + 1, k->cframe, i * sizeof(*k->cframe));
+    k->cframe[0] = cf;
+}
+
+/* Finds the older chunks below `chunk` (whose header `head` names the first) one read at a
+ * time, and makes them part of the slot's group. Older chunks do not change while a newer
+ * one exists, so reading them outside the bracket first is only a way to size the copies
+ * the group then makes inside it. */
+static void find_old_chunks(struct pyreader *r, struct pystack *k, const uint8_t *head)
+{
+    const struct py_offsets *o = &r->rt->off;
+    k->nold = 0;
+    uint64_t prev = raw_u64(head, o->ck_previous);
+    size_t off = 0;
+    while (prev && !(prev & 7) && k->nold < PYREADER_OLD_CHUNKS) {
+        uint8_t h[64];
+        if (mem_read(r->rt->pid, prev, h, (size_t)o->ck_data))
+            return;
+        uint64_t size = raw_u64(h, o->ck_size), top = raw_u64(h, o->ck_top);
+        size_t live = (size_t)o->ck_data + (size_t)top * 8;
+        if (size < FIRST_CHUNK || top > size / 8 || live > size || off + live > PYREADER_OLD_MAX)
+            return;
+        if (off + live > k->old_cap) {
+            k->old_cap = off + live > 2 * k->old_cap ? off + live : 2 * k->old_cap;
+            k->old_buf = xrealloc(k->old_buf, k->old_cap);
+        }
+        k->old[k->nold] = prev;
+        k->old_len[k->nold] = live;
+        k->old_off[k->nold++] = off;
+        off += (live + 7) & ~(size_t)7;
+        prev = raw_u64(h, o->ck_previous);
+    }
+}
+
+/* Sets what the slot's next group copies from the freshest thread state it has and from what
+ * its last walk met. */
+static void predict(struct pyreader *r, size_t t)
+{
+    const struct py_offsets *o = &r->rt->off;
+    struct pystack *k = &r->stk[t];
+    const uint8_t *st = k->state_ok ? k->state : stack_blob(r, t) + r->state_off;
+    uint64_t frame = state_field(r, st, o->ts_frame);
+    uint64_t chunk = state_field(r, st, o->ts_datastack_chunk);
+    uint64_t top = state_field(r, st, o->ts_datastack_top);
+    if (o->cf_current_frame >= 0 && frame && !(frame & 7))
+        remember_cframe(k, frame);
+    bool same = k->len && chunk == k->chunk; /* buf holds this chunk's header */
+    k->len = 0;
+    if (chunk && !(chunk & 7) && top > chunk && top - chunk <= PYREADER_CHUNK_MAX) {
+        /* Up to a little past today's top (or the frames the walk found above it), never
+         * past the chunk's own allocation. */
+        size_t used = (size_t)(top - chunk);
+        if (same && k->want_len > used)
+            used = k->want_len;
+        size_t want = used + PYREADER_PREDICT_SLACK;
+        uint64_t size = same ? raw_u64(k->buf, o->ck_size) : 0;
+        if (size >= (uint64_t)(top - chunk) && want > size)
+            want = (size_t)size;
+        k->len = want < PYREADER_CHUNK_MAX ? want : PYREADER_CHUNK_MAX;
+    }
+    if (chunk != k->chunk)
+        k->nold = 0; /* another chunk: its older ones are found again when needed */
+    k->want_len = 0;
+    k->chunk = chunk;
+    if (k->need_old && same)
+        find_old_chunks(r, k, k->buf);
+    k->need_old = false;
+    memcpy(k->extra, k->seen, k->nseen * sizeof(*k->extra));
+    k->nextra = k->nseen;
+}
+
+void stack311_predict(struct pyreader *r, size_t t)
+{
+    predict(r, t);
+}
+
+int stack311_read_alone(struct pyreader *r, size_t t, uint64_t now_ns)
+{
+    struct mem_span sp[GROUP_MAX];
+    uint8_t ok[GROUP_MAX];
+    predict(r, t);
+    size_t n = stack311_group(r, t, sp, 0, true);
+    int bad = mem_readv(r->rt->pid, sp, n, ok);
+    if (bad < 0)
+        return bad;
+    int rc = stack311_check(r, t, ok);
+    return rc ? rc : stack311_walk(r, t, now_ns);
+}
