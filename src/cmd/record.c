@@ -2,6 +2,7 @@
 // crux record: sample a process (attached or launched) and write a profile.
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct record_args {
     double duration;
     bool idle, gil, threads, blocking, quiet, stats;
     bool subprocesses, no_categories, no_memory, native, no_summary;
+    bool keep_running; /* --keep-running: leave a launched command running at the end */
     const char *save;  /* --save FILE: the raw recording as SQLite */
     const char *rules; /* --rules FILE: stage rules for the report and the summary */
     unsigned max_depth;
@@ -51,8 +53,14 @@ static void usage(FILE *f)
           "                       categories, JSON when FILE ends in .json)\n"
           "  -p, --pid PID        attach to a running process\n"
           "  -r, --rate HZ        samples per second (default 100)\n"
-          "  -d, --duration SEC   stop after SEC seconds (default: until the target exits)\n"
-          "  -i, --idle           keep samples of idle (sleeping, blocked) threads\n"
+          "  -d, --duration SEC   stop after SEC seconds (default: until the target exits);\n"
+          "                       the output is written, then a launched command and its\n"
+          "                       descendants are ended: SIGINT, SIGTERM 1 s later, SIGKILL\n"
+          "                       1 s after that; crux then exits 0\n"
+          "      --keep-running   leave a launched command running when recording stops\n"
+          "                       (it keeps writing to crux's stdout and stderr)\n"
+          "  -i, --idle           show samples of idle (sleeping, blocked) threads in the\n"
+          "                       outputs (the verdict always counts them)\n"
           "  -g, --gil            keep only samples of the thread holding the GIL\n"
           "  -t, --threads        split stacks by thread\n"
           "  -b, --blocking       pause the target while reading it (exact, slower)\n"
@@ -98,6 +106,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
                                          {"save", required_argument, 0, 'V'},
                                          {"rules", required_argument, 0, 'R'},
                                          {"no-summary", no_argument, 0, 'Y'},
+                                         {"keep-running", no_argument, 0, 'K'},
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = DEFAULT_RATE;
@@ -180,6 +189,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             break;
         case 'Y':
             a->no_summary = true;
+            break;
+        case 'K':
+            a->keep_running = true;
             break;
         case 'h':
             usage(stdout);
@@ -412,16 +424,18 @@ int cmd_record(int argc, char **argv)
     record_load_fini(&load);
     if (load_failed && !wrc)
         wrc = EXIT_FAIL;
-    /* A launched command still running after Ctrl-C or SIGTERM gets the same signal. A
-     * launched server under --load is stopped when the load is done: the load's outcome,
-     * not the server's, is then crux's exit status. */
-    bool stop_server = load.on && s.launched && !s.child_exited && !session_signal();
-    if (s.launched && !s.child_exited && session_signal())
-        kill(s.pid, session_signal());
-    else if (stop_server)
-        kill(s.pid, SIGTERM);
-    int status = session_finish(&s);
+    /* A launched command still running after Ctrl-C or SIGTERM gets the same signal. One
+     * still running when --duration is over is ended (SIGINT first), and a launched server
+     * under --load when the load is done (SIGTERM first, as servers expect); crux's exit status
+     * is then 0 (or the load's outcome), not what our signal made of the command's. */
+    bool duration_over = a.duration > 0 && (double)st.elapsed_ns >= a.duration * 1e9;
+    bool stop_server = load.on && !session_signal();
+    struct session_stop how = {.keep_running = a.keep_running,
+                               .end = duration_over || stop_server,
+                               .first_sig = stop_server ? SIGTERM : SIGINT,
+                               .why = stop_server ? "the load is done" : "--duration is over"};
+    int status = session_stop(&s, &how);
     if (wrc)
         return EXIT_FAIL;
-    return s.launched && !stop_server ? status : 0;
+    return status;
 }

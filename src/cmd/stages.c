@@ -31,7 +31,10 @@ static const char usage_text[] =
     "  -- COMMAND ARGS  launch COMMAND and record its stages until it exits\n"
     "  --ring FILE      read a ring file directly (a process run with CRUX_AGENT_PATH)\n"
     "  --otlp FILE      import OpenTelemetry spans from an OTLP/JSON file\n"
-    "  --duration SEC   stop after SEC (default: when the process exits, or Ctrl-C)\n"
+    "  --duration SEC   stop after SEC (default: when the process exits, or Ctrl-C); a\n"
+    "                   launched COMMAND is then ended (SIGINT, SIGTERM 1 s later,\n"
+    "                   SIGKILL 1 s after that) once the report is written\n"
+    "  --keep-running   leave a launched COMMAND running when recording stops\n"
     "  --wait SEC       wait up to SEC for the process to create its ring (default 0)\n"
     "  -o FILE          write the report to FILE (.json: JSON, else text; default stdout)\n"
     "  --json           JSON on stdout\n"
@@ -48,7 +51,8 @@ struct stages_args {
     bool json;
     size_t slowest;
     bool subprocesses;
-    char **cmd; /* -- COMMAND ARGS..., NULL-terminated (argv's tail) */
+    bool keep_running; /* --keep-running: leave a launched command running at the end */
+    char **cmd;        /* -- COMMAND ARGS..., NULL-terminated (argv's tail) */
 };
 
 static int usage_error(const char *msg, const char *arg)
@@ -60,17 +64,13 @@ static int usage_error(const char *msg, const char *arg)
 
 static int parse_args(int argc, char **argv, struct stages_args *a)
 {
-    static const struct option opts[] = {{"pid", required_argument, 0, 'p'},
-                                         {"ring", required_argument, 0, 'r'},
-                                         {"otlp", required_argument, 0, 'O'},
-                                         {"duration", required_argument, 0, 'd'},
-                                         {"wait", required_argument, 0, 'w'},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"slowest", required_argument, 0, 'n'},
-                                         {"subprocesses", no_argument, 0, 's'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"pid", required_argument, 0, 'p'},    {"ring", required_argument, 0, 'r'},
+        {"otlp", required_argument, 0, 'O'},   {"duration", required_argument, 0, 'd'},
+        {"wait", required_argument, 0, 'w'},   {"output", required_argument, 0, 'o'},
+        {"json", no_argument, 0, 'j'},         {"slowest", required_argument, 0, 'n'},
+        {"subprocesses", no_argument, 0, 's'}, {"keep-running", no_argument, 0, 'K'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->slowest = STAGES_SLOWEST_DEFAULT;
     optind = 1;
@@ -105,6 +105,9 @@ static int parse_args(int argc, char **argv, struct stages_args *a)
             break;
         case 's':
             a->subprocesses = true;
+            break;
+        case 'K':
+            a->keep_running = true;
             break;
         case 'n':
             if (session_parse_number(optarg, 0, 100000, &v))
@@ -285,7 +288,11 @@ static int run_ring(const struct stages_args *a, char **cmd)
     ringset_fini(&set); /* after the report: `cur` points at the rings' names */
     stagestats_fini(&st);
     if (cmd) {
-        int status = session_finish(&sess);
+        struct session_stop how = {.keep_running = a->keep_running,
+                                   .end = a->duration > 0 && secs >= a->duration,
+                                   .first_sig = SIGINT,
+                                   .why = "--duration is over"};
+        int status = session_stop(&sess, &how);
         return rc ? rc : status;
     }
     return rc;

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct top_args {
     char **command;
     double rate, duration, interval;
     bool idle;
+    bool keep_running; /* --keep-running: leave a launched command running at the end */
     enum top_sort sort;
     int rows;
 };
@@ -55,7 +57,9 @@ static void usage(FILE *f)
     fputs("usage: crux top [options] (--pid PID | -- COMMAND [ARGS...])\n"
           "  -p, --pid PID        attach to a running process\n"
           "  -r, --rate HZ        samples per second (default 100)\n"
-          "  -d, --duration SEC   stop after SEC seconds\n"
+          "  -d, --duration SEC   stop after SEC seconds; a launched command is then ended\n"
+          "                       (SIGINT, SIGTERM 1 s later, SIGKILL 1 s after that), as on q\n"
+          "      --keep-running   leave a launched command running when top stops\n"
           "      --interval SEC   refresh period (default 1)\n"
           "  -i, --idle           count idle threads too\n"
           "  -s, --sort own|total order of the rows (keys o and t switch it; q quits)\n"
@@ -65,15 +69,12 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct top_args *a)
 {
-    static const struct option opts[] = {{"pid", required_argument, 0, 'p'},
-                                         {"rate", required_argument, 0, 'r'},
-                                         {"duration", required_argument, 0, 'd'},
-                                         {"interval", required_argument, 0, 'I'},
-                                         {"idle", no_argument, 0, 'i'},
-                                         {"sort", required_argument, 0, 's'},
-                                         {"rows", required_argument, 0, 'n'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"pid", required_argument, 0, 'p'},      {"rate", required_argument, 0, 'r'},
+        {"duration", required_argument, 0, 'd'}, {"interval", required_argument, 0, 'I'},
+        {"idle", no_argument, 0, 'i'},           {"sort", required_argument, 0, 's'},
+        {"rows", required_argument, 0, 'n'},     {"keep-running", no_argument, 0, 'K'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = 100;
     a->interval = 1;
@@ -98,6 +99,9 @@ static int parse_args(int argc, char **argv, struct top_args *a)
             break;
         case 'i':
             a->idle = true;
+            break;
+        case 'K':
+            a->keep_running = true;
             break;
         case 's':
             bad = strcmp(optarg, "own") && strcmp(optarg, "total");
@@ -326,8 +330,14 @@ int cmd_top(int argc, char **argv)
     raw_mode(&v, false);
     draw(&v, &st);
     profile_fini(&p);
-    if (s.launched && !s.child_exited && session_signal())
-        kill(s.pid, session_signal());
-    int status = session_finish(&s);
-    return rc ? EXIT_FAIL : s.launched ? status : 0;
+    /* q (the stop flag without a signal) and the end of --duration both mean the user is
+     * done: a launched command is ended rather than waited for behind a frozen view. */
+    bool duration_over = a.duration > 0 && (double)st.elapsed_ns >= a.duration * 1e9;
+    bool quit = stop && !session_signal();
+    struct session_stop how = {.keep_running = a.keep_running,
+                               .end = !rc && (duration_over || quit),
+                               .first_sig = SIGINT,
+                               .why = quit ? "top quit" : "--duration is over"};
+    int status = session_stop(&s, &how);
+    return rc ? EXIT_FAIL : status;
 }
