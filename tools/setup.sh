@@ -12,6 +12,9 @@ pkgs="$pkgs libcjson-dev python3-dev python3-fastapi python3-uvicorn python3-fla
 # report: the workloads' numpy and torch (Debian's python3), and chromium for the report's
 # browser test (driven by Playwright from tests/requirements.txt, no browser download).
 pkgs="$pkgs python3-numpy python3-torch chromium"
+# verdict corpus (tests/integration/targets/corpus): programs using pandas, scikit-learn and
+# Pillow the way people do, on Debian's python3.
+pkgs="$pkgs python3-pandas python3-sklearn python3-pil"
 # native: OpenBLAS, whose gemm frames test_native finds under numpy's matmul.
 pkgs="$pkgs libopenblas0-pthread"
 # load: OpenSSL for crux load https://; the openssl command makes test_load_tls's certificate.
