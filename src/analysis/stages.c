@@ -550,7 +550,27 @@ static uint32_t frame_stage(const struct stage_rules *r, const struct profile *p
     return 0;
 }
 
+static bool waiting_type(uint8_t t)
+{
+    return t == BT_IO || t == BT_QUEUE || t == BT_NONE || t == BT_SLEEP;
+}
+
+static uint32_t *classify(const struct stage_rules *r, const struct profile *p, uint8_t **weak,
+                          bool cpu);
+
 uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p, uint8_t **weak)
+{
+    return classify(r, p, weak, false);
+}
+
+uint32_t *stage_classify_cpu(const struct stage_rules *r, const struct profile *p,
+                             uint8_t **weak)
+{
+    return classify(r, p, weak, true);
+}
+
+static uint32_t *classify(const struct stage_rules *r, const struct profile *p, uint8_t **weak,
+                          bool cpu)
 {
     /* Per frame first (cached by name and file, as lines of a function share them), then per
      * stack over the trie: a parent's id is below its child's. The cache holds stage + 1 and
@@ -575,7 +595,9 @@ uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p, u
         }
         bool wk;
         fst[i] = frame_stage(r, p, f, &wk);
-        fweak[i] = wk;
+        if (cpu && fst[i] && waiting_type(r->stages[fst[i] - 1].run_type))
+            fst[i] = 0; /* a waiting primitive: on CPU, its time is the caller's */
+        fweak[i] = fst[i] ? wk : 0;
         hmap_put(&cache, key, (uint64_t)fst[i] | ((uint64_t)wk << 32));
     }
     hmap_fini(&cache);

@@ -169,6 +169,18 @@ static int wait_rank(uint8_t type)
     }
 }
 
+/* wait_rank of a waiting sample, with one refinement: a lock no rule names (a bare
+ * `lock.acquire()` or `with lock:` in the program's own code) is contention on something
+ * another thread holds while it works or waits, and ranks with I/O; the waits the rules name
+ * (queue.get, Condition.wait, Event.wait, joins) are threads parked until work arrives. */
+static int sample_wait_rank(const struct profile *p, const struct psample *s, uint8_t type,
+                            uint32_t stage)
+{
+    if (type == BT_QUEUE && stage == STAGE_OTHER && sample_ev(p, s) == EV_WAIT_LOCK)
+        return 5;
+    return wait_rank(type);
+}
+
 static bool code_frame(const struct pframe *f)
 {
     return f->kind == FRAME_PYTHON || f->kind == FRAME_NATIVE;
@@ -270,6 +282,7 @@ static void from_samples(struct acc *c)
     size_t cap = 64;
     uint8_t *types = xmalloc(cap);
     uint32_t *stages = xmalloc(cap * sizeof(*stages));
+    uint8_t *ranks = xmalloc(cap);
     size_t i = 0;
     while (i < ns) {
         const struct psample *g = &p->samples[i];
@@ -279,6 +292,7 @@ static void from_samples(struct acc *c)
         if (j - i > cap) {
             cap = j - i;
             types = xrealloc(types, cap);
+            ranks = xrealloc(ranks, cap);
             stages = xrealloc(stages, cap * sizeof(*stages));
         }
         double active = 0, waiting[8] = {0};
@@ -290,11 +304,21 @@ static void from_samples(struct acc *c)
             served = served || !(s->flags & SAMPLE_NO_REQUEST);
             uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
             bool weak = !s->stage && a->stack_weak[s->stack];
+            bool cpu = sample_tcls(s) != CAT_SYSTEM;
+            if (cpu && !s->stage && (a->stage_run_type[stage] == BT_IO ||
+                                     a->stage_run_type[stage] == BT_QUEUE ||
+                                     a->stage_run_type[stage] == BT_NONE)) {
+                /* On CPU inside a waiting primitive (a selector's poll loop, a queue's
+                 * bookkeeping): the time is the enclosing work's (Pool's result wakeups are
+                 * its IPC, an event loop's callbacks its host work). */
+                stage = a->stack_cpu_stage[s->stack];
+                weak = a->stack_cpu_weak[s->stack] != 0;
+            }
             uint8_t type = sample_type(a, p, s, stage, weak);
+            uint32_t rule_stage = stage;
             /* A stage named by a function's name alone, or none, gives way to the kernel's
              * evidence when they disagree: `embed_chunk` running BLAS is model, not
              * text-split; a bare recv() is network. */
-            bool cpu = sample_tcls(s) != CAT_SYSTEM;
             if ((weak || (!s->stage && stage == STAGE_OTHER)) && sample_ev(p, s) != EV_NONE &&
                 type != (cpu ? a->stage_run_type[stage] : a->stage_wait_type[stage]))
                 stage = evidence_stage(a, sample_ev(p, s));
@@ -303,7 +327,8 @@ static void from_samples(struct acc *c)
             if (sample_tcls(s) != CAT_SYSTEM) {
                 active += wt;
             } else {
-                int rk = wait_rank(types[k - i]);
+                int rk = sample_wait_rank(p, s, types[k - i], rule_stage);
+                ranks[k - i] = (uint8_t)rk;
                 waiting[rk] += wt;
                 top_rank = rk > top_rank ? rk : top_rank;
             }
@@ -321,7 +346,7 @@ static void from_samples(struct acc *c)
             double w;
             if (sample_tcls(s) != CAT_SYSTEM)
                 w = (double)n / active;
-            else if (active > 0 || wait_rank(types[k - i]) != top_rank)
+            else if (active > 0 || ranks[k - i] != top_rank)
                 w = 0;
             else
                 w = (double)n / waiting[top_rank];
@@ -335,6 +360,7 @@ static void from_samples(struct acc *c)
         i = j;
     }
     free(types);
+    free(ranks);
     free(stages);
 }
 
@@ -808,6 +834,7 @@ void analysis_run(struct analysis *a, const struct profile *p, const struct stag
         a->stage_wait_type[i] = rules->stages[i].wait_type;
     }
     a->stack_stage = stage_classify(rules, p, &a->stack_weak);
+    a->stack_cpu_stage = stage_classify_cpu(rules, p, &a->stack_cpu_weak);
     a->has_cats = p->meta.categories;
     a->gpu_present = gpu_in_use(p);
     struct acc c = {.a = a, .p = p};
@@ -874,6 +901,8 @@ void analysis_fini(struct analysis *a)
     free(a->stage_wait_type);
     free(a->stack_stage);
     free(a->stack_weak);
+    free(a->stack_cpu_stage);
+    free(a->stack_cpu_weak);
     free(a->ev_w);
     free(a->asleep);
     free(a->stage);

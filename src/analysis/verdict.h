@@ -61,6 +61,9 @@ struct analysis {
     uint8_t *stage_run_type, *stage_wait_type;
     uint32_t *stack_stage;   /* stack id -> stage by rules (p->nnodes) */
     uint8_t *stack_weak;     /* stack id -> 1 when that stage rests on a name alone */
+    uint32_t *stack_cpu_stage; /* stack id -> the stage on-CPU time belongs to (the innermost
+                                * that does work: not a selector, queue or lock) */
+    uint8_t *stack_cpu_weak;
     double wall;             /* total weight: ticks of wall time (see docs/report.md) */
     double no_request;       /* record --load: ticks with no request in flight, left out */
     bool per_tick;           /* weights from kept samples grouped by tick; else per sample */
