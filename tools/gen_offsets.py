@@ -235,11 +235,14 @@ EPILOGUE_OPCODES = r"""
         printf("op.%d %d %d\n", op, (int)_PyOpcode_Deopt[op], (int)_PyOpcode_Caches[op]);
 """
 # Kinds (src/cpython/offsets.h PY_OP_*): a call that may push its callee's frame in the same
-# eval loop, a generator resumption that may, anything else; 0 = length unknown (the
-# instrumented line and instruction events, tier-2 executors, keep the real opcode aside).
-OP_OTHER, OP_CALL, OP_GEN = 1, 2, 3
+# eval loop, a generator resumption that may, a subscript or attribute load that may (a
+# __getitem__, a property), anything else (never pushes a frame in the same loop); 0 = length
+# unknown (the instrumented line and instruction events, tier-2 executors, keep the real
+# opcode aside).
+OP_OTHER, OP_CALL, OP_GEN, OP_PUSH = 1, 2, 3, 4
 CALLS = {"CALL", "CALL_FUNCTION_EX", "CALL_KW"}
 GENS = {"FOR_ITER", "SEND"}
+PUSHES = {"BINARY_SUBSCR", "LOAD_ATTR"}  # __getitem__, a property or __getattribute__
 UNKNOWN = {"INSTRUMENTED_LINE", "INSTRUMENTED_INSTRUCTION", "ENTER_EXECUTOR"}
 
 
@@ -273,7 +276,8 @@ def opcode_table(extra, include, minor):
             continue
         b = by_name.get(base, op)
         caches = extra[f"op.{deopt[b][0]}"][1] if base != name else deopt[op][1]
-        kind = OP_CALL if base in CALLS else OP_GEN if base in GENS else OP_OTHER
+        kind = OP_CALL if base in CALLS else OP_GEN if base in GENS else \
+            OP_PUSH if base in PUSHES else OP_OTHER
         table.append((1 + caches, kind))
     return table
 

@@ -115,6 +115,7 @@ const struct py_offsets *offsets_for_minor(uint32_t minor);
 #define PY_OP_OTHER 1
 #define PY_OP_CALL 2 /* CALL, CALL_KW, CALL_FUNCTION_EX: may push the callee in the same loop */
 #define PY_OP_GEN 3  /* FOR_ITER, SEND: may resume a generator in the same loop */
+#define PY_OP_PUSH 4 /* BINARY_SUBSCR, LOAD_ATTR: may run __getitem__, a property, inline */
 struct py_opcodes {
     uint8_t len[256];
     uint8_t kind[256];

@@ -522,7 +522,11 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
          * a caller, not a frame just pushed. */
         bool shim = o->minor >= 13 && r->rt->type_none && o->if_funcobj >= 0 &&
                     raw_u64(fb, o->if_funcobj) == r->rt->type_none;
-        if (called_direct && ((prologue && !shim) || running(o, fb, c, b))) {
+        /* A frame whose instruction never pushes a frame in the same eval loop (anything
+         * but a call, a generator resumption, a subscript or attribute load) was running,
+         * whatever a racing copy of its other fields says. */
+        bool pushes = codecache_kind_at(c, b) != PY_OP_OTHER;
+        if (called_direct && ((prologue && !shim) || running(o, fb, c, b) || !pushes)) {
             /* This frame has a callee in the chain, but at the copy it was running or just
              * pushed: that callee and the frames above it had returned since the current
              * frame was read. This frame was the leaf. */
