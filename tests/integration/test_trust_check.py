@@ -351,7 +351,8 @@ def test_cli_reports_and_fails(tmp_path):
     assert "impossible: 3 (25.00%); ignoring callers' lines: 3" in r.stdout, r.stdout
     assert "epsilon:" in r.stdout and "does not call gamma" in r.stdout, r.stdout
     austin = tmp_path / "austin.txt"
-    austin.write_text("# austin: 3.7.0\n\nP1;T0:1;%s 100\nP1;T0:1 100\n" % ";".join(
+    austin.write_text("# austin: 3.7.0\n\nP1;T0:1;%s 100\nP1;T0:1 100\n"
+                      "P1;T0:1;:INVALID:;/x/churn.py:down:136 100\n" % ";".join(
         "%s:%s:%d" % (p, n, l) for n, p, l in stack(CHURN, *MODULE_MAIN + (
             "run@            alpha(i)", "alpha@return beta(x)"))))
     r = subprocess.run([sys.executable, os.path.join(HERE, "trust_check.py"), CHURN, str(austin),
@@ -360,6 +361,7 @@ def test_cli_reports_and_fails(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads(r.stdout)
     assert data["samples"] == 1 and data["impossible"] == 0, data
+    assert data["tool_marked_invalid"] == 1, data
 
 
 # -- against the interpreters ------------------------------------------------------------
