@@ -114,14 +114,14 @@ def churn(request):
 
 def test_churn_legal_paths(churn):
     legal = [
-        MODULE_MAIN + ("run@            alpha(i)", "alpha@return beta(x)", "beta@return gamma(x)",
+        MODULE_MAIN + ("run@alpha(i)", "alpha@return beta(x)", "beta@return gamma(x)",
                        "gamma@    return x + 1"),
-        MODULE_MAIN + ("run@            delta(i)", "delta@return epsilon(x)", "epsilon@return x * 2"),
-        MODULE_MAIN + ("run@        twins(10)", "twins@total += twin_b(i)", "twin_b@return mid_b(x)",
+        MODULE_MAIN + ("run@delta(i)", "delta@return epsilon(x)", "epsilon@return x * 2"),
+        MODULE_MAIN + ("run@twins(10)", "twins@total += twin_b(i)", "twin_b@return mid_b(x)",
                        "mid_b@return leaf_b(x)", "leaf_b@return x + 3"),
-        MODULE_MAIN + ("run@        ping(40)", "ping@return pong(n - 1)", "pong@return ping(n - 1)",
+        MODULE_MAIN + ("run@ping(40)", "ping@return pong(n - 1)", "pong@return ping(n - 1)",
                        "ping@return pong(n - 1)", "pong@    if n:"),
-        MODULE_MAIN + ("run@        down(30)", "down@return down(n - 1)", "down@return down(n - 1)",
+        MODULE_MAIN + ("run@down(30)", "down@return down(n - 1)", "down@return down(n - 1)",
                        "down@    return 0"),
         MODULE_MAIN + ("run@unwind(20, level)", "unwind@return unwind(n - 1, catch_at) + 1",
                        "unwind@            return unwind(n - 1, catch_at)",
@@ -130,7 +130,8 @@ def test_churn_legal_paths(churn):
         MODULE_MAIN,
         # the module body at the root, and a cut stack that starts anywhere
         stack(CHURN, "<module>@def gamma(x)"),
-        (("[truncated]", None, None),) + stack(CHURN, "down@return down(n - 1)", "down@    return 0"),
+        (("[truncated]", None, None),)
+        + stack(CHURN, "down@return down(n - 1)", "down@    return 0"),
     ]
     for spec in legal:
         frames = spec if isinstance(spec[0], tuple) else stack(CHURN, *spec)
@@ -140,35 +141,36 @@ def test_churn_legal_paths(churn):
 def test_churn_impossible_paths(churn):
     bad = [
         # the crux issue's example: epsilon never calls gamma
-        MODULE_MAIN + ("run@            delta(i)", "delta@return epsilon(x)", "epsilon@return x * 2",
+        MODULE_MAIN + ("run@delta(i)", "delta@return epsilon(x)", "epsilon@return x * 2",
                        "gamma@    return x + 1"),
-        MODULE_MAIN + ("run@            alpha(i)", "alpha@return beta(x)", "epsilon@return x * 2"),
-        MODULE_MAIN + ("run@            delta(i)", "delta@return epsilon(x)", "beta@return gamma(x)"),
+        MODULE_MAIN + ("run@alpha(i)", "alpha@return beta(x)", "epsilon@return x * 2"),
+        MODULE_MAIN + ("run@delta(i)", "delta@return epsilon(x)", "beta@return gamma(x)"),
         # same-shaped twins crossed
-        MODULE_MAIN + ("run@        twins(10)", "twins@total += twin_a(i)", "twin_a@return mid_a(x)",
+        MODULE_MAIN + ("run@twins(10)", "twins@total += twin_a(i)", "twin_a@return mid_a(x)",
                        "mid_b@return leaf_b(x)"),
-        MODULE_MAIN + ("run@        twins(10)", "twins@total += twin_a(i)", "twin_b@return mid_b(x)"),
+        MODULE_MAIN + ("run@twins(10)", "twins@total += twin_a(i)", "twin_b@return mid_b(x)"),
         # mutual recursion must alternate
-        MODULE_MAIN + ("run@        ping(40)", "ping@return pong(n - 1)", "ping@return pong(n - 1)"),
+        MODULE_MAIN + ("run@ping(40)", "ping@return pong(n - 1)", "ping@return pong(n - 1)"),
         # the chain skips a link
-        MODULE_MAIN + ("run@        chain_1(rounds)", "chain_1@return chain_2(x)",
+        MODULE_MAIN + ("run@chain_1(rounds)", "chain_1@return chain_2(x)",
                        "chain_3@return chain_4(x)"),
         # a caller at a line that calls nothing / calls someone else
         MODULE_MAIN + ("run@while time.perf_counter() < end", "alpha@return beta(x)"),
-        MODULE_MAIN + ("run@            delta(i)", "alpha@return beta(x)"),
-        MODULE_MAIN + ("run@        down(30)", "down@    return 0", "down@    return 0"),
+        MODULE_MAIN + ("run@delta(i)", "alpha@return beta(x)"),
+        MODULE_MAIN + ("run@down(30)", "down@    return 0", "down@    return 0"),
         # a leaf at a line outside its function
-        MODULE_MAIN + ("run@            alpha(i)", "alpha@return beta(x)", "beta@return gamma(x)",
+        MODULE_MAIN + ("run@alpha(i)", "alpha@return beta(x)", "beta@return gamma(x)",
                        "gamma@return x * 2"),
         # lost root: run() only runs under main()
-        stack(CHURN, "run@            alpha(i)", "alpha@return beta(x)"),
+        stack(CHURN, "run@alpha(i)", "alpha@return beta(x)"),
         # no such function
-        MODULE_MAIN + ("run@            alpha(i)", "zeta@=1"),
+        MODULE_MAIN + ("run@alpha(i)", "zeta@=1"),
         # a foreign frame below a line that calls nothing outside the file, above one that
         # only runs under a target caller, or a leaf frame without a line above another
-        MODULE_MAIN + ("run@            alpha(i)", "alpha@return beta(x)", "beta@return gamma(x)",
+        MODULE_MAIN + ("run@alpha(i)", "alpha@return beta(x)", "beta@return gamma(x)",
                        "gamma@    return x + 1", ("sleep", "/usr/lib/python3.11/time.py", 3)),
-        stack(CHURN, *MODULE_MAIN) + (("Thread.run", THREADING, 975),) + stack(CHURN, "run@            alpha(i)"),
+        stack(CHURN, *MODULE_MAIN) + (("Thread.run", THREADING, 975),)
+        + stack(CHURN, "run@alpha(i)"),
         MODULE_MAIN + ("run@", "alpha@return beta(x)"),
     ]
     for spec in bad:
@@ -179,10 +181,10 @@ def test_churn_impossible_paths(churn):
 def test_relaxed_model_ignores_only_callers_lines():
     model = tc.Model(CHURN, (3, 12))
     relaxed = model.relaxed()
-    stale = stack(CHURN, *MODULE_MAIN + ("run@        twins(10)", "alpha@return beta(x)"))
-    crossed = stack(CHURN, *MODULE_MAIN + ("run@            alpha(i)", "alpha@return beta(x)",
+    stale = stack(CHURN, *MODULE_MAIN + ("run@twins(10)", "alpha@return beta(x)"))
+    crossed = stack(CHURN, *MODULE_MAIN + ("run@alpha(i)", "alpha@return beta(x)",
                                            "epsilon@return x * 2"))
-    outside = stack(CHURN, *MODULE_MAIN + ("run@            alpha(i)", "alpha@return x * 2"))
+    outside = stack(CHURN, *MODULE_MAIN + ("run@alpha(i)", "alpha@return x * 2"))
     assert verdict(model, stale) == "impossible"
     assert verdict(relaxed, stale) == "ok"
     assert verdict(relaxed, crossed) == "impossible"
@@ -237,7 +239,8 @@ def test_mix_legal(mix):
         worker_stack(mix, "mixed_round@drive(sum_squares(n))", "drive@coro.send(None)",
                      "sum_squares@total += await square_later(i)",
                      "square_later@await pause()", "pause@    yield"),
-        worker_stack(mix, "mixed_round@use_generators(n)", "use_generators@for x in evens(numbers(n))",
+        worker_stack(mix, "mixed_round@use_generators(n)",
+                     "use_generators@for x in evens(numbers(n))",
                      "evens@for x in source", "numbers@yield i * 3"),
         worker_stack(mix, "mixed_round@use_generators(n)", "use_generators@sum(x * x for",
                      "use_generators.<locals>.<genexpr>@sum(x * x for",
@@ -304,7 +307,8 @@ def test_mix_impossible(mix):
         # a 3.11+ profiler must give qualnames
         bad.append(THREAD_ROOT + stack(MIX, "worker@        mixed_round(12)",
                                        "mixed_round@use_closures(n)",
-                                       "use_closures@total += triple(i)", "scale@return x * factor"))
+                                       "use_closures@total += triple(i)",
+                                       "scale@return x * factor"))
     else:
         bad.append(THREAD_ROOT + stack(MIX, "worker@        mixed_round(12)",
                                        "mixed_round@use_objects(n)", "use_objects@Accumulator(0)",
@@ -337,9 +341,9 @@ def test_parse_frames():
 
 def test_cli_reports_and_fails(tmp_path):
     good = tc.format_stack(stack(CHURN, *MODULE_MAIN + (
-        "run@            alpha(i)", "alpha@return beta(x)")), short=False)
+        "run@alpha(i)", "alpha@return beta(x)")), short=False)
     bad = tc.format_stack(stack(CHURN, *MODULE_MAIN + (
-        "run@            delta(i)", "delta@return epsilon(x)", "epsilon@return x * 2",
+        "run@delta(i)", "delta@return epsilon(x)", "epsilon@return x * 2",
         "gamma@    return x + 1")), short=False)
     path = tmp_path / "stacks.txt"
     path.write_text("%s 7\n%s 3\n_find_and_load (<frozen importlib._bootstrap>:1176) 2\n"
@@ -351,15 +355,17 @@ def test_cli_reports_and_fails(tmp_path):
     assert "impossible: 3 (25.00%); ignoring callers' lines: 3" in r.stdout, r.stdout
     assert "epsilon:" in r.stdout and "does not call gamma" in r.stdout, r.stdout
     austin = tmp_path / "austin.txt"
-    austin.write_text("# austin: 3.7.0\n\nP1;T0:1;%s 100\nP1;T0:1 100\n" % ";".join(
+    austin.write_text("# austin: 3.7.0\n\nP1;T0:1;%s 100\nP1;T0:1 100\n"
+                      "P1;T0:1;:INVALID:;/x/churn.py:down:136 100\n" % ";".join(
         "%s:%s:%d" % (p, n, l) for n, p, l in stack(CHURN, *MODULE_MAIN + (
-            "run@            alpha(i)", "alpha@return beta(x)"))))
+            "run@alpha(i)", "alpha@return beta(x)"))))
     r = subprocess.run([sys.executable, os.path.join(HERE, "trust_check.py"), CHURN, str(austin),
                         "--python", "3.8", "--format", "austin", "--json"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads(r.stdout)
     assert data["samples"] == 1 and data["impossible"] == 0, data
+    assert data["tool_marked_invalid"] == 1, data
 
 
 # -- against the interpreters ------------------------------------------------------------

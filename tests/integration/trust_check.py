@@ -69,7 +69,9 @@ Otherwise:
 - shims: frames of file `__init__` named `__init__` (3.13's _Py_InitCleanup, shown by
   py-spy and Austin) and of file `<shim>` (3.12's trampoline) are dropped first.
 - markers: leading frames that are not `name (path:line)` (`[truncated]`, `thread
-  (TID)`, Austin's `P<pid>`/`T<tid>`) are stripped.
+  (TID)`, Austin's `P<pid>`/`T<tid>`) are stripped. A sample holding a frame by which the
+  profiler itself marks it bad (Austin's `:INVALID:`, crux's `[unreadable]`) is the
+  profiler's own reported error: counted apart and left out of the samples judged.
 The leaf target frame (no frame below it) must have its line among its own lines;
 on 3.10+ it may have no line at all (instructions without a line number: 3.11's
 JUMP_BACKWARD of an `if` inside a loop, where a thread gives up the GIL; exception
@@ -99,6 +101,10 @@ FRAME_RE = re.compile(r"^(?P<name>.*) \((?P<path>.*?)(?::(?P<line>-?\d+))?\)$", 
 MARKER_RE = re.compile(r"^(\[.*\]|thread \(\d+\)|process( .*)?|P\d+|T[\d:]+)$")
 COLLAPSED_LINE_RE = re.compile(r"^(?P<stack>.+) (?P<count>\d+)$")
 TRUNCATED = "[truncated]"
+# Frames with which a tool marks a sample it knows is bad (crux's [unreadable], Austin's
+# `:INVALID:`): such a sample is the tool's own error, counted apart, never judged.
+INVALID = "[invalid]"
+INVALID_FRAMES = ("[unreadable]", INVALID)
 
 COMP_NODES = (ast.ListComp, ast.SetComp, ast.DictComp)
 COMP_NAMES = {ast.ListComp: "<listcomp>", ast.SetComp: "<setcomp>",
@@ -599,8 +605,11 @@ class Model(object):
     def check(self, frames):
         """Checks one stack, root first, each frame (name, path, line). Returns
         (verdict, reason): verdict is 'ok', 'noline' (possible, its leaf at an instruction
-        without a line), 'foreign' (no target frame, not judged) or 'impossible'."""
+        without a line), 'foreign' (no target frame, not judged), 'invalid' (marked bad by
+        the profiler, not judged) or 'impossible'."""
         frames = list(frames)
+        if any(f[1] is None and f[0] in INVALID_FRAMES for f in frames):
+            return "invalid", "the profiler marked this sample invalid"
         truncated = False
         while frames and frames[0][1] is None:
             truncated = truncated or frames[0][0] == TRUNCATED
@@ -686,9 +695,11 @@ def parse_frame(raw):
 
 
 def parse_austin_frame(raw):
-    """Austin 3 writes `path:name:line`."""
+    """Austin 3 writes `path:name:line`, and `:INVALID:` for a frame it could not read."""
     if MARKER_RE.match(raw):
         return raw, None, None
+    if raw == ":INVALID:":
+        return INVALID, None, None
     parts = raw.rsplit(":", 2)
     if len(parts) != 3:
         return raw, None, None
@@ -736,6 +747,7 @@ class Report(object):
         self.target = 0  # samples with at least one target frame
         self.foreign = 0
         self.noline = 0  # possible samples whose leaf target frame has no line
+        self.invalid = 0  # samples the profiler marked invalid: not in total
         self.impossible = 0
         # impossible even when callers may be at any of their lines: a wrong function or
         # root, not only a caller's stale line
@@ -753,6 +765,7 @@ class Report(object):
     def as_dict(self, n=10):
         return {"samples": self.total, "target_samples": self.target,
                 "foreign_only_samples": self.foreign, "noline_leaf_samples": self.noline,
+                "tool_marked_invalid": self.invalid,
                 "impossible": self.impossible,
                 "impossible_rate": self.rate,
                 "impossible_ignoring_caller_lines": self.impossible_calls,
@@ -764,6 +777,9 @@ def check_stacks(model, stacks):
     rep = Report()
     for frames, count in stacks.items():
         verdict, reason = model.check(frames)
+        if verdict == "invalid":
+            rep.invalid += count
+            continue
         rep.total += count
         if verdict == "foreign":
             rep.foreign += count
@@ -800,6 +816,8 @@ def summary(rep, n=10):
              % (rep.total, rep.target, rep.foreign, rep.noline),
              "impossible: %d (%.2f%%); ignoring callers' lines: %d" % (
                  rep.impossible, 100.0 * rep.rate, rep.impossible_calls)]
+    if rep.invalid:
+        lines.insert(1, "marked invalid by the profiler (not counted above): %d" % rep.invalid)
     if rep.impossible:
         lines.append("top impossible stacks (count, stack root first, why):")
         for c, s, r in rep.top(n):
