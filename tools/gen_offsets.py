@@ -91,6 +91,8 @@ def expressions(minor):
     e["fo_back"] = f"offsetof({fo}, f_back)" if old_frames else None
     e["fo_code"] = f"offsetof({fo}, f_code)" if old_frames else None
     e["fo_lasti"] = f"offsetof({fo}, f_lasti)" if old_frames else None
+    state = "f_executing" if minor <= 9 else "f_state"
+    e["fo_state"] = f"offsetof({fo}, {state})" if old_frames else None
 
     fr = "_PyInterpreterFrame"
     new_frames = minor >= 11

@@ -563,8 +563,7 @@ uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p, u
     return classify(r, p, weak, false);
 }
 
-uint32_t *stage_classify_cpu(const struct stage_rules *r, const struct profile *p,
-                             uint8_t **weak)
+uint32_t *stage_classify_cpu(const struct stage_rules *r, const struct profile *p, uint8_t **weak)
 {
     return classify(r, p, weak, true);
 }

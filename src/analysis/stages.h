@@ -95,8 +95,7 @@ uint32_t *stage_classify(const struct stage_rules *r, const struct profile *p, u
 /* Like stage_classify, but skipping frames whose stage's RUN_TYPE is a wait (io, queue, none):
  * the stage that on-CPU time inside a waiting primitive (a selector, a queue, a lock) belongs
  * to, i.e. the nearest enclosing stage that does work. `weak` as above. */
-uint32_t *stage_classify_cpu(const struct stage_rules *r, const struct profile *p,
-                             uint8_t **weak);
+uint32_t *stage_classify_cpu(const struct stage_rules *r, const struct profile *p, uint8_t **weak);
 
 /* The built-in rules text (for docs and tests). */
 extern const char stage_rules_builtin[];

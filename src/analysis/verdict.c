@@ -305,9 +305,9 @@ static void from_samples(struct acc *c)
             uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
             bool weak = !s->stage && a->stack_weak[s->stack];
             bool cpu = sample_tcls(s) != CAT_SYSTEM;
-            if (cpu && !s->stage && (a->stage_run_type[stage] == BT_IO ||
-                                     a->stage_run_type[stage] == BT_QUEUE ||
-                                     a->stage_run_type[stage] == BT_NONE)) {
+            if (cpu && !s->stage &&
+                (a->stage_run_type[stage] == BT_IO || a->stage_run_type[stage] == BT_QUEUE ||
+                 a->stage_run_type[stage] == BT_NONE)) {
                 /* On CPU inside a waiting primitive (a selector's poll loop, a queue's
                  * bookkeeping): the time is the enclosing work's (Pool's result wakeups are
                  * its IPC, an event loop's callbacks its host work). */

@@ -59,8 +59,8 @@ struct analysis {
     uint32_t nstages;         /* rules' stages + stage tags seen in samples */
     const char **stage_names; /* stage id -> name (borrowed from the rules or the profile) */
     uint8_t *stage_run_type, *stage_wait_type;
-    uint32_t *stack_stage;   /* stack id -> stage by rules (p->nnodes) */
-    uint8_t *stack_weak;     /* stack id -> 1 when that stage rests on a name alone */
+    uint32_t *stack_stage;     /* stack id -> stage by rules (p->nnodes) */
+    uint8_t *stack_weak;       /* stack id -> 1 when that stage rests on a name alone */
     uint32_t *stack_cpu_stage; /* stack id -> the stage on-CPU time belongs to (the innermost
                                 * that does work: not a selector, queue or lock) */
     uint8_t *stack_cpu_weak;

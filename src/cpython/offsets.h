@@ -64,6 +64,7 @@ struct py_offsets {
     int32_t fo_back;
     int32_t fo_code;
     int32_t fo_lasti; /* int: bytes (3.8, 3.9) or code units (3.10) */
+    int32_t fo_state; /* char: f_executing (3.8, 3.9: 1 while running) / f_state (3.10: 0) */
 
     /* _PyInterpreterFrame, 3.11+ */
     int32_t if_size; /* header size, without localsplus */

@@ -91,6 +91,37 @@ struct pystack {
     size_t want_len;    /* bytes of the current chunk its frames reach (0: up to top) */
 };
 
+#define PYREADER_CHAIN38 192 /* 3.8-3.10: frames of a stack (leaf side) a walk records */
+#define PYREADER_PRED38 256  /* 3.8-3.10: frames a thread's group copies */
+#define PYREADER_AGE38 64    /* 3.8-3.10: walks after which a frame not met is not copied */
+
+/* 3.8-3.10: one thread's frame objects as copied in a round, and what to copy next time. A
+ * round copies each predicted frame twice around a copy of its caller, right after the
+ * thread state; the walk accepts a stack whose every link was proved so (stack38.c). The
+ * prediction is the frames the thread's recent walks met, each with its depth and caller,
+ * deepest first. */
+struct pystack38 {
+    uint64_t addr[PYREADER_PRED38]; /* what the group copies, deepest first */
+    uint16_t depth[PYREADER_PRED38];
+    uint32_t stamp[PYREADER_PRED38]; /* the walk that last met it */
+    unsigned n;
+    uint32_t walks;
+    uint8_t *copy; /* 3 * PYREADER_PRED38 frame headers (each frame, again, its caller) */
+    uint64_t parent[PYREADER_PRED38]; /* each one's caller when last met (0: outermost) */
+    uint16_t span[PYREADER_PRED38];   /* its triple's first span in the group */
+    uint8_t ok[PYREADER_PRED38];      /* its triple was read */
+    size_t span0;                     /* the group's first span in its batch; SIZE_MAX: none */
+    bool alone;                       /* the group reads the thread state itself first */
+    uint64_t mid;                     /* the thread's current frame, read first */
+
+    uint64_t chain[PYREADER_CHAIN38]; /* the frames the last walk met, leaf first */
+    unsigned nchain;
+    unsigned walked;    /* frames the last walk met (past the chain too) */
+    bool complete;      /* and it reached the outermost frame */
+    uint64_t back;      /* where it stopped short: the last frame's f_back as read */
+    uint64_t tail_back; /* the f_back of the chain's last frame as read */
+};
+
 struct pyreader {
     const struct pyruntime *rt;
     struct codecache codes;
@@ -111,6 +142,8 @@ struct pyreader {
     struct pyframe *frames; /* this round's frames */
     size_t nframes, capframes;
     struct pystack *stk;         /* 3.11+: per thread slot */
+    struct pystack38 *stk38;     /* 3.8-3.10: per thread slot */
+    size_t fo_read;              /* 3.8-3.10: bytes of a frame object a group copies */
     size_t state_off, state_len; /* thread-state bytes the bracket reads (3.11+) */
 
     uint64_t gil_holder[PYREADER_MAX_INTERPS]; /* per interpreter, this round */
@@ -151,6 +184,10 @@ struct pyreader {
      * (torn), frames outside the copy were needed; and stacks cut to the frame that was the
      * leaf when the data stack was copied (trimmed: the thread had returned since). */
     uint64_t missed, torn, needed, trimmed;
+    /* 3.8-3.10 groups read again: a caller read differently the second time; the batch
+     * took too long to be trusted */
+    uint64_t moved, slow;
+    bool batch_slow;      /* the last batched read took too long (see stack_readv) */
     uint64_t unbracketed; /* stacks accepted with frames read outside the bracket */
     uint64_t gil_torn;    /* rounds where two threads of one interpreter read as holding the GIL */
     uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */

@@ -32,6 +32,16 @@ bool stack_seen_before(struct pyreader *r, uint64_t addr);
 void stack_push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line,
                       bool entry, uint64_t addr);
 
+/* mem_readv, timed: sets r->batch_slow when the call took much longer than its spans need
+ * (the reader was preempted or the target's memory map was locked meanwhile). */
+int stack_readv(struct pyreader *r, const struct mem_span *sp, size_t n, uint8_t *ok);
+/* Moves per-slot state (an array of `elem`-byte slots) along with the threads after the
+ * thread list was read again: old_tstates[i] was slot i's thread state, r->tstates[] is the
+ * new order; a slot whose thread is new gets another slot's buffers and `forget` is called
+ * on it. */
+void stack_remap(struct pyreader *r, void *slots, size_t elem, const uint64_t *old_tstates,
+                 size_t nold, void (*forget)(void *slot));
+
 /* --- 3.11+: stack311.c ------------------------------------------------------------------- */
 
 /* Sets up the per-slot state (the reader's offsets must be 3.11+). */
@@ -67,7 +77,29 @@ int stack311_read_alone(struct pyreader *r, size_t t, uint64_t now_ns);
 
 /* --- 3.8-3.10: stack38.c ----------------------------------------------------------------- */
 
-/* Walks the frame objects of `th` from its current frame `f`. */
+/* Sets up the per-slot state (the reader's offsets must be 3.8-3.10). */
+void stack38_init(struct pyreader *r);
+/* Releases it. */
+void stack38_fini(struct pyreader *r);
+/* Forgets every slot's predictions (buffers are kept). */
+void stack38_forget_all(struct pyreader *r);
+/* Moves the slots' state along with their threads (see stack_remap). */
+void stack38_remap(struct pyreader *r, const uint64_t *old_tstates, size_t nold);
+/* Appends slot `t`'s group to `sp` at index `n`: its predicted frames copied twice (with
+ * `alone`, after the thread state). Returns the new span count, at most stack38_max_spans()
+ * more. */
+size_t stack38_group(struct pyreader *r, size_t t, struct mem_span *sp, size_t n, bool alone);
+size_t stack38_max_spans(void);
+/* After the batch holding slot `t`'s group was read (`ok`: its per-span flags), walks the
+ * stack from the thread state's frame through the copies. ERR_AGAIN when frames outside the
+ * copies were met or the copies disagree (read the slot again), ERR_CORRUPT, ERR_PROC_GONE. */
+int stack38_walk_group(struct pyreader *r, size_t t, const uint8_t *ok, uint64_t now_ns);
+/* Sets what slot `t`'s next group copies from what its last walk met. */
+void stack38_predict(struct pyreader *r, size_t t);
+/* Reads slot `t`'s group alone (thread state first, predictions refreshed) and walks it. */
+int stack38_read_alone(struct pyreader *r, size_t t, uint64_t now_ns);
+/* Walks the frame objects of `th` from its current frame `f`, one read each (a stopped
+ * thread). */
 int stack38_walk(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t now_ns);
 /* Reads the frames of `th` at this round's addresses in one call, for a re-read. */
 void stack38_preread(struct pyreader *r, const struct pythread *th);

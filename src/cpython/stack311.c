@@ -112,36 +112,14 @@ void stack311_forget_all(struct pyreader *r)
         forget(&r->stk[t]);
 }
 
+static void forget_slot(void *slot)
+{
+    forget(slot);
+}
+
 void stack311_remap(struct pyreader *r, const uint64_t *old_tstates, size_t nold)
 {
-    size_t n = r->ncached > nold ? r->ncached : nold;
-    if (!n)
-        return;
-    /* A permutation of the first n slots: each keeps its buffers, predictions follow their
-     * thread; a slot whose thread is new gets another slot's buffers and no predictions. */
-    struct pystack *tmp = xmalloc(n * sizeof(*tmp));
-    memcpy(tmp, r->stk, n * sizeof(*tmp));
-    uint8_t *used = xcalloc(n, 1), *filled = xcalloc(n, 1);
-    for (size_t t = 0; t < r->ncached; t++)
-        for (size_t j = 0; j < nold; j++)
-            if (!used[j] && old_tstates[j] == r->tstates[t]) {
-                r->stk[t] = tmp[j];
-                used[j] = filled[t] = 1;
-                break;
-            }
-    size_t j = 0;
-    for (size_t t = 0; t < n; t++) {
-        if (filled[t])
-            continue;
-        while (used[j])
-            j++;
-        r->stk[t] = tmp[j];
-        used[j] = 1;
-        forget(&r->stk[t]);
-    }
-    free(tmp);
-    free(used);
-    free(filled);
+    stack_remap(r, r->stk, sizeof(*r->stk), old_tstates, nold, forget_slot);
 }
 
 /* A thread-state field from a copy of the bracket's span. */

@@ -139,6 +139,7 @@ static int check_frames(const struct py_offsets *t)
     CHECK(inside(t->fo_back, t->fo_size, old), "3.%u fo_back", m);
     CHECK(inside(t->fo_code, t->fo_size, old), "3.%u fo_code", m);
     CHECK(inside(t->fo_lasti, t->fo_size, old), "3.%u fo_lasti", m);
+    CHECK(inside(t->fo_state, t->fo_size, old), "3.%u fo_state", m);
     CHECK(inside(t->if_previous, t->if_size, !old), "3.%u if_previous", m);
     CHECK(inside(t->if_code, t->if_size, !old), "3.%u if_code", m);
     CHECK(inside(t->if_instr, t->if_size, !old), "3.%u if_instr", m);
