@@ -108,6 +108,7 @@ def expressions(minor):
     e["if_stacktop"] = f"offsetof({fr}, stacktop)" if new_frames else None
     funcobj = "f_func" if minor == 11 else "f_funcobj"
     e["if_funcobj"] = f"offsetof({fr}, {funcobj})" if new_frames else None
+    e["fn_code"] = "offsetof(PyFunctionObject, func_code)" if new_frames else None
 
     for f in ("previous", "size", "top", "data"):
         e["ck_" + f] = f"offsetof(_PyStackChunk, {f})" if new_frames else None
@@ -241,10 +242,15 @@ EPILOGUE_OPCODES = r"""
 # __getitem__, a property), anything else (never pushes a frame in the same loop); 0 = length
 # unknown (the instrumented line and instruction events, tier-2 executors, keep the real
 # opcode aside).
-OP_OTHER, OP_CALL, OP_GEN, OP_PUSH = 1, 2, 3, 4
+OP_OTHER, OP_CALL, OP_GEN, OP_PUSH, OP_ITER = 1, 2, 3, 4, 5
 CALLS = {"CALL", "CALL_FUNCTION_EX", "CALL_KW"}
 GENS = {"FOR_ITER", "SEND"}
 PUSHES = {"BINARY_SUBSCR", "LOAD_ATTR"}  # __getitem__, a property or __getattribute__
+# Instructions whose C code may iterate an object, so resume a generator through C (`a, b =
+# g`, `[*g]`, `{**m}`, `x in g`, `lst += g`, `lst[i:j] = g`); calls and FOR_ITER/SEND too.
+# 3.11's PRECALL calls C functions itself (its specializations: sum(g), g.send(v)).
+ITERS = {"UNPACK_SEQUENCE", "UNPACK_EX", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE",
+         "DICT_MERGE", "CONTAINS_OP", "BINARY_OP", "STORE_SUBSCR", "STORE_SLICE", "PRECALL"}
 UNKNOWN = {"INSTRUMENTED_LINE", "INSTRUMENTED_INSTRUCTION", "ENTER_EXECUTOR"}
 
 
@@ -279,7 +285,7 @@ def opcode_table(extra, include, minor):
         b = by_name.get(base, op)
         caches = extra[f"op.{deopt[b][0]}"][1] if base != name else deopt[op][1]
         kind = OP_CALL if base in CALLS else OP_GEN if base in GENS else \
-            OP_PUSH if base in PUSHES else OP_OTHER
+            OP_PUSH if base in PUSHES else OP_ITER if base in ITERS else OP_OTHER
         table.append((1 + caches, kind))
     return table
 

@@ -76,6 +76,7 @@ struct py_offsets {
     int32_t if_is_entry; /* bool, 3.11 only; -1 otherwise */
     int32_t if_stacktop; /* int; 3.12, 3.13: -1 while the frame executes (not in a call) */
     int32_t if_funcobj;  /* f_func (3.11) / f_funcobj (3.12+): the function it runs */
+    int32_t fn_code;     /* PyFunctionObject.func_code (3.11+) */
 
     /* _PyStackChunk, 3.11+ */
     int32_t ck_previous;
@@ -117,6 +118,9 @@ const struct py_offsets *offsets_for_minor(uint32_t minor);
 #define PY_OP_CALL 2 /* CALL, CALL_KW, CALL_FUNCTION_EX: may push the callee in the same loop */
 #define PY_OP_GEN 3  /* FOR_ITER, SEND: may resume a generator in the same loop */
 #define PY_OP_PUSH 4 /* BINARY_SUBSCR, LOAD_ATTR: may run __getitem__, a property, inline */
+#define PY_OP_ITER                                                                                 \
+    5 /* unpacking, `in`, BINARY_OP, slice stores, 3.11 PRECALL: C code may                        \
+       * resume a generator (never pushes a frame in the same loop) */
 struct py_opcodes {
     uint8_t len[256];
     uint8_t kind[256];

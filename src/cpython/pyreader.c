@@ -93,6 +93,7 @@ void pyreader_fini(struct pyreader *r)
     free(r->w_addr);
     free(r->frame_addr);
     free(r->roots);
+    free(r->funcs);
     free(r->pre_addr);
     free(r->pre_buf);
     free(r->pre_ok);
@@ -670,9 +671,16 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
     int budget = PYREADER_RETRY_BUDGET;
     for (size_t t = 0; t < r->nthreads; t++) {
         struct pythread *th = &r->threads[t];
-        th->tid = thread_tid(r, th, blob(r, t));
         th->first = (uint32_t)r->nframes;
         th->err = read_thread(r, t, &budget, now_ns);
+        /* After the read: a retry reads the thread state again (3.8-3.10 into the blob),
+         * and a thread that started meantime no longer holds its creator's id. */
+        if (r->stk38)
+            th->pthread_id = raw_u64(blob(r, t), r->rt->off.ts_thread_id);
+        th->tid = thread_tid(r, th, blob(r, t));
+        pid_t fresh;
+        if (r->stk && stack311_fresh_tid(r, t, &fresh))
+            th->tid = fresh;
         if (th->err == ERR_PROC_GONE)
             return errbuf_set(eb, ERR_PROC_GONE, "process %d exited", (int)r->rt->pid);
         if (th->err) {

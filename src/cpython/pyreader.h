@@ -122,6 +122,12 @@ struct pystack38 {
     uint64_t tail_back; /* the f_back of the chain's last frame as read */
 };
 
+#define PYREADER_FUNCS 1024 /* 3.11, 3.12: function object -> code object, direct-mapped */
+
+struct funcref {
+    uint64_t func, code;
+};
+
 struct pyreader {
     const struct pyruntime *rt;
     struct codecache codes;
@@ -143,6 +149,7 @@ struct pyreader {
     size_t nframes, capframes;
     struct pystack *stk;         /* 3.11+: per thread slot */
     struct pystack38 *stk38;     /* 3.8-3.10: per thread slot */
+    struct funcref *funcs;       /* 3.11, 3.12: what each function called lately runs */
     size_t fo_read;              /* 3.8-3.10: bytes of a frame object a group copies */
     size_t state_off, state_len; /* thread-state bytes the bracket reads (3.11+) */
 

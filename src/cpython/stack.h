@@ -68,6 +68,9 @@ int stack311_check(struct pyreader *r, size_t t, const uint8_t *ok);
  * copies were needed, ERR_CORRUPT when the frames do not tile the data stack or fail another
  * check, ERR_PROC_GONE. */
 int stack311_walk(struct pyreader *r, size_t t, uint64_t now_ns);
+/* The kernel thread id in the thread state slot `t`'s last attempt read itself (a read
+ * alone, later than the round's batch); false when it used the batch's copy. */
+bool stack311_fresh_tid(const struct pyreader *r, size_t t, pid_t *tid);
 /* Sets what slot `t`'s next group copies, from the freshest thread state the slot has and
  * what its last walk met (called after every attempt, so the next round starts from it). */
 void stack311_predict(struct pyreader *r, size_t t);

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/hmap.h"
 #include "util/rawfield.h"
 #include "util/xalloc.h"
 
@@ -73,6 +74,12 @@ void stack311_init(struct pyreader *r)
     int32_t hi = max4(o->ts_interp, o->ts_frame, o->ts_id, o->ts_datastack_chunk);
     lo = lo < o->ts_datastack_top ? lo : o->ts_datastack_top;
     hi = hi > o->ts_datastack_top ? hi : o->ts_datastack_top;
+    /* And the kernel's thread id: a thread read again later than the round's batch may
+     * have started since (its state first holds its creator's id). */
+    if (o->ts_native_thread_id >= 0) {
+        lo = lo < o->ts_native_thread_id ? lo : o->ts_native_thread_id;
+        hi = hi > o->ts_native_thread_id ? hi : o->ts_native_thread_id;
+    }
     r->state_off = (size_t)lo;
     r->state_len = (size_t)(hi - lo) + 8;
 }
@@ -126,6 +133,16 @@ void stack311_remap(struct pyreader *r, const uint64_t *old_tstates, size_t nold
 static uint64_t state_field(const struct pyreader *r, const uint8_t *state, int32_t off)
 {
     return raw_u64(state, off - (int32_t)r->state_off);
+}
+
+bool stack311_fresh_tid(const struct pyreader *r, size_t t, pid_t *tid)
+{
+    const struct py_offsets *o = &r->rt->off;
+    const struct pystack *k = &r->stk[t];
+    if (!k->state_ok || o->ts_native_thread_id < 0)
+        return false;
+    *tid = (pid_t)state_field(r, k->state, o->ts_native_thread_id);
+    return true;
 }
 
 size_t stack311_group(struct pyreader *r, size_t t, struct mem_span *sp, size_t n, bool alone)
@@ -383,9 +400,26 @@ static bool running(const struct py_offsets *o, const uint8_t *fb, const struct 
  * call consumed them without clearing them) while the callee runs; FOR_ITER and SEND resume
  * a generator, never a thread-owned frame. Other instructions that push frames (a property,
  * __getitem__) leave nothing to check. `frame_len`: bytes of the frame copy at `fb`. */
-static bool in_that_call(const struct pyreader *r, const uint8_t *fb, size_t frame_len,
+/* Whether function object `func` runs code `code`: from a small cache, read again whenever
+ * it disagrees (a function freed and its address reused, a __code__ assigned). */
+static bool func_runs(struct pyreader *r, uint64_t func, uint64_t code)
+{
+    if (!r->funcs)
+        r->funcs = xcalloc(PYREADER_FUNCS, sizeof(*r->funcs));
+    struct funcref *e = &r->funcs[hmap_hash64(func) & (PYREADER_FUNCS - 1)];
+    if (e->func == func && e->code == code)
+        return true;
+    uint64_t got = 0;
+    if (mem_read(r->rt->pid, func + (uint64_t)r->rt->off.fn_code, &got, 8))
+        return false;
+    e->func = func;
+    e->code = got;
+    return got == code;
+}
+
+static bool in_that_call(struct pyreader *r, const uint8_t *fb, size_t frame_len,
                          const struct pycode *c, int64_t b, uint8_t callee_owner,
-                         uint64_t callee_func)
+                         uint64_t callee_func, uint64_t callee_code)
 {
     const struct py_offsets *o = &r->rt->off;
     int kind = codecache_kind_at(c, b);
@@ -401,8 +435,14 @@ static bool in_that_call(const struct pyreader *r, const uint8_t *fb, size_t fra
     size_t slot = (size_t)o->if_size + 8 * (size_t)st;
     if (st < 0 || slot + 16 > frame_len || slot + 16 > c->framesize)
         return false;
-    return callee_func && (raw_u64(fb, (int32_t)slot) == callee_func ||
-                           raw_u64(fb, (int32_t)slot + 8) == callee_func);
+    if (!callee_func || (raw_u64(fb, (int32_t)slot) != callee_func &&
+                         raw_u64(fb, (int32_t)slot + 8) != callee_func))
+        return false;
+    /* The callee's header is copied while it may be written: its function from the new
+     * call and its code left by the last frame at that address (seen on 3.12: `run` calling
+     * alpha, above it `unwind` at the line it had returned from). The function must run
+     * that code. */
+    return func_runs(r, callee_func, callee_code);
 }
 
 int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
@@ -422,7 +462,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
     bool pushed = false;     /* whether the frame visited just before (leafward) was kept */
     bool direct = false;     /* whether that frame was called directly by this one (not via C) */
     uint8_t above_owner = 0; /* that frame's owner and function object */
-    uint64_t above_func = 0;
+    uint64_t above_func = 0, above_code = 0;
     uint64_t f = k->cur;
     while (f) {
         if ((f & 7) || stack_seen_before(r, f))
@@ -444,7 +484,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
         uint8_t owner = fb[o->if_owner];
         bool was_pushed = pushed, called_direct = direct;
         uint8_t callee_owner = above_owner;
-        uint64_t callee_func = above_func;
+        uint64_t callee_func = above_func, callee_code = above_code;
         pushed = false;
         /* Inside the data stack only thread-owned frames live; outside it, generator and
          * (3.12+) C-stack entry frames, and the thread-owned frames of a stack not copied
@@ -479,6 +519,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
         direct = !entry;
         above_owner = owner;
         above_func = o->if_funcobj >= 0 ? raw_u64(fb, o->if_funcobj) : 0;
+        above_code = code;
         const struct pycode *c;
         uint64_t globals = o->if_globals >= 0 ? raw_u64(fb, o->if_globals) : 0;
         int rc = codecache_get_framed(&r->codes, code, globals, now, &c);
@@ -502,9 +543,11 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
                     raw_u64(fb, o->if_funcobj) == r->rt->type_none;
         /* A frame whose instruction never pushes a frame in the same eval loop (anything
          * but a call, a generator resumption, a subscript or attribute load) was running,
-         * whatever a racing copy of its other fields says. */
-        bool pushes = codecache_kind_at(c, b) != PY_OP_OTHER;
-        if (called_direct && ((prologue && !shim) || running(o, fb, c, b) || !pushes)) {
+         * whatever a racing copy of its other fields says; the 3.13 __init__ shim, whose
+         * EXIT_INIT_CHECK waits for __init__ to return, is a caller all the same. */
+        int kind = codecache_kind_at(c, b);
+        bool pushes = kind != PY_OP_OTHER && kind != PY_OP_ITER;
+        if (called_direct && ((prologue && !shim) || running(o, fb, c, b) || (!pushes && !shim))) {
             /* This frame has a callee in the chain, but at the copy it was running or just
              * pushed: that callee and the frames above it had returned since the current
              * frame was read. This frame was the leaf. */
@@ -516,8 +559,17 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
             r->trimmed++;
         } else if (called_direct && inside &&
                    !in_that_call(r, fb, region_room(k, where, here), c, b, callee_owner,
-                                 callee_func)) {
+                                 callee_func, callee_code)) {
             return ERR_CORRUPT; /* the callee above was copied from another call */
+        } else if (!called_direct && callee_owner == OWNER_GENERATOR &&
+                   (kind == PY_OP_OTHER || kind == PY_OP_PUSH)) {
+            /* A generator resumed through C (3.11's FOR_ITER, next(), sum(), unpacking)
+             * under a frame copied at an instruction whose C code cannot resume one: the
+             * generator's copy and this one are from different moments (seen on 3.11:
+             * `evens` at the line after its `for` above `numbers`). A generator closed as it
+             * is freed also runs under any instruction; read again (brief, so rarely
+             * dropped). */
+            return ERR_CORRUPT;
         }
         if (owner == OWNER_THREAD && !inside && k->copied &&
             here - k->chunk < raw_u64(k->buf, o->ck_size)) {

@@ -60,3 +60,29 @@ def test_record_leaf_line_and_call_site(crux, interp):
         truth["lines"]["hot_loop"], exact, hot, lines_seen)
     assert call_site_ok >= 0.98 * hot, "caller run_hot not at call site line %d in %d of %d samples" % (
         truth["lines"]["run_hot"], hot - call_site_ok, hot)
+
+
+def test_record_through_init(crux, interp):
+    """Time inside __init__ keeps its stack: run -> __init__ -> crunch, at the call lines
+    (3.13 specializes the class call and puts a shim frame between run and __init__)."""
+    result, out, truth_path = crux.record(interp, "initwork.py", "--duration", "2",
+                                          options=["--rate", RATE])
+    assert result.returncode == 0, result.describe()
+    truth = load_truth(truth_path)
+    stacks = parse_collapsed(out)
+    in_run = whole = 0
+    for stack, count in stacks.items():
+        frames = frames_of(stack)
+        names = [f.name.rsplit(".", 1)[-1] for f in frames]
+        if "run" not in names:
+            continue
+        in_run += count
+        i = names.index("run")
+        rest = frames[i:]
+        if (len(rest) >= 3 and [f.name.rsplit(".", 1)[-1] for f in rest[:3]] ==
+                ["run", "__init__", "crunch"] and rest[0].line == truth["lines"]["run"] and
+                rest[1].line == truth["lines"]["init"]):
+            whole += count
+    assert in_run >= 100, "only %d samples in run\n%s" % (in_run, result.describe())
+    assert whole >= 0.8 * in_run, "run -> __init__ -> crunch at the call lines in %d of %d " \
+        "samples: %s" % (whole, in_run, sorted(stacks.items(), key=lambda kv: -kv[1])[:4])
