@@ -33,6 +33,7 @@ def main():
     new, info = C.prepare_crux(args.crux)
     old = os.path.join(C.OUT, "crux-base")
     C.ensure_out()
+    os.makedirs(os.path.join(C.OUT, "sample_cost"), exist_ok=True)
     with open(args.base, "rb") as src, open(old, "wb") as dst:
         dst.write(src.read())
     os.chmod(old, 0o755)

@@ -242,7 +242,7 @@ EPILOGUE_OPCODES = r"""
 # __getitem__, a property), anything else (never pushes a frame in the same loop); 0 = length
 # unknown (the instrumented line and instruction events, tier-2 executors, keep the real
 # opcode aside).
-OP_OTHER, OP_CALL, OP_GEN, OP_PUSH, OP_ITER = 1, 2, 3, 4, 5
+OP_OTHER, OP_CALL, OP_GEN, OP_PUSH, OP_ITER, OP_BINOP = 1, 2, 3, 4, 5, 6
 CALLS = {"CALL", "CALL_FUNCTION_EX", "CALL_KW"}
 GENS = {"FOR_ITER", "SEND"}
 PUSHES = {"BINARY_SUBSCR", "LOAD_ATTR"}  # __getitem__, a property or __getattribute__
@@ -250,7 +250,8 @@ PUSHES = {"BINARY_SUBSCR", "LOAD_ATTR"}  # __getitem__, a property or __getattri
 # g`, `[*g]`, `{**m}`, `x in g`, `lst += g`, `lst[i:j] = g`); calls and FOR_ITER/SEND too.
 # 3.11's PRECALL calls C functions itself (its specializations: sum(g), g.send(v)).
 ITERS = {"UNPACK_SEQUENCE", "UNPACK_EX", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE",
-         "DICT_MERGE", "CONTAINS_OP", "BINARY_OP", "STORE_SUBSCR", "STORE_SLICE", "PRECALL"}
+         "DICT_MERGE", "CONTAINS_OP", "STORE_SUBSCR", "STORE_SLICE", "PRECALL"}
+# BINARY_OP iterates only as `lst += g` or `d |= g`: the reader looks at its oparg.
 UNKNOWN = {"INSTRUMENTED_LINE", "INSTRUMENTED_INSTRUCTION", "ENTER_EXECUTOR"}
 
 
@@ -285,7 +286,8 @@ def opcode_table(extra, include, minor):
         b = by_name.get(base, op)
         caches = extra[f"op.{deopt[b][0]}"][1] if base != name else deopt[op][1]
         kind = OP_CALL if base in CALLS else OP_GEN if base in GENS else \
-            OP_PUSH if base in PUSHES else OP_ITER if base in ITERS else OP_OTHER
+            OP_PUSH if base in PUSHES else OP_ITER if base in ITERS else \
+            OP_BINOP if base == "BINARY_OP" else OP_OTHER
         table.append((1 + caches, kind))
     return table
 

@@ -129,6 +129,9 @@ static void head_ident(const struct py_offsets *o, const uint8_t *head, uint64_t
  * rewrite an opcode within its family, so boundaries read once stay true). Leaves e->ops NULL
  * when it cannot: an opcode whose length the table does not know (an instrumented line keeps
  * the real opcode aside), or bytecode too large. */
+#define NB_INPLACE_ADD 13 /* BINARY_OP's oparg for `+=` (3.11-3.13 opcode.py _nb_ops) */
+#define NB_INPLACE_OR 20
+
 static void mark_ops(const struct pyruntime *rt, struct pycode *e)
 {
     const struct py_opcodes *t = offsets_opcodes(rt->off.minor);
@@ -150,6 +153,11 @@ static void mark_ops(const struct pyruntime *rt, struct pycode *e)
             return;
         }
         ops[u] = t->kind[op];
+        if (ops[u] == PY_OP_BINOP) {
+            /* Only `lst += g` (NB_INPLACE_ADD) and `d |= g` (NB_INPLACE_OR) iterate. */
+            uint8_t arg = (uint8_t)(code[u] >> 8);
+            ops[u] = arg == NB_INPLACE_ADD || arg == NB_INPLACE_OR ? PY_OP_ITER : PY_OP_OTHER;
+        }
         u += t->len[op];
     }
     free(code);

@@ -118,9 +118,10 @@ const struct py_offsets *offsets_for_minor(uint32_t minor);
 #define PY_OP_CALL 2 /* CALL, CALL_KW, CALL_FUNCTION_EX: may push the callee in the same loop */
 #define PY_OP_GEN 3  /* FOR_ITER, SEND: may resume a generator in the same loop */
 #define PY_OP_PUSH 4 /* BINARY_SUBSCR, LOAD_ATTR: may run __getitem__, a property, inline */
-#define PY_OP_ITER                                                                                 \
-    5 /* unpacking, `in`, BINARY_OP, slice stores, 3.11 PRECALL: C code may                        \
-       * resume a generator (never pushes a frame in the same loop) */
+/* Unpacking, `in`, `lst += g`, slice stores, 3.11 PRECALL: C code that may resume a generator
+ * (never pushes a frame in the same loop). */
+#define PY_OP_ITER 5
+#define PY_OP_BINOP 6 /* BINARY_OP in the generated table: ITER or OTHER by its oparg */
 struct py_opcodes {
     uint8_t len[256];
     uint8_t kind[256];
