@@ -273,6 +273,7 @@ static int read_structure(struct pyreader *r, uint64_t *head)
         forget_predictions(r);
     }
     int bad = stack_readv(r, sp, n, ok);
+    r->round_slow = r->batch_slow;
     if (bad < 0)
         return bad;
     for (size_t i = 0; i < fixed; i++)
@@ -687,6 +688,14 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
             r->err_counts[-th->err < 16 ? -th->err : 15]++;
             clear_stack(r, th);
         }
+    }
+    if (o->minor < 11 && r->pthread_tid_off < 0 && r->nthreads >= 2) {
+        /* A thread that started during the round was read again with its own pthread id:
+         * the offset may be found now, and the tids it gives are this round's. */
+        infer_tid_offset(r);
+        for (size_t t = 0; t < r->nthreads && r->pthread_tid_off >= 0; t++)
+            if (!r->threads[t].tid)
+                r->threads[t].tid = thread_tid(r, &r->threads[t], blob(r, t));
     }
     if (o->minor < 11)
         stack38_drop_shared_roots(r);

@@ -195,6 +195,7 @@ struct pyreader {
      * took too long to be trusted */
     uint64_t moved, slow;
     bool batch_slow;      /* the last batched read took too long (see stack_readv) */
+    bool round_slow;      /* the round's structure batch did */
     uint64_t unbracketed; /* stacks accepted with frames read outside the bracket */
     uint64_t gil_torn;    /* rounds where two threads of one interpreter read as holding the GIL */
     uint64_t err_counts[16]; /* per -ERR_* code: thread stacks dropped */

@@ -300,7 +300,7 @@ int stack38_walk_group(struct pyreader *r, size_t t, const uint8_t *ok, uint64_t
     }
     if (i == SIZE_MAX)
         return ERR_AGAIN;
-    if (r->batch_slow) {
+    if (k->alone ? r->batch_slow : r->round_slow) {
         /* The read was held up (the reader preempted, the target's memory map locked):
          * a caller had time to leave its call and come back to the same instruction. */
         r->slow++;
