@@ -13,6 +13,7 @@
 #include "cmd/cmd.h"
 #include "target/proc.h"
 #include "util/buf.h"
+#include "util/jsonw.h"
 
 /* `crux load` options that take no value. */
 static bool is_flag(const char *name)
@@ -225,6 +226,14 @@ int record_load_finish(struct record_load *l, struct profile *p, struct stagesta
             fprintf(stderr, "crux: load: %s\n", l->err[0] ? l->err : err_str(l->rc));
             status = EXIT_FAIL;
         } else {
+            struct buf jb;
+            buf_init(&jb, 0);
+            struct jsonw jw;
+            jsonw_init(&jw, &jb, 0);
+            load_write_json(&l->res, &jw);
+            if (jsonw_error(&jw) == 0)
+                profile_set_str(&p->meta.load_json, buf_cstr(&jb));
+            buf_fini(&jb);
             char *text = captured_load_text(&l->res);
             if (text) {
                 profile_set_str(&p->meta.load_text, text);
