@@ -108,7 +108,7 @@ static void build_demo(struct diff_tree *t)
     t->v[m].self_abs = est(0.46, 0.715, 0.3, 0.3, false);
     (void)leaf(t, m, HOSTILE, IN_BOTH, est(0.08, 0.09, 0.03, 0.6, false));
     (void)leaf(t, m, "cache_lookup (cache.py)", IN_NEW, est(0, 0.002, 0.004, 0.5, false));
-    (void)leaf(t, m, "legacy_io (old.py)", IN_BASE, est(0.12, 0, 0.03, 0.002, true));
+    (void)leaf(t, m, "legacy_io (old.py)", IN_BASE, est(0.12, 0, 0.01, 0.002, true));
     uint32_t parse = node(t, m, "parse (app.py)", IN_BOTH);
     t->v[parse].total_rel = est(0.20, 0.35, 0.05, 0.004, true);
     t->v[parse].self_rel = est(0.10, 0.20, 0.04, 0.006, true);
