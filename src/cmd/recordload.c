@@ -13,6 +13,7 @@
 #include "cmd/cmd.h"
 #include "target/proc.h"
 #include "util/buf.h"
+#include "util/jsonw.h"
 
 /* `crux load` options that take no value. */
 static bool is_flag(const char *name)
@@ -232,6 +233,16 @@ int record_load_finish(struct record_load *l, struct profile *p, struct stagesta
                     fputs(text, stderr);
                 free(text);
             }
+            /* the result in full too, so that comparing recordings made under load can use
+             * their requests and latencies */
+            struct buf jb;
+            buf_init(&jb, 0);
+            struct jsonw w;
+            jsonw_init(&w, &jb, 0);
+            load_write_json(&l->res, &w);
+            if (!jsonw_error(&w))
+                profile_set_str(&p->meta.load_json, buf_cstr(&jb));
+            buf_fini(&jb);
             if (load_cli_write(&l->cli, &l->res))
                 status = EXIT_FAIL;
         }

@@ -53,6 +53,8 @@ void profile_fini(struct profile *p)
     free(p->meta.categories_note);
     free(p->meta.load_text);
     free(p->meta.stages_text);
+    free(p->meta.load_json);
+    free(p->meta.fingerprint);
     memset(p, 0, sizeof(*p));
 }
 

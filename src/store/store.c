@@ -118,6 +118,8 @@ static int save_meta(sqlite3 *db, const struct profile *p)
     rc = rc ? rc : meta_text(st, "categories_note", m->categories_note);
     rc = rc ? rc : meta_text(st, "load_text", m->load_text);
     rc = rc ? rc : meta_text(st, "stages_text", m->stages_text);
+    rc = rc ? rc : meta_text(st, "load_json", m->load_json);
+    rc = rc ? rc : meta_text(st, "fingerprint", m->fingerprint);
     rc = rc ? rc : meta_int(st, "native", m->native);
     rc = rc ? rc : meta_int(st, "total", (int64_t)p->total);
     rc = rc ? rc : meta_int(st, "keep_samples", p->keep_samples);
@@ -356,6 +358,10 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
             profile_set_str(&m->load_text, v);
         else if (strcmp(k, "stages_text") == 0)
             profile_set_str(&m->stages_text, v);
+        else if (strcmp(k, "load_json") == 0)
+            profile_set_str(&m->load_json, v);
+        else if (strcmp(k, "fingerprint") == 0)
+            profile_set_str(&m->fingerprint, v);
         else if (strcmp(k, "native") == 0)
             m->native = iv != 0;
         else if (strcmp(k, "keep_samples") == 0)
