@@ -22,6 +22,7 @@
 
 #include "store/fingerprint.h"
 #include "store/gitstate.h"
+#include "store/machstate.h"
 #include "util/xalloc.h"
 
 #define RUNS_SCHEMA_VERSION 1
@@ -50,7 +51,7 @@ void runs_fingerprint(int pid, char **json, char **hash)
 
 char *runs_machine_state(void)
 {
-    return fingerprint_machine_state();
+    return machstate_now();
 }
 
 void run_fini(struct run *r)
