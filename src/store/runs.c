@@ -22,6 +22,7 @@
 
 #include "store/fingerprint.h"
 #include "store/gitstate.h"
+#include "store/machstate.h"
 #include "util/xalloc.h"
 
 #define RUNS_SCHEMA_VERSION 1
@@ -50,7 +51,7 @@ void runs_fingerprint(int pid, char **json, char **hash)
 
 char *runs_machine_state(void)
 {
-    return fingerprint_machine_state();
+    return machstate_now();
 }
 
 void run_fini(struct run *r)
@@ -474,6 +475,10 @@ int runs_incoming(const char *dir, enum run_kind kind, char **path, struct errbu
         free(p);
         return rc;
     }
+    /* mkstemps makes the file private; a kept run is as readable as one written directly */
+    mode_t mask = umask(0);
+    umask(mask);
+    (void)fchmod(fd, 0666 & ~mask);
     close(fd);
     *path = p;
     return 0;
@@ -490,6 +495,9 @@ static int copy_file(const char *from, const char *to, struct errbuf *eb)
         close(in);
         return rc;
     }
+    struct stat sb;
+    if (fstat(in, &sb) == 0)
+        (void)fchmod(out, sb.st_mode & 0777); /* the staging file was made private */
     char block[1 << 16];
     ssize_t n;
     int rc = 0;
