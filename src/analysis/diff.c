@@ -1102,7 +1102,8 @@ void diff_finish(struct diff *d)
                  "drifted; interleave the runs or repeat them",
                  side ? "new" : "base", tau, p);
     }
-    if (d->time_abs.method == CMP_SAMPLING)
+    if (d->time_abs.method == CMP_SAMPLING ||
+        (!d->any_profile && d->load_est[LM_THROUGHPUT].method == CMP_SAMPLING))
         warn(d, "one run a side: intervals are sampling intervals only and do not include "
                 "run-to-run noise; record 5 repeats a side for a comparison you can trust");
     if (write_headline(d))

@@ -110,7 +110,7 @@ int diff_write_text(const struct diff *d, unsigned top, struct buf *b)
     const struct cmp_est *t = &d->time_abs;
     int rc = buf_printf(b, "base: %u run%s, new: %u run%s; ", d->nbase, d->nbase == 1 ? "" : "s",
                         d->nnew, d->nnew == 1 ? "" : "s");
-    if (t->method == CMP_RUNS || !d->any_profile)
+    if ((d->any_profile ? t->method : d->load_est[LM_THROUGHPUT].method) == CMP_RUNS)
         rc = rc ? rc
                 : buf_printf(b,
                              "the run is the unit (Welch's t over runs); %.0f%% intervals; "

@@ -43,6 +43,9 @@ int compare_args_option(struct compare_args *ca, int c, const char *arg);
  * their environments. 0, or crux's exit status after a one-line message; `d` is released on
  * failure. */
 int compare_args_load(struct compare_args *ca, const char *base, const char *new_, struct diff *d);
+/* Appends what the throughput (or the recordings' wall time) costs at `usd` per hour, both
+ * sides, when usd > 0. */
+void compare_args_cost_text(const struct diff *d, double usd, struct buf *b);
 /* Appends the environment notes (mismatches) as text. */
 int compare_args_env_text(const struct compare_args *ca, struct buf *out);
 

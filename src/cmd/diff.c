@@ -34,50 +34,6 @@ static void usage(FILE *f)
           f);
 }
 
-static void cost_lines(const struct diff *d, double usd, struct buf *b)
-{
-    if (!(usd > 0))
-        return;
-    int rc = 0;
-    if (d->any_load) {
-        const struct cmp_est *t = &d->load_est[LM_THROUGHPUT];
-        if (t->base > 0 && t->new_ > 0) {
-            double cb = usd / (t->base * 3600.0) * 1000.0, cn = usd / (t->new_ * 3600.0) * 1000.0;
-            /* cost is inversely proportional to throughput: its interval from throughput's */
-            double lo = t->new_ > 0 && t->hi + t->base > 0 ? cb * t->base / (t->base + t->hi) : NAN;
-            double hi = t->lo + t->base > 0 ? cb * t->base / (t->base + t->lo) : INFINITY;
-            rc = buf_printf(b,
-                            "\ncost at $%.2f/h: $%.4f -> $%.4f per 1,000 requests (%+.1f%%; new "
-                            "cost 95%% interval $%.4f to $%.4f)\n",
-                            usd, cb, cn, 100 * (cn / cb - 1), lo, hi);
-        }
-        const struct cmp_est *tk = &d->load_est[LM_TOKENS];
-        if (!rc && tk->base > 0 && tk->new_ > 0)
-            rc = buf_printf(b, "cost at $%.2f/h: $%.4f -> $%.4f per million output tokens\n", usd,
-                            usd / (tk->base * 3600.0) * 1e6, usd / (tk->new_ * 3600.0) * 1e6);
-    } else if (d->any_profile) {
-        double wb = 0, wn = 0;
-        uint32_t nb = 0, nn = 0;
-        for (uint32_t r = 0; r < d->nruns; r++) {
-            if (!d->has_profile[r])
-                continue;
-            if (r < d->nbase) {
-                wb += d->wall_s[r];
-                nb++;
-            } else {
-                wn += d->wall_s[r];
-                nn++;
-            }
-        }
-        if (nb && nn && wb > 0)
-            rc = buf_printf(b,
-                            "\ncost at $%.2f/h: $%.5f -> $%.5f per run (wall time of the "
-                            "recordings: %.2f s -> %.2f s)\n",
-                            usd, usd * wb / nb / 3600.0, usd * wn / nn / 3600.0, wb / nb, wn / nn);
-    }
-    (void)rc;
-}
-
 int cmd_diff(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -164,7 +120,7 @@ int cmd_diff(int argc, char **argv)
         if (!wrc) {
             struct buf cb;
             buf_init(&cb, 0);
-            cost_lines(&d, ca.cost_per_hour, &cb);
+            compare_args_cost_text(&d, ca.cost_per_hour, &cb);
             wrc = buf_puts(&out, buf_cstr(&cb));
             buf_fini(&cb);
         }

@@ -237,6 +237,8 @@ int cmd_gate(int argc, char **argv)
     buf_init(&out, 0);
     wrc = wrc ? wrc : buf_printf(&out, "%s\n", buf_cstr(&d.headline));
     wrc = wrc ? wrc : gate_write_text(&g, st, buf_cstr(&notes), &out);
+    if (!wrc)
+        compare_args_cost_text(&d, ca.cost_per_hour, &out);
     wrc = wrc ? wrc : buf_write_file(&out, "-", &eb);
     if (!wrc && json) {
         buf_reset(&out);

@@ -33,7 +33,8 @@ static const char USAGE[] =
     "  keep:    --label NAME keeps the JSON result in the run store (crux runs) under NAME;\n"
     "           --store DIR names the store (default .crux/runs) and keeps it too\n"
     "  other:   --seed N (Poisson arrivals); https:// verifies the certificate unless\n"
-    "           -k/--insecure\n"
+    "           -k/--insecure; --cost-per-hour USD: cost per 1,000 requests (and per\n"
+    "           million output tokens) at the measured throughput\n"
     "exit status: 0 when the run completed (failed requests are counted, not fatal); 1 with\n"
     "--fail-on-errors and errors, when --slo is not met (or a sweep finds no load meeting it),\n"
     "or when an output cannot be written; 2 for bad options.\n";
@@ -80,6 +81,7 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
         O_JSON,
         O_FAIL,
         O_SEED,
+        O_COST,
         O_METHOD,
         O_LABEL,
         O_STORE
@@ -104,6 +106,7 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
                                          {"output", required_argument, 0, 'o'},
                                          {"fail-on-errors", no_argument, 0, O_FAIL},
                                          {"seed", required_argument, 0, O_SEED},
+                                         {"cost-per-hour", required_argument, 0, O_COST},
                                          {"label", required_argument, 0, O_LABEL},
                                          {"store", required_argument, 0, O_STORE},
                                          {"insecure", no_argument, 0, 'k'},
@@ -203,6 +206,10 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
         }
         case O_FAIL:
             a->fail_on_errors = true;
+            break;
+        case O_COST:
+            if (session_parse_number(optarg, 1e-9, 1e9, &a->o.cost_per_hour))
+                return bad("--cost-per-hour", optarg, "give dollars per hour, e.g. 2.50");
             break;
         case O_SEED:
             if (session_parse_number(optarg, 0, 1e15, &v))

@@ -927,6 +927,7 @@ int load_run(const struct load_opts *o, struct load_result *res, volatile sig_at
     res->timeout_s = o->timeout_s;
     res->requests = o->requests;
     res->sweep = o->sweep;
+    res->cost_per_hour = o->cost_per_hour;
     if (o->slo)
         snprintf(res->slo, sizeof(res->slo), "%s", o->slo);
 

@@ -78,6 +78,7 @@ struct load_opts {
     double sweep_max;       /* highest load tried */
     double sweep_precision; /* relative width at which bisection stops */
     const char *slo;        /* "p99=200ms,errors=1%": required with sweep */
+    double cost_per_hour;   /* USD per hour of the server: cost per 1,000 requests; 0 none */
     /* When set, kept equal to the number of requests in flight (sent, response not yet
      * complete), for a reader on another thread: record --load tags its samples with it. */
     _Atomic uint32_t *inflight;
@@ -161,6 +162,7 @@ struct load_result {
     int knee;                /* index into steps of the highest load meeting the SLO, or -1 */
     struct load_stats stats; /* the single run, or the knee step (else the last step) */
     bool stopped;            /* *stop ended the run early */
+    double cost_per_hour;    /* from the options; 0 none */
     char warnings[4][320];   /* crux-is-the-bottleneck and connection warnings */
     int nwarnings;
 };

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The load generator's text summary and JSON result.
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -149,6 +150,15 @@ void load_print_text(const struct load_result *r, FILE *f)
         fprintf(f, "  %s\n  %s\n  %s\n  %s\n", DEF_TTFT, DEF_ITL, DEF_TPOT, DEF_TOKENS);
     if (r->stopped)
         fprintf(f, "stopped early: the figures cover what ran\n");
+    const struct load_stats *cs = &r->stats;
+    if (r->cost_per_hour > 0 && cs->throughput > 0) {
+        fprintf(f, "cost at $%.2f/h: $%.4f per 1,000 requests", r->cost_per_hour,
+                r->cost_per_hour / (cs->throughput * 3600.0) * 1000.0);
+        if (cs->tokens && cs->elapsed_s > 0)
+            fprintf(f, ", $%.4f per million output tokens",
+                    r->cost_per_hour / ((double)cs->tokens / cs->elapsed_s * 3600.0) * 1e6);
+        fprintf(f, " (at the measured throughput, %.2f req/s)\n", cs->throughput);
+    }
     for (int i = 0; i < r->nwarnings; i++)
         fprintf(f, "warning: %s\n", r->warnings[i]);
 }
@@ -351,6 +361,19 @@ void load_write_json(const struct load_result *r, struct jsonw *w)
     for (int i = 0; i < r->nwarnings; i++)
         jsonw_str(w, r->warnings[i]);
     jsonw_arr_end(w);
+    if (r->cost_per_hour > 0) {
+        const struct load_stats *cs = &r->stats;
+        jsonw_key(w, "cost");
+        jsonw_obj_begin(w);
+        json_dbl(w, "usd_per_hour", r->cost_per_hour);
+        json_dbl(w, "usd_per_1000_requests",
+                 cs->throughput > 0 ? r->cost_per_hour / (cs->throughput * 3600.0) * 1000.0 : NAN);
+        json_dbl(w, "usd_per_million_tokens",
+                 cs->tokens && cs->elapsed_s > 0
+                     ? r->cost_per_hour / ((double)cs->tokens / cs->elapsed_s * 3600.0) * 1e6
+                     : NAN);
+        jsonw_obj_end(w);
+    }
     jsonw_key(w, "definitions");
     jsonw_obj_begin(w);
     jsonw_key(w, "latency");
