@@ -17,6 +17,9 @@ int cmd_load(int argc, char **argv);
 /* crux stages (--pid PID | --ring FILE | --otlp FILE) [options] */
 int cmd_stages(int argc, char **argv);
 
+/* crux exp FILE [options] | crux exp --vary NAME=V1,V2 [options] -- COMMAND */
+int cmd_exp(int argc, char **argv);
+
 /* Exit status for usage errors and for failures. */
 #define EXIT_USAGE 2
 #define EXIT_FAIL 1

@@ -461,33 +461,40 @@ int exp_server_ready(pid_t pid, const char *url, double timeout_s, volatile sig_
     }
 }
 
-static bool wait_gone(pid_t pid, int ms)
+/* Waits up to `ms` for the server to be reaped and its group to be empty. */
+static bool wait_gone(pid_t pid, int ms, bool *reaped, struct rusage *ru)
 {
     for (int t = 0; t <= ms; t += 20) {
         int ws;
-        pid_t r = waitpid(pid, &ws, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD))
-            return kill(-pid, 0) != 0; /* and its group too */
-        if (r == 0 || kill(-pid, 0) == 0)
-            sleep_ms(20);
-        else
+        if (!*reaped) {
+            pid_t r = wait4(pid, &ws, WNOHANG, ru);
+            *reaped = r == pid || (r < 0 && errno == ECHILD);
+        }
+        if (*reaped && kill(-pid, 0) != 0)
             return true;
+        sleep_ms(20);
     }
     return false;
 }
 
-int exp_server_stop(pid_t pid)
+int exp_server_stop(pid_t pid, struct rusage *ru)
 {
     static const int sigs[] = {SIGINT, SIGTERM, SIGKILL};
+    memset(ru, 0, sizeof(*ru));
+    bool reaped = false;
+    int ws;
+    /* it may have exited on its own: then no signal is sent */
+    pid_t r = wait4(pid, &ws, WNOHANG, ru);
+    reaped = r == pid || (r < 0 && errno == ECHILD);
+    if (reaped && kill(-pid, 0) != 0)
+        return 0;
     for (size_t i = 0; i < 3; i++) {
-        if (kill(-pid, sigs[i]) != 0 && errno == ESRCH) {
-            waitpid(pid, NULL, WNOHANG);
-            return i ? sigs[i - 1] : 0;
-        }
-        if (wait_gone(pid, EXP_STOP_GRACE_MS))
+        kill(-pid, sigs[i]);
+        if (wait_gone(pid, EXP_STOP_GRACE_MS, &reaped, ru))
             return sigs[i];
     }
-    waitpid(pid, NULL, 0);
+    if (!reaped)
+        wait4(pid, &ws, 0, ru);
     return SIGKILL;
 }
 

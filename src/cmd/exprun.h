@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "util/err.h"
@@ -65,8 +66,10 @@ int exp_server_start(char *const *argv, char *const *env, const char *log_path, 
 int exp_server_ready(pid_t pid, const char *url, double timeout_s, volatile sig_atomic_t *stop,
                      struct errbuf *eb) MUST_CHECK;
 /* Stops the server's whole process group: SIGINT, SIGTERM after EXP_STOP_GRACE_MS, SIGKILL
- * after another; reaps the server. Returns the signal that ended it (0: it was gone). */
-int exp_server_stop(pid_t pid);
+ * after another; reaps the server, its CPU time and peak RSS (with its waited-for children)
+ * into *ru (zeroed when it was reaped elsewhere). Returns the signal that ended it (0: it had
+ * exited). */
+int exp_server_stop(pid_t pid, struct rusage *ru);
 
 /* A TCP port free on 127.0.0.1 now (bound and released), or 0. */
 int exp_free_port(void);

@@ -146,8 +146,12 @@ static void write_result(struct jsonw *w, const struct exp_result *r)
     jsonw_double(w, r->tput);
     jsonw_key(w, "p50_s");
     jsonw_double(w, r->lat_p50_s);
+    jsonw_key(w, "p90_s");
+    jsonw_double(w, r->lat_p90_s);
     jsonw_key(w, "p99_s");
     jsonw_double(w, r->lat_p99_s);
+    jsonw_key(w, "p999_s");
+    jsonw_double(w, r->lat_p999_s);
     jsonw_key(w, "mean_s");
     jsonw_double(w, r->lat_mean_s);
     jsonw_key(w, "requests");
@@ -310,7 +314,9 @@ static int load_result(struct exp_state *st, const cJSON *o)
     r.maxrss_kb = (long)num(o, "maxrss_kb");
     r.tput = num(o, "throughput");
     r.lat_p50_s = num(o, "p50_s");
+    r.lat_p90_s = num(o, "p90_s");
     r.lat_p99_s = num(o, "p99_s");
+    r.lat_p999_s = num(o, "p999_s");
     r.lat_mean_s = num(o, "mean_s");
     r.requests = (uint64_t)num(o, "requests");
     r.errors = (uint64_t)num(o, "errors");

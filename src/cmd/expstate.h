@@ -41,8 +41,8 @@ struct exp_result {
     double cpu_s;   /* user + system of the command and its waited-for descendants */
     long maxrss_kb; /* largest resident set among them */
     double tput;    /* runs/s (1 / wall) or requests/s under load */
-    double lat_p50_s, lat_p99_s, lat_mean_s; /* under load: request latency; else 0 */
-    uint64_t requests, errors;               /* under load */
+    double lat_p50_s, lat_p90_s, lat_p99_s, lat_p999_s, lat_mean_s; /* under load; else 0 */
+    uint64_t requests, errors;                                      /* under load */
     struct exp_out *outs;
     size_t nouts;
     bool outs_mixed; /* under load: one template answered different bodies within the run */
