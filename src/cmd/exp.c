@@ -165,7 +165,7 @@ static int parse_args(int argc, char **argv, struct exp_args *a)
     optind = 1;
     opterr = 0;
     int c, idx = 0, rc = 0;
-    while (!rc && (c = getopt_long(end, argv, "+o:qh", opts, &idx)) != -1) {
+    while (!rc && (c = getopt_long(end, argv, "o:qh", opts, &idx)) != -1) {
         switch (c) {
         case 1:
             rc = add_line(a, opts[idx].name, optarg);
