@@ -141,7 +141,7 @@ struct pmeta {
     char *load_text;       /* record --load: the load generator's summary (crux load's text) */
     char *stages_text;     /* per-stage latencies from the crux agent or OpenTelemetry spans */
     char *load_json;       /* record --load: the load generator's result as crux load --json */
-    char *fingerprint;     /* the environment fingerprint (JSON; store/runs.h) */
+    char *fingerprint;     /* the environment fingerprint, JSON (store/fingerprint.h) */
 };
 
 struct profile {

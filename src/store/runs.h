@@ -6,6 +6,7 @@
 #define CRUX_RUNS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util/err.h"
@@ -75,5 +76,15 @@ int runs_list(const char *dir, const char *label, const char *command, struct ru
  * ERR_NOT_FOUND with the cause and the fix in `eb` when nothing matches. */
 int runs_resolve(const char *dir, const char *spec, struct run_list *out,
                  struct errbuf *eb) MUST_CHECK;
+
+/* Creates the store folder `dir` when missing and an empty file in it where a run of `kind`
+ * can be written before runs_add moves it in (*path: a new string, the caller frees it).
+ * ERR_IO with the cause in `eb`. */
+int runs_incoming(const char *dir, enum run_kind kind, char **path, struct errbuf *eb) MUST_CHECK;
+
+/* Checks that `label` can name runs: not empty, not a number (that names a run id), without
+ * ',', '@', '/' or glob characters (they have a meaning in runs_resolve) or control
+ * characters. ERR_ARG with the cause and the fix in `eb`. */
+int runs_label_check(const char *label, struct errbuf *eb) MUST_CHECK;
 
 #endif
