@@ -21,6 +21,7 @@ static void usage(FILE *f)
           "  report   write a report from a saved recording (record --save)\n"
           "  load     generate HTTP load and measure latency\n"
           "  stages   per-stage request latencies from the crux agent or OpenTelemetry spans\n"
+          "  runs     the runs kept by record --label and load --label (the run store)\n"
           "  exp      run an experiment over variant configurations and pick the winner\n"
           "run 'crux COMMAND --help' for a command's options\n",
           f);
@@ -34,8 +35,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     const struct command cmds[] = {
-        {"record", cmd_record}, {"dump", cmd_dump},     {"top", cmd_top}, {"report", cmd_report},
-        {"load", cmd_load},     {"stages", cmd_stages}, {"exp", cmd_exp}};
+        {"record", cmd_record}, {"dump", cmd_dump},     {"top", cmd_top},   {"report", cmd_report},
+        {"load", cmd_load},     {"stages", cmd_stages}, {"runs", cmd_runs}, {"exp", cmd_exp}};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(cmd, cmds[i].name) != 0)
             continue;

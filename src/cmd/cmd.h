@@ -16,6 +16,8 @@ int cmd_report(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 /* crux stages (--pid PID | --ring FILE | --otlp FILE) [options] */
 int cmd_stages(int argc, char **argv);
+/* crux runs [--store DIR] [--label L] [--command TEXT] [--env HASH|same] [--json] */
+int cmd_runs(int argc, char **argv);
 
 /* crux exp FILE [options] | crux exp --vary NAME=V1,V2 [options] -- COMMAND */
 int cmd_exp(int argc, char **argv);

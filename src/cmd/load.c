@@ -9,9 +9,11 @@
 #include <sys/resource.h>
 
 #include "cmd/cmd.h"
+#include "cmd/keep.h"
 #include "cmd/loadcli.h"
 #include "cmd/session.h"
 #include "load/load.h"
+#include "store/runs.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
 
@@ -28,6 +30,8 @@ static const char USAGE[] =
     "           (--concurrency, default 1), then bisects to the highest load meeting the SLO\n"
     "  output:  text summary on stdout (-q: none), --json FILE, -o FILE.html, --log FILE.jsonl\n"
     "           (one line per request); --fail-on-errors: exit 1 when any request failed\n"
+    "  keep:    --label NAME keeps the JSON result in the run store (crux runs) under NAME;\n"
+    "           --store DIR names the store (default .crux/runs) and keeps it too\n"
     "  other:   --seed N (Poisson arrivals); https:// verifies the certificate unless\n"
     "           -k/--insecure\n"
     "exit status: 0 when the run completed (failed requests are counted, not fatal); 1 with\n"
@@ -76,7 +80,9 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
         O_JSON,
         O_FAIL,
         O_SEED,
-        O_METHOD
+        O_METHOD,
+        O_LABEL,
+        O_STORE
     };
     static const struct option opts[] = {{"rate", required_argument, 0, 'r'},
                                          {"arrivals", required_argument, 0, O_ARRIVALS},
@@ -98,6 +104,8 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
                                          {"output", required_argument, 0, 'o'},
                                          {"fail-on-errors", no_argument, 0, O_FAIL},
                                          {"seed", required_argument, 0, O_SEED},
+                                         {"label", required_argument, 0, O_LABEL},
+                                         {"store", required_argument, 0, O_STORE},
                                          {"insecure", no_argument, 0, 'k'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
@@ -201,6 +209,18 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
                 return bad("--seed", optarg, "give a whole number");
             a->o.seed = (uint64_t)v;
             break;
+        case O_LABEL: {
+            struct errbuf leb = {""};
+            if (runs_label_check(optarg, &leb)) {
+                fprintf(stderr, "crux: load: %s\n", leb.msg);
+                return EXIT_USAGE;
+            }
+            a->label = optarg;
+            break;
+        }
+        case O_STORE:
+            a->store = optarg;
+            break;
         case 'q':
             a->quiet = true;
             break;
@@ -291,19 +311,40 @@ int cmd_load(int argc, char **argv)
     static volatile sig_atomic_t stop;
     session_trap_signals(&stop);
     signal(SIGPIPE, SIG_IGN);
+    struct keep keep;
+    keep_begin(&keep, a.label, a.store);
     struct load_result res;
     struct errbuf eb = {""};
     rc = load_run(&a.o, &res, &stop, &eb);
     if (rc) {
         fprintf(stderr, "crux: %s\n", eb.msg[0] ? eb.msg : err_str(rc));
         load_result_fini(&res);
+        keep_fini(&keep);
         return rc == ERR_ARG ? EXIT_USAGE : EXIT_FAIL;
     }
     if (!a.quiet) {
         load_print_text(&res, stdout);
         fflush(stdout);
     }
+    bool keeping = keep.on;
+    bool to_stdout = a.json_path && !strcmp(a.json_path, "-");
+    const char *kept = keep_file(&keep, RUN_LOAD, to_stdout ? NULL : a.json_path);
+    if (!to_stdout)
+        a.json_path = kept;
     int status = load_cli_write(&a, &res);
+    if (!status && to_stdout && keep.on) { /* --json -: on stdout and into the store */
+        struct load_cli copy = a;
+        copy.json_path = kept;
+        copy.html_path = NULL;
+        status = load_cli_write(&copy, &res);
+    }
+    if (status)
+        keep_drop(&keep); /* the JSON is what is kept */
+    else if (keep_finish(&keep))
+        status = EXIT_FAIL;
+    else if (keeping && !keep.on)
+        status = EXIT_FAIL; /* the store could not be written */
+    keep_fini(&keep);
     if (a.fail_on_errors && res.stats.errors)
         status = EXIT_FAIL;
     if (a.o.slo && ((!res.sweep && !res.stats.slo_met) || (res.sweep && res.knee < 0)))

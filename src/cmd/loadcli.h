@@ -13,6 +13,7 @@ struct load_cli {
     struct load_opts o;
     const char *headers[LOAD_CLI_MAX_HEADERS];
     const char *json_path, *html_path;
+    const char *label, *store; /* --label NAME, --store DIR: keep the run (cmd/keep.h) */
     bool quiet, fail_on_errors;
 };
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/keep.h"
 #include "cmd/recordload.h"
 #include "cmd/session.h"
 #include "analysis/stages.h"
@@ -17,9 +18,12 @@
 #include "export/export.h"
 #include "profile/profile.h"
 #include "sampler/sampler.h"
+#include "store/fingerprint.h"
+#include "store/runs.h"
 #include "store/store.h"
 #include "target/mem.h"
 #include "util/buf.h"
+#include "util/xalloc.h"
 
 /* 100 Hz: py-spy's default too; bench/overhead shows it costs well under 1% of a target,
  * and 100 samples a second give a share within ~2 points after 30 s. */
@@ -39,6 +43,8 @@ struct record_args {
     bool keep_running; /* --keep-running: leave a launched command running at the end */
     const char *save;  /* --save FILE: the raw recording as SQLite */
     const char *rules; /* --rules FILE: stage rules for the report and the summary */
+    const char *label; /* --label NAME: keep the run in the store under NAME */
+    const char *store; /* --store DIR: the run store (--label keeps it in .crux/runs) */
     unsigned max_depth;
 };
 
@@ -69,6 +75,10 @@ static void usage(FILE *f)
           "                       each thread is stopped alone for a few microseconds\n"
           "      --save FILE      also keep the raw recording as a SQLite database (see\n"
           "                       crux report and docs/formats.md)\n"
+          "      --label NAME     keep the run in the run store under NAME, with its command,\n"
+          "                       git commit and environment (crux runs; docs/loop.md)\n"
+          "      --store DIR      the run store folder (default .crux/runs); keeps the run\n"
+          "                       even without --label\n"
           "      --rules FILE     stage rules adding to or overriding the built-in ones\n"
           "      --no-summary     do not print the verdict summary at the end\n"
           "      --load URL       generate HTTP load on URL while recording (the server under\n"
@@ -107,6 +117,8 @@ static int parse_args(int argc, char **argv, struct record_args *a)
                                          {"rules", required_argument, 0, 'R'},
                                          {"no-summary", no_argument, 0, 'Y'},
                                          {"keep-running", no_argument, 0, 'K'},
+                                         {"label", required_argument, 0, 'L'},
+                                         {"store", required_argument, 0, 'T'},
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = DEFAULT_RATE;
@@ -115,6 +127,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
     opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
     double v;
+    struct errbuf eb = {{0}};
     while ((c = getopt_long(argc, argv, "+o:f:p:r:d:igtbsnqh", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
@@ -192,6 +205,16 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             break;
         case 'K':
             a->keep_running = true;
+            break;
+        case 'L':
+            if (runs_label_check(optarg, &eb)) {
+                fprintf(stderr, "crux: record: %s\n", eb.msg);
+                return EXIT_USAGE;
+            }
+            a->label = optarg;
+            break;
+        case 'T':
+            a->store = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -288,6 +311,47 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
     return 0;
 }
 
+/* The raw recording: to --save FILE, and for a run kept in the store to the file it keeps
+ * (the --save file, or a staging file in the store). */
+static int save_recording(const struct record_args *a, const struct profile *p, struct keep *k)
+{
+    bool wanted = a->save || k->on;
+    const char *path = keep_file(k, RUN_RECORDING, a->save);
+    if (!path)
+        return wanted ? ERR_IO : 0;
+    struct errbuf seb = {{0}};
+    if (store_save(p, path, &seb)) {
+        fprintf(stderr, "crux: cannot save the recording: %s: check the path and free space\n",
+                seb.msg);
+        keep_drop(k);
+        return ERR_IO;
+    }
+    if (a->save)
+        fprintf(stderr, "crux: saved the recording to %s (crux report %s -o report.html)\n",
+                a->save, a->save);
+    if (k->on && p->meta.command)
+        k->run.command = xstrdup(p->meta.command);
+    return 0;
+}
+
+/* The environment of the run, into the recording (with --save) and the kept run. */
+static void fingerprint(const struct record_args *a, const struct session *s, struct profile *p,
+                        struct keep *k)
+{
+    if (!a->save && !k->on)
+        return;
+    char *json, *hash;
+    fingerprint_collect((int)s->pid, s->rt.version, &json, &hash);
+    profile_set_str(&p->meta.fingerprint, json);
+    if (k->on) {
+        k->run.fingerprint = json;
+        k->run.fp_hash = hash;
+    } else {
+        free(json);
+        free(hash);
+    }
+}
+
 int cmd_record(int argc, char **argv)
 {
     static struct record_load load; /* large; one recording per process */
@@ -329,11 +393,14 @@ int cmd_record(int argc, char **argv)
     }
     static volatile sig_atomic_t stop;
     session_trap_signals(&stop);
+    struct keep keep;
+    keep_begin(&keep, a.label, a.store);
     struct session s;
     rc = a.pid ? session_attach(&s, a.pid, &eb) : session_launch(&s, a.command, 10.0, &eb);
     if (rc) {
         session_report(rc, &eb);
         stage_rules_fini(&rules);
+        keep_fini(&keep);
         return EXIT_FAIL;
     }
     struct profile p;
@@ -352,6 +419,7 @@ int cmd_record(int argc, char **argv)
     profile_set_str(&p.meta.python_version, s.rt.version);
     p.meta.pid = (uint32_t)s.pid;
     p.meta.rate_hz = a.rate;
+    fingerprint(&a, &s, &p, &keep);
     struct sampler_stats st = {0};
     bool load_failed = false;
     if (!s.child_exited) {
@@ -401,22 +469,14 @@ int cmd_record(int argc, char **argv)
             if (!st.recorded) {
                 profile_fini(&p);
                 stage_rules_fini(&rules);
+                keep_fini(&keep);
                 return EXIT_FAIL;
             }
         }
     }
     int wrc = write_output(&a, &p, fmt, &rules, &st);
-    if (a.save) {
-        struct errbuf seb = {{0}};
-        if (store_save(&p, a.save, &seb)) {
-            fprintf(stderr, "crux: cannot save the recording: %s: check the path and free space\n",
-                    seb.msg);
-            wrc = wrc ? wrc : ERR_IO;
-        } else {
-            fprintf(stderr, "crux: saved the recording to %s (crux report %s -o report.html)\n",
-                    a.save, a.save);
-        }
-    }
+    int src = save_recording(&a, &p, &keep);
+    wrc = wrc ? wrc : src;
     if (!a.no_summary && !a.quiet && st.recorded)
         verdict_print_summary(&p, &rules, stderr);
     profile_fini(&p);
@@ -435,7 +495,10 @@ int cmd_record(int argc, char **argv)
                                .first_sig = stop_server ? SIGTERM : SIGINT,
                                .why = stop_server ? "the load is done" : "--duration is over"};
     int status = session_stop(&s, &how);
-    if (wrc)
+    /* after the session: git runs as a child, and the session reaps any child while it ends */
+    int krc = keep_finish(&keep);
+    keep_fini(&keep);
+    if (wrc || (krc && !status))
         return EXIT_FAIL;
     return status;
 }

@@ -105,6 +105,11 @@ int record_load_parse(struct record_load *l)
     int rc = load_cli_parse(l->argc, l->argv, &l->cli);
     if (rc)
         return rc;
+    if (l->cli.label || l->cli.store) {
+        fprintf(stderr, "crux: record: the recording is the run kept: give --label and --store "
+                        "to record itself, not as --load-label or --load-store\n");
+        return EXIT_USAGE;
+    }
     /* A host that does not resolve fails now, before a target is launched or attached. */
     char host[256], port[16];
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;

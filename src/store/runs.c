@@ -474,6 +474,10 @@ int runs_incoming(const char *dir, enum run_kind kind, char **path, struct errbu
         free(p);
         return rc;
     }
+    /* mkstemps makes the file private; a kept run is as readable as one written directly */
+    mode_t mask = umask(0);
+    umask(mask);
+    (void)fchmod(fd, 0666 & ~mask);
     close(fd);
     *path = p;
     return 0;
@@ -490,6 +494,9 @@ static int copy_file(const char *from, const char *to, struct errbuf *eb)
         close(in);
         return rc;
     }
+    struct stat sb;
+    if (fstat(in, &sb) == 0)
+        (void)fchmod(out, sb.st_mode & 0777); /* the staging file was made private */
     char block[1 << 16];
     ssize_t n;
     int rc = 0;

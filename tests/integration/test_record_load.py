@@ -54,6 +54,10 @@ def test_record_load_with_stages(crux, interp):
     con = sqlite3.connect(str(db))
     meta = dict(con.execute("SELECT key, value FROM meta"))
     assert "p99" in meta["load_text"] and "model" in meta["stages_text"]
+    # the load's result in full, for comparisons of recordings made under load
+    load = json.loads(meta["load_json"])
+    assert load["stats"]["ok"] == n and load["url"] == "http://127.0.0.1:%d/" % port, load
+    assert json.loads(meta["fingerprint"])["python_version"] == interp.version_str
     tagged = dict(con.execute(
         "SELECT s.s, COUNT(*) FROM samples JOIN strings s ON s.id = samples.stage "
         "WHERE samples.stage != 0 GROUP BY samples.stage"))
