@@ -516,7 +516,15 @@ static int run_experiment(const struct exp_args *a, const struct exp_def *d,
     static volatile sig_atomic_t stop;
     session_trap_signals(&stop);
     signal(SIGPIPE, SIG_IGN);
-    struct exp_ctx c = {d, v, expdir, self[0] ? self : "/proc/self/exe", &stop};
+    char exp_id[128];
+    snprintf(exp_id, sizeof(exp_id), "%s-%lld", d->name, (long long)st.created);
+    struct exp_ctx c = {.d = d,
+                        .vars = v,
+                        .dir = expdir,
+                        .self = self[0] ? self : "/proc/self/exe",
+                        .store = a->dir,
+                        .exp_id = exp_id,
+                        .stop = &stop};
     int sig = run_all(&c, &st, path, a->quiet);
     int status;
     if (sig > 0) {

@@ -12,6 +12,7 @@
 
 #include "cmd/expjob.h"
 #include "cmd/exprun.h"
+#include "store/runs.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -157,19 +158,57 @@ static void set_note(struct exp_result *r, const struct exp_capture *cap)
         r->note = fmt("exit %d%s%s", cap->status, line[0] ? ": " : "", line);
 }
 
+/* Keeps a run's file (a recording or a load result) in the run store with the experiment's
+ * id, the variant and the repeat; the file is moved there. A store that cannot take it costs
+ * the run nothing: one line says why, and the file stays where it was. */
+static void keep_in_store(const struct exp_ctx *c, const struct exp_variant *v, const char *cmdline,
+                          char *machine, const char *path, struct exp_result *r)
+{
+    struct run run = {.repeat = r->repeat};
+    run.path = xstrdup(path);
+    run.command = xstrdup(cmdline);
+    run.machine = machine;
+    run.experiment = xstrdup(c->exp_id);
+    run.variant = xstrdup(v->name);
+    struct errbuf eb = {""};
+    if (runs_add(c->store, &run, true, &eb) == 0) {
+        r->recording = xstrdup(run.path);
+        r->run_id = run.id;
+    } else {
+        fprintf(stderr, "crux: exp: warning: %s not kept in the run store %s: %s\n", path, c->store,
+                eb.msg);
+        r->recording = xstrdup(path);
+    }
+    run_fini(&run);
+}
+
+/* The words of a command as one line, for the run store. */
+static char *join(char *const *v, size_t n)
+{
+    struct buf b;
+    buf_init(&b, 1 << 16);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = buf_printf(&b, "%s%s", i ? " " : "", v[i]);
+    (void)rc; /* a cut command line is still a good label */
+    return buf_take(&b, NULL);
+}
+
 static int run_command(const struct exp_ctx *c, const struct exp_variant *v,
                        const struct exp_fill *f, uint32_t k, struct exp_result *r,
                        struct errbuf *eb)
 {
     struct vec argv = {0}, env = {0};
-    char *output = NULL, *db = NULL, *verdict = NULL;
+    char *output = NULL, *db = NULL, *verdict = NULL, *machine = NULL;
+    size_t npre = 0;
     int rc = 0;
     if (c->d->profile) {
         db = fmt("%s/run-%u.db", c->dir, k);
         verdict = fmt("%s/run-%u.verdict.json", c->dir, k);
         const char *pre[] = {c->self, "record", "--save",       db,   "-f", "verdict",
                              "-o",    verdict,  "--no-summary", "-q", "--"};
-        for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++)
+        npre = sizeof(pre) / sizeof(pre[0]);
+        for (size_t i = 0; i < npre; i++)
             vec_add(&argv, xstrdup(pre[i]));
     }
     rc = command_argv(c, v, f, &argv, eb);
@@ -181,6 +220,8 @@ static int run_command(const struct exp_ctx *c, const struct exp_variant *v,
         goto out;
     if (output)
         unlink(output); /* a stale file from an earlier run must not pass for this run's */
+    /* machine state before the run (it takes ~100 ms): only for runs that are kept */
+    machine = db ? runs_machine_state() : NULL;
     struct exp_cmd cmd = {argv.v, env.v, output, NULL};
     struct exp_capture cap;
     rc = exp_run(&cmd, c->stop, &cap, eb);
@@ -207,11 +248,14 @@ static int run_command(const struct exp_ctx *c, const struct exp_variant *v,
         rc = keep_output(c, cap.hash, cap.data, cap.len, eb);
     }
     if (db && r->ok) {
-        r->recording = db;
-        db = NULL;
+        char *line = join(argv.v + npre, argv.n - npre); /* the command, not crux record */
+        keep_in_store(c, v, line, machine, db, r);
+        machine = NULL;
+        free(line);
     }
     exp_capture_fini(&cap);
 out:
+    free(machine);
     vec_fini(&argv);
     vec_fini(&env);
     free(output);
@@ -343,7 +387,7 @@ static int run_server(const struct exp_ctx *c, const struct exp_variant *v, stru
                       uint32_t k, struct exp_result *r, struct errbuf *eb)
 {
     struct vec sargv = {0}, env = {0}, largv = {0};
-    char *ready = NULL, *load_text = NULL;
+    char *ready = NULL, *load_text = NULL, *machine = NULL;
     char *log = fmt("%s/server-%u.log", c->dir, k);
     char *json = fmt("%s/load-%u.json", c->dir, k);
     char *reqlog = fmt("%s/load-%u.jsonl", c->dir, k);
@@ -362,6 +406,7 @@ static int run_server(const struct exp_ctx *c, const struct exp_variant *v, stru
     unlink(log);
     unlink(json);
     unlink(reqlog);
+    machine = runs_machine_state(); /* before the server starts: ~100 ms of sampling */
     pid_t pid;
     rc = exp_server_start(sargv.v, env.v, log, &pid, eb);
     if (rc == ERR_ARG) {
@@ -407,7 +452,14 @@ static int run_server(const struct exp_ctx *c, const struct exp_variant *v, stru
     if (r->ok)
         rc = read_load_log(c, reqlog, count_templates(&largv), r, eb);
     unlink(reqlog); /* bodies are kept by hash; the log itself can be large */
+    if (r->ok) {
+        char *line = join(largv.v + 2, largv.n - 2);
+        keep_in_store(c, v, line, machine, json, r);
+        machine = NULL;
+        free(line);
+    }
 out:
+    free(machine);
     vec_fini(&sargv);
     vec_fini(&env);
     vec_fini(&largv);

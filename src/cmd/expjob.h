@@ -16,8 +16,10 @@
 struct exp_ctx {
     const struct exp_def *d;
     const struct exp_variant *vars;
-    const char *dir;  /* the experiment's folder: out/HASH, logs, recordings, load results */
-    const char *self; /* crux's own executable, for crux record and crux load */
+    const char *dir;    /* the experiment's folder: out/HASH, logs, recordings, load results */
+    const char *self;   /* crux's own executable, for crux record and crux load */
+    const char *store;  /* the run store folder: recordings and load results are kept there */
+    const char *exp_id; /* the experiment's id in the store ("NAME-CREATED") */
     volatile sig_atomic_t *stop;
 };
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cmd/expcheck.h"
 #include "cmd/expreport.h"
 #include "cmd/exprun.h"
@@ -64,7 +66,7 @@ static void metric(const double *v, size_t n, const double *ref, size_t nref, st
     double sd = n > 1 ? sqrt(ss / (double)(n - 1)) : NAN;
     m->cv = n > 1 && m->mean != 0 ? sd / fabs(m->mean) : NAN;
     double half = n > 1 ? cmp_t_quantile(0.025, (double)(n - 1)) * sd / sqrt((double)n) : 0;
-    m->lo = m->mean - half;
+    m->lo = fmax(m->mean - half, 0); /* every metric here is a rate or a time */
     m->hi = m->mean + half;
     cmp_welch(ref, nref, v, n, 0.95, &m->vs_ref);
     cmp_trend(v, n, &m->tau, &m->trend_p);
@@ -179,6 +181,43 @@ static void variant_metrics(struct exp_summary *s, const struct exp_def *d,
     free(tr);
     free(lr);
     free(pr);
+}
+
+/* The verdict of the variant's last recorded run (crux record -f verdict wrote it beside the
+ * recording): "host 67%" or why there is none. */
+static void read_verdict(const struct exp_state *st, const char *outdir, uint32_t v,
+                         struct exp_vsum *vs)
+{
+    const struct exp_result *last = NULL;
+    for (size_t i = 0; i < st->nresults; i++)
+        if (st->results[i].variant == v && st->results[i].ok && !st->results[i].warmup)
+            last = &st->results[i];
+    if (!last)
+        return;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/run-%u.verdict.json", outdir, last->slot);
+    char *data;
+    size_t len;
+    bool trunc;
+    char hex[65];
+    struct errbuf eb = {""};
+    if (exp_read_file(path, (size_t)16 << 20, &data, &len, &trunc, hex, &eb))
+        return;
+    cJSON *root = cJSON_ParseWithLength(data, len);
+    free(data);
+    const cJSON *verdict = cJSON_GetObjectItemCaseSensitive(root, "verdict");
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(root, "reason");
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(root, "types");
+    if (cJSON_IsString(verdict)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(types, verdict->valuestring);
+        const cJSON *share = cJSON_GetObjectItemCaseSensitive(t, "share");
+        snprintf(vs->verdict, sizeof(vs->verdict), "%s %.0f%% (run %u)", verdict->valuestring,
+                 cJSON_IsNumber(share) ? share->valuedouble * 100 : 0.0, last->slot + 1);
+    } else if (cJSON_IsString(reason)) {
+        snprintf(vs->verdict, sizeof(vs->verdict), "none: %.150s", reason->valuestring);
+    }
+    text_scrub(vs->verdict, strlen(vs->verdict));
+    cJSON_Delete(root);
 }
 
 /* -- output agreement --------------------------------------------------------------------- */
@@ -472,6 +511,8 @@ void exp_summarize(const struct exp_def *d, const struct exp_state *st, const ch
         variant_metrics(s, d, st, i);
         if (i > 0 && d->check != EXP_CHECK_NONE)
             check_outputs(s, d, st, outdir, i);
+        if (d->profile)
+            read_verdict(st, outdir, i, &s->v[i]);
     }
     if (s->done < s->total)
         warn(s, "%zu of %zu measured runs done: the results are partial", s->done, s->total);
@@ -557,6 +598,8 @@ void exp_print_text(const struct exp_summary *s, const struct exp_def *d,
             fprintf(f, "  %s: OUTPUTS DIFFER: %s\n", s->v[i].name, s->v[i].differ_why);
         if (!s->v[i].slo_ok)
             fprintf(f, "  %s: SLO missed: %s\n", s->v[i].name, s->v[i].slo_why);
+        if (s->v[i].verdict[0])
+            fprintf(f, "  %s: verdict %s\n", s->v[i].name, s->v[i].verdict);
     }
     fprintf(f, "%s%s\n", s->winner >= 0 ? "winner: " : "", s->why);
     fprintf(f, "pareto front (* above; %s up, %s down):", s->tput_unit, s->lat_name);
@@ -644,6 +687,8 @@ static void json_variant(struct jsonw *w, const struct exp_summary *s, size_t i)
     jsonw_bool(w, v->eligible);
     jsonw_key(w, "pareto");
     jsonw_bool(w, v->pareto);
+    jsonw_key(w, "verdict");
+    jsonw_str(w, v->verdict[0] ? v->verdict : NULL);
     jsonw_obj_end(w);
 }
 

@@ -43,8 +43,9 @@ struct exp_vsum {
     char differ_why[256];
     bool slo_ok;
     char slo_why[128];
-    bool eligible; /* may win: runs succeeded, outputs agree, SLO met */
-    bool pareto;   /* on the front of throughput against latency */
+    bool eligible;     /* may win: runs succeeded, outputs agree, SLO met */
+    bool pareto;       /* on the front of throughput against latency */
+    char verdict[200]; /* profile = yes: the verdict of its last recorded run, or "" */
 };
 
 struct exp_summary {

@@ -171,6 +171,8 @@ static void write_result(struct jsonw *w, const struct exp_result *r)
     jsonw_bool(w, r->outs_mixed);
     jsonw_key(w, "recording");
     jsonw_str(w, r->recording);
+    jsonw_key(w, "run_id");
+    jsonw_i64(w, r->run_id);
     jsonw_key(w, "note");
     jsonw_str(w, r->note);
     jsonw_obj_end(w);
@@ -322,6 +324,7 @@ static int load_result(struct exp_state *st, const cJSON *o)
     r.errors = (uint64_t)num(o, "errors");
     r.outs_mixed = flag(o, "outputs_mixed");
     r.recording = str(o, "recording");
+    r.run_id = (int64_t)num(o, "run_id");
     r.note = str(o, "note");
     const cJSON *outs = cJSON_GetObjectItemCaseSensitive(o, "outputs");
     int n = cJSON_IsArray(outs) ? cJSON_GetArraySize(outs) : 0;

@@ -46,7 +46,8 @@ struct exp_result {
     struct exp_out *outs;
     size_t nouts;
     bool outs_mixed; /* under load: one template answered different bodies within the run */
-    char *recording; /* profile = yes: the saved recording; NULL otherwise */
+    char *recording; /* the kept recording (profile = yes) or load result; NULL otherwise */
+    int64_t run_id;  /* its id in the run store; 0 when not kept there */
     char *note;      /* why it failed; NULL when ok */
 };
 

@@ -144,3 +144,26 @@ def test_typo_names_the_line(crux, tmp_path):
     conf.write_text("command = echo {bacth}\nvary batch = 1 2\n")
     res = crux.run("exp", conf)
     assert res.returncode == 2 and "did you mean '{batch}'" in res.stderr, res.describe()
+
+
+def test_profile_keeps_each_run_in_the_store(crux, one_interp, tmp_path):
+    """profile = yes: every measured run is recorded by crux record --save and kept in the
+    run store with the experiment's id, its variant and its repeat; each variant reports the
+    verdict of its last recording."""
+    job = write_job(tmp_path)
+    side = tmp_path / "side.txt"
+    res = crux.run("exp", "--name", "prof", "--vary", "n=1,2", "--repeats", "2", "--warmup",
+                   "0", "--profile", "--json", "out.json", "--", one_interp.path, job, "{n}",
+                   side, "0.05")
+    assert res.returncode == 0, res.describe()
+    listed = crux.run("runs", "--json")
+    assert listed.returncode == 0, listed.describe()
+    runs = json.loads(listed.stdout)
+    assert sorted((r["variant"], r["repeat"]) for r in runs) == [
+        ("n=1", 0), ("n=1", 1), ("n=2", 0), ("n=2", 1)]
+    assert all(r["kind"] == "recording" and r["experiment"].startswith("prof-") for r in runs)
+    assert len({r["experiment"] for r in runs}) == 1
+    data = json.loads((tmp_path / "out.json").read_text())
+    for run in data["runs"]:
+        assert run["recording"] and (tmp_path / run["recording"]).exists(), run
+    assert all(v["verdict"] for v in data["variants"]), data["variants"]
