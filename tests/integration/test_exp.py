@@ -167,3 +167,81 @@ def test_profile_keeps_each_run_in_the_store(crux, one_interp, tmp_path):
     for run in data["runs"]:
         assert run["recording"] and (tmp_path / run["recording"]).exists(), run
     assert all(v["verdict"] for v in data["variants"]), data["variants"]
+
+
+# A tiny server: batch makes it faster; batch=3 answers /b differently (a wrong answer under
+# load); /health answers when it is up.
+SERVER = r"""
+import sys, time
+from http.server import HTTPServer, BaseHTTPRequestHandler
+port, batch = int(sys.argv[1]), int(sys.argv[2])
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_GET(self):
+        if self.path != "/health":
+            time.sleep(0.004 / batch)
+        wrong = batch == 3 and self.path == "/b"
+        body = ("%s %d\n" % (self.path, 8 if wrong else 7)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def test_server_mode_flags_a_different_body(crux, one_interp, tmp_path):
+    server = tmp_path / "srv.py"
+    server.write_text(SERVER)
+    reqs = tmp_path / "reqs.jsonl"
+    reqs.write_text('{"path": "/a"}\n{"path": "/b"}\n')
+    conf = tmp_path / "srv.conf"
+    conf.write_text(
+        "name = srv\n"
+        "server = %s %s {port} {batch}\n"
+        "ready = http://127.0.0.1:{port}/health\n"
+        "load = http://127.0.0.1:{port}/ --concurrency 1 --requests 20 --requests-file %s\n"
+        "vary batch = 1 2 3\n"
+        "repeats = 2\n"
+        "warmup = 0\n"
+        "slo = p99=5s\n" % (one_interp.path, server, reqs))
+    res = crux.run("exp", conf, "--json", "out.json")
+    assert res.returncode == 0, res.describe()
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["mode"] == "server"
+    by = {v["name"]: v for v in data["variants"]}
+    assert by["batch=3"]["outputs_differ"], by["batch=3"]
+    assert "request template 1" in by["batch=3"]["outputs_why"], by["batch=3"]["outputs_why"]
+    assert "'/b 8' vs '/b 7'" in by["batch=3"]["outputs_why"]
+    assert not by["batch=2"]["outputs_differ"] and not by["batch=1"]["outputs_differ"]
+    assert data["winner"] != "batch=3"
+    for name in ("batch=1", "batch=2"):
+        v = by[name]
+        assert v["runs"] == 2 and v["throughput"]["mean"] > 0 and v["p99_s"]["mean"] > 0, v
+        assert v["slo_met"] and v["errors"] == 0
+    # each run's load result is kept in the run store with its variant and repeat
+    runs = json.loads(crux.run("runs", "--json").stdout)
+    assert sorted((r["variant"], r["repeat"]) for r in runs if r["kind"] == "load") == sorted(
+        (b, r) for b in ("batch=1", "batch=2", "batch=3") for r in (0, 1))
+    # every server was stopped
+    assert not servers_running(str(server))
+
+
+def servers_running(script):
+    """Pids of live processes whose command line holds `script`."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if script.encode() in f.read():
+                    pids.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return pids
