@@ -245,3 +245,19 @@ def servers_running(script):
         except (OSError, ValueError):
             pass
     return pids
+
+
+def test_html_page_escapes_names(crux, one_interp, tmp_path):
+    """-o FILE.html: one page, no scripts, inline SVG plots; a name with markup is text."""
+    res = crux.run("exp", "--vary", "tag=<i>x</i>,a&b", "--repeats", "2", "--warmup", "0",
+                   "--cost-per-hour", "3.6", "-o", "exp.html", "--json", "exp.json", "--",
+                   one_interp.path, "-c", "print(1)", "{tag}")
+    assert res.returncode == 0, res.describe()
+    page = (tmp_path / "exp.html").read_text()
+    assert "<script" not in page and page.count("<svg") == 3
+    assert "tag=&lt;i&gt;x&lt;/i&gt;" in page and "tag=a&amp;b" in page
+    assert "<i>" not in page
+    data = json.loads((tmp_path / "exp.json").read_text())
+    for v in data["variants"]:
+        # $3.6 an hour is $0.001 a second: the cost of 1,000 runs is the mean wall time
+        assert abs(v["cost_per_1000"] - 1.0 / v["throughput"]["mean"]) < 1e-9, v
