@@ -122,6 +122,7 @@ static int add_line(struct exp_args *a, const char *name, const char *v)
     return 0;
 }
 
+/* One case per option, as load_cli_parse: long, but flat. */
 static int parse_args(int argc, char **argv, struct exp_args *a)
 {
     enum { O_DIR = 256, O_JSON, O_FRESH, O_DRY, O_PROFILE };
@@ -478,6 +479,20 @@ static int setup_dirs(const char *dir, const char *name, char *path, char *expdi
     return 0;
 }
 
+static void print_start(const struct exp_def *d, const struct exp_state *st, const char *path,
+                        bool resumed)
+{
+    if (resumed)
+        fprintf(stderr, "crux: exp %s: resuming: %zu of %zu runs done, seed %llu (%s)\n", d->name,
+                st->nresults, st->nslots, (unsigned long long)st->seed, path);
+    else
+        fprintf(stderr,
+                "crux: exp %s: %zu variants x %d runs + %d warm-up = %zu runs in a shuffled order, "
+                "seed %llu (--seed %llu repeats the order); state in %s\n",
+                d->name, st->nvariants, d->repeats, d->warmup, st->nslots,
+                (unsigned long long)st->seed, (unsigned long long)st->seed, path);
+}
+
 static int run_experiment(const struct exp_args *a, const struct exp_def *d,
                           const struct exp_variant *v, size_t nv)
 {
@@ -490,21 +505,12 @@ static int run_experiment(const struct exp_args *a, const struct exp_def *d,
     rc = open_state(a, d, v, nv, path, &st, &resumed);
     if (rc)
         return rc;
-    size_t runs = st.nslots;
     if (a->dry_run) {
         print_schedule(&st);
         exp_state_fini(&st);
         return 0;
     }
-    if (resumed)
-        fprintf(stderr, "crux: exp %s: resuming: %zu of %zu runs done, seed %llu (%s)\n", d->name,
-                st.nresults, runs, (unsigned long long)st.seed, path);
-    else
-        fprintf(stderr,
-                "crux: exp %s: %zu variants x %d runs + %d warm-up = %zu runs in a shuffled order, "
-                "seed %llu (--seed %llu repeats the order); state in %s\n",
-                d->name, nv, d->repeats, d->warmup, runs, (unsigned long long)st.seed,
-                (unsigned long long)st.seed, path);
+    print_start(d, &st, path, resumed);
     struct errbuf eb = {""};
     if (!resumed && exp_state_save(&st, path, &eb)) {
         fprintf(stderr, "crux: exp: cannot save the state: %s\n", eb.msg);

@@ -322,7 +322,7 @@ static int set_command(struct exp_def *d, const char *v, struct errbuf *eb)
     return 0;
 }
 
-/* Applies `key = v` (a scalar key). */
+/* Applies `key = v` (a scalar key): one case per key, each a parse and a one-line fix. */
 static int set_key(struct exp_def *d, enum key k, const char *v, const char *where,
                    struct errbuf *eb)
 {

@@ -194,6 +194,8 @@ static char *join(char *const *v, size_t n)
     return buf_take(&b, NULL);
 }
 
+/* Builds the run's command line (under crux record with profile = yes), environment and
+ * output path, runs it and turns the capture into the result; one cleanup label. */
 static int run_command(const struct exp_ctx *c, const struct exp_variant *v,
                        const struct exp_fill *f, uint32_t k, struct exp_result *r,
                        struct errbuf *eb)
@@ -382,7 +384,9 @@ static int read_load_log(const struct exp_ctx *c, const char *path, uint32_t ntm
     return rc;
 }
 
-/* Starts the server, waits for it, runs crux load, stops the server. */
+/* Starts the server, waits for it, runs crux load, stops the server, reads the results. One
+ * sequence whose steps share the run's files and the server's pid: kept in one function so
+ * that every path stops the server and frees the same things at `out`. */
 static int run_server(const struct exp_ctx *c, const struct exp_variant *v, struct exp_fill *f,
                       uint32_t k, struct exp_result *r, struct errbuf *eb)
 {

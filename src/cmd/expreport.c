@@ -383,6 +383,24 @@ static void pareto(struct exp_summary *s)
     }
 }
 
+/* Welch's comparison of the throughput of variant `b` (new) against variant `a` (base). */
+static void tput_welch(const struct exp_state *st, uint32_t a, uint32_t b, struct cmp_est *e)
+{
+    const struct exp_result **ra = xcalloc(st->nresults + 1, sizeof(*ra));
+    const struct exp_result **rb = xcalloc(st->nresults + 1, sizeof(*rb));
+    size_t na = runs_of(st, a, ra), nb = runs_of(st, b, rb);
+    double *va = xcalloc(na + 1, sizeof(double)), *vb = xcalloc(nb + 1, sizeof(double));
+    for (size_t k = 0; k < na; k++)
+        va[k] = ra[k]->tput;
+    for (size_t k = 0; k < nb; k++)
+        vb[k] = rb[k]->tput;
+    cmp_welch(va, na, vb, nb, 0.95, e);
+    free(ra);
+    free(rb);
+    free(va);
+    free(vb);
+}
+
 static void pick_winner(struct exp_summary *s, const struct exp_state *st)
 {
     s->winner = -1;
@@ -414,20 +432,8 @@ static void pick_winner(struct exp_summary *s, const struct exp_state *st)
             continue;
         /* Welch of the best against each other eligible one: the interval of the difference
          * must exclude zero. */
-        const struct exp_result **rb = xcalloc(st->nresults + 1, sizeof(*rb));
-        const struct exp_result **ro = xcalloc(st->nresults + 1, sizeof(*ro));
-        size_t nb = runs_of(st, (uint32_t)best, rb), no = runs_of(st, (uint32_t)i, ro);
-        double *vb = xcalloc(nb + 1, sizeof(double)), *vo = xcalloc(no + 1, sizeof(double));
-        for (size_t k = 0; k < nb; k++)
-            vb[k] = rb[k]->tput;
-        for (size_t k = 0; k < no; k++)
-            vo[k] = ro[k]->tput;
         struct cmp_est e;
-        cmp_welch(vo, no, vb, nb, 0.95, &e);
-        free(rb);
-        free(ro);
-        free(vb);
-        free(vo);
+        tput_welch(st, (uint32_t)i, (uint32_t)best, &e);
         if (e.method == CMP_RUNS && e.lo > 0)
             continue;
         snprintf(s->why, sizeof(s->why),

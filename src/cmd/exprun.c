@@ -215,6 +215,8 @@ static int wait_status(int ws)
     return -1;
 }
 
+/* Pipes, spawn, pump, reap, then the output file: each step's descriptors are closed on the
+ * next line, which is clearer in one function than passed between several. */
 int exp_run(const struct exp_cmd *c, volatile sig_atomic_t *stop, struct exp_capture *out,
             struct errbuf *eb)
 {
