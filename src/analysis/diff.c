@@ -98,6 +98,11 @@ void diff_init(struct diff *d, uint32_t nbase, uint32_t nnew)
     table_init(&d->types);
     size_t r = d->nruns;
     d->samples = xcalloc(r, sizeof(double));
+    d->norm = xcalloc(r, sizeof(double));
+    d->ones = xmalloc(r * sizeof(double));
+    for (size_t i = 0; i < r; i++)
+        d->ones[i] = 1.0;
+    d->cur_norm = d->ones;
     d->rate = xcalloc(r, sizeof(double));
     d->units = xcalloc(r, sizeof(double));
     d->wall_s = xcalloc(r, sizeof(double));
@@ -108,6 +113,7 @@ void diff_init(struct diff *d, uint32_t nbase, uint32_t nnew)
     d->load = xmalloc(r * LM_N * sizeof(double));
     for (size_t i = 0; i < r * LM_N; i++)
         d->load[i] = NAN;
+    d->errors = xcalloc(r, sizeof(double));
     d->lat_buckets = xcalloc(r, sizeof(double *));
     d->nlat_buckets = xcalloc(r, sizeof(size_t));
     d->verdict_base = d->verdict_new = -1;
@@ -127,6 +133,10 @@ void diff_fini(struct diff *d)
     table_fini(&d->stages);
     table_fini(&d->types);
     free(d->samples);
+    free(d->norm);
+    free(d->loo);
+    free(d->loo_row);
+    free(d->ones);
     free(d->rate);
     free(d->units);
     free(d->wall_s);
@@ -134,6 +144,7 @@ void diff_fini(struct diff *d)
     free(d->has_profile);
     free(d->has_load);
     free(d->load);
+    free(d->errors);
     for (uint32_t i = 0; i < d->nruns; i++)
         free(d->lat_buckets[i]);
     free(d->lat_buckets);
@@ -242,8 +253,15 @@ void diff_add_profile(struct diff *d, uint32_t run, const struct profile *p,
     double total;
     double *w = stack_weights(d, p, &total);
     d->samples[run] = total;
-    d->rate[run] = p->meta.rate_hz > 0 ? p->meta.rate_hz : 100.0;
     d->wall_s[run] = (double)p->meta.duration_ns / 1e9;
+    /* The rate achieved (rounds over the duration): a sampler that fell behind took fewer
+     * rounds than asked, and each sample then stands for more time. */
+    d->rate[run] = p->meta.rate_hz > 0 ? p->meta.rate_hz : 100.0;
+    if (p->meta.ticks > 0 && d->wall_s[run] > 0) {
+        double got = (double)p->meta.ticks / d->wall_s[run];
+        if (got > 0 && got < d->rate[run])
+            d->rate[run] = got;
+    }
     if (d->units[run] <= 0)
         d->units[run] = 1;
     if (p->nnodes > d->cap_map) {
@@ -282,6 +300,8 @@ void diff_add_profile(struct diff *d, uint32_t run, const struct profile *p,
             frame_key(p, leaf, true, key, sizeof(key));
             uint32_t li = table_get(d, &d->lines, intern(d, key), (uint8_t)leaf->kind, false);
             d->lines.v[li].self[run] += w[s];
+            d->lines.v[li].func =
+                table_get(d, &d->funcs, d->tree.v[node].name, d->tree.v[node].kind, true) + 1;
         }
         /* Functions: self for the leaf's, on-stack once per sample for every one above. */
         stamp++;
@@ -387,6 +407,7 @@ int diff_add_load_json(struct diff *d, uint32_t run, const char *json, size_t le
         }
         d->nlat_buckets[run] = k;
     }
+    d->errors[run] = errors > 0 ? errors : 0;
     d->has_load[run] = 1;
     d->any_load = true;
     if (ok > 0)
@@ -409,14 +430,21 @@ static size_t side_vals(const struct diff *d, int side, const double *v, size_t 
     return k;
 }
 
+static const double *factors_for(const struct diff *d, uint32_t fi);
+
 static double as_abs(const struct diff *d, uint32_t r, double count)
 {
-    return count / d->rate[r] / d->units[r];
+    return count / d->rate[r] / d->units[r] / d->cur_norm[r];
 }
 
 static double as_rel(const struct diff *d, uint32_t r, double count)
 {
     return d->samples[r] > 0 ? count / d->samples[r] : 0;
+}
+
+static double as_wall(const struct diff *d, uint32_t r, double wall)
+{
+    return wall / d->units[r];
 }
 
 static double as_is(const struct diff *d, uint32_t r, double v)
@@ -442,7 +470,7 @@ static void side_sum(const struct diff *d, int side, const double *v, size_t str
             continue;
         *count += v[(size_t)r * stride];
         *samples += d->samples[r];
-        *exposure += d->rate[r] * d->units[r];
+        *exposure += d->rate[r] * d->units[r] * d->cur_norm[r];
     }
 }
 
@@ -504,14 +532,46 @@ static void estimate_shares(const struct diff *d, const double *v, enum est_kind
     free(x);
 }
 
-static void bh_table(struct diff_table *t, size_t off, double alpha)
+/* Independent filtering: an entity with fewer samples than this over all runs (5 a run on
+ * average) cannot show a change beyond noise, so it is not tested and does not dilute the
+ * false-discovery correction of those that can. Shares (stages, types) are always tested. */
+static double min_pooled(const struct diff *d)
+{
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < d->nruns; r++)
+        n += d->has_profile[r];
+    return 5.0 * n;
+}
+
+static double pooled(const struct diff *d, const double *v)
+{
+    double s = 0;
+    for (uint32_t r = 0; r < d->nruns; r++)
+        s += d->has_profile[r] ? v[r] : 0;
+    return s;
+}
+
+/* Benjamini-Hochberg over the estimates at `off` of the entities whose per-run values at
+ * `voff` pass the filter (counts) or of all (shares). */
+static void bh_table(const struct diff *d, struct diff_table *t, size_t off, size_t voff,
+                     bool counts)
 {
     if (!t->n)
         return;
     struct cmp_est **ps = xmalloc(t->n * sizeof(*ps));
-    for (uint32_t i = 0; i < t->n; i++)
-        ps[i] = (struct cmp_est *)((char *)&t->v[i] + off);
-    cmp_bh(ps, t->n, alpha);
+    uint32_t k = 0;
+    double floor = min_pooled(d);
+    for (uint32_t i = 0; i < t->n; i++) {
+        struct cmp_est *e = (struct cmp_est *)((char *)&t->v[i] + off);
+        const double *v = *(double *const *)((char *)&t->v[i] + voff);
+        if (!counts || pooled(d, v) >= floor)
+            ps[k++] = e;
+        else {
+            e->q = 1.0;
+            e->flagged = false;
+        }
+    }
+    cmp_bh(ps, k, d->alpha);
     free(ps);
 }
 
@@ -520,8 +580,10 @@ static void estimate_table(struct diff *d, struct diff_table *t, bool counts)
     for (uint32_t i = 0; i < t->n; i++) {
         struct diff_entity *e = &t->v[i];
         if (counts) {
+            d->cur_norm = factors_for(d, t == &d->funcs ? i : e->func - 1);
             estimate_counts(d, e->self, 1, EST_ABS, &e->self_abs);
             estimate_counts(d, e->self, 1, EST_REL, &e->self_rel);
+            d->cur_norm = d->normalized ? d->norm : d->ones;
             if (e->total != e->self) {
                 estimate_counts(d, e->total, 1, EST_ABS, &e->total_abs);
                 estimate_counts(d, e->total, 1, EST_REL, &e->total_rel);
@@ -536,10 +598,12 @@ static void estimate_table(struct diff *d, struct diff_table *t, bool counts)
             e->total_abs = e->self_abs;
         }
     }
-    bh_table(t, offsetof(struct diff_entity, self_abs), d->alpha);
-    bh_table(t, offsetof(struct diff_entity, total_abs), d->alpha);
-    bh_table(t, offsetof(struct diff_entity, self_rel), d->alpha);
-    bh_table(t, offsetof(struct diff_entity, total_rel), d->alpha);
+    d->cur_norm = d->ones;
+    const size_t so = offsetof(struct diff_entity, self), to = offsetof(struct diff_entity, total);
+    bh_table(d, t, offsetof(struct diff_entity, self_abs), so, counts);
+    bh_table(d, t, offsetof(struct diff_entity, total_abs), to, counts);
+    bh_table(d, t, offsetof(struct diff_entity, self_rel), so, counts);
+    bh_table(d, t, offsetof(struct diff_entity, total_rel), to, counts);
 }
 
 /* The value of quantile `q` of one run's latency buckets at rank `rank` (0-based). */
@@ -701,7 +765,7 @@ static void tree_preorder(struct diff *d)
     free(stack);
 }
 
-static void estimate_tree(struct diff *d)
+static void tree_totals(struct diff *d)
 {
     struct diff_tree *t = &d->tree;
     size_t R = d->nruns;
@@ -710,6 +774,111 @@ static void estimate_tree(struct diff *d)
     for (uint32_t i = t->n; i-- > 1;)
         for (size_t r = 0; r < R; r++)
             d->node_total[(size_t)t->v[i].parent * R + r] += d->node_total[(size_t)i * R + r];
+}
+
+static int by_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* The median of the `n` values v[k * stride] leaving out k == skip (n - 1 then). */
+static double median_skip(const double *v, size_t n, size_t stride, size_t skip, double *tmp)
+{
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++)
+        if (k != skip)
+            tmp[m++] = v[k * stride];
+    qsort(tmp, m, sizeof(double), by_double);
+    return m % 2 ? tmp[m / 2] : 0.5 * (tmp[m / 2 - 1] + tmp[m / 2]);
+}
+
+/* Each run's machine speed factor, taken out of the times of functions, lines and frames
+ * (docs/loop.md, "Machine noise"): a run the machine slowed by 15% (another process on the
+ * CPU, a slower core) slows every function in it, so the median over functions of (a
+ * function's log time in the run minus its mean log time over all runs) is the machine's
+ * part, as DESeq2's median of ratios is a sequencing depth. The reference functions are
+ * those seen in every run with 20 samples a run; at least 5 are needed, else every factor
+ * is 1. A reference function is itself judged with the factors of the others (left out of
+ * its own median), so its own change or noise never divides itself; with 4 or more others
+ * one changed function moves their median little. A change to most of the program at once
+ * is seen only in the time per unit of work, which keeps the raw change. */
+static void machine_factors(struct diff *d)
+{
+    uint32_t nprof = 0, R = d->nruns;
+    for (uint32_t r = 0; r < R; r++) {
+        d->norm[r] = 1.0;
+        nprof += d->has_profile[r];
+    }
+    free(d->loo_row);
+    d->loo_row = xcalloc(d->funcs.n + 1, sizeof(uint32_t));
+    uint32_t *use = xmalloc((d->funcs.n + 1) * sizeof(uint32_t)), nuse = 0;
+    for (uint32_t i = 0; i < d->funcs.n && nprof >= 2; i++) {
+        const double *v = d->funcs.v[i].self;
+        double pooled_n = 0;
+        bool all = true;
+        for (uint32_t r = 0; r < R && all; r++) {
+            if (!d->has_profile[r])
+                continue;
+            all = v[r] > 0;
+            pooled_n += v[r];
+        }
+        if (all && pooled_n >= 20.0 * nprof)
+            use[nuse++] = i;
+    }
+    if (nuse < 5) {
+        free(use);
+        return;
+    }
+    /* lx[k * R + r]: log time of reference function k in run r, minus its mean */
+    double *lx = xcalloc((size_t)nuse * R, sizeof(double)), *tmp = xmalloc(nuse * sizeof(double));
+    for (uint32_t k = 0; k < nuse; k++) {
+        double mean = 0;
+        for (uint32_t r = 0; r < R; r++) {
+            if (!d->has_profile[r])
+                continue;
+            double x = d->funcs.v[use[k]].self[r] / d->rate[r] / d->units[r];
+            lx[(size_t)k * R + r] = log(x);
+            mean += log(x);
+        }
+        mean /= nprof;
+        for (uint32_t r = 0; r < R; r++)
+            lx[(size_t)k * R + r] -= d->has_profile[r] ? mean : 0;
+    }
+    free(d->loo);
+    d->loo = xmalloc((size_t)nuse * R * sizeof(double));
+    for (size_t skip = 0; skip <= nuse; skip++) {
+        /* skip == nuse: the full factor */
+        double *out = skip < nuse ? d->loo + skip * R : d->norm, lsum = 0;
+        for (uint32_t r = 0; r < R; r++) {
+            out[r] = d->has_profile[r] ? median_skip(lx + r, nuse, R, skip, tmp) : 0;
+            lsum += out[r];
+        }
+        for (uint32_t r = 0; r < R; r++)
+            out[r] = d->has_profile[r] ? exp(out[r] - lsum / nprof) : 1.0;
+        if (skip < nuse)
+            d->loo_row[use[skip]] = (uint32_t)skip + 1;
+    }
+    d->normalized = true;
+    free(lx);
+    free(tmp);
+    free(use);
+}
+
+/* The factors for the self time of function `fi` (funcs index; UINT32_MAX none). */
+static const double *factors_for(const struct diff *d, uint32_t fi)
+{
+    if (!d->normalized)
+        return d->ones;
+    if (fi < d->funcs.n && d->loo_row && d->loo_row[fi])
+        return d->loo + (size_t)(d->loo_row[fi] - 1) * d->nruns;
+    return d->norm;
+}
+
+static void estimate_tree(struct diff *d)
+{
+    struct diff_tree *t = &d->tree;
+    size_t R = d->nruns;
     for (uint32_t i = 0; i < t->n; i++) {
         struct diff_node *n = &t->v[i];
         const double *s = d->node_self + (size_t)i * R, *tt = d->node_total + (size_t)i * R;
@@ -722,19 +891,34 @@ static void estimate_tree(struct diff *d)
                     n->in_new = true;
             }
         }
+        uint64_t fi = 0;
+        d->cur_norm = factors_for(
+            d, hmap_get(&d->funcs.index, n->name, &fi) && fi ? (uint32_t)(fi - 1) : UINT32_MAX);
         estimate_counts(d, s, 1, EST_ABS, &n->self_abs);
         estimate_counts(d, s, 1, EST_REL, &n->self_rel);
+        d->cur_norm = d->normalized ? d->norm : d->ones;
         estimate_counts(d, tt, 1, EST_ABS, &n->total_abs);
+        d->cur_norm = d->ones;
         estimate_counts(d, tt, 1, EST_REL, &n->total_rel);
     }
     struct cmp_est **ps = xmalloc((t->n ? t->n : 1) * sizeof(*ps));
     const size_t offs[] = {
         offsetof(struct diff_node, self_abs), offsetof(struct diff_node, total_abs),
         offsetof(struct diff_node, self_rel), offsetof(struct diff_node, total_rel)};
+    double floor = min_pooled(d);
     for (size_t k = 0; k < 4; k++) {
-        for (uint32_t i = 0; i < t->n; i++)
-            ps[i] = (struct cmp_est *)((char *)&t->v[i] + offs[k]);
-        cmp_bh(ps + 1, t->n - 1, d->alpha); /* the root is not a frame */
+        const double *vals = k % 2 ? d->node_total : d->node_self;
+        uint32_t m = 0;
+        for (uint32_t i = 1; i < t->n; i++) { /* the root is not a frame */
+            struct cmp_est *e = (struct cmp_est *)((char *)&t->v[i] + offs[k]);
+            if (pooled(d, vals + (size_t)i * R) >= floor)
+                ps[m++] = e;
+            else {
+                e->q = 1.0;
+                e->flagged = false;
+            }
+        }
+        cmp_bh(ps, m, d->alpha);
     }
     free(ps);
 }
@@ -775,19 +959,30 @@ static int write_headline(struct diff *d)
         if (e->self_rel.flagged && (!mv || fabs(e->self_rel.diff) > fabs(mv->self_rel.diff)))
             mv = e;
     }
+    /* The old bottleneck's own change leads when it moved: "serialization fell from 62% to
+     * 8%; the bottleneck is now model compute". */
+    if (d->verdict_base >= 0) {
+        const struct diff_entity *old =
+            diff_find(d, &d->types, btype_name((enum btype)d->verdict_base));
+        if (old && old->self_rel.flagged)
+            mv = old;
+    }
     const struct diff_entity *fn = NULL;
     for (uint32_t i = 0; i < d->funcs.n; i++) {
         const struct diff_entity *e = &d->funcs.v[i];
         if (e->self_abs.flagged && (!fn || fabs(e->self_abs.diff) > fabs(fn->self_abs.diff)))
             fn = e;
     }
+    for (uint32_t i = 0; i < d->lines.n && !fn; i++) {
+        const struct diff_entity *e = &d->lines.v[i];
+        if (e->self_abs.flagged)
+            fn = e;
+    }
     if (d->any_profile) {
         const struct cmp_est *t = &d->time_abs;
         if (mv) {
             rc = rc ? rc
-                    : buf_printf(b, "%s %s from ",
-                                 btype_label((enum btype)btype_from_name(
-                                     strtab_get(&d->tree.strs, mv->name))),
+                    : buf_printf(b, "%s %s from ", strtab_get(&d->tree.strs, mv->name),
                                  mv->self_rel.diff > 0 ? "rose" : "fell");
             rc = rc ? rc : pct(b, mv->self_rel.base);
             rc = rc ? rc : buf_puts(b, " to ");
@@ -808,22 +1003,21 @@ static int write_headline(struct diff *d)
         } else {
             rc = rc ? rc : buf_puts(b, "no change beyond noise");
         }
-        if (t->method != CMP_NONE && isfinite(t->rel) && (mv || fn || !t->flagged))
+        if (t->method != CMP_NONE && isfinite(t->rel) && (!mv || t->flagged) && (fn || !t->flagged))
             rc = rc ? rc
-                    : buf_printf(b,
-                                 " (time per %s %+.1f%%, 95%% interval %+.1f%% to "
-                                 "%+.1f%%)",
-                                 d->unit, 100 * t->rel, 100 * t->rel_lo, 100 * t->rel_hi);
+                    : buf_printf(b, " (time per %s %+.1f%%, %.0f%% interval %+.1f%% to %+.1f%%)",
+                                 d->unit, 100 * t->rel, 100 * d->conf, 100 * t->rel_lo,
+                                 100 * t->rel_hi);
         int vb = d->verdict_base, vn = d->verdict_new;
         if (vb != vn && vn >= 0)
             rc = rc ? rc
-                    : buf_printf(b, "; the bottleneck is now %s%s%s", btype_label((enum btype)vn),
-                                 vb >= 0 ? ", was " : "",
-                                 vb >= 0 ? btype_label((enum btype)vb) : "");
+                    : buf_printf(b, "; the bottleneck is now %s%s%s%s", btype_label((enum btype)vn),
+                                 vb >= 0 ? " (was " : "", vb >= 0 ? btype_name((enum btype)vb) : "",
+                                 vb >= 0 ? ")" : "");
         else if (vb != vn)
             rc = rc ? rc
                     : buf_printf(b, "; no clear bottleneck now (was %s)",
-                                 btype_label((enum btype)vb));
+                                 btype_name((enum btype)vb));
         else if (vn >= 0)
             rc = rc ? rc
                     : buf_printf(b, "; the bottleneck is still %s", btype_label((enum btype)vn));
@@ -837,7 +1031,7 @@ static int write_headline(struct diff *d)
                                  100 * tp->rel, p99->flagged ? "" : "~", 100 * p99->rel);
     }
     rc = rc ? rc : buf_putc(b, '.');
-    if (!rc && b->len)
+    if (!rc && b->len && (mv || !fn))
         b->data[0] = (char)(b->data[0] >= 'a' && b->data[0] <= 'z' ? b->data[0] - 32 : b->data[0]);
     return rc;
 }
@@ -866,11 +1060,25 @@ void diff_finish(struct diff *d)
             d->units[r] = 1;
     d->tree.unit = d->unit;
     tree_preorder(d);
+    tree_totals(d);
+    /* the raw time per unit first, then the machine factors for everything per function */
+    for (uint32_t r = 0; r < d->nruns; r++)
+        d->norm[r] = 1.0;
+    d->cur_norm = d->ones;
+    estimate_counts(d, d->node_total, 1, EST_ABS, &d->time_abs);
+    machine_factors(d);
     estimate_tree(d);
-    if (d->tree.n)
-        d->time_abs = d->tree.v[0].total_abs;
     d->time_abs.flagged = d->time_abs.method != CMP_NONE && d->time_abs.p <= d->alpha &&
                           (d->time_abs.lo > 0 || d->time_abs.hi < 0);
+    {
+        double *x = xmalloc((d->nruns + 1) * sizeof(double)), *y = x + d->nbase;
+        size_t na = side_vals(d, 0, d->wall_s, 1, as_wall, x);
+        size_t nb = side_vals(d, 1, d->wall_s, 1, as_wall, y);
+        cmp_welch(x, na, y, nb, d->conf, &d->wall_est);
+        d->wall_est.flagged = d->wall_est.method != CMP_NONE && d->wall_est.p <= d->alpha &&
+                              (d->wall_est.lo > 0 || d->wall_est.hi < 0);
+        free(x);
+    }
     estimate_table(d, &d->funcs, true);
     estimate_table(d, &d->lines, true);
     estimate_table(d, &d->stages, false);

@@ -39,6 +39,7 @@ bool load_metric_higher_better(enum load_metric m);
 struct diff_entity {
     uint32_t name; /* strtab id (diff.tree.strs) */
     uint8_t kind;  /* enum frame_kind for functions and lines */
+    uint32_t func; /* lines: index + 1 of the line's function in `funcs`; 0 otherwise */
     double *self;  /* per run: self samples (functions, lines), share of wall (stages, types) */
     double *total; /* per run: samples with it on the stack (functions); = self otherwise */
     struct cmp_est self_abs, total_abs, self_rel, total_rel;
@@ -60,15 +61,23 @@ struct diff {
     struct diff_table funcs, lines, stages, types;
     /* per run */
     double *samples, *rate, *units, *wall_s;
-    int8_t *verdict;      /* enum btype of the run's verdict; -1 none */
-    uint8_t *has_profile; /* a recording */
-    uint8_t *has_load;    /* load figures known */
-    double *load;         /* run * LM_N + metric; NAN when unknown */
-    double **lat_buckets; /* run -> [lo, hi, count] * n, single-run percentile intervals */
+    double *norm;           /* machine speed factor of the run (1: none); see machine_factors */
+    double *loo;            /* per reference function (loo_row), its factors without it */
+    uint32_t *loo_row;      /* funcs index -> row of `loo` + 1; 0: not a reference function */
+    double *ones;           /* nruns ones: no factor */
+    const double *cur_norm; /* the factors of the estimate being made */
+    bool normalized;        /* per-function times are divided by the factors */
+    int8_t *verdict;        /* enum btype of the run's verdict; -1 none */
+    uint8_t *has_profile;   /* a recording */
+    uint8_t *has_load;      /* load figures known */
+    double *load;           /* run * LM_N + metric; NAN when unknown */
+    double *errors;         /* run -> failed requests (load), 0 when none or unknown */
+    double **lat_buckets;   /* run -> [lo, hi, count] * n, single-run percentile intervals */
     size_t *nlat_buckets;
     const char *unit; /* "request" when every recording has its load's requests, else "run" */
     /* after diff_finish */
     struct cmp_est time_abs; /* thread-seconds sampled per unit */
+    struct cmp_est wall_est; /* wall time of the recordings per unit (exact: no sampling) */
     struct cmp_est load_est[LM_N];
     bool any_profile, any_load;
     int verdict_base, verdict_new; /* enum btype agreed by most runs of a side; -1 none */

@@ -18,6 +18,10 @@ int cmd_load(int argc, char **argv);
 int cmd_stages(int argc, char **argv);
 /* crux runs [--store DIR] [--label L] [--command TEXT] [--env HASH|same] [--json] */
 int cmd_runs(int argc, char **argv);
+/* crux diff BASE NEW [options] */
+int cmd_diff(int argc, char **argv);
+/* crux gate NEW --baseline BASE --thresholds FILE */
+int cmd_gate(int argc, char **argv);
 
 /* crux exp FILE [options] | crux exp --vary NAME=V1,V2 [options] -- COMMAND */
 int cmd_exp(int argc, char **argv);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The environment a run was made in (docs/loop.md, "The run store"): this machine's CPU,
 // kernel, libc, cgroup limits and GPU, and the Python process's version, build and package
-// versions, as one flat JSON object; a short hash of the fields that make results comparable;
-// and the machine's state (load, busiest processes) at a moment.
+// versions, as one flat JSON object, and a short hash of the fields that make results
+// comparable.
 #ifndef CRUX_FINGERPRINT_H
 #define CRUX_FINGERPRINT_H
 
@@ -12,8 +12,6 @@
 #define FINGERPRINT_HASH_LEN 12
 /* Site-packages folders searched per process, at most. */
 #define FINGERPRINT_MAX_FOLDERS 16
-/* Processes looked at for the busiest ones, at most. */
-#define FINGERPRINT_MAX_PIDS 4096
 
 /* Collects the fingerprint of this machine and of the Python process `pid` (0: none) into a
  * new JSON object (*json) and its hash (*hash); the caller frees both. `python_version`
@@ -26,11 +24,5 @@ void fingerprint_collect(int pid, const char *python_version, char **json, char 
  * compare a run with this machine, where there is no process to look at). Returns a new
  * string (the caller frees it), or NULL when `json` is not a JSON object. */
 char *fingerprint_hash(const char *json, bool machine_only);
-
-/* The machine's state now: load averages, procs_running and procs_blocked, and the three
- * processes other than crux that used the most CPU over FINGERPRINT_STATE_MS. Returns a new
- * JSON object; the caller frees it. Takes about FINGERPRINT_STATE_MS. */
-#define FINGERPRINT_STATE_MS 100
-char *fingerprint_machine_state(void);
 
 #endif

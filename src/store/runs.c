@@ -22,6 +22,7 @@
 
 #include "store/fingerprint.h"
 #include "store/gitstate.h"
+#include "store/machstate.h"
 #include "util/xalloc.h"
 
 #define RUNS_SCHEMA_VERSION 1
@@ -50,7 +51,7 @@ void runs_fingerprint(int pid, char **json, char **hash)
 
 char *runs_machine_state(void)
 {
-    return fingerprint_machine_state();
+    return machstate_now();
 }
 
 void run_fini(struct run *r)
@@ -727,13 +728,19 @@ static int resolve_file(const char *dir, const char *path, struct run_list *out,
             return rc;
     }
     struct run r = {.repeat = -1};
-    int rc = file_facts(path, &r, eb);
-    if (!rc) {
-        r.path = xstrdup(path);
-        list_push(out, &r);
+    int rc = sniff(path, &r.kind, eb);
+    if (rc) {
+        run_fini(&r);
+        return rc;
     }
+    /* A damaged recording is still one of the runs asked for: whoever reads it says what is
+     * wrong with it and goes on with the others. */
+    struct errbuf ignored = {{0}};
+    (void)file_facts(path, &r, &ignored);
+    r.path = xstrdup(path);
+    list_push(out, &r);
     run_fini(&r);
-    return rc;
+    return 0;
 }
 
 static bool is_file(const char *path)

@@ -56,13 +56,18 @@ char *runs_machine_state(void);
 
 /* Adds a run to the store at `dir` (created when missing): the file at r->path is copied
  * (or moved when `move`) into the store, r->path is updated to the stored copy and r->id set.
- * Fields left NULL are filled where they can be (time, git commit of the cwd). */
+ * Fields left NULL are filled where they can be (time, git commit of the cwd). r->kind is
+ * taken from the file's content; command and fingerprint, when NULL, from the file (a
+ * recording's meta, a load result's url), else the fingerprint of this machine. Safe against
+ * other processes adding at the same time. On failure nothing is kept and the file is where
+ * it was: ERR_ARG (a bad label, not a run file), ERR_IO, ERR_CORRUPT (a damaged index), with
+ * the cause and the fix in `eb`. */
 int runs_add(const char *dir, struct run *r, bool move, struct errbuf *eb) MUST_CHECK;
 
 /* Lists the runs of the store, oldest first, keeping those whose label equals `label` and
  * whose command contains `command` (NULL: any). A store that does not exist is an empty
  * list; a row whose file is missing or damaged is skipped with a one-line warning on stderr.
- */
+ * A damaged index is ERR_CORRUPT, one of a newer crux ERR_ARG (cause and fix in `eb`). */
 int runs_list(const char *dir, const char *label, const char *command, struct run_list *out,
               struct errbuf *eb) MUST_CHECK;
 

@@ -1,0 +1,208 @@
+"""crux diff and crux gate on runs whose true answer is known.
+
+One interpreter (the comparison reads recordings, not interpreters): five runs of a batch
+job (targets/loop/work.py) and five of the same job with its tokenize step made 20% slower.
+- A/A (base against base, split in two): no function flagged, the gate passes.
+- A/B: diff flags tokenize and nothing else, the gate exits 1, the differential flame graph
+  colours that frame only.
+- The pickled-results pipeline against the shared-memory one: serialization fell and the
+  bottleneck moved.
+- Bad input: mismatched commands warn, a corrupt recording is skipped with one line, a
+  threshold typo names the line.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import REPO, target_env
+
+WORK = str(REPO / "tests/integration/targets/loop/work.py")
+PIPELINE = str(REPO / "tests/integration/targets/loop/pipeline.py")
+RATE = "1000"
+BATCHES = "20"
+DATA_RE = re.compile(r'<script type="application/json" id="crux-data">(.*?)</script>', re.S)
+
+
+def run(cmd, **kw):
+    kw.setdefault("env", target_env())
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+
+def record(crux_bin, python, out, slow=None, script=WORK, args=(BATCHES,), label=None,
+           store=None):
+    env = target_env()
+    if slow:
+        env["SLOW"] = slow
+    cmd = [crux_bin, "record", "-q", "--no-summary", "-r", RATE, "--save", str(out), "-o",
+           str(out) + ".txt"]
+    if label:
+        cmd += ["--label", label, "--store", str(store)]
+    cmd += ["--", python, script] + list(args)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(crux_bin, tmp_path_factory, request):
+    """Five base and five slow recordings, interleaved (base, slow, base, ...)."""
+    from conftest import SUPPORTED, resolve_interp, selected
+    interp = None
+    for ident, spec, _ in selected(SUPPORTED) or SUPPORTED:
+        got = resolve_interp(ident, spec)
+        if not isinstance(got, str):
+            interp = got
+            break
+    if interp is None:
+        pytest.skip("no supported Python interpreter is installed")
+    d = tmp_path_factory.mktemp("diffruns")
+    for i in range(5):
+        record(crux_bin, interp.path, d / ("base%d.db" % i))
+        record(crux_bin, interp.path, d / ("slow%d.db" % i), slow="1.2")
+    return d, interp
+
+
+def diff_json(crux_bin, base, new, *extra):
+    r = run([crux_bin, "diff", base, new, "-f", "json"] + list(extra))
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def flagged_functions(doc):
+    return sorted(f["name"].split(" (")[0] for f in doc["functions"] if f["self_time"]["flagged"])
+
+
+def test_aa_flags_nothing_and_gate_passes(crux_bin, runs, tmp_path):
+    d, _ = runs
+    base = ",".join(str(d / ("base%d.db" % i)) for i in (0, 2, 4))
+    new = ",".join(str(d / ("base%d.db" % i)) for i in (1, 3))
+    doc = diff_json(crux_bin, base, new)
+    assert doc["base_runs"] == 3 and doc["new_runs"] == 2
+    assert flagged_functions(doc) == [], doc["headline"]
+    assert doc["time_per_unit"]["method"] == "runs"
+    th = tmp_path / "th.txt"
+    # limits well past this machine's run-to-run noise at these run lengths
+    th.write_text("time +30%\nfunction tokenize +40%\nfunction embed +40%\n")
+    r = run([crux_bin, "gate", new, "--baseline", base, "-t", str(th), "--json",
+             str(tmp_path / "g.json")])
+    assert r.returncode == 0, r.stdout + r.stderr
+    g = json.loads((tmp_path / "g.json").read_text())
+    assert g["status"] == "pass" and all(t["status"] == "pass" for t in g["thresholds"])
+
+
+def test_ab_names_the_slower_function_only(crux_bin, runs, tmp_path):
+    d, _ = runs
+    doc = diff_json(crux_bin, str(d / "base*.db"), str(d / "slow*.db"), "--fdr", "0.01")
+    assert flagged_functions(doc) == ["tokenize"], doc["headline"]
+    tok = [f for f in doc["functions"] if f["name"].startswith("tokenize (")][0]
+    est = tok["self_time"]
+    # the truth is +20%: the interval holds it
+    assert est["rel_lo"] < 0.20 < est["rel_hi"], est
+    assert est["rel_lo"] > 0
+    assert "tokenize" in doc["headline"] and "slower" in doc["headline"]
+    stage = [s for s in doc["stages"] if s["name"] == "tokenize"]
+    assert stage and stage[0]["share"]["diff"] > 0
+
+    # the text names it too, with its interval
+    r = run([crux_bin, "diff", str(d / "base*.db"), str(d / "slow*.db")])
+    assert r.returncode == 0
+    assert re.search(r"\* .*tokenize \(", r.stdout), r.stdout
+
+    # the gate: a regression, exit 1
+    th = tmp_path / "th.txt"
+    th.write_text("# the step we changed may not get more than 2% slower\n"
+                  "function tokenize +2%\n")
+    md = tmp_path / "gate.md"
+    r = run([crux_bin, "gate", str(d / "slow*.db"), "--baseline", str(d / "base*.db"), "-t",
+             str(th), "--markdown", str(md)])
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "REGRESSION" in r.stdout
+    assert "| `function tokenize +2%` |" in md.read_text()
+
+    # the differential flame graph: only tokenize's frame is flagged (self view)
+    html = tmp_path / "d.html"
+    r = run([crux_bin, "diff", str(d / "base*.db"), str(d / "slow*.db"), "--fdr", "0.01",
+             "-o", str(html)])
+    assert r.returncode == 0, r.stderr
+    m = DATA_RE.search(html.read_text())
+    assert m, "no embedded data"
+    data = json.loads(m.group(1))
+    # per node [parent, name, kind, flags, total_rel, self_rel, total_abs, self_abs]; an
+    # estimate's last field is its flag (docs/formats.md)
+    flagged = [data["strings"][node[1]].split(" (")[0] for node in data["nodes"]
+               if node[7] and node[7][12]]
+    assert flagged == ["tokenize"], flagged
+
+    # 3-column folded: tokenize's own line grows, on both sides
+    folded = tmp_path / "d.folded"
+    assert run([crux_bin, "diff", str(d / "base*.db"), str(d / "slow*.db"), "-o",
+                str(folded)]).returncode == 0
+    rows = [l.rsplit(" ", 2) for l in folded.read_text().splitlines()]
+    tok_rows = [(int(b), int(n)) for s, b, n in rows if s.endswith(";tokenize (%s)" % WORK)]
+    assert len(tok_rows) == 1 and tok_rows[0][1] > tok_rows[0][0], tok_rows
+
+
+def test_one_run_a_side_says_so(crux_bin, runs):
+    d, _ = runs
+    doc = diff_json(crux_bin, str(d / "base0.db"), str(d / "base1.db"))
+    assert doc["time_per_unit"]["method"] == "sampling"
+    assert any("one run a side" in w for w in doc["warnings"])
+    # a frame going from 0 to a few samples is never flagged
+    for f in doc["functions"]:
+        t = f["self_time"]
+        if t["base"] == 0 and t["flagged"]:
+            raise AssertionError("new frame flagged from nothing: %s" % f["name"])
+
+
+def test_pipeline_serialization_fell(crux_bin, runs, tmp_path):
+    _, interp = runs
+    a = record(crux_bin, interp.path, tmp_path / "pickle.db", script=PIPELINE,
+               args=("pickle", "3"))
+    b = record(crux_bin, interp.path, tmp_path / "shm.db", script=PIPELINE, args=("shm", "3"))
+    doc = diff_json(crux_bin, str(a), str(b))
+    assert doc["bottleneck"]["base"] == "serialization", doc["headline"]
+    assert doc["bottleneck"]["new"] != "serialization", doc["headline"]
+    ser = [t for t in doc["types"] if t["name"] == "serialization"][0]["share"]
+    assert ser["flagged"] and ser["diff"] < 0, ser
+    assert doc["headline"].startswith("Serialization fell from"), doc["headline"]
+    assert ("the bottleneck is now" in doc["headline"]
+            or "no clear bottleneck now (was serialization)" in doc["headline"]), doc["headline"]
+
+
+def test_bad_input(crux_bin, runs, tmp_path):
+    d, interp = runs
+    # a corrupt recording among the base runs: skipped with one line, the rest compared
+    bad = tmp_path / "broken.db"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    good = tmp_path / "ok.db"
+    shutil.copy(str(d / "base0.db"), str(good))
+    r = run([crux_bin, "diff", "%s,%s" % (good, bad), str(d / "slow0.db"), "-f", "json"])
+    assert r.returncode == 0, r.stderr
+    errs = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(errs) == 1 and "broken.db" in errs[0], r.stderr
+    # nothing readable on a side: a one-line error, exit 1
+    r = run([crux_bin, "diff", str(bad), str(d / "slow0.db")])
+    assert r.returncode == 1 and "no readable run" in r.stderr
+    # different commands: compared, with a warning
+    other = record(crux_bin, interp.path, tmp_path / "other.db", args=("30",))
+    r = run([crux_bin, "diff", str(d / "base0.db"), str(other)])
+    assert r.returncode == 0
+    assert "commands differ" in r.stdout, r.stdout
+    # a threshold file with a typo names the line
+    th = tmp_path / "th.txt"
+    th.write_text("time +5%\n\nthoughput -3%\n")
+    r = run([crux_bin, "gate", str(d / "slow0.db"), "--baseline", str(d / "base0.db"), "-t",
+             str(th)])
+    assert r.returncode == 3
+    assert "th.txt:3: unknown metric 'thoughput': did you mean 'throughput'?" in r.stderr
+    th.write_text("p99 5%\n")
+    r = run([crux_bin, "gate", str(d / "slow0.db"), "--baseline", str(d / "base0.db"), "-t",
+             str(th)])
+    assert r.returncode == 3 and "th.txt:1: bad limit '5%'" in r.stderr, r.stderr
+    # a missing side
+    r = run([crux_bin, "diff", str(tmp_path / "nope*.db"), str(d / "slow0.db")])
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
