@@ -261,3 +261,36 @@ def test_html_page_escapes_names(crux, one_interp, tmp_path):
     for v in data["variants"]:
         # $3.6 an hour is $0.001 a second: the cost of 1,000 runs is the mean wall time
         assert abs(v["cost_per_1000"] - 1.0 / v["throughput"]["mean"]) < 1e-9, v
+
+
+def test_changed_definition_starts_anew(crux, one_interp, tmp_path):
+    """The same definition resumes (a finished one is only re-reported, also when only the
+    check changed); another definition starts a new experiment with a warning and keeps the
+    old state beside."""
+    base = ["exp", "--name", "ch", "--vary", "n=1,2", "--repeats", "2", "--warmup", "0"]
+    cmd = ["--", one_interp.path, "-c", "print(1)", "{n}"]
+    first = crux.run(*base, *cmd)
+    assert first.returncode == 0, first.describe()
+    again = crux.run(*base, "--check", "tokens", *cmd)
+    assert again.returncode == 0 and "resuming: 4 of 4 runs done" in again.stderr, again.describe()
+    assert "run 1/4" not in again.stderr
+    changed = crux.run(*base, "--repeats", "3", *cmd)
+    assert changed.returncode == 0, changed.describe()
+    assert "the definition of 'ch' changed" in changed.stderr, changed.describe()
+    assert "run 6/6" in changed.stderr
+    kept = list((tmp_path / ".crux" / "runs").glob("exp-ch.*.json"))
+    assert len(kept) == 1 and len(json.loads(kept[0].read_text())["runs"]) == 4
+
+
+def test_server_that_never_gets_ready_fails_its_runs(crux, one_interp, tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("server = %s -c 'import sys; sys.exit(3)' {port}\n"
+                    "ready = http://127.0.0.1:{port}/\n"
+                    "load = http://127.0.0.1:{port}/ --requests 1\n"
+                    "repeats = 2\nwarmup = 0\n" % one_interp.path)
+    res = crux.run("exp", conf, "--json", "out.json")
+    assert res.returncode == 1, res.describe()
+    assert "server not ready: the server exited (status 3)" in res.stderr, res.describe()
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["winner"] is None and data["variants"][0]["failed"] == 2
+    assert "no clear winner" in data["why"]
