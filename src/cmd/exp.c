@@ -38,8 +38,9 @@ static const char USAGE[] =
     "    --slo p99=200ms[,errors=1%]\n"
     "  outputs: a table on stdout (-q: none), --json FILE, -o FILE.html|FILE.json,\n"
     "    --cost-per-hour USD (cost per 1,000 runs or requests)\n"
-    "  state:   --dir DIR (default .crux/runs: exp-NAME.json and exp-NAME/), --fresh (start\n"
-    "           over), --dry-run (print the schedule only)\n"
+    "  state:   --store DIR (the run store, default .crux/runs: exp-NAME.json, exp-NAME/ and\n"
+    "           the kept recordings and load results), --fresh (start over), --dry-run (print\n"
+    "           the schedule only)\n"
     "Running the same experiment again continues it: the runs already done are kept.\n"
     "exit status: 0 when every run succeeded, 1 when some failed or an output cannot be\n"
     "written, 2 for a bad definition, 128+N when interrupted by signal N.\n";
@@ -144,6 +145,7 @@ static int parse_args(int argc, char **argv, struct exp_args *a)
                                          {"load", required_argument, 0, 1},
                                          {"slo", required_argument, 0, 1},
                                          {"profile", no_argument, 0, O_PROFILE},
+                                         {"store", required_argument, 0, O_DIR},
                                          {"dir", required_argument, 0, O_DIR},
                                          {"json", required_argument, 0, O_JSON},
                                          {"fresh", no_argument, 0, O_FRESH},
@@ -471,9 +473,9 @@ static int setup_dirs(const char *dir, const char *name, char *path, char *expdi
     if (snprintf(path, len, "%s/exp-%s.json", dir, name) >= (int)len ||
         snprintf(expdir, len, "%s/exp-%s", dir, name) >= (int)len ||
         snprintf(out, sizeof(out), "%s/out", expdir) >= (int)sizeof(out))
-        return usage_error("--dir is too long:", dir);
+        return usage_error("--store is too long:", dir);
     if (mkdirs(out) != 0) {
-        fprintf(stderr, "crux: exp: cannot create %s: %s: check --dir\n", out, strerror(errno));
+        fprintf(stderr, "crux: exp: cannot create %s: %s: check --store\n", out, strerror(errno));
         return EXIT_FAIL;
     }
     return 0;
