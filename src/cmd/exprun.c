@@ -163,15 +163,30 @@ static void tail_put(struct exp_capture *c, const char *p, size_t n)
     c->err[have - drop + n] = 0;
 }
 
-/* Reads both pipes until they close; on *stop, asks the child to end, harder each grace. */
+/* Whether the child has exited (left unreaped for wait4's rusage). */
+static bool exited(pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* Reads both pipes until they close; on *stop, asks the child to end, harder each grace. A
+ * command that left a background process holding its stdout would keep the pipes open: once
+ * the command itself has exited, what is written within EXP_DRAIN_MS more is read, then the
+ * run ends. */
 static void pump(int out, int err, int err_log, pid_t pid, volatile sig_atomic_t *stop,
                  struct sink *s)
 {
     struct pollfd pf[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
     char chunk[65536];
-    double stop_at = 0;
+    double stop_at = 0, gone_at = 0;
     int sent = 0;
     while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+        if (!gone_at && exited(pid))
+            gone_at = mono_s();
+        if (gone_at && mono_s() - gone_at > EXP_DRAIN_MS / 1e3)
+            break;
         if (stop && *stop) {
             double now = mono_s();
             if (!stop_at || now - stop_at > EXP_STOP_GRACE_MS / 1e3) {
@@ -182,7 +197,7 @@ static void pump(int out, int err, int err_log, pid_t pid, volatile sig_atomic_t
                 s->c->interrupted = true;
             }
         }
-        int r = poll(pf, 2, 100);
+        int r = poll(pf, 2, gone_at ? 10 : 100);
         if (r < 0 && errno != EINTR)
             break;
         for (int i = 0; i < 2 && r > 0; i++) {

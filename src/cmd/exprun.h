@@ -17,6 +17,8 @@
 #define EXP_OUT_CAP ((size_t)16 << 20)
 /* Bytes of a run's stderr kept (the end of it) to show when the run fails. */
 #define EXP_ERR_TAIL 2048
+/* Output read after a command exits while something it started still holds its pipes. */
+#define EXP_DRAIN_MS 500
 /* Grace periods when a server is stopped: SIGINT, then SIGTERM, then SIGKILL. */
 #define EXP_STOP_GRACE_MS 2000
 
