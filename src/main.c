@@ -24,6 +24,7 @@ static void usage(FILE *f)
           "  runs     the runs kept by record --label and load --label (the run store)\n"
           "  diff     what changed between two sets of runs, with confidence intervals\n"
           "  gate     fail on a regression past thresholds, not on noise (for CI)\n"
+          "  exp      run an experiment over variant configurations and pick the winner\n"
           "run 'crux COMMAND --help' for a command's options\n",
           f);
 }
@@ -36,9 +37,9 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     const struct command cmds[] = {
-        {"record", cmd_record}, {"dump", cmd_dump}, {"top", cmd_top},
-        {"report", cmd_report}, {"load", cmd_load}, {"stages", cmd_stages},
-        {"runs", cmd_runs},     {"diff", cmd_diff}, {"gate", cmd_gate}};
+        {"record", cmd_record}, {"dump", cmd_dump},     {"top", cmd_top},   {"report", cmd_report},
+        {"load", cmd_load},     {"stages", cmd_stages}, {"runs", cmd_runs}, {"diff", cmd_diff},
+        {"gate", cmd_gate},     {"exp", cmd_exp}};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(cmd, cmds[i].name) != 0)
             continue;

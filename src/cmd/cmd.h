@@ -23,6 +23,9 @@ int cmd_diff(int argc, char **argv);
 /* crux gate NEW --baseline BASE --thresholds FILE */
 int cmd_gate(int argc, char **argv);
 
+/* crux exp FILE [options] | crux exp --vary NAME=V1,V2 [options] -- COMMAND */
+int cmd_exp(int argc, char **argv);
+
 /* Exit status for usage errors and for failures. */
 #define EXIT_USAGE 2
 #define EXIT_FAIL 1

@@ -29,7 +29,8 @@ static const char USAGE[] =
     "           [--sweep-precision 0.05]: doubles the rate (or the concurrency) from --rate\n"
     "           (--concurrency, default 1), then bisects to the highest load meeting the SLO\n"
     "  output:  text summary on stdout (-q: none), --json FILE, -o FILE.html, --log FILE.jsonl\n"
-    "           (one line per request); --fail-on-errors: exit 1 when any request failed\n"
+    "           (one line per request; --log-bodies adds each body's SHA-256 and its first\n"
+    "           64 KiB); --fail-on-errors: exit 1 when any request failed\n"
     "  keep:    --label NAME keeps the JSON result in the run store (crux runs) under NAME;\n"
     "           --store DIR names the store (default .crux/runs) and keeps it too\n"
     "  other:   --seed N (Poisson arrivals); https:// verifies the certificate unless\n"
@@ -78,6 +79,7 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
         O_SWEEPPREC,
         O_SLO,
         O_LOG,
+        O_LOG_BODIES,
         O_JSON,
         O_FAIL,
         O_SEED,
@@ -102,6 +104,7 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
                                          {"sweep-precision", required_argument, 0, O_SWEEPPREC},
                                          {"slo", required_argument, 0, O_SLO},
                                          {"log", required_argument, 0, O_LOG},
+                                         {"log-bodies", no_argument, 0, O_LOG_BODIES},
                                          {"json", required_argument, 0, O_JSON},
                                          {"output", required_argument, 0, 'o'},
                                          {"fail-on-errors", no_argument, 0, O_FAIL},
@@ -189,6 +192,9 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
             break;
         case O_LOG:
             a->o.log_path = optarg;
+            break;
+        case O_LOG_BODIES:
+            a->o.log_bodies = true;
             break;
         case O_JSON:
             a->json_path = optarg;

@@ -659,6 +659,8 @@ int load_opts_check(const struct load_opts *o, struct errbuf *eb)
     int rc = parse_url(o->url, &t, eb);
     if (rc)
         return rc;
+    if (o->log_bodies && !o->log_path)
+        return errbuf_set(eb, ERR_ARG, "--log-bodies adds to --log lines: give --log FILE too");
     if (o->rate < 0 || (o->rate > 0 && o->concurrency > 0))
         return errbuf_set(eb, ERR_ARG,
                           "--rate (open loop) and --concurrency (closed loop) "
@@ -704,6 +706,7 @@ static int run_one(const struct load_opts *o, struct loop_cfg *cfg, double load,
     else
         cfg->slots = (int)load;
     cfg->log = log;
+    cfg->log_bodies = o->log_bodies && log;
     cfg->log_base = *log_base;
     /* about 100 ticks over the expected length, in a round width of 0.1 s or more */
     double expect_s = cfg->duration_s > 0               ? cfg->duration_s

@@ -71,6 +71,7 @@ struct load_opts {
     uint64_t requests;    /* > 0: this many requests, then stop */
     double timeout_s;     /* per request, from its send */
     const char *log_path; /* per-request JSONL, or NULL */
+    bool log_bodies;      /* each log line also carries body_sha256 and the body (64 KiB) */
     uint64_t seed;        /* Poisson arrivals */
     /* Sweep: double the load from the start value (rate, or concurrency when rate == 0)
      * until the SLO fails, then bisect until hi/lo - 1 < precision. */

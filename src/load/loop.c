@@ -17,9 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "load/http.h"
 #include "load/sse.h"
 #include "load/tls.h"
+#include "util/buf.h"
+#include "util/jsonw.h"
 #include "util/xalloc.h"
 
 #define RBUF_SIZE 65536
@@ -52,6 +56,11 @@ struct conn {
     struct sse sse;
     uint32_t *gaps; /* pending ITL values (us) of the current stream; owned */
     size_t ngaps, capgaps;
+    /* --log-bodies: the body's SHA-256 so far and its first LOOP_LOG_BODY_MAX bytes; both
+     * allocated once per connection slot, reused by every request on it */
+    EVP_MD_CTX *md;
+    char *body;
+    size_t body_len;
 };
 
 struct loop {
@@ -70,6 +79,7 @@ struct loop {
     uint64_t armed;   /* timerfd's absolute deadline, 0 when disarmed */
     bool no_pwait2;   /* the kernel lacks epoll_pwait2: wake-ups use the timerfd */
     char *rbuf;
+    struct buf logbuf; /* --log-bodies: the escaped body of the line being written */
 };
 
 uint64_t loop_now_ns(void)
@@ -162,6 +172,25 @@ static void count_code(struct load_stats *st, int code)
     st->code_counts[LOAD_MAX_CODES - 1]++;
 }
 
+/* Appends ,"body_sha256":"..","body":".." for the response on `c` to the line being written. */
+static void log_body(struct loop *L, const struct conn *c, FILE *f)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    EVP_DigestFinal_ex(c->md, md, &len);
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex[2 * len] = 0;
+    fprintf(f, ",\"body_sha256\":\"%s\",\"body\":", hex);
+    buf_reset(&L->logbuf);
+    /* the cap holds any escaped 64 KiB (6 bytes per byte at most) */
+    if (jsonw_escape(&L->logbuf, c->body, c->body_len, 0) == 0)
+        fwrite(L->logbuf.data, 1, L->logbuf.len, f);
+    else
+        fputs("null", f);
+}
+
 static void log_request(struct loop *L, const struct conn *c, int err, uint64_t end)
 {
     FILE *f = L->cfg->log;
@@ -192,12 +221,16 @@ static void log_request(struct loop *L, const struct conn *c, int err, uint64_t 
     else
         n += snprintf(line + n, sizeof(line) - (size_t)n, "null");
     if (err < 0)
-        n += snprintf(line + n, sizeof(line) - (size_t)n, ",\"error\":null}\n");
+        n += snprintf(line + n, sizeof(line) - (size_t)n, ",\"error\":null");
     else
-        n += snprintf(line + n, sizeof(line) - (size_t)n, ",\"error\":\"%s\"}\n",
+        n += snprintf(line + n, sizeof(line) - (size_t)n, ",\"error\":\"%s\"",
                       load_err_name((enum load_err)err));
-    if (n > 0 && (size_t)n < sizeof(line))
-        fwrite(line, 1, (size_t)n, f);
+    if (n <= 0 || (size_t)n >= sizeof(line))
+        return;
+    fwrite(line, 1, (size_t)n, f);
+    if (c->md)
+        log_body(L, c, f);
+    fputs("}\n", f);
 }
 
 static void flush_gaps(struct loop *L, struct conn *c)
@@ -296,6 +329,12 @@ static void on_body(void *ctx, const char *p, size_t n)
 {
     struct loop *L = ctx;
     struct conn *c = L->cur;
+    if (c->md) {
+        EVP_DigestUpdate(c->md, p, n);
+        size_t take = LOOP_LOG_BODY_MAX - c->body_len < n ? LOOP_LOG_BODY_MAX - c->body_len : n;
+        memcpy(c->body + c->body_len, p, take);
+        c->body_len += take;
+    }
     if (!c->resp.sse)
         return;
     uint64_t k = sse_feed(&c->sse, p, n);
@@ -467,6 +506,10 @@ static void start(struct loop *L, uint64_t seq, uint64_t intended)
     http_resp_reset(&c->resp, L->cfg->reqs[c->req].head);
     sse_reset(&c->sse);
     c->ngaps = 0;
+    if (c->md) {
+        EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
+        c->body_len = 0;
+    }
     st->sent++;
     L->inflight++;
     publish_inflight(L);
@@ -620,6 +663,8 @@ static void loop_fini(struct loop *L)
             tls_conn_free(L->conns[i].tls);
             sse_fini(&L->conns[i].sse);
             free(L->conns[i].gaps);
+            EVP_MD_CTX_free(L->conns[i].md);
+            free(L->conns[i].body);
         }
     }
     if (L->ep >= 0)
@@ -630,6 +675,7 @@ static void loop_fini(struct loop *L)
     free(L->idle);
     free(L->free);
     free(L->rbuf);
+    buf_fini(&L->logbuf);
 }
 
 static int loop_init(struct loop *L, const struct loop_cfg *cfg, struct load_stats *st,
@@ -653,9 +699,16 @@ static int loop_init(struct loop *L, const struct loop_cfg *cfg, struct load_sta
     L->idle = xcalloc((size_t)n, sizeof(int));
     L->free = xcalloc((size_t)n, sizeof(int));
     L->rbuf = xmalloc(RBUF_SIZE);
+    buf_init(&L->logbuf, 6 * LOOP_LOG_BODY_MAX + 16);
     for (int i = 0; i < n; i++) {
         L->conns[i].fd = -1;
         sse_init(&L->conns[i].sse);
+        if (cfg->log_bodies) {
+            L->conns[i].md = EVP_MD_CTX_new();
+            L->conns[i].body = xmalloc(LOOP_LOG_BODY_MAX);
+            if (!L->conns[i].md)
+                abort(); /* out of memory: xmalloc's policy, which has printed by now */
+        }
         L->free[n - 1 - i] = i;
     }
     L->nfree = n;

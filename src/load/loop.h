@@ -20,6 +20,9 @@ struct loop_req {
     bool head; /* HEAD: the response has no body */
 };
 
+/* Bytes of a response body a --log-bodies line carries (its hash covers all of it). */
+#define LOOP_LOG_BODY_MAX (64 * 1024)
+
 /* One run (or sweep step). */
 struct loop_cfg {
     const struct sockaddr *addr;
@@ -34,6 +37,7 @@ struct loop_cfg {
     uint64_t requests; /* 0: until duration_s */
     double timeout_s;
     FILE *log;                  /* per-request JSONL or NULL (not owned) */
+    bool log_bodies;            /* log lines carry body_sha256 and the body's first bytes */
     uint64_t *rng;              /* Poisson state, advanced */
     uint64_t log_base;          /* request number of this run's first request in the log */
     struct tls_ctx *tls;        /* https: sessions from this context (not owned), else NULL */
