@@ -803,9 +803,10 @@ static double median_skip(const double *v, size_t n, size_t stride, size_t skip,
  * its own median), so its own change or noise never divides itself; with 4 or more others
  * one changed function moves their median little. A change to most of the program at once
  * is seen only in the time per unit of work, which keeps the raw change. */
-static void machine_factors(struct diff *d)
+static void machine_factors(struct diff *d, const uint8_t *changed)
 {
     uint32_t nprof = 0, R = d->nruns;
+    d->normalized = false;
     for (uint32_t r = 0; r < R; r++) {
         d->norm[r] = 1.0;
         nprof += d->has_profile[r];
@@ -823,7 +824,7 @@ static void machine_factors(struct diff *d)
             all = v[r] > 0;
             pooled_n += v[r];
         }
-        if (all && pooled_n >= 20.0 * nprof)
+        if (all && pooled_n >= 20.0 * nprof && !(changed && changed[i]))
             use[nuse++] = i;
     }
     if (nuse < 5) {
@@ -1066,7 +1067,39 @@ void diff_finish(struct diff *d)
         d->norm[r] = 1.0;
     d->cur_norm = d->ones;
     estimate_counts(d, d->node_total, 1, EST_ABS, &d->time_abs);
-    machine_factors(d);
+    machine_factors(d, NULL);
+    if (d->normalized) {
+        /* Second pass: the functions the first pass found changed leave the reference set,
+         * so that their change does not lean on the others' median (TMM's trimming, in
+         * spirit). Kept only when 5 reference functions remain. */
+        estimate_table(d, &d->funcs, true);
+        uint8_t *changed = xcalloc(d->funcs.n + 1, 1);
+        uint32_t nchanged = 0;
+        for (uint32_t i = 0; i < d->funcs.n; i++)
+            if (d->funcs.v[i].self_abs.flagged && d->loo_row[i])
+                nchanged += changed[i] = 1;
+        if (nchanged) {
+            double *keep_norm = xmalloc(d->nruns * sizeof(double));
+            memcpy(keep_norm, d->norm, d->nruns * sizeof(double));
+            uint32_t *keep_row = xmalloc((d->funcs.n + 1) * sizeof(uint32_t));
+            memcpy(keep_row, d->loo_row, (d->funcs.n + 1) * sizeof(uint32_t));
+            double *keep_loo = d->loo;
+            d->loo = NULL;
+            machine_factors(d, changed);
+            if (!d->normalized) { /* too few left: the first pass stands */
+                memcpy(d->norm, keep_norm, d->nruns * sizeof(double));
+                memcpy(d->loo_row, keep_row, (d->funcs.n + 1) * sizeof(uint32_t));
+                free(d->loo);
+                d->loo = keep_loo;
+                d->normalized = true;
+            } else {
+                free(keep_loo);
+            }
+            free(keep_norm);
+            free(keep_row);
+        }
+        free(changed);
+    }
     estimate_tree(d);
     d->time_abs.flagged = d->time_abs.method != CMP_NONE && d->time_abs.p <= d->alpha &&
                           (d->time_abs.lo > 0 || d->time_abs.hi < 0);
