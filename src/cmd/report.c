@@ -4,18 +4,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "analysis/stages.h"
 #include "analysis/verdict.h"
 #include "cmd/cmd.h"
 #include "export/export.h"
 #include "profile/profile.h"
+#include "store/runs.h"
 #include "store/store.h"
 #include "util/buf.h"
 
 static void usage(FILE *f)
 {
-    fputs("usage: crux report RECORDING.db [-o FILE] [-f FORMAT] [--rules FILE]\n"
+    fputs("usage: crux report RECORDING [-o FILE] [-f FORMAT] [--rules FILE] [--store DIR]\n"
+          "  RECORDING            a file written by record --save, or a kept run: its id, a\n"
+          "                       label's newest run, or LABEL@N (see crux runs)\n"
           "  -o, --output FILE    output file (default: the summary on stdout); format from the\n"
           "                       extension: .html (report), .svg, .json (speedscope),\n"
           "                       .txt (collapsed stacks)\n"
@@ -28,12 +32,11 @@ static void usage(FILE *f)
 
 int cmd_report(int argc, char **argv)
 {
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"rules", required_argument, 0, 'R'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *output = NULL, *format = NULL, *rules_path = NULL;
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+        {"rules", required_argument, 0, 'R'},  {"store", required_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *output = NULL, *format = NULL, *rules_path = NULL, *store = NULL;
     optind = 1;
     opterr = 0;
     int c;
@@ -47,6 +50,9 @@ int cmd_report(int argc, char **argv)
             break;
         case 'R':
             rules_path = optarg;
+            break;
+        case 'S':
+            store = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -64,6 +70,27 @@ int cmd_report(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *db = argv[optind];
+    /* a kept run: its id, LABEL@N, or a label (its newest run) */
+    struct run_list found = {0};
+    struct stat sb;
+    if (stat(db, &sb) != 0) {
+        struct errbuf reb = {{0}};
+        const char *dir = store ? store : RUNS_DEFAULT_DIR;
+        if (runs_resolve(dir, db, &found, &reb) || !found.n) {
+            fprintf(stderr, "crux: %s\n", reb.msg[0] ? reb.msg : "no such recording or run");
+            run_list_fini(&found);
+            return EXIT_FAIL;
+        }
+        if (found.v[found.n - 1].kind != RUN_RECORDING) {
+            fprintf(stderr,
+                    "crux: %s is a load result, not a recording: compare it with crux "
+                    "diff, or record with crux record --load\n",
+                    db);
+            run_list_fini(&found);
+            return EXIT_FAIL;
+        }
+        db = found.v[found.n - 1].path;
+    }
     enum export_format fmt = EXPORT_SUMMARY;
     if (format ? export_format_from_name(format, &fmt)
                : (output && strcmp(output, "-") != 0 && export_format_from_path(output, &fmt))) {
@@ -79,6 +106,7 @@ int cmd_report(int argc, char **argv)
     if (rules_path && stage_rules_load(&rules, rules_path, &eb)) {
         fprintf(stderr, "crux: %s\n", eb.msg);
         stage_rules_fini(&rules);
+        run_list_fini(&found);
         return EXIT_USAGE;
     }
     struct profile p;
@@ -88,6 +116,7 @@ int cmd_report(int argc, char **argv)
         fprintf(stderr, "crux: %s\n", eb.msg);
         profile_fini(&p);
         stage_rules_fini(&rules);
+        run_list_fini(&found);
         return EXIT_FAIL;
     }
     struct buf out;
@@ -104,5 +133,6 @@ int cmd_report(int argc, char **argv)
     buf_fini(&out);
     profile_fini(&p);
     stage_rules_fini(&rules);
+    run_list_fini(&found);
     return rc ? EXIT_FAIL : 0;
 }
