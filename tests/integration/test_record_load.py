@@ -73,6 +73,19 @@ def test_record_load_with_stages(crux, interp):
     assert "ticks with requests in flight" in result.stderr, result.stderr
     assert "with requests in flight" in html
 
+    # two recordings made under load compare per request, with the load's figures beside
+    # (the same run on both sides: nothing may change)
+    cmp = crux.run("diff", db, db, "-f", "json")
+    assert cmp.returncode == 0, cmp.describe()
+    doc = json.loads(cmp.stdout)
+    assert doc["unit"] == "request", doc["unit"]
+    assert doc["load"]["throughput"]["base"] > 0 and doc["load"]["p99"]["base"] > 0
+    per_request = doc["time_per_unit"]["base"]
+    # a request holds ~12 ms of server work and the server waits between requests: the
+    # thread-seconds sampled per request are at least the work
+    assert per_request >= 0.010, per_request
+    assert not any(f["self_time"]["flagged"] for f in doc["functions"]), doc["headline"]
+
 
 def test_record_load_bad_url_is_one_line(crux, one_interp):
     argv, _ = crux.target_argv(one_interp, "busyline.py", "--duration", "1")
