@@ -525,6 +525,11 @@ static void build(struct profile *p)
                                      .flags = 0});
 }
 
+static bool near(double a, double b)
+{
+    return fabs(a - b) < 1e-9;
+}
+
 static int check_speedscope(const struct jval *root, const struct profile *p)
 {
     CHECK(root->type == J_OBJ, "object");
@@ -542,9 +547,9 @@ static int check_speedscope(const struct jval *root, const struct profile *p)
     CHECK(jis_str(jget(&frames->items[3], "file"), "libopenblas.so"), "library");
     CHECK(!jget(&frames->items[3], "line"), "no line for native");
     const struct jval *profs = jget(root, "profiles");
-    CHECK(profs && profs->type == J_ARR && profs->len == 1, "one profile");
+    CHECK(profs && profs->type == J_ARR && profs->len == 1, "one profile (samples not kept)");
     const struct jval *pr = &profs->items[0];
-    CHECK(jis_str(jget(pr, "type"), "sampled") && jis_str(jget(pr, "unit"), "none"), "type");
+    CHECK(jis_str(jget(pr, "type"), "sampled") && jis_str(jget(pr, "unit"), "seconds"), "type");
     const struct jval *samples = jget(pr, "samples");
     const struct jval *weights = jget(pr, "weights");
     CHECK(samples && weights && samples->len == 3 && weights->len == 3, "three stacks");
@@ -557,9 +562,11 @@ static int check_speedscope(const struct jval *root, const struct profile *p)
             CHECK(s->items[j].num >= 0 && s->items[j].num < (double)p->nframes, "index");
         sum += weights->items[k].num;
     }
-    CHECK(weights->items[0].num == 6 && weights->items[1].num == 2 && weights->items[2].num == 9,
+    /* no duration, ticks or rate: a sample weighs 0.01 s */
+    CHECK(near(weights->items[0].num, 0.06) && near(weights->items[1].num, 0.02) &&
+              near(weights->items[2].num, 0.09),
           "weights per stack");
-    CHECK(sum == (double)p->total && jget(pr, "endValue")->num == sum, "total");
+    CHECK(near(sum, (double)p->total * 0.01) && near(jget(pr, "endValue")->num, sum), "total");
     return 0;
 }
 
@@ -578,6 +585,77 @@ static int test_speedscope(void)
     rc = check_speedscope(&root, &p);
     CHECK(rc == 0 || !fprintf(stderr, "%s\n", buf_cstr(&out)), "structure");
     CHECK(jis_str(jget(&root, "name"), "t\x01"), "title");
+    jfree(&root);
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
+static void add_at(struct profile *p, uint64_t t_ms, uint32_t pid, uint32_t tid, uint32_t stack,
+                   enum thread_state state)
+{
+    profile_add(p, &(struct psample){.stack = stack,
+                                     .weight = 1,
+                                     .t_ns = t_ms * 1000000,
+                                     .pid = pid,
+                                     .tid = tid,
+                                     .state = (uint8_t)state});
+}
+
+/* Kept samples give one profile per thread after the combined one, named as py-spy names them,
+ * in time order with equal consecutive stacks merged and the thread frame left out. */
+static int test_speedscope_threads(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    p.hide_idle = true;
+    p.meta.pid = 7;
+    p.meta.rate_hz = 100; /* no ticks: 1 / rate */
+    uint32_t t7 = frame(&p, "Main \"T\"", "", 7, FRAME_THREAD);
+    uint32_t t9 = frame(&p, "thread", "", 9, FRAME_THREAD);
+    uint32_t a = frame(&p, "a", "x.py", 1, FRAME_PYTHON);
+    uint32_t b = frame(&p, "b", "x.py", 2, FRAME_PYTHON);
+    uint32_t s7a = profile_stack(&p, (uint32_t[]){t7, a}, 2);
+    uint32_t s7ab = profile_stack(&p, (uint32_t[]){t7, a, b}, 3);
+    uint32_t s9b = profile_stack(&p, (uint32_t[]){t9, b}, 2);
+    /* recorded out of order across threads; thread 9 sorts after the main thread */
+    add_at(&p, 0, 7, 9, s9b, TSTATE_RUNNING);
+    add_at(&p, 0, 7, 7, s7a, TSTATE_RUNNING);
+    add_at(&p, 10, 7, 7, s7a, TSTATE_RUNNING);
+    add_at(&p, 20, 7, 7, s7ab, TSTATE_RUNNING);
+    add_at(&p, 30, 7, 7, s7a, TSTATE_IDLE); /* hidden, as in the views */
+    add_at(&p, 40, 7, 7, s7a, TSTATE_RUNNING);
+    struct buf out;
+    buf_init(&out, 0);
+    CHECK(export_write(&p, EXPORT_SPEEDSCOPE, NULL, &out, NULL) == 0, "export");
+    struct jval root;
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON");
+    const struct jval *profs = jget(&root, "profiles");
+    CHECK(profs && profs->len == 3, "combined + 2 threads:\n%s", buf_cstr(&out));
+    CHECK(jget(&root, "activeProfileIndex")->num == 0, "the combined profile is active");
+    const struct jval *m = &profs->items[1], *w = &profs->items[2];
+    CHECK(jis_str(jget(m, "name"), "Thread 7 \"Main \"T\"\""), "main thread name");
+    CHECK(jis_str(jget(w, "name"), "Thread 9 \"thread\""), "worker name");
+    const struct jval *ms = jget(m, "samples"), *mw = jget(m, "weights");
+    CHECK(ms->len == 3 && mw->len == 3, "runs a, a+b, a");
+    CHECK(ms->items[0].len == 1 && ms->items[0].items[0].num == a, "no thread frame");
+    CHECK(ms->items[1].len == 2 && ms->items[1].items[1].num == b, "a;b");
+    CHECK(near(mw->items[0].num, 0.02) && near(mw->items[1].num, 0.01) &&
+              near(mw->items[2].num, 0.01),
+          "weights in seconds");
+    CHECK(near(jget(m, "endValue")->num, 0.04), "end value");
+    CHECK(jis_str(jget(w, "unit"), "seconds"), "unit");
+    jfree(&root);
+    /* two processes: py-spy's --subprocesses names */
+    add_at(&p, 50, 8, 8, s7a, TSTATE_RUNNING);
+    buf_reset(&out);
+    CHECK(export_write(&p, EXPORT_SPEEDSCOPE, NULL, &out, NULL) == 0, "export");
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON");
+    profs = jget(&root, "profiles");
+    CHECK(profs->len == 4, "3 threads");
+    CHECK(jis_str(jget(&profs->items[1], "name"), "Process 7 Thread 7 \"Main \"T\"\""), "pid");
+    CHECK(jis_str(jget(&profs->items[3], "name"), "Process 8 Thread 8 \"\""), "no name");
     jfree(&root);
     buf_fini(&out);
     profile_fini(&p);
@@ -616,6 +694,8 @@ static int test_speedscope_golden_shape(void)
 {
     struct profile p;
     profile_init(&p);
+    p.meta.duration_ns = 1000000000; /* 4 ticks in 1 s: a sample weighs 0.25 s */
+    p.meta.ticks = 4;
     uint32_t a = frame(&p, "f", "a.py", 1, FRAME_PYTHON);
     profile_add(&p, &(struct psample){
                         .stack = profile_stack(&p, &a, 1), .weight = 3, .state = TSTATE_RUNNING});
@@ -627,7 +707,8 @@ static int test_speedscope_golden_shape(void)
         "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\",\"exporter\":\"crux\","
         "\"name\":\"x\",\"activeProfileIndex\":0,\"shared\":{\"frames\":[{\"name\":\"f\","
         "\"file\":\"a.py\",\"line\":1}]},\"profiles\":[{\"type\":\"sampled\",\"name\":\"x\","
-        "\"unit\":\"none\",\"startValue\":0,\"endValue\":3,\"samples\":[[0]],\"weights\":[3]}]}\n";
+        "\"unit\":\"seconds\",\"startValue\":0,\"endValue\":0.75,\"samples\":[[0]],"
+        "\"weights\":[0.75]}]}\n";
     CHECK(strcmp(buf_cstr(&out), want) == 0, "got %s", buf_cstr(&out));
     buf_fini(&out);
     profile_fini(&p);
@@ -643,6 +724,7 @@ int main(void)
     RUN(test_writer_errors);
     RUN(test_speedscope);
     RUN(test_speedscope_golden_shape);
+    RUN(test_speedscope_threads);
     RUN(test_html_data);
     return TEST_SUMMARY("export_json");
 }

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+// Timeline tracks: the counted samples sorted by process, thread and time, and each thread's
+// name.
+#include "export/tracks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+/* Sort key of one sample: process, thread, time, then recording order (a stable sort). */
+struct skey {
+    uint64_t proc;   /* (not the recorded process) << 32 | pid */
+    uint64_t thread; /* (not the main thread) << 32 | tid */
+    uint64_t t_ns;
+    uint32_t idx;
+};
+
+static int cmp_key(const void *a, const void *b)
+{
+    const struct skey *x = a, *y = b;
+    if (x->proc != y->proc)
+        return x->proc < y->proc ? -1 : 1;
+    if (x->thread != y->thread)
+        return x->thread < y->thread ? -1 : 1;
+    if (x->t_ns != y->t_ns)
+        return x->t_ns < y->t_ns ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static bool counted(const struct profile *p, const struct psample *s)
+{
+    return s->stack != 0 && s->stack < p->nnodes && !(p->hide_idle && psample_idle(s));
+}
+
+/* The frame at depth `d` (1 = the root) of `stack`, or UINT32_MAX when it is shallower. */
+static uint32_t frame_at_depth(const struct profile *p, uint32_t stack, uint32_t d)
+{
+    if (p->nodes[stack].depth < d)
+        return UINT32_MAX;
+    while (p->nodes[stack].depth > d)
+        stack = p->nodes[stack].parent;
+    return p->nodes[stack].frame;
+}
+
+/* The name of the thread frame for `tid` among the two root frames of `stack`, or 0. */
+static uint32_t thread_frame_name(const struct profile *p, uint32_t stack, uint32_t tid)
+{
+    for (uint32_t d = 1; d <= 2; d++) {
+        uint32_t f = frame_at_depth(p, stack, d);
+        if (f == UINT32_MAX)
+            return 0;
+        const struct pframe *fr = profile_frame_at(p, f);
+        if (fr->kind == FRAME_THREAD && (uint32_t)fr->line == tid)
+            return fr->name;
+    }
+    return 0;
+}
+
+static void add_track(const struct profile *p, struct tracks *t, size_t first, size_t n)
+{
+    const struct psample *s = &p->samples[t->order[first]];
+    struct track *tr = &t->v[t->n++];
+    tr->pid = s->pid;
+    tr->tid = s->tid;
+    tr->first = first;
+    tr->n = n;
+    tr->name = 0;
+    for (size_t i = first; i < first + n && !tr->name; i++)
+        tr->name = thread_frame_name(p, p->samples[t->order[i]].stack, tr->tid);
+    if (profile_frame_at(p, frame_at_depth(p, s->stack, 1))->kind == FRAME_PROCESS)
+        t->by_process = true;
+    if (t->n > 1 && t->v[t->n - 2].pid != tr->pid)
+        t->by_process = true;
+}
+
+void tracks_build(const struct profile *p, struct tracks *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->interval_s = tracks_interval_s(p);
+    if (!p->nsamples)
+        return;
+    struct skey *keys = xmalloc(p->nsamples * sizeof(*keys));
+    size_t n = 0;
+    for (size_t i = 0; i < p->nsamples; i++) {
+        const struct psample *s = &p->samples[i];
+        if (!counted(p, s))
+            continue;
+        keys[n++] = (struct skey){
+            .proc = ((uint64_t)(s->pid != p->meta.pid) << 32) | s->pid,
+            .thread = ((uint64_t)(s->tid != s->pid) << 32) | s->tid,
+            .t_ns = s->t_ns,
+            .idx = (uint32_t)i,
+        };
+    }
+    qsort(keys, n, sizeof(*keys), cmp_key);
+    t->order = xmalloc((n ? n : 1) * sizeof(*t->order));
+    t->norder = n;
+    size_t ntracks = 0;
+    for (size_t i = 0; i < n; i++) {
+        t->order[i] = keys[i].idx;
+        if (i == 0 || keys[i].proc != keys[i - 1].proc || keys[i].thread != keys[i - 1].thread)
+            ntracks++;
+    }
+    t->v = xcalloc(ntracks ? ntracks : 1, sizeof(*t->v));
+    size_t start = 0;
+    for (size_t i = 1; i <= n; i++) {
+        if (i == n || keys[i].proc != keys[i - 1].proc || keys[i].thread != keys[i - 1].thread) {
+            add_track(p, t, start, i - start);
+            start = i;
+        }
+    }
+    free(keys);
+}
+
+void tracks_fini(struct tracks *t)
+{
+    free(t->v);
+    free(t->order);
+    memset(t, 0, sizeof(*t));
+}
+
+size_t tracks_root_frames(const struct profile *p, const uint32_t *frames, size_t n)
+{
+    size_t k = 0;
+    if (k < n && profile_frame_at(p, frames[k])->kind == FRAME_PROCESS)
+        k++;
+    if (k < n && profile_frame_at(p, frames[k])->kind == FRAME_THREAD)
+        k++;
+    return k;
+}
+
+uint32_t tracks_max_depth(const struct profile *p)
+{
+    uint32_t maxd = 0;
+    for (uint32_t s = 1; s < p->nnodes; s++)
+        maxd = p->nodes[s].depth > maxd ? p->nodes[s].depth : maxd;
+    return maxd;
+}
+
+double tracks_interval_s(const struct profile *p)
+{
+    if (p->meta.duration_ns > 0 && p->meta.ticks > 0)
+        return (double)p->meta.duration_ns / 1e9 / (double)p->meta.ticks;
+    if (p->meta.rate_hz > 0)
+        return 1.0 / p->meta.rate_hz;
+    return 0.01;
+}
+
+const char *tracks_process_name(const struct profile *p, uint32_t pid)
+{
+    for (size_t i = 0; i < p->nprocs; i++)
+        if (p->procs[i].pid == pid)
+            return p->procs[i].name;
+    return NULL;
+}
