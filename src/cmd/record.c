@@ -48,6 +48,27 @@ struct record_args {
     unsigned max_depth;
 };
 
+/* Copies the agents' spans into the profile, on the samples' clock (both are CLOCK_MONOTONIC:
+ * the agent's spans count from boot, samples from `start_ns`). */
+static void keep_spans(struct profile *p, const struct stagestats *spans, uint64_t start_ns)
+{
+    for (size_t i = 0; i < spans->nspans; i++) {
+        const struct sspan *sp = &spans->spans[i];
+        const char *name = strtab_get(&spans->names, sp->name);
+        struct pspan ps = {
+            .start_ns = sp->start_ns > start_ns ? sp->start_ns - start_ns : 0,
+            .end_ns = sp->end_ns > start_ns ? sp->end_ns - start_ns : 0,
+            .request = sp->request,
+            .name = profile_str(p, name, strlen(name)),
+            .tid = sp->tid,
+            .pid = sp->pid,
+            .kind = sp->kind,
+        };
+        profile_add_span(p, &ps);
+    }
+    p->spans_dropped += spans->dropped;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: crux record [options] (--pid PID | -- COMMAND [ARGS...])\n"
@@ -440,12 +461,14 @@ int cmd_record(int argc, char **argv)
                                   .child_status = &s.child_status,
                                   .child_exited = &s.child_exited,
                                   .progress = !a.quiet && isatty(2) ? progress : NULL};
+        /* Every span of the agents' rings: the statistics of --load, and the timelines'
+         * markers (kept in the profile by keep_spans) */
         struct stagestats spans;
         uint64_t spans_lost = 0;
+        stagestats_init(&spans, load.on ? 0 : PROFILE_MAX_SPANS);
+        so.spans = &spans;
+        so.spans_lost = &spans_lost;
         if (load.on) {
-            stagestats_init(&spans, 0);
-            so.spans = &spans;
-            so.spans_lost = &spans_lost;
             int lrc = s.launched ? record_load_wait_listening(&load, s.pid, 30.0) : 0;
             if (lrc)
                 fprintf(stderr, "crux: %s did not accept connections %s: load not sent\n",
@@ -457,11 +480,10 @@ int cmd_record(int argc, char **argv)
                 so.load_inflight = &load.inflight;
         }
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
-        if (load.on) {
-            if (record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
-                load_failed = true;
-            stagestats_fini(&spans);
-        }
+        if (load.on && record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
+            load_failed = true;
+        keep_spans(&p, &spans, st.start_ns);
+        stagestats_fini(&spans);
         if (so.progress)
             fputs("\r\x1b[K", stderr);
         if (rc) {

@@ -48,6 +48,7 @@ void profile_fini(struct profile *p)
         free(p->procs[i].python_version);
     }
     free(p->procs);
+    free(p->spans);
     free(p->meta.command);
     free(p->meta.python_version);
     free(p->meta.categories_note);
@@ -185,6 +186,19 @@ void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rs
     struct pproc *pr = profile_proc(p, pid);
     if (rss > pr->peak_rss)
         pr->peak_rss = rss;
+}
+
+void profile_add_span(struct profile *p, const struct pspan *s)
+{
+    if (p->nspans >= PROFILE_MAX_SPANS) {
+        p->spans_dropped++;
+        return;
+    }
+    if (p->nspans == p->capspans) {
+        p->capspans = p->capspans ? p->capspans * 2 : 256;
+        p->spans = xrealloc(p->spans, p->capspans * sizeof(*p->spans));
+    }
+    p->spans[p->nspans++] = *s;
 }
 
 struct pproc *profile_proc(struct profile *p, uint32_t pid)

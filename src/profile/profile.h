@@ -115,6 +115,23 @@ struct pmem {
     uint32_t pad;
 };
 
+/* What a span is; the values are the crux agent's record kinds (stages/span.h). */
+enum pspan_kind {
+    PSPAN_STAGE = 1,   /* one stage of a request */
+    PSPAN_REQUEST = 2, /* a whole request (its stages fall inside it) */
+    PSPAN_MARK = 3,    /* an instant: start = end */
+};
+
+/* One span the crux agent reported (docs/stages.md), kept for the timelines. 40 bytes. */
+struct pspan {
+    uint64_t start_ns, end_ns; /* since the start of the recording, like samples; end >= start.
+                                * A span begun before the recording starts at 0. */
+    uint64_t request;          /* request id within its process; 0 = none */
+    uint32_t name;             /* strtab id */
+    uint32_t tid, pid;         /* 0 = not known */
+    uint32_t kind;             /* enum pspan_kind */
+};
+
 /* One process seen during the recording. */
 struct pproc {
     uint32_t pid, ppid;
@@ -171,10 +188,14 @@ struct profile {
     size_t nmem, capmem;
     struct pproc *procs;
     size_t nprocs, capprocs;
+    struct pspan *spans; /* the agent's spans, in the order added */
+    size_t nspans, capspans;
+    uint64_t spans_dropped; /* spans past PROFILE_MAX_SPANS, not kept */
     struct pmeta meta;
 };
 
 #define PROFILE_MAX_SAMPLES_DEFAULT ((size_t)50 * 1000 * 1000)
+#define PROFILE_MAX_SPANS ((size_t)1000 * 1000) /* 40 MB of spans */
 
 /* Initializes an empty profile in caller storage. */
 void profile_init(struct profile *p);
@@ -208,6 +229,10 @@ void profile_add_growth(struct profile *p, uint32_t stack, int64_t bytes);
 
 /* Appends a point to the memory timeline. */
 void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rss);
+
+/* Appends a span (its name interned by the caller); past PROFILE_MAX_SPANS it is only counted
+ * in spans_dropped. */
+void profile_add_span(struct profile *p, const struct pspan *s);
 
 /* The process record for `pid`, created (zeroed, exit_status -1) when new. */
 struct pproc *profile_proc(struct profile *p, uint32_t pid);
