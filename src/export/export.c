@@ -9,6 +9,7 @@
 #include "export/collapsed.h"
 #include "export/flamegraph.h"
 #include "export/flamesvg.h"
+#include "export/gecko.h"
 #include "export/lines.h"
 #include "export/report.h"
 #include "export/speedscope.h"
@@ -25,22 +26,38 @@ static const struct format_word extensions[] = {
     {".svg", EXPORT_SVG},
 };
 
+/* Extensions that end in one of the above, looked at first. */
+static const struct format_word long_extensions[] = {
+    {".gecko.json", EXPORT_GECKO},
+};
+
 static const struct format_word names[] = {
     {"flamegraph", EXPORT_FLAMEGRAPH}, {"report", EXPORT_HTML},     {"summary", EXPORT_SUMMARY},
     {"verdict", EXPORT_VERDICT},       {"html", EXPORT_HTML},       {"svg", EXPORT_SVG},
     {"speedscope", EXPORT_SPEEDSCOPE}, {"json", EXPORT_SPEEDSCOPE}, {"collapsed", EXPORT_COLLAPSED},
     {"folded", EXPORT_COLLAPSED},      {"txt", EXPORT_COLLAPSED},   {"lines", EXPORT_LINES},
-    {"lines-json", EXPORT_LINES_JSON},
+    {"lines-json", EXPORT_LINES_JSON}, {"gecko", EXPORT_GECKO},     {"firefox", EXPORT_GECKO},
 };
+
+static bool ends_with(const char *path, size_t n, const char *ext)
+{
+    size_t m = strlen(ext);
+    /* The base name must not be the extension alone ("dir/.json" is not a file name with an
+     * extension). */
+    return n > m && path[n - m - 1] != '/' && strcasecmp(path + n - m, ext) == 0;
+}
 
 int export_format_from_path(const char *path, enum export_format *out)
 {
     size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof(long_extensions) / sizeof(long_extensions[0]); i++) {
+        if (ends_with(path, n, long_extensions[i].word)) {
+            *out = long_extensions[i].format;
+            return 0;
+        }
+    }
     for (size_t i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++) {
-        size_t m = strlen(extensions[i].word);
-        /* The base name must not be the extension alone ("dir/.json" is not a file name
-         * with an extension). */
-        if (n > m && path[n - m - 1] != '/' && strcasecmp(path + n - m, extensions[i].word) == 0) {
+        if (ends_with(path, n, extensions[i].word)) {
             *out = extensions[i].format;
             return 0;
         }
@@ -80,6 +97,8 @@ const char *export_format_name(enum export_format f)
         return "lines";
     case EXPORT_LINES_JSON:
         return "lines-json";
+    case EXPORT_GECKO:
+        return "gecko";
     }
     return "?";
 }
@@ -119,6 +138,9 @@ int export_write(const struct profile *p, enum export_format f, const struct exp
         break;
     case EXPORT_LINES_JSON:
         rc = lines_write(p, true, out);
+        break;
+    case EXPORT_GECKO:
+        rc = gecko_write(p, o, out);
         break;
     default:
         return errbuf_set(eb, ERR_ARG, "unknown output format %d", (int)f);

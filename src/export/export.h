@@ -17,6 +17,7 @@ enum export_format {
     EXPORT_FLAMEGRAPH = 6, /* self-contained interactive flame graph alone */
     EXPORT_SUMMARY = 7,    /* the verdict as text: what `record` prints at the end */
     EXPORT_VERDICT = 8,    /* the verdict, stages and hottest lines as JSON (docs/report.md) */
+    EXPORT_GECKO = 9,      /* Firefox Profiler processed profile: threads, timelines, markers */
 };
 
 struct stage_rules;
@@ -28,11 +29,13 @@ struct export_opts {
 };
 
 /* Picks the format from `path`'s extension (case-insensitive): .txt .collapsed .folded →
- * collapsed, .json → speedscope, .html .htm → html, .svg → svg. ERR_ARG otherwise. */
+ * collapsed, .gecko.json → gecko, .json → speedscope, .html .htm → html, .svg → svg. ERR_ARG
+ * otherwise. */
 int export_format_from_path(const char *path, enum export_format *out) MUST_CHECK;
 
 /* Picks the format from a --format name: html|report, flamegraph, svg, speedscope|json,
- * collapsed|folded|txt, lines, lines-json, summary, verdict. ERR_ARG otherwise. */
+ * collapsed|folded|txt, lines, lines-json, summary, verdict, gecko|firefox. ERR_ARG
+ * otherwise. */
 int export_format_from_name(const char *name, enum export_format *out) MUST_CHECK;
 
 /* Returns the canonical name of a format ("collapsed", "speedscope", "html", "svg"), or "?"

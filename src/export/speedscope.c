@@ -189,7 +189,8 @@ static void write_profiles(struct jsonw *w, const struct profile *p, const struc
     struct buf tmp;
     buf_init(&tmp, 0);
     for (size_t i = 0; i < t.n && !jsonw_error(w); i++)
-        write_thread(w, p, &t, &t.v[i], frames, maxd, &tmp);
+        if (t.v[i].n) /* a thread seen only in spans has nothing to show here */
+            write_thread(w, p, &t, &t.v[i], frames, maxd, &tmp);
     buf_fini(&tmp);
     free(frames);
     jsonw_arr_end(w);

@@ -74,24 +74,90 @@ static void add_track(const struct profile *p, struct tracks *t, size_t first, s
         t->by_process = true;
 }
 
+static struct skey key_of(const struct profile *p, uint32_t pid, uint32_t tid)
+{
+    return (struct skey){
+        .proc = ((uint64_t)(pid != p->meta.pid) << 32) | pid,
+        .thread = ((uint64_t)(tid != pid) << 32) | tid,
+    };
+}
+
+static bool same_thread(const struct skey *a, const struct skey *b)
+{
+    return a->proc == b->proc && a->thread == b->thread;
+}
+
+/* A span's process and thread, the unknown ones filled in (tracks_of_span). */
+static struct skey span_key(const struct profile *p, const struct pspan *s)
+{
+    uint32_t pid = s->pid ? s->pid : p->meta.pid;
+    return key_of(p, pid, s->tid ? s->tid : pid);
+}
+
+/* Tracks in the order of their keys; `arg` is the profile. */
+static int cmp_track(const void *a, const void *b, void *arg)
+{
+    const struct track *x = a, *y = b;
+    struct skey kx = key_of(arg, x->pid, x->tid), ky = key_of(arg, y->pid, y->tid);
+    return cmp_key(&kx, &ky);
+}
+
+/* The index of the track with key `k` among the first `n` (sorted) tracks, or SIZE_MAX. */
+static size_t find(const struct profile *p, const struct track *v, size_t n, const struct skey *k)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        struct skey km = key_of(p, v[mid].pid, v[mid].tid);
+        int c = cmp_key(&km, k);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return SIZE_MAX;
+}
+
+/* Tracks for the threads that only spans name, then every track in key order. */
+static void add_span_tracks(const struct profile *p, struct tracks *t)
+{
+    if (!p->nspans)
+        return;
+    struct skey *keys = xmalloc(p->nspans * sizeof(*keys));
+    for (size_t i = 0; i < p->nspans; i++)
+        keys[i] = span_key(p, &p->spans[i]);
+    qsort(keys, p->nspans, sizeof(*keys), cmp_key);
+    size_t nsampled = t->n;
+    t->v = xrealloc(t->v, (t->n + p->nspans) * sizeof(*t->v));
+    for (size_t i = 0; i < p->nspans; i++) {
+        if (i && same_thread(&keys[i], &keys[i - 1]))
+            continue;
+        if (find(p, t->v, nsampled, &keys[i]) != SIZE_MAX)
+            continue;
+        uint32_t pid = (uint32_t)keys[i].proc, tid = (uint32_t)keys[i].thread;
+        t->v[t->n++] = (struct track){.pid = pid, .tid = tid};
+        if (pid != t->v[0].pid)
+            t->by_process = true;
+    }
+    free(keys);
+    qsort_r(t->v, t->n, sizeof(*t->v), cmp_track, (void *)p);
+}
+
 void tracks_build(const struct profile *p, struct tracks *t)
 {
     memset(t, 0, sizeof(*t));
     t->interval_s = tracks_interval_s(p);
-    if (!p->nsamples)
-        return;
-    struct skey *keys = xmalloc(p->nsamples * sizeof(*keys));
+    struct skey *keys = xmalloc((p->nsamples ? p->nsamples : 1) * sizeof(*keys));
     size_t n = 0;
     for (size_t i = 0; i < p->nsamples; i++) {
         const struct psample *s = &p->samples[i];
         if (!counted(p, s))
             continue;
-        keys[n++] = (struct skey){
-            .proc = ((uint64_t)(s->pid != p->meta.pid) << 32) | s->pid,
-            .thread = ((uint64_t)(s->tid != s->pid) << 32) | s->tid,
-            .t_ns = s->t_ns,
-            .idx = (uint32_t)i,
-        };
+        keys[n] = key_of(p, s->pid, s->tid);
+        keys[n].t_ns = s->t_ns;
+        keys[n++].idx = (uint32_t)i;
     }
     qsort(keys, n, sizeof(*keys), cmp_key);
     t->order = xmalloc((n ? n : 1) * sizeof(*t->order));
@@ -99,18 +165,24 @@ void tracks_build(const struct profile *p, struct tracks *t)
     size_t ntracks = 0;
     for (size_t i = 0; i < n; i++) {
         t->order[i] = keys[i].idx;
-        if (i == 0 || keys[i].proc != keys[i - 1].proc || keys[i].thread != keys[i - 1].thread)
-            ntracks++;
+        ntracks += i == 0 || !same_thread(&keys[i], &keys[i - 1]);
     }
     t->v = xcalloc(ntracks ? ntracks : 1, sizeof(*t->v));
     size_t start = 0;
     for (size_t i = 1; i <= n; i++) {
-        if (i == n || keys[i].proc != keys[i - 1].proc || keys[i].thread != keys[i - 1].thread) {
+        if (i == n || !same_thread(&keys[i], &keys[i - 1])) {
             add_track(p, t, start, i - start);
             start = i;
         }
     }
     free(keys);
+    add_span_tracks(p, t);
+}
+
+size_t tracks_of_span(const struct tracks *t, const struct profile *p, const struct pspan *s)
+{
+    struct skey k = span_key(p, s);
+    return find(p, t->v, t->n, &k);
 }
 
 void tracks_fini(struct tracks *t)

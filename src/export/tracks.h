@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The threads of a recording as timeline tracks: one per (process, thread) of the kept samples,
-// with its name and its samples in time order. Shared by the per-thread formats (speedscope's
-// per-thread profiles, the Firefox Profiler's threads, the Chrome trace's thread timelines).
+// The threads of a recording as timeline tracks: one per (process, thread) of the kept samples
+// or of the agent's spans, with its name and its samples in time order. Shared by the per-thread
+// formats (speedscope's per-thread profiles, the Firefox Profiler's threads, the Chrome trace's
+// thread timelines).
 #ifndef CRUX_TRACKS_H
 #define CRUX_TRACKS_H
 
@@ -18,7 +19,8 @@ struct track {
      * place the formats take a thread's name from: today the name of the thread frame its
      * stacks start with (record --threads); a thread-name table would be read here. */
     uint32_t name;
-    size_t first, n; /* its samples: tracks.order[first .. first + n), in time order */
+    size_t first, n; /* its samples: tracks.order[first .. first + n), in time order; a
+                      * thread seen only in spans has none */
 };
 
 struct tracks {
@@ -31,12 +33,17 @@ struct tracks {
     double interval_s; /* seconds one sample (of weight 1) stands for */
 };
 
-/* Fills `t` (caller storage) from the kept samples of `p` that the views count: idle ones are
- * left out when p->hide_idle, as are samples of the empty stack. A profile whose samples were
- * not kept gives no tracks. Release with tracks_fini. */
+/* Fills `t` (caller storage) from the kept samples of `p` that the views count (idle ones are
+ * left out when p->hide_idle, as are samples of the empty stack) and from its spans (a thread
+ * whose only trace is a span gets a track without samples: a server thread that waited the
+ * whole time). A profile with neither gives no tracks. Release with tracks_fini. */
 void tracks_build(const struct profile *p, struct tracks *t);
 /* Releases the arrays. */
 void tracks_fini(struct tracks *t);
+
+/* The index in t->v of the track of span `s` (a span of an unknown thread goes to its
+ * process's main thread, one of an unknown process to the recorded process), or SIZE_MAX. */
+size_t tracks_of_span(const struct tracks *t, const struct profile *p, const struct pspan *s);
 
 /* How many of the `n` frames (root first) at the start of a stack name its process and thread,
  * i.e. the track itself: per-thread formats leave them out. */

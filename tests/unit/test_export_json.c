@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Unit tests of util/jsonw and export/speedscope, checked with a small strict JSON parser.
+// Unit tests of util/jsonw and the JSON formats (speedscope, gecko, Chrome trace), checked with a
+// small strict JSON parser.
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -662,6 +663,143 @@ static int test_speedscope_threads(void)
     return 0;
 }
 
+/* A two-thread profile with categories, a span on a thread without samples and a memory
+ * timeline, for the timeline formats. */
+static void build_timeline(struct profile *p)
+{
+    profile_init(p);
+    p->keep_samples = true;
+    p->meta.pid = 7;
+    p->meta.duration_ns = 50000000;
+    p->meta.ticks = 5; /* 10 ms a tick */
+    uint32_t t7 = frame(p, "thread", "", 7, FRAME_THREAD);
+    uint32_t t9 = frame(p, "thread", "", 9, FRAME_THREAD);
+    uint32_t a = frame(p, "main", "x.py", 1, FRAME_PYTHON);
+    uint32_t b = frame(p, "</script>\"q\"", "x.py", 2, FRAME_PYTHON);
+    uint32_t c = frame(p, "memcpy", "libc.so.6", 0, FRAME_NATIVE);
+    uint32_t s7ab = profile_stack(p, (uint32_t[]){t7, a, b}, 3);
+    uint32_t s7abc = profile_stack(p, (uint32_t[]){t7, a, b, c}, 4);
+    uint32_t s9a = profile_stack(p, (uint32_t[]){t9, a}, 2);
+    struct psample base = {.pid = 7, .state = TSTATE_RUNNING, .weight = 1};
+    uint8_t cats[] = {CAT_PYTHON, CAT_PYTHON, CAT_NATIVE, CAT_PYTHON};
+    for (uint64_t i = 0; i < 4; i++) {
+        struct psample s = base;
+        s.t_ns = i * 10000000;
+        s.tid = 7;
+        s.stack = i == 2 ? s7abc : s7ab;
+        s.cat = cats[i];
+        profile_add(p, &s);
+        s.tid = 9;
+        s.stack = s9a;
+        s.cat = CAT_SYSTEM;
+        profile_add(p, &s);
+    }
+    profile_add_mem(p, 0, 7, 100 << 20);
+    profile_add_mem(p, 20000000, 7, 90 << 20);
+    uint32_t req = profile_str(p, "", 0), parse = profile_str(p, "parse", 5);
+    profile_add_span(p, &(struct pspan){.start_ns = 1000000,
+                                        .end_ns = 31000000,
+                                        .request = 1ull << 60,
+                                        .name = req,
+                                        .tid = 11,
+                                        .pid = 7,
+                                        .kind = PSPAN_REQUEST});
+    profile_add_span(p, &(struct pspan){.start_ns = 2000000,
+                                        .end_ns = 3000000,
+                                        .request = 1ull << 60,
+                                        .name = parse,
+                                        .tid = 11,
+                                        .pid = 7,
+                                        .kind = PSPAN_STAGE});
+}
+
+static const struct jval *item(const struct jval *arr, size_t i)
+{
+    return arr && arr->type == J_ARR && i < arr->len ? &arr->items[i] : NULL;
+}
+
+/* Every column of a table has `length` values. */
+static int check_columns(const struct jval *table, const char *what)
+{
+    const struct jval *len = jget(table, "length");
+    CHECK(len && len->type == J_NUM, "%s: length", what);
+    for (size_t k = 0; k < table->len; k++) {
+        const struct jval *col = &table->items[k];
+        if (col->type == J_ARR)
+            CHECK(col->len == (size_t)len->num, "%s.%s: %zu values, length %g", what,
+                  table->keys[k], col->len, len->num);
+    }
+    return 0;
+}
+
+static int test_gecko(void)
+{
+    struct profile p;
+    build_timeline(&p);
+    struct buf out;
+    buf_init(&out, 0);
+    enum export_format f;
+    CHECK(export_format_from_path("run.GECKO.json", &f) == 0 && f == EXPORT_GECKO, "extension");
+    CHECK(export_format_from_path("run.json", &f) == 0 && f == EXPORT_SPEEDSCOPE, "plain json");
+    CHECK(export_format_from_name("firefox", &f) == 0 && f == EXPORT_GECKO, "name");
+    CHECK(export_write(&p, EXPORT_GECKO, NULL, &out, NULL) == 0, "export");
+    struct jval root;
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON");
+    const struct jval *meta = jget(&root, "meta");
+    CHECK(jget(meta, "preprocessedProfileVersion")->num == 57, "version");
+    CHECK(jget(meta, "interval")->num == 10, "interval in ms");
+    CHECK(jis_str(jget(item(jget(meta, "categories"), 0), "color"), "grey"), "default category");
+    const struct jval *threads = jget(&root, "threads");
+    CHECK(threads && threads->len == 3, "threads 7, 9 and 11 (spans only)");
+    const struct jval *t7 = item(threads, 0), *t11 = item(threads, 2);
+    CHECK(jget(t7, "tid")->num == 7 && jis_str(jget(t7, "pid"), "7") &&
+              jget(t7, "isMainThread")->type == J_BOOL && jget(t7, "isMainThread")->num,
+          "main thread first");
+    const char *tables[] = {"samples",   "markers",       "stackTable",   "frameTable",
+                            "funcTable", "resourceTable", "nativeSymbols"};
+    for (size_t t = 0; t < threads->len; t++)
+        for (size_t k = 0; k < sizeof(tables) / sizeof(tables[0]); k++)
+            CHECK(check_columns(jget(item(threads, t), tables[k]), tables[k]) == 0, "columns");
+    const struct jval *samples = jget(t7, "samples");
+    CHECK(jget(samples, "length")->num == 4 && jget(samples, "weight")->type == J_NULL, "samples");
+    CHECK(item(jget(samples, "time"), 3)->num == 30, "time in ms");
+    /* stacks without the thread frame; the native sample's stack in its own category */
+    const struct jval *st = jget(t7, "stackTable"), *fr = jget(t7, "frameTable");
+    const struct jval *fn = jget(t7, "funcTable");
+    const struct jval *strs = jget(jget(&root, "shared"), "stringArray");
+    CHECK(item(jget(st, "prefix"), 0)->type == J_NULL, "root stack");
+    size_t leaf = (size_t)item(jget(samples, "stack"), 2)->num;
+    size_t lf = (size_t)item(jget(st, "frame"), leaf)->num;
+    CHECK(item(jget(fr, "category"), lf)->num == CAT_NATIVE, "category on the frames");
+    size_t func = (size_t)item(jget(fr, "func"), lf)->num;
+    CHECK(jis_str(item(strs, (size_t)item(jget(fn, "name"), func)->num), "memcpy"), "leaf");
+    CHECK(item(jget(fn, "resource"), func)->num == 0 && jget(fn, "isJS")->items[0].num == 1,
+          "native resource, Python as JS");
+    CHECK(jget(st, "length")->num == 5, "python a, b; native a, b, c: %g", jget(st, "length")->num);
+    bool hostile = false;
+    for (size_t k = 0; k < strs->len; k++)
+        hostile |= jis_str(&strs->items[k], "</script>\"q\"");
+    CHECK(hostile, "hostile name intact");
+    /* spans: markers of thread 11, which has no samples */
+    const struct jval *mk = jget(t11, "markers");
+    CHECK(jget(jget(t11, "samples"), "length")->num == 0 && jget(mk, "length")->num == 2,
+          "markers");
+    CHECK(jis_str(item(strs, (size_t)item(jget(mk, "name"), 0)->num), "request"), "name");
+    CHECK(jis_str(jget(item(jget(mk, "data"), 0), "request"), "1152921504606846976"), "id");
+    CHECK(item(jget(mk, "startTime"), 1)->num == 2 && item(jget(mk, "endTime"), 1)->num == 3,
+          "stage times");
+    /* memory: changes from zero */
+    const struct jval *ctr = item(jget(&root, "counters"), 0);
+    const struct jval *cnt = jget(jget(ctr, "samples"), "count");
+    CHECK(ctr && jget(ctr, "mainThreadIndex")->num == 0 && cnt->len == 2 &&
+              cnt->items[0].num == 100 << 20 && cnt->items[1].num == -(10 << 20),
+          "memory counter");
+    jfree(&root);
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
 /* The HTML's embedded data is valid JSON too, and describes the same tree. */
 static int test_html_data(void)
 {
@@ -725,6 +863,7 @@ int main(void)
     RUN(test_speedscope);
     RUN(test_speedscope_golden_shape);
     RUN(test_speedscope_threads);
+    RUN(test_gecko);
     RUN(test_html_data);
     return TEST_SUMMARY("export_json");
 }
