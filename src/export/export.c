@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "export/chrometrace.h"
 #include "export/collapsed.h"
 #include "export/flamegraph.h"
 #include "export/flamesvg.h"
@@ -29,6 +30,7 @@ static const struct format_word extensions[] = {
 /* Extensions that end in one of the above, looked at first. */
 static const struct format_word long_extensions[] = {
     {".gecko.json", EXPORT_GECKO},
+    {".trace.json", EXPORT_CHROME},
 };
 
 static const struct format_word names[] = {
@@ -37,6 +39,7 @@ static const struct format_word names[] = {
     {"speedscope", EXPORT_SPEEDSCOPE}, {"json", EXPORT_SPEEDSCOPE}, {"collapsed", EXPORT_COLLAPSED},
     {"folded", EXPORT_COLLAPSED},      {"txt", EXPORT_COLLAPSED},   {"lines", EXPORT_LINES},
     {"lines-json", EXPORT_LINES_JSON}, {"gecko", EXPORT_GECKO},     {"firefox", EXPORT_GECKO},
+    {"chrome", EXPORT_CHROME},         {"perfetto", EXPORT_CHROME}, {"trace", EXPORT_CHROME},
 };
 
 static bool ends_with(const char *path, size_t n, const char *ext)
@@ -99,6 +102,8 @@ const char *export_format_name(enum export_format f)
         return "lines-json";
     case EXPORT_GECKO:
         return "gecko";
+    case EXPORT_CHROME:
+        return "chrome";
     }
     return "?";
 }
@@ -141,6 +146,9 @@ int export_write(const struct profile *p, enum export_format f, const struct exp
         break;
     case EXPORT_GECKO:
         rc = gecko_write(p, o, out);
+        break;
+    case EXPORT_CHROME:
+        rc = chrometrace_write(p, o, out);
         break;
     default:
         return errbuf_set(eb, ERR_ARG, "unknown output format %d", (int)f);

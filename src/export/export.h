@@ -18,6 +18,7 @@ enum export_format {
     EXPORT_SUMMARY = 7,    /* the verdict as text: what `record` prints at the end */
     EXPORT_VERDICT = 8,    /* the verdict, stages and hottest lines as JSON (docs/report.md) */
     EXPORT_GECKO = 9,      /* Firefox Profiler processed profile: threads, timelines, markers */
+    EXPORT_CHROME = 10,    /* Chrome trace (Perfetto, chrome://tracing): per-thread timelines */
 };
 
 struct stage_rules;
@@ -29,13 +30,13 @@ struct export_opts {
 };
 
 /* Picks the format from `path`'s extension (case-insensitive): .txt .collapsed .folded →
- * collapsed, .gecko.json → gecko, .json → speedscope, .html .htm → html, .svg → svg. ERR_ARG
- * otherwise. */
+ * collapsed, .gecko.json → gecko, .trace.json → chrome, .json → speedscope, .html .htm → html, .svg
+ * → svg. ERR_ARG otherwise. */
 int export_format_from_path(const char *path, enum export_format *out) MUST_CHECK;
 
 /* Picks the format from a --format name: html|report, flamegraph, svg, speedscope|json,
- * collapsed|folded|txt, lines, lines-json, summary, verdict, gecko|firefox. ERR_ARG
- * otherwise. */
+ * collapsed|folded|txt, lines, lines-json, summary, verdict, gecko|firefox,
+ * chrome|perfetto|trace. ERR_ARG otherwise. */
 int export_format_from_name(const char *name, enum export_format *out) MUST_CHECK;
 
 /* Returns the canonical name of a format ("collapsed", "speedscope", "html", "svg"), or "?"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "export/chrometrace.h"
 #include "export/export.h"
 #include "profile/profile.h"
 #include "util/buf.h"
@@ -677,7 +678,9 @@ static void build_timeline(struct profile *p)
     uint32_t a = frame(p, "main", "x.py", 1, FRAME_PYTHON);
     uint32_t b = frame(p, "</script>\"q\"", "x.py", 2, FRAME_PYTHON);
     uint32_t c = frame(p, "memcpy", "libc.so.6", 0, FRAME_NATIVE);
+    uint32_t b3 = frame(p, "</script>\"q\"", "x.py", 3, FRAME_PYTHON); /* b, another line */
     uint32_t s7ab = profile_stack(p, (uint32_t[]){t7, a, b}, 3);
+    uint32_t s7ab3 = profile_stack(p, (uint32_t[]){t7, a, b3}, 3);
     uint32_t s7abc = profile_stack(p, (uint32_t[]){t7, a, b, c}, 4);
     uint32_t s9a = profile_stack(p, (uint32_t[]){t9, a}, 2);
     struct psample base = {.pid = 7, .state = TSTATE_RUNNING, .weight = 1};
@@ -686,7 +689,7 @@ static void build_timeline(struct profile *p)
         struct psample s = base;
         s.t_ns = i * 10000000;
         s.tid = 7;
-        s.stack = i == 2 ? s7abc : s7ab;
+        s.stack = i == 2 ? s7abc : i == 3 ? s7ab3 : s7ab;
         s.cat = cats[i];
         profile_add(p, &s);
         s.tid = 9;
@@ -775,7 +778,9 @@ static int test_gecko(void)
     CHECK(jis_str(item(strs, (size_t)item(jget(fn, "name"), func)->num), "memcpy"), "leaf");
     CHECK(item(jget(fn, "resource"), func)->num == 0 && jget(fn, "isJS")->items[0].num == 1,
           "native resource, Python as JS");
-    CHECK(jget(st, "length")->num == 5, "python a, b; native a, b, c: %g", jget(st, "length")->num);
+    CHECK(jget(st, "length")->num == 6, "python a, b, b:3; native a, b, c: %g",
+          jget(st, "length")->num);
+    CHECK(jget(fn, "length")->num == 3, "functions a, b, memcpy");
     bool hostile = false;
     for (size_t k = 0; k < strs->len; k++)
         hostile |= jis_str(&strs->items[k], "</script>\"q\"");
@@ -794,6 +799,66 @@ static int test_gecko(void)
     CHECK(ctr && jget(ctr, "mainThreadIndex")->num == 0 && cnt->len == 2 &&
               cnt->items[0].num == 100 << 20 && cnt->items[1].num == -(10 << 20),
           "memory counter");
+    jfree(&root);
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
+/* The X event of `tid` named `name` starting at `ts` (µs), or NULL. */
+static const struct jval *slice_at(const struct jval *events, double tid, const char *name,
+                                   double ts)
+{
+    for (size_t i = 0; i < events->len; i++) {
+        const struct jval *e = &events->items[i];
+        if (jis_str(jget(e, "ph"), "X") && jget(e, "tid")->num == tid &&
+            jis_str(jget(e, "name"), name) && jget(e, "ts")->num == ts)
+            return e;
+    }
+    return NULL;
+}
+
+static int test_chrome_trace(void)
+{
+    struct profile p;
+    build_timeline(&p);
+    enum export_format f;
+    CHECK(export_format_from_path("a.trace.JSON", &f) == 0 && f == EXPORT_CHROME, "extension");
+    CHECK(export_format_from_name("perfetto", &f) == 0 && f == EXPORT_CHROME, "name");
+    struct buf out;
+    buf_init(&out, 0);
+    CHECK(export_write(&p, EXPORT_CHROME, NULL, &out, NULL) == 0, "export");
+    struct jval root;
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON");
+    const struct jval *ev = jget(&root, "traceEvents");
+    CHECK(ev && ev->type == J_ARR, "events");
+    size_t x = 0, c = 0, m = 0;
+    for (size_t i = 0; i < ev->len; i++) {
+        const struct jval *e = &ev->items[i];
+        CHECK(jget(e, "ts") && jget(e, "pid") && jget(e, "tid") && jget(e, "ph"), "fields");
+        x += jis_str(jget(e, "ph"), "X");
+        c += jis_str(jget(e, "ph"), "C");
+        m += jis_str(jget(e, "ph"), "M");
+    }
+    /* thread 7: main and the hostile b over 4 ticks, memcpy over the third; thread 9: main;
+     * spans: the request and its stage on the first lane */
+    CHECK(x == 3 + 1 + 2 && c == 2, "%zu slices, %zu counters", x, c);
+    CHECK(m == 2 + 2 * 3 + 2, "process, 3 threads and a lane named and ordered: %zu", m);
+    const struct jval *a = slice_at(ev, 7, "main", 0);
+    const struct jval *b = slice_at(ev, 7, "</script>\"q\"", 0);
+    const struct jval *cpy = slice_at(ev, 7, "memcpy", 20000);
+    CHECK(a && jget(a, "dur")->num == 40000 && jis_str(jget(a, "cat"), "python"), "main");
+    CHECK(b && jget(b, "dur")->num == 40000, "one slice for two lines' worth of samples");
+    CHECK(cpy && jget(cpy, "dur")->num == 10000 && jis_str(jget(cpy, "cat"), "native") &&
+              jis_str(jget(jget(cpy, "args"), "library"), "libc.so.6"),
+          "native slice");
+    const struct jval *req = slice_at(ev, CHROMETRACE_SPAN_TID, "request", 1000);
+    const struct jval *parse = slice_at(ev, CHROMETRACE_SPAN_TID, "parse", 2000);
+    CHECK(req && jget(req, "dur")->num == 30000 &&
+              jis_str(jget(jget(req, "args"), "request"), "1152921504606846976"),
+          "request slice");
+    CHECK(parse && jget(parse, "dur")->num == 1000 && jis_str(jget(parse, "cat"), "stage"),
+          "stage nested on the same lane");
     jfree(&root);
     buf_fini(&out);
     profile_fini(&p);
@@ -864,6 +929,7 @@ int main(void)
     RUN(test_speedscope_golden_shape);
     RUN(test_speedscope_threads);
     RUN(test_gecko);
+    RUN(test_chrome_trace);
     RUN(test_html_data);
     return TEST_SUMMARY("export_json");
 }
