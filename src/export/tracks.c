@@ -65,8 +65,9 @@ static void add_track(const struct profile *p, struct tracks *t, size_t first, s
     tr->tid = s->tid;
     tr->first = first;
     tr->n = n;
+    /* Stacks split by thread all start with the thread frame: a few samples tell. */
     tr->name = 0;
-    for (size_t i = first; i < first + n && !tr->name; i++)
+    for (size_t i = first; i < first + n && i < first + 16 && !tr->name; i++)
         tr->name = thread_frame_name(p, p->samples[t->order[i]].stack, tr->tid);
     if (profile_frame_at(p, frame_at_depth(p, s->stack, 1))->kind == FRAME_PROCESS)
         t->by_process = true;
@@ -145,37 +146,48 @@ static void add_span_tracks(const struct profile *p, struct tracks *t)
     qsort_r(t->v, t->n, sizeof(*t->v), cmp_track, (void *)p);
 }
 
+/* Sample indexes in track order, then time, then recording order; `arg` is the profile. */
+static int cmp_sample(const void *a, const void *b, void *arg)
+{
+    const struct profile *p = arg;
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    const struct psample *x = &p->samples[i], *y = &p->samples[j];
+    struct skey kx = key_of(p, x->pid, x->tid), ky = key_of(p, y->pid, y->tid);
+    kx.t_ns = x->t_ns;
+    kx.idx = i;
+    ky.t_ns = y->t_ns;
+    ky.idx = j;
+    return cmp_key(&kx, &ky);
+}
+
+static bool same_track(const struct profile *p, uint32_t i, uint32_t j)
+{
+    return p->samples[i].pid == p->samples[j].pid && p->samples[i].tid == p->samples[j].tid;
+}
+
 void tracks_build(const struct profile *p, struct tracks *t)
 {
     memset(t, 0, sizeof(*t));
     t->interval_s = tracks_interval_s(p);
-    struct skey *keys = xmalloc((p->nsamples ? p->nsamples : 1) * sizeof(*keys));
+    /* 4 bytes a sample: a recording may hold tens of millions */
+    t->order = xmalloc((p->nsamples ? p->nsamples : 1) * sizeof(*t->order));
     size_t n = 0;
-    for (size_t i = 0; i < p->nsamples; i++) {
-        const struct psample *s = &p->samples[i];
-        if (!counted(p, s))
-            continue;
-        keys[n] = key_of(p, s->pid, s->tid);
-        keys[n].t_ns = s->t_ns;
-        keys[n++].idx = (uint32_t)i;
-    }
-    qsort(keys, n, sizeof(*keys), cmp_key);
-    t->order = xmalloc((n ? n : 1) * sizeof(*t->order));
+    for (size_t i = 0; i < p->nsamples; i++)
+        if (counted(p, &p->samples[i]))
+            t->order[n++] = (uint32_t)i;
     t->norder = n;
+    qsort_r(t->order, n, sizeof(*t->order), cmp_sample, (void *)p);
     size_t ntracks = 0;
-    for (size_t i = 0; i < n; i++) {
-        t->order[i] = keys[i].idx;
-        ntracks += i == 0 || !same_thread(&keys[i], &keys[i - 1]);
-    }
+    for (size_t i = 0; i < n; i++)
+        ntracks += i == 0 || !same_track(p, t->order[i], t->order[i - 1]);
     t->v = xcalloc(ntracks ? ntracks : 1, sizeof(*t->v));
     size_t start = 0;
     for (size_t i = 1; i <= n; i++) {
-        if (i == n || !same_thread(&keys[i], &keys[i - 1])) {
+        if (i == n || !same_track(p, t->order[i], t->order[i - 1])) {
             add_track(p, t, start, i - start);
             start = i;
         }
     }
-    free(keys);
     add_span_tracks(p, t);
 }
 

@@ -71,10 +71,15 @@ def test_speedscope_per_thread(crux, interp):
     profiles = doc["profiles"]
     assert doc["activeProfileIndex"] == 0 and len(profiles) >= 3, [p["name"] for p in profiles]
     assert all(p["unit"] == "seconds" for p in profiles)
-    by_name = dict((p["name"], p) for p in profiles[1:])
-    main = by_name.get('Thread %d ""' % truth["main_tid"])
-    flusher = by_name.get('Thread %d ""' % truth["flusher_tid"])
-    assert main and flusher, "thread profiles: %s" % sorted(by_name)
+    names = [p["name"] for p in profiles[1:]]
+
+    def thread(tid):
+        # `Thread TID "NAME"`: the name is empty until crux reads Python's thread names
+        found = [p for p in profiles[1:] if p["name"].startswith('Thread %d "' % tid)]
+        assert len(found) == 1 and found[0]["name"].endswith('"'), (tid, names)
+        return found[0]
+
+    main, flusher = thread(truth["main_tid"]), thread(truth["flusher_tid"])
     assert profiles.index(main) == 1, "the main thread is not the first thread"
 
     def leaves(p):

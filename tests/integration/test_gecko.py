@@ -256,3 +256,37 @@ def test_gecko_stage_markers(crux, one_interp, tmp_path):
     assert all(d["kind"] == "request" for d, _, _ in requests)
     marks = spans.get("model-done", [])
     assert len(marks) == 5 and all(p == 0 and d["kind"] == "mark" for d, _, p in marks)
+
+
+def test_timelines_follow_subprocesses(crux, one_interp, tmp_path):
+    """--subprocesses: a track per process in the Firefox profile and the Chrome trace, and
+    speedscope's per-thread profiles named `Process PID Thread TID "NAME"`, as py-spy names
+    them; all three from one saved recording."""
+    db = tmp_path / "pool.db"
+    result, path, truth_path = crux.record(
+        one_interp, "pool.py", "--method", "fork", "--duration", "1.0",
+        options=["--subprocesses", "--rate", RATE, "--save", db], out="pool.gecko.json")
+    assert result.returncode == 0, result.describe()
+    truth = load_truth(truth_path)
+    with open(str(path), encoding="utf-8") as f:
+        doc = check_gecko(json.load(f))
+    strings = doc["shared"]["stringArray"]
+    for pid in truth["workers"]:
+        mains = [t for t in doc["threads"] if t["pid"] == str(pid) and t["isMainThread"]]
+        assert len(mains) == 1 and mains[0]["tid"] == pid, "worker %d: %s" % (pid, mains)
+        assert mains[0]["processName"], mains[0]
+        funcs = set(strings[n].rsplit(".", 1)[-1] for n in mains[0]["funcTable"]["name"])
+        assert "work" in funcs, (pid, sorted(funcs)[:20])
+    assert doc["threads"][0]["pid"] == str(truth["pid"]), "the recorded process first"
+    for out in ("pool.json", "pool.trace.json"):
+        result = crux.run("report", db, "-o", tmp_path / out)
+        assert result.returncode == 0, result.describe()
+    with open(str(tmp_path / "pool.json"), encoding="utf-8") as f:
+        names = [p["name"] for p in json.load(f)["profiles"][1:]]
+    for pid in truth["workers"]:
+        want = 'Process %d Thread %d "' % (pid, pid)
+        assert any(n.startswith(want) for n in names), (want, names)
+    with open(str(tmp_path / "pool.trace.json"), encoding="utf-8") as f:
+        events = json.load(f)["traceEvents"]
+    named = set(e["pid"] for e in events if e["ph"] == "M" and e["name"] == "process_name")
+    assert set(truth["workers"]) <= named, (truth["workers"], named)
