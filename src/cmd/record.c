@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -245,6 +246,14 @@ static void progress(const struct sampler_stats *st, void *arg)
             (unsigned long long)st->errors);
 }
 
+/* The wall-clock time now, ns since the epoch: when the recording began (pprof's time_nanos). */
+static uint64_t unix_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void command_line(const struct record_args *a, struct buf *b)
 {
     if (a->pid) {
@@ -456,6 +465,7 @@ int cmd_record(int argc, char **argv)
             else
                 so.load_inflight = &load.inflight;
         }
+        p.meta.epoch_ns = unix_now_ns();
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
         if (load.on) {
             if (record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
