@@ -8,6 +8,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 
+#define GZIP_LEVEL_FAST 1    /* fastest: what Go's runtime/pprof writes with */
 #define GZIP_LEVEL_DEFAULT 6 /* zlib's default: within a few % of level 9, several times faster */
 
 /* Appends the gzip file (RFC 1952: header with mtime 0, deflate stream, CRC-32 and size) of
