@@ -244,9 +244,13 @@ def test_pprof_counts_functions_and_labels(crux, interp, go):
     names = set(name for name, _ in prof.functions.values())
     assert {"tokenize_text", "score_batch", "handle_request", "background_poll"} <= names, names
     assert "thread" not in names, "thread frames are labels, not functions"
+    # A sample's thread_id is left out when the reader had no TID for it (on 3.8-3.10 a
+    # thread state can be seen before its thread sets native_thread_id): rare.
+    no_tid = sum(s[1][0] for s in prof.samples if "thread_id" not in s[2])
+    assert no_tid <= 0.05 * n, "%d of %d samples without thread_id" % (no_tid, n)
     for s in prof.samples:
-        assert s[2].get("thread_id") in (main_tid, bg_tid) and s[2].get("pid") == truth["pid"]
-        assert s[2].get("thread") == "thread", s[2]
+        assert s[2].get("thread_id", main_tid) in (main_tid, bg_tid), (s[2], prof.stack(s))
+        assert s[2].get("pid") == truth["pid"] and s[2].get("thread") == "thread", s[2]
     if prof.types[2:] == [("cpu", "nanoseconds")]:
         # cpu: the thread was running (on CPU or runnable, /proc state R). The sleeper is
         # runnable only between a wake-up and the GIL (often, on a busy 2-core machine).
@@ -271,7 +275,7 @@ def test_pprof_counts_functions_and_labels(crux, interp, go):
     assert "tokenize_text" in leaves and "background_poll" not in [f[-1] for _, _, f in traces]
     tags = parse_tags(pprof_tool(go, "-tags", "-sample_index=samples", path))
     assert set(tags["thread_id"]) == {str(main_tid), str(bg_tid)}, tags["thread_id"]
-    assert sum(tags["thread_id"].values()) == n, tags["thread_id"]
+    assert sum(tags["thread_id"].values()) == n - no_tid, tags["thread_id"]
     assert tags["pid"] == {str(truth["pid"]): n}, tags["pid"]
     assert tags["thread"] == {"thread": n}, tags["thread"]
     if "category" in tags:  # perf events may be unavailable: then no categories
@@ -317,3 +321,40 @@ def test_pprof_hostile_names(crux, interp, go):
         assert name in top, "%r missing from go tool pprof -top:\n%s" % (name, top)
     raw = pprof_tool(go, "-raw", path)
     assert "<script>alert(2)</script>&<b>.py" in raw, raw[:3000]
+
+
+def test_pprof_native_frames_in_library_mappings(crux, one_interp):
+    """--native: deflate and its neighbours are functions in a libz mapping, leafward of the
+    Python frame that called them; pstats keys them as cProfile keys built-ins."""
+    result, path, _ = crux.record(one_interp, "native_zlib.py", "--duration", "1.5",
+                                  options=["--native", "--rate", RATE], out="native.pb.gz")
+    assert result.returncode == 0, result.describe()
+    prof = read_pprof(path)
+    libz = set(i for i, f in prof.mappings.items() if "libz" in f)
+    assert libz, "no libz mapping: %s" % prof.mappings
+    under = 0
+    for s in prof.samples:
+        maps = [prof.locations[i][2] for i in s[0]]
+        names = prof.stack(s)
+        if any(m in libz for m in maps):
+            z = min(k for k, m in enumerate(maps) if m in libz)
+            assert "compress_loop" in names[z:], "libz not under compress_loop: %s" % names
+            assert all(prof.locations[i][1] == 0 for i, m in zip(s[0], maps) if m), \
+                "native frames have no line"
+            under += s[1][0]
+    assert under >= 0.5 * sum(s[1][0] for s in prof.samples), under
+    assert any(n.startswith("deflate") and f and "libz" in f
+               for n, f in prof.functions.values()), "deflate's function names its library"
+    go = shutil.which("go")
+    if go:
+        assert "deflate" in pprof_tool(go, "-top", "-nodecount=30", path)
+    stats = crux.tmp / "native.pstats"
+    rep = crux.run("record", "--native", "--rate", RATE, "-o", stats, "--",
+                   *crux.target_argv(one_interp, "native_zlib.py", "--duration", "1")[0])
+    assert rep.returncode == 0, rep.describe()
+    code = ("import pstats, sys; st = pstats.Stats(sys.argv[1]); "
+            "print(sorted(k[2] for k in st.stats if k[:2] == ('~', 0))[:50])")
+    proc = subprocess.run([one_interp.path, "-c", code, str(stats)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "<deflate" in proc.stdout, proc.stdout
