@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -53,10 +54,11 @@ static void usage(FILE *f)
     fputs("usage: crux record [options] (--pid PID | -- COMMAND [ARGS...])\n"
           "  -o, --output FILE    output file; format from the extension: .html (the report:\n"
           "                       verdict, stages, flame graph, tables; keeps idle samples),\n"
-          "                       .svg, .json (speedscope), .txt (collapsed stacks)\n"
+          "                       .svg, .json (speedscope), .txt (collapsed stacks), .pb.gz\n"
+          "                       (pprof: go tool pprof), .pstats (pstats.Stats, snakeviz)\n"
           "  -f, --format NAME    report | flamegraph | svg | speedscope | collapsed | lines |\n"
-          "                       summary | verdict (lines: per line and function with time\n"
-          "                       categories, JSON when FILE ends in .json)\n"
+          "                       summary | verdict | pprof | pstats (lines: per line and\n"
+          "                       function with time categories, JSON when FILE ends in .json)\n"
           "  -p, --pid PID        attach to a running process\n"
           "  -r, --rate HZ        samples per second (default 100)\n"
           "  -d, --duration SEC   stop after SEC seconds (default: until the target exits);\n"
@@ -245,6 +247,14 @@ static void progress(const struct sampler_stats *st, void *arg)
             (unsigned long long)st->errors);
 }
 
+/* The wall-clock time now, ns since the epoch: when the recording began (pprof's time_nanos). */
+static uint64_t unix_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void command_line(const struct record_args *a, struct buf *b)
 {
     if (a->pid) {
@@ -374,7 +384,7 @@ int cmd_record(int argc, char **argv)
                  : export_format_from_path(a.output, &fmt)) {
         fprintf(stderr,
                 "crux: cannot tell the output format of '%s': use a .html, .svg, "
-                ".json or .txt file name, or --format\n",
+                ".json, .txt, .pb.gz or .pstats file name, or --format\n",
                 a.format ? a.format : a.output);
         return EXIT_USAGE;
     }
@@ -456,6 +466,7 @@ int cmd_record(int argc, char **argv)
             else
                 so.load_inflight = &load.inflight;
         }
+        p.meta.epoch_ns = unix_now_ns();
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
         if (load.on) {
             if (record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
