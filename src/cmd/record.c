@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -76,10 +77,12 @@ static void usage(FILE *f)
           "                       verdict, stages, flame graph, tables; keeps idle samples),\n"
           "                       .svg, .json (speedscope: all threads, then one profile per\n"
           "                       thread), .gecko.json (Firefox Profiler), .trace.json\n"
-          "                       (Chrome trace for Perfetto), .txt (collapsed stacks)\n"
+          "                       (Chrome trace for Perfetto), .txt (collapsed stacks), .pb.gz\n"
+          "                       (pprof: go tool pprof), .pstats (pstats.Stats, snakeviz)\n"
           "  -f, --format NAME    report | flamegraph | svg | speedscope | gecko | chrome |\n"
-          "                       collapsed | lines | summary | verdict (lines: per line and\n"
-          "                       function with time categories, JSON when FILE ends in .json)\n"
+          "                       collapsed | lines | summary | verdict | pprof | pstats\n"
+          "                       (lines: per line and function with time categories, JSON\n"
+          "                       when FILE ends in .json)\n"
           "  -p, --pid PID        attach to a running process\n"
           "  -r, --rate HZ        samples per second (default 100)\n"
           "  -d, --duration SEC   stop after SEC seconds (default: until the target exits);\n"
@@ -268,6 +271,14 @@ static void progress(const struct sampler_stats *st, void *arg)
             (unsigned long long)st->errors);
 }
 
+/* The wall-clock time now, ns since the epoch: when the recording began (pprof's time_nanos). */
+static uint64_t unix_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void command_line(const struct record_args *a, struct buf *b)
 {
     if (a->pid) {
@@ -397,7 +408,7 @@ int cmd_record(int argc, char **argv)
                  : export_format_from_path(a.output, &fmt)) {
         fprintf(stderr,
                 "crux: cannot tell the output format of '%s': use a .html, .svg, .json, "
-                ".gecko.json, .trace.json or .txt file name, or --format\n",
+                ".gecko.json, .trace.json, .txt, .pb.gz or .pstats file name, or --format\n",
                 a.format ? a.format : a.output);
         return EXIT_USAGE;
     }
@@ -481,6 +492,7 @@ int cmd_record(int argc, char **argv)
             else
                 so.load_inflight = &load.inflight;
         }
+        p.meta.epoch_ns = unix_now_ns();
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
         if (load.on && record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
             load_failed = true;

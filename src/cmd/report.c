@@ -23,9 +23,11 @@ static void usage(FILE *f)
           "  -o, --output FILE    output file (default: the summary on stdout); format from the\n"
           "                       extension: .html (report), .svg, .json (speedscope),\n"
           "                       .gecko.json (Firefox Profiler), .trace.json (Chrome trace\n"
-          "                       for Perfetto), .txt (collapsed stacks)\n"
+          "                       for Perfetto), .txt (collapsed stacks), .pb.gz (pprof),\n"
+          "                       .pstats (pstats)\n"
           "  -f, --format NAME    html | flamegraph | svg | speedscope | gecko | chrome |\n"
-          "                       collapsed | lines | lines-json | summary | verdict\n"
+          "                       collapsed | lines | lines-json | summary | verdict | pprof |\n"
+          "                       pstats\n"
           "      --rules FILE     stage rules that add to or override the built-in ones\n"
           "                       (docs/report.md)\n",
           f);
@@ -97,7 +99,7 @@ int cmd_report(int argc, char **argv)
                : (output && strcmp(output, "-") != 0 && export_format_from_path(output, &fmt))) {
         fprintf(stderr,
                 "crux: cannot tell the output format of '%s': use a .html, .svg, .json, "
-                ".gecko.json, .trace.json or .txt file name, or --format\n",
+                ".gecko.json, .trace.json, .txt, .pb.gz or .pstats file name, or --format\n",
                 format ? format : output);
         return EXIT_USAGE;
     }

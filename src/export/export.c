@@ -12,6 +12,8 @@
 #include "export/flamesvg.h"
 #include "export/gecko.h"
 #include "export/lines.h"
+#include "export/pprof.h"
+#include "export/pstats.h"
 #include "export/report.h"
 #include "export/speedscope.h"
 #include "util/jsonw.h"
@@ -24,7 +26,7 @@ struct format_word {
 static const struct format_word extensions[] = {
     {".txt", EXPORT_COLLAPSED},   {".collapsed", EXPORT_COLLAPSED}, {".folded", EXPORT_COLLAPSED},
     {".json", EXPORT_SPEEDSCOPE}, {".html", EXPORT_HTML},           {".htm", EXPORT_HTML},
-    {".svg", EXPORT_SVG},
+    {".svg", EXPORT_SVG},         {".pb.gz", EXPORT_PPROF},         {".pstats", EXPORT_PSTATS},
 };
 
 /* Extensions that end in one of the above, looked at first. */
@@ -38,8 +40,9 @@ static const struct format_word names[] = {
     {"verdict", EXPORT_VERDICT},       {"html", EXPORT_HTML},       {"svg", EXPORT_SVG},
     {"speedscope", EXPORT_SPEEDSCOPE}, {"json", EXPORT_SPEEDSCOPE}, {"collapsed", EXPORT_COLLAPSED},
     {"folded", EXPORT_COLLAPSED},      {"txt", EXPORT_COLLAPSED},   {"lines", EXPORT_LINES},
-    {"lines-json", EXPORT_LINES_JSON}, {"gecko", EXPORT_GECKO},     {"firefox", EXPORT_GECKO},
-    {"chrome", EXPORT_CHROME},         {"perfetto", EXPORT_CHROME}, {"trace", EXPORT_CHROME},
+    {"lines-json", EXPORT_LINES_JSON}, {"pprof", EXPORT_PPROF},     {"pstats", EXPORT_PSTATS},
+    {"gecko", EXPORT_GECKO},           {"firefox", EXPORT_GECKO},   {"chrome", EXPORT_CHROME},
+    {"perfetto", EXPORT_CHROME},       {"trace", EXPORT_CHROME},
 };
 
 static bool ends_with(const char *path, size_t n, const char *ext)
@@ -100,6 +103,10 @@ const char *export_format_name(enum export_format f)
         return "lines";
     case EXPORT_LINES_JSON:
         return "lines-json";
+    case EXPORT_PPROF:
+        return "pprof";
+    case EXPORT_PSTATS:
+        return "pstats";
     case EXPORT_GECKO:
         return "gecko";
     case EXPORT_CHROME:
@@ -143,6 +150,12 @@ int export_write(const struct profile *p, enum export_format f, const struct exp
         break;
     case EXPORT_LINES_JSON:
         rc = lines_write(p, true, out);
+        break;
+    case EXPORT_PPROF:
+        rc = pprof_write(p, o, out);
+        break;
+    case EXPORT_PSTATS:
+        rc = pstats_write(p, out);
         break;
     case EXPORT_GECKO:
         rc = gecko_write(p, o, out);
@@ -274,6 +287,42 @@ int export_xml_escape(struct buf *out, const char *str, size_t n)
             run = i + used;
         }
         i += used;
+    }
+    if (!rc)
+        rc = buf_append(out, s + run, n - run);
+    return rc;
+}
+
+size_t export_utf8_clean_len(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t len = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t used = s[i] < 0x80 ? 1 : jsonw_utf8_len(s + i, n - i, NULL);
+        len += used ? used : 3; /* U+FFFD is 3 bytes */
+        i += used ? used : 1;
+    }
+    return len;
+}
+
+int export_utf8_clean(struct buf *out, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t run = 0;
+    size_t i = 0;
+    int rc = 0;
+    while (!rc && i < n) {
+        size_t used = s[i] < 0x80 ? 1 : jsonw_utf8_len(s + i, n - i, NULL);
+        if (used) {
+            i += used;
+            continue;
+        }
+        rc = buf_append(out, s + run, i - run);
+        if (!rc)
+            rc = buf_append(out, "\xef\xbf\xbd", 3);
+        i++;
+        run = i;
     }
     if (!rc)
         rc = buf_append(out, s + run, n - run);

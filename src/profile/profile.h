@@ -150,6 +150,7 @@ struct pmeta {
     uint32_t pid;
     double rate_hz;        /* requested rate */
     uint64_t duration_ns;  /* wall time recorded */
+    uint64_t epoch_ns;     /* wall-clock time recording began, ns since the epoch; 0 unknown */
     uint64_t ticks;        /* sampling rounds attempted */
     uint64_t errors;       /* thread-samples dropped as unreadable */
     bool categories;       /* samples carry enum sample_cat */

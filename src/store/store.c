@@ -115,6 +115,8 @@ static int save_meta(sqlite3 *db, const struct profile *p)
         rc = step_reset(st);
     }
     rc = rc ? rc : meta_int(st, "duration_ns", (int64_t)m->duration_ns);
+    if (m->epoch_ns)
+        rc = rc ? rc : meta_int(st, "epoch_ns", (int64_t)m->epoch_ns);
     rc = rc ? rc : meta_int(st, "ticks", (int64_t)m->ticks);
     rc = rc ? rc : meta_int(st, "errors", (int64_t)m->errors);
     rc = rc ? rc : meta_int(st, "categories", m->categories);
@@ -375,6 +377,8 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
             m->rate_hz = sqlite3_column_double(st, 1);
         else if (strcmp(k, "duration_ns") == 0)
             m->duration_ns = (uint64_t)iv;
+        else if (strcmp(k, "epoch_ns") == 0)
+            m->epoch_ns = (uint64_t)iv;
         else if (strcmp(k, "ticks") == 0)
             m->ticks = (uint64_t)iv;
         else if (strcmp(k, "errors") == 0)
