@@ -463,7 +463,10 @@ static void write_meta(struct jsonw *w, struct gecko *g, const struct export_opt
     jsonw_obj_begin(w);
     jsonw_key(w, "interval");
     jsonw_double(w, g->t.interval_s * 1e3);
-    members(w, "\"startTime\":0,\"profilingStartTime\":0,\"processType\":0");
+    /* ms since the epoch when recording began: the date the profiler shows */
+    jsonw_key(w, "startTime");
+    jsonw_double(w, (double)(p->meta.epoch_ns / 1000000));
+    members(w, "\"profilingStartTime\":0,\"processType\":0");
     if (p->meta.duration_ns) {
         jsonw_key(w, "profilingEndTime");
         jsonw_double(w, (double)p->meta.duration_ns / 1e6);

@@ -200,6 +200,7 @@ def test_gecko_threads_and_hot_function(crux, interp):
     main = thread_by_tid(doc, truth["main_tid"])
     flusher = thread_by_tid(doc, truth["flusher_tid"])
     assert main["isMainThread"] and not flusher["isMainThread"]
+    assert doc["meta"]["startTime"] > 1.5e12, "not the wall-clock start in ms"
     assert main["pid"] == flusher["pid"] == str(truth["pid"])
     assert doc["threads"][0] is main, "the main thread is not the first track"
     leaves = leaf_funcs(doc, main)
