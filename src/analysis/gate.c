@@ -334,6 +334,7 @@ enum gate_status gate_judge(struct gate *g, const struct diff *d, double new_err
                 bool floor = r->limit < 0;
                 double lim = r->limit;
                 bool past_all = floor ? r->hi < lim : r->lo > lim;
+                bool within_all = floor ? r->lo >= lim : r->hi <= lim;
                 bool past_point = floor ? r->value < lim : r->value > lim;
                 if (e->method == CMP_NONE || isnan(r->value)) {
                     r->status = GATE_INCONCLUSIVE;
@@ -342,10 +343,10 @@ enum gate_status gate_judge(struct gate *g, const struct diff *d, double new_err
                                                    : "the base value is zero");
                 } else if (past_all) {
                     r->status = GATE_REGRESSION;
-                } else if (past_point) {
-                    r->status = GATE_INCONCLUSIVE;
-                } else {
+                } else if (within_all) {
                     r->status = GATE_PASS;
+                } else {
+                    r->status = GATE_INCONCLUSIVE;
                 }
                 double zc = (r->hi - r->lo) / 2.0; /* half-width */
                 double zq = cmp_norm_quantile((1.0 - d->conf) / 2.0);
@@ -361,9 +362,12 @@ enum gate_status gate_judge(struct gate *g, const struct diff *d, double new_err
                 }
                 if (r->status == GATE_INCONCLUSIVE && !r->why[0])
                     snprintf(r->why, sizeof(r->why),
-                             "looks past the limit but the interval reaches back over it: these "
-                             "runs detect %s%.1f%s at best; about %d runs a side would settle it",
-                             "", 100 * r->mde, pts ? " pt" : "%", r->repeats_needed);
+                             "%s: these runs detect a change of %.1f%s (80%% power); about %d "
+                             "runs a side would detect one of the limit's size",
+                             past_point ? "looks past the limit, but the interval reaches back "
+                                          "over it"
+                                        : "within the limit, but the interval reaches past it",
+                             100 * r->mde, pts ? " pt" : "%", r->repeats_needed);
             }
         }
         if (r->status == GATE_REGRESSION)
