@@ -167,9 +167,20 @@ static void mean_var(const double *v, size_t n, double *mean, double *var)
 void cmp_welch(const double *a, size_t na, const double *b, size_t nb, double conf,
                struct cmp_est *e)
 {
+    cmp_welch_floor(a, na, b, nb, 0, 0, conf, e);
+}
+
+void cmp_welch_floor(const double *a, size_t na, const double *b, size_t nb, double floor_a,
+                     double floor_b, double conf, struct cmp_est *e)
+{
     double ma, va, mb, vb;
     mean_var(a, na, &ma, &va);
     mean_var(b, nb, &mb, &vb);
+    /* a run-to-run variance below what sampling alone gives is chance: the floor holds */
+    if (na > 1 && va < floor_a)
+        va = floor_a;
+    if (nb > 1 && vb < floor_b)
+        vb = floor_b;
     if (na == 0 || nb == 0 || (na < 2 && nb < 2)) {
         cmp_none(ma, mb, (uint32_t)na, (uint32_t)nb, e);
         return;

@@ -36,6 +36,10 @@ struct cmp_est {
  * at confidence `conf` (0.95). With na or nb < 2 it falls back to cmp_none. */
 void cmp_welch(const double *a, size_t na, const double *b, size_t nb, double conf,
                struct cmp_est *e);
+/* The same, with each side's run-to-run variance at least floor_a / floor_b (the variance
+ * that sampling alone gives a run's value: a smaller sample variance is chance). */
+void cmp_welch_floor(const double *a, size_t na, const double *b, size_t nb, double floor_a,
+                     double floor_b, double conf, struct cmp_est *e);
 /* One run a side: counts `ka` over exposure `ta` against `kb` over `tb` (Poisson), the
  * metric being count * scale / exposure (e.g. samples / rate per request). */
 void cmp_poisson(double ka, double ta, double kb, double tb, double scale, double conf,

@@ -484,7 +484,26 @@ static void estimate_counts(const struct diff *d, const double *v, size_t stride
     size_t na = side_vals(d, 0, v, stride, kind == EST_ABS ? as_abs : as_rel, x);
     size_t nb = side_vals(d, 1, v, stride, kind == EST_ABS ? as_abs : as_rel, y);
     if (na >= 2 || nb >= 2) {
-        cmp_welch(x, na, y, nb, d->conf, e);
+        /* Floors: a run's value is a count of samples, so its variance is at least Poisson's
+         * (value^2 / count, at the side's mean count); with 5 runs a side the sample variance
+         * of a step with ~100 samples a run comes out far below that often enough to flag
+         * unchanged steps (bench/loop.py at 100 Hz). */
+        double ka, sa, ta, kb, sb, tb;
+        side_sum(d, 0, v, stride, &ka, &sa, &ta);
+        side_sum(d, 1, v, stride, &kb, &sb, &tb);
+        double ma = 0, mb = 0;
+        for (size_t i = 0; i < na; i++)
+            ma += x[i] / (double)na;
+        for (size_t i = 0; i < nb; i++)
+            mb += y[i] / (double)nb;
+        double fa = na && ka > 0 ? ma * ma / (ka / (double)na) : 0;
+        double fb = nb && kb > 0 ? mb * mb / (kb / (double)nb) : 0;
+        if (kind == EST_REL) {
+            /* a share: binomial, p(1-p)/n at the mean share and samples a run */
+            fa = na && sa > 0 ? ma * (1 - ma) / (sa / (double)na) : 0;
+            fb = nb && sb > 0 ? mb * (1 - mb) / (sb / (double)nb) : 0;
+        }
+        cmp_welch_floor(x, na, y, nb, fa, fb, d->conf, e);
     } else {
         double ka, sa, ta, kb, sb, tb;
         side_sum(d, 0, v, stride, &ka, &sa, &ta);
