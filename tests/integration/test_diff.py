@@ -216,3 +216,43 @@ def test_bad_input(crux_bin, runs, tmp_path):
     # a missing side
     r = run([crux_bin, "diff", str(tmp_path / "nope*.db"), str(d / "slow0.db")])
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_ab_flame_graph_in_chromium(crux_bin, runs, tmp_path):
+    """The real page of the A/B comparison, drawn by Chromium: in the default view (seconds
+    per run, self) the slower step's frame is red, and every other frame is grey unless the
+    comparison itself flagged it."""
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (tests/requirements.txt)")
+    chromium = "/usr/bin/chromium"
+    if not os.access(chromium, os.X_OK):
+        pytest.skip("%s is not installed (tools/setup.sh installs chromium)" % chromium)
+    d, _ = runs
+    html = tmp_path / "d.html"
+    r = run([crux_bin, "diff", str(d / "base*.db"), str(d / "slow*.db"), "-o", str(html)])
+    assert r.returncode == 0, r.stderr
+    doc = diff_json(crux_bin, str(d / "base*.db"), str(d / "slow*.db"))
+    data = json.loads(DATA_RE.search(html.read_text()).group(1))
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 700})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(html.resolve().as_uri())
+            page.wait_for_load_state("load")
+            rows = page.evaluate(
+                "Array.from(document.querySelectorAll('#chart .f')).map(function (e) {"
+                " return [Number(e.getAttribute('data-i')), getComputedStyle(e).backgroundColor];"
+                " })")
+        finally:
+            browser.close()
+    assert not errors, errors
+    coloured = {}
+    for i, css in rows:
+        rgb = [int(v) for v in re.findall(r"\d+", css)[:3]]
+        if max(rgb) - min(rgb) >= 12:
+            name = data["strings"][data["nodes"][i][1]].split(" (")[0]
+            coloured[name] = "red" if rgb[0] > rgb[2] else "blue"
+    assert coloured.get("tokenize") == "red", coloured
+    assert set(coloured) <= set(flagged_functions(doc)), (coloured, flagged_functions(doc))

@@ -155,7 +155,14 @@ def test_diff_page_colours_toggles_and_tooltip(demo, browser):
     assert "<b>not bold</b> & more" in page.locator("#headline").inner_text()
     assert "no change beyond noise" in page.locator("#legend").inner_text()
 
-    # Default view: share of samples, total. Exactly the flagged frames are coloured.
+    # Default view: seconds per run, self (what a step costs on its own, with the machine
+    # factor out: the view in which one slower step colours only itself).
+    assert page.get_attribute("#scale-abs", "aria-pressed") == "true"
+    assert page.get_attribute("#metric-self", "aria-pressed") == "true"
+    check_colours(page, data, "abs", "self")
+    # Share of samples, total. Exactly the flagged frames are coloured.
+    page.click("#scale-rel")
+    page.click("#metric-total")
     drawn = check_colours(page, data, "rel", "total")
     parse, tok, gone = ids["parse (app.py)"], ids["tokenize (lex.py)"], ids["legacy_io (old.py)"]
     render, fresh = ids["render (view.py)"], ids["cache_lookup (cache.py)"]
