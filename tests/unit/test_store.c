@@ -42,20 +42,20 @@ static void build(struct profile *p)
     uint32_t s2 = profile_stack(p, (uint32_t[]){th, a, b, c}, 4);
     uint32_t stage = profile_str(p, "embed", 5);
     for (uint64_t t = 0; t < 300; t++) {
-        profile_add(p, &(struct psample){.t_ns = t * 4000000 + 17,
-                                         .stack = t % 3 ? s2 : s1,
-                                         .tid = 77,
-                                         .pid = 4242,
-                                         .stage = t % 5 == 0 ? stage : 0,
-                                         .state = t % 2 ? TSTATE_RUNNING : TSTATE_IDLE,
-                                         .flags = t % 7 == 0 ? SAMPLE_GIL : 0,
-                                         .cat = (uint8_t)(t % PCAT_N),
-                                         .weight = t == 5 ? 3 : 1,
-                                         .ev = t % 4 == 0   ? 0
-                                               : t % 4 == 1 ? profile_evidence(p, EV_CPU_MODEL,
-                                                                               "libopenblas.so.0")
-                                                            : profile_evidence(p, EV_WAIT_NET,
-                                                                               "recv: TCP/UDP socket")});
+        profile_add(p, &(struct psample){
+                           .t_ns = t * 4000000 + 17,
+                           .stack = t % 3 ? s2 : s1,
+                           .tid = 77,
+                           .pid = 4242,
+                           .stage = t % 5 == 0 ? stage : 0,
+                           .state = t % 2 ? TSTATE_RUNNING : TSTATE_IDLE,
+                           .flags = t % 7 == 0 ? SAMPLE_GIL : 0,
+                           .cat = (uint8_t)(t % PCAT_N),
+                           .weight = t == 5 ? 3 : 1,
+                           .ev = t % 4 == 0 ? 0
+                                 : t % 4 == 1
+                                     ? profile_evidence(p, EV_CPU_MODEL, "libopenblas.so.0")
+                                     : profile_evidence(p, EV_WAIT_NET, "recv: TCP/UDP socket")});
         profile_add_mem(p, t * 4000000, 4242, (100 + t) << 20);
     }
     profile_add_growth(p, s2, 12345);
@@ -71,6 +71,9 @@ static void build(struct profile *p)
     pr->exit_status = 0;
     struct pproc *child = profile_proc(p, 4243);
     child->ppid = 4242;
+    profile_thread_name(p, 4242, 77, "loader-1", 8);
+    profile_thread_name(p, 4242, 78, "Thread-1", 8);
+    profile_thread_name(p, 4242, 78, "renamed \xe2\x9c\x93", 11); /* the last name counts */
 }
 
 static const char *tmp_db(char *buf, size_t n, const char *name)
@@ -132,6 +135,10 @@ static int test_round_trip(void)
               q.meta.ticks == 750 && q.meta.errors == 3 && q.meta.categories && q.meta.native &&
               strcmp(q.meta.categories_note, "perf task-clock") == 0,
           "meta");
+    CHECK(q.ntnames == 2 && strcmp(profile_thread_name_of(&q, 4242, 77), "loader-1") == 0 &&
+              strcmp(profile_thread_name_of(&q, 4242, 78), "renamed \xe2\x9c\x93") == 0 &&
+              profile_thread_name_of(&q, 4243, 77) == NULL,
+          "thread names");
     CHECK(same_output(&p, &q, EXPORT_HTML), "same report");
     CHECK(same_output(&p, &q, EXPORT_COLLAPSED), "same collapsed stacks");
     CHECK(same_output(&p, &q, EXPORT_SPEEDSCOPE), "same speedscope");
@@ -150,6 +157,13 @@ static int test_round_trip(void)
           "memcpy leaf samples %d", sqlite3_column_int(st, 1));
     sqlite3_finalize(st);
     sqlite3_close(db);
+    profile_fini(&q);
+    /* A recording made before thread names were kept has no `threads` table. */
+    CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK, "open rw");
+    CHECK(sqlite3_exec(db, "DROP TABLE threads", NULL, NULL, NULL) == SQLITE_OK, "drop");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == 0 && q.ntnames == 0, "older file: %s", eb.msg);
     profile_fini(&q);
     profile_fini(&p);
     unlink(path);
