@@ -320,6 +320,9 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
     sp->cat_on = false;
     hmap_fini(&sp->frames);
     proc_statcache_fini(&sp->sc);
+    s->st->names_refreshes += sp->tl.names.refreshes;
+    s->st->names_syscalls += sp->tl.names.dict.reads;
+    s->st->names_ns += sp->tl.names.busy_ns;
     threadlabels_fini(&sp->tl);
     pyreader_fini(&sp->r);
     sp->python = false;
