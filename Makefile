@@ -8,7 +8,7 @@ WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CSTD     = -std=c17 -D_GNU_SOURCE
 INC      = -Isrc
 OPT     ?= -O2 -g
-LIBS     = -ldw -lelf -lsqlite3 -lm
+LIBS     = -ldw -lelf -lsqlite3 -lz -lm
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # src/agent/ is the in-process extension module, built per interpreter by 'make agent'.

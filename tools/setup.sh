@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing crux needs on a fresh Debian 12 machine (run as root):
-# the compiler and libelf for crux itself, python3-venv and valgrind for the tests, and a
+# the compiler, libelf and zlib for crux itself, python3-venv and valgrind for the tests, and a
 # virtual environment .venv with the test runner. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 pkgs="gcc make libelf-dev libdw-dev libsqlite3-dev python3 python3-venv valgrind"
+# export: zlib gzips pprof files; Go's `go tool pprof` reads them back in test_pprof.
+pkgs="$pkgs zlib1g-dev golang-go"
 # stages: cJSON reads OTLP/JSON files; python3-dev builds the agent for Debian's python3;
 # FastAPI and uvicorn serve the stage test's HTTP target.
 pkgs="$pkgs libcjson-dev python3-dev python3-fastapi python3-uvicorn python3-flask"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -48,15 +49,40 @@ struct record_args {
     unsigned max_depth;
 };
 
+/* Copies the agents' spans into the profile, on the samples' clock (both are CLOCK_MONOTONIC:
+ * the agent's spans count from boot, samples from `start_ns`). */
+static void keep_spans(struct profile *p, const struct stagestats *spans, uint64_t start_ns)
+{
+    for (size_t i = 0; i < spans->nspans; i++) {
+        const struct sspan *sp = &spans->spans[i];
+        const char *name = strtab_get(&spans->names, sp->name);
+        struct pspan ps = {
+            .start_ns = sp->start_ns > start_ns ? sp->start_ns - start_ns : 0,
+            .end_ns = sp->end_ns > start_ns ? sp->end_ns - start_ns : 0,
+            .request = sp->request,
+            .name = profile_str(p, name, strlen(name)),
+            .tid = sp->tid,
+            .pid = sp->pid,
+            .kind = sp->kind,
+        };
+        profile_add_span(p, &ps);
+    }
+    p->spans_dropped += spans->dropped;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: crux record [options] (--pid PID | -- COMMAND [ARGS...])\n"
           "  -o, --output FILE    output file; format from the extension: .html (the report:\n"
           "                       verdict, stages, flame graph, tables; keeps idle samples),\n"
-          "                       .svg, .json (speedscope), .txt (collapsed stacks)\n"
-          "  -f, --format NAME    report | flamegraph | svg | speedscope | collapsed | lines |\n"
-          "                       summary | verdict (lines: per line and function with time\n"
-          "                       categories, JSON when FILE ends in .json)\n"
+          "                       .svg, .json (speedscope: all threads, then one profile per\n"
+          "                       thread), .gecko.json (Firefox Profiler), .trace.json\n"
+          "                       (Chrome trace for Perfetto), .txt (collapsed stacks), .pb.gz\n"
+          "                       (pprof: go tool pprof), .pstats (pstats.Stats, snakeviz)\n"
+          "  -f, --format NAME    report | flamegraph | svg | speedscope | gecko | chrome |\n"
+          "                       collapsed | lines | summary | verdict | pprof | pstats\n"
+          "                       (lines: per line and function with time categories, JSON\n"
+          "                       when FILE ends in .json)\n"
           "  -p, --pid PID        attach to a running process\n"
           "  -r, --rate HZ        samples per second (default 100)\n"
           "  -d, --duration SEC   stop after SEC seconds (default: until the target exits);\n"
@@ -245,6 +271,14 @@ static void progress(const struct sampler_stats *st, void *arg)
             (unsigned long long)st->errors);
 }
 
+/* The wall-clock time now, ns since the epoch: when the recording began (pprof's time_nanos). */
+static uint64_t unix_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void command_line(const struct record_args *a, struct buf *b)
 {
     if (a->pid) {
@@ -375,8 +409,8 @@ int cmd_record(int argc, char **argv)
     if (a.format ? export_format_from_name(a.format, &fmt)
                  : export_format_from_path(a.output, &fmt)) {
         fprintf(stderr,
-                "crux: cannot tell the output format of '%s': use a .html, .svg, "
-                ".json or .txt file name, or --format\n",
+                "crux: cannot tell the output format of '%s': use a .html, .svg, .json, "
+                ".gecko.json, .trace.json, .txt, .pb.gz or .pstats file name, or --format\n",
                 a.format ? a.format : a.output);
         return EXIT_USAGE;
     }
@@ -442,12 +476,14 @@ int cmd_record(int argc, char **argv)
                                   .child_status = &s.child_status,
                                   .child_exited = &s.child_exited,
                                   .progress = !a.quiet && isatty(2) ? progress : NULL};
+        /* Every span of the agents' rings: the statistics of --load, and the timelines'
+         * markers (kept in the profile by keep_spans) */
         struct stagestats spans;
         uint64_t spans_lost = 0;
+        stagestats_init(&spans, load.on ? 0 : PROFILE_MAX_SPANS);
+        so.spans = &spans;
+        so.spans_lost = &spans_lost;
         if (load.on) {
-            stagestats_init(&spans, 0);
-            so.spans = &spans;
-            so.spans_lost = &spans_lost;
             int lrc = s.launched ? record_load_wait_listening(&load, s.pid, 30.0) : 0;
             if (lrc)
                 fprintf(stderr, "crux: %s did not accept connections %s: load not sent\n",
@@ -458,12 +494,12 @@ int cmd_record(int argc, char **argv)
             else
                 so.load_inflight = &load.inflight;
         }
+        p.meta.epoch_ns = unix_now_ns();
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
-        if (load.on) {
-            if (record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
-                load_failed = true;
-            stagestats_fini(&spans);
-        }
+        if (load.on && record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
+            load_failed = true;
+        keep_spans(&p, &spans, st.start_ns);
+        stagestats_fini(&spans);
         if (so.progress)
             fputs("\r\x1b[K", stderr);
         if (rc) {

@@ -22,9 +22,12 @@ static void usage(FILE *f)
           "                       label's newest run, or LABEL@N (see crux runs)\n"
           "  -o, --output FILE    output file (default: the summary on stdout); format from the\n"
           "                       extension: .html (report), .svg, .json (speedscope),\n"
-          "                       .txt (collapsed stacks)\n"
-          "  -f, --format NAME    html | flamegraph | svg | speedscope | collapsed | lines |\n"
-          "                       lines-json | summary | verdict\n"
+          "                       .gecko.json (Firefox Profiler), .trace.json (Chrome trace\n"
+          "                       for Perfetto), .txt (collapsed stacks), .pb.gz (pprof),\n"
+          "                       .pstats (pstats)\n"
+          "  -f, --format NAME    html | flamegraph | svg | speedscope | gecko | chrome |\n"
+          "                       collapsed | lines | lines-json | summary | verdict | pprof |\n"
+          "                       pstats\n"
           "      --rules FILE     stage rules that add to or override the built-in ones\n"
           "                       (docs/report.md)\n",
           f);
@@ -95,8 +98,8 @@ int cmd_report(int argc, char **argv)
     if (format ? export_format_from_name(format, &fmt)
                : (output && strcmp(output, "-") != 0 && export_format_from_path(output, &fmt))) {
         fprintf(stderr,
-                "crux: cannot tell the output format of '%s': use a .html, .svg, .json or .txt "
-                "file name, or --format\n",
+                "crux: cannot tell the output format of '%s': use a .html, .svg, .json, "
+                ".gecko.json, .trace.json, .txt, .pb.gz or .pstats file name, or --format\n",
                 format ? format : output);
         return EXIT_USAGE;
     }

@@ -6,10 +6,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "export/chrometrace.h"
 #include "export/collapsed.h"
 #include "export/flamegraph.h"
 #include "export/flamesvg.h"
+#include "export/gecko.h"
 #include "export/lines.h"
+#include "export/pprof.h"
+#include "export/pstats.h"
 #include "export/report.h"
 #include "export/speedscope.h"
 #include "util/jsonw.h"
@@ -22,7 +26,13 @@ struct format_word {
 static const struct format_word extensions[] = {
     {".txt", EXPORT_COLLAPSED},   {".collapsed", EXPORT_COLLAPSED}, {".folded", EXPORT_COLLAPSED},
     {".json", EXPORT_SPEEDSCOPE}, {".html", EXPORT_HTML},           {".htm", EXPORT_HTML},
-    {".svg", EXPORT_SVG},
+    {".svg", EXPORT_SVG},         {".pb.gz", EXPORT_PPROF},         {".pstats", EXPORT_PSTATS},
+};
+
+/* Extensions that end in one of the above, looked at first. */
+static const struct format_word long_extensions[] = {
+    {".gecko.json", EXPORT_GECKO},
+    {".trace.json", EXPORT_CHROME},
 };
 
 static const struct format_word names[] = {
@@ -30,17 +40,30 @@ static const struct format_word names[] = {
     {"verdict", EXPORT_VERDICT},       {"html", EXPORT_HTML},       {"svg", EXPORT_SVG},
     {"speedscope", EXPORT_SPEEDSCOPE}, {"json", EXPORT_SPEEDSCOPE}, {"collapsed", EXPORT_COLLAPSED},
     {"folded", EXPORT_COLLAPSED},      {"txt", EXPORT_COLLAPSED},   {"lines", EXPORT_LINES},
-    {"lines-json", EXPORT_LINES_JSON},
+    {"lines-json", EXPORT_LINES_JSON}, {"pprof", EXPORT_PPROF},     {"pstats", EXPORT_PSTATS},
+    {"gecko", EXPORT_GECKO},           {"firefox", EXPORT_GECKO},   {"chrome", EXPORT_CHROME},
+    {"perfetto", EXPORT_CHROME},       {"trace", EXPORT_CHROME},
 };
+
+static bool ends_with(const char *path, size_t n, const char *ext)
+{
+    size_t m = strlen(ext);
+    /* The base name must not be the extension alone ("dir/.json" is not a file name with an
+     * extension). */
+    return n > m && path[n - m - 1] != '/' && strcasecmp(path + n - m, ext) == 0;
+}
 
 int export_format_from_path(const char *path, enum export_format *out)
 {
     size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof(long_extensions) / sizeof(long_extensions[0]); i++) {
+        if (ends_with(path, n, long_extensions[i].word)) {
+            *out = long_extensions[i].format;
+            return 0;
+        }
+    }
     for (size_t i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++) {
-        size_t m = strlen(extensions[i].word);
-        /* The base name must not be the extension alone ("dir/.json" is not a file name
-         * with an extension). */
-        if (n > m && path[n - m - 1] != '/' && strcasecmp(path + n - m, extensions[i].word) == 0) {
+        if (ends_with(path, n, extensions[i].word)) {
             *out = extensions[i].format;
             return 0;
         }
@@ -80,6 +103,14 @@ const char *export_format_name(enum export_format f)
         return "lines";
     case EXPORT_LINES_JSON:
         return "lines-json";
+    case EXPORT_PPROF:
+        return "pprof";
+    case EXPORT_PSTATS:
+        return "pstats";
+    case EXPORT_GECKO:
+        return "gecko";
+    case EXPORT_CHROME:
+        return "chrome";
     }
     return "?";
 }
@@ -119,6 +150,18 @@ int export_write(const struct profile *p, enum export_format f, const struct exp
         break;
     case EXPORT_LINES_JSON:
         rc = lines_write(p, true, out);
+        break;
+    case EXPORT_PPROF:
+        rc = pprof_write(p, o, out);
+        break;
+    case EXPORT_PSTATS:
+        rc = pstats_write(p, out);
+        break;
+    case EXPORT_GECKO:
+        rc = gecko_write(p, o, out);
+        break;
+    case EXPORT_CHROME:
+        rc = chrometrace_write(p, o, out);
         break;
     default:
         return errbuf_set(eb, ERR_ARG, "unknown output format %d", (int)f);
@@ -244,6 +287,42 @@ int export_xml_escape(struct buf *out, const char *str, size_t n)
             run = i + used;
         }
         i += used;
+    }
+    if (!rc)
+        rc = buf_append(out, s + run, n - run);
+    return rc;
+}
+
+size_t export_utf8_clean_len(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t len = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t used = s[i] < 0x80 ? 1 : jsonw_utf8_len(s + i, n - i, NULL);
+        len += used ? used : 3; /* U+FFFD is 3 bytes */
+        i += used ? used : 1;
+    }
+    return len;
+}
+
+int export_utf8_clean(struct buf *out, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t run = 0;
+    size_t i = 0;
+    int rc = 0;
+    while (!rc && i < n) {
+        size_t used = s[i] < 0x80 ? 1 : jsonw_utf8_len(s + i, n - i, NULL);
+        if (used) {
+            i += used;
+            continue;
+        }
+        rc = buf_append(out, s + run, i - run);
+        if (!rc)
+            rc = buf_append(out, "\xef\xbf\xbd", 3);
+        i++;
+        run = i;
     }
     if (!rc)
         rc = buf_append(out, s + run, n - run);

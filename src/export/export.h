@@ -17,6 +17,10 @@ enum export_format {
     EXPORT_FLAMEGRAPH = 6, /* self-contained interactive flame graph alone */
     EXPORT_SUMMARY = 7,    /* the verdict as text: what `record` prints at the end */
     EXPORT_VERDICT = 8,    /* the verdict, stages and hottest lines as JSON (docs/report.md) */
+    EXPORT_PPROF = 9,      /* gzipped profile.proto, for go tool pprof and its viewers */
+    EXPORT_PSTATS = 10,    /* marshalled cProfile statistics, for pstats.Stats and snakeviz */
+    EXPORT_GECKO = 11,     /* Firefox Profiler processed profile: threads, timelines, markers */
+    EXPORT_CHROME = 12,    /* Chrome trace (Perfetto, chrome://tracing): per-thread timelines */
 };
 
 struct stage_rules;
@@ -28,11 +32,13 @@ struct export_opts {
 };
 
 /* Picks the format from `path`'s extension (case-insensitive): .txt .collapsed .folded →
- * collapsed, .json → speedscope, .html .htm → html, .svg → svg. ERR_ARG otherwise. */
+ * collapsed, .gecko.json → gecko, .trace.json → chrome, .json → speedscope, .html .htm →
+ * html, .svg → svg, .pb.gz → pprof, .pstats → pstats. ERR_ARG otherwise. */
 int export_format_from_path(const char *path, enum export_format *out) MUST_CHECK;
 
 /* Picks the format from a --format name: html|report, flamegraph, svg, speedscope|json,
- * collapsed|folded|txt, lines, lines-json, summary, verdict. ERR_ARG otherwise. */
+ * collapsed|folded|txt, lines, lines-json, summary, verdict, pprof, pstats, gecko|firefox,
+ * chrome|perfetto|trace. ERR_ARG otherwise. */
 int export_format_from_name(const char *name, enum export_format *out) MUST_CHECK;
 
 /* Returns the canonical name of a format ("collapsed", "speedscope", "html", "svg"), or "?"
@@ -59,5 +65,14 @@ int export_title(const struct profile *p, const struct export_opts *o, struct bu
  * become entities, control characters other than tab, LF and CR become a space, and invalid
  * UTF-8 bytes and U+FFFE/U+FFFF (not XML characters) become U+FFFD. */
 int export_xml_escape(struct buf *out, const char *s, size_t n) MUST_CHECK;
+
+/* The length of `n` bytes of `s` once made valid UTF-8 as export_utf8_clean does: `n` when
+ * they already are. */
+size_t export_utf8_clean_len(const char *s, size_t n);
+
+/* Appends `n` bytes of `s` with each byte of an invalid UTF-8 sequence (truncated, overlong,
+ * a surrogate, past U+10FFFF) replaced by U+FFFD, for formats whose strings must be UTF-8
+ * (protobuf strings, Python str). Other bytes, control characters included, are copied. */
+int export_utf8_clean(struct buf *out, const char *s, size_t n) MUST_CHECK;
 
 #endif

@@ -51,6 +51,7 @@ void profile_fini(struct profile *p)
         free(p->procs[i].python_version);
     }
     free(p->procs);
+    free(p->spans);
     free(p->meta.command);
     free(p->meta.python_version);
     free(p->meta.categories_note);
@@ -190,6 +191,19 @@ void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rs
         pr->peak_rss = rss;
 }
 
+void profile_add_span(struct profile *p, const struct pspan *s)
+{
+    if (p->nspans >= PROFILE_MAX_SPANS) {
+        p->spans_dropped++;
+        return;
+    }
+    if (p->nspans == p->capspans) {
+        p->capspans = p->capspans ? p->capspans * 2 : 256;
+        p->spans = xrealloc(p->spans, p->capspans * sizeof(*p->spans));
+    }
+    p->spans[p->nspans++] = *s;
+}
+
 struct pproc *profile_proc(struct profile *p, uint32_t pid)
 {
     for (size_t i = 0; i < p->nprocs; i++)
@@ -225,12 +239,16 @@ void profile_thread_name(struct profile *p, uint32_t pid, uint32_t tid, const ch
     p->tnames[*slot - 1].name = profile_str(p, name, n);
 }
 
-const char *profile_thread_name_of(const struct profile *p, uint32_t pid, uint32_t tid)
+uint32_t profile_thread_name_id(const struct profile *p, uint32_t pid, uint32_t tid)
 {
     uint64_t v;
-    if (!hmap_get(&p->tname_index, tname_key(pid, tid), &v))
-        return NULL;
-    return profile_string(p, p->tnames[v - 1].name);
+    return hmap_get(&p->tname_index, tname_key(pid, tid), &v) ? p->tnames[v - 1].name : 0;
+}
+
+const char *profile_thread_name_of(const struct profile *p, uint32_t pid, uint32_t tid)
+{
+    uint32_t id = profile_thread_name_id(p, pid, tid);
+    return id ? profile_string(p, id) : NULL;
 }
 
 size_t profile_stack_frames(const struct profile *p, uint32_t stack, uint32_t *out, size_t max)

@@ -115,6 +115,23 @@ struct pmem {
     uint32_t pad;
 };
 
+/* What a span is; the values are the crux agent's record kinds (stages/span.h). */
+enum pspan_kind {
+    PSPAN_STAGE = 1,   /* one stage of a request */
+    PSPAN_REQUEST = 2, /* a whole request (its stages fall inside it) */
+    PSPAN_MARK = 3,    /* an instant: start = end */
+};
+
+/* One span the crux agent reported (docs/stages.md), kept for the timelines. 40 bytes. */
+struct pspan {
+    uint64_t start_ns, end_ns; /* since the start of the recording, like samples; end >= start.
+                                * A span begun before the recording starts at 0. */
+    uint64_t request;          /* request id within its process; 0 = none */
+    uint32_t name;             /* strtab id */
+    uint32_t tid, pid;         /* 0 = not known */
+    uint32_t kind;             /* enum pspan_kind */
+};
+
 /* One process seen during the recording. */
 struct pproc {
     uint32_t pid, ppid;
@@ -140,6 +157,7 @@ struct pmeta {
     uint32_t pid;
     double rate_hz;        /* requested rate */
     uint64_t duration_ns;  /* wall time recorded */
+    uint64_t epoch_ns;     /* wall-clock time recording began, ns since the epoch; 0 unknown */
     uint64_t ticks;        /* sampling rounds attempted */
     uint64_t errors;       /* thread-samples dropped as unreadable */
     bool categories;       /* samples carry enum sample_cat */
@@ -178,6 +196,9 @@ struct profile {
     size_t nmem, capmem;
     struct pproc *procs;
     size_t nprocs, capprocs;
+    struct pspan *spans; /* the agent's spans, in the order added */
+    size_t nspans, capspans;
+    uint64_t spans_dropped;     /* spans past PROFILE_MAX_SPANS, not kept */
     struct pthreadname *tnames; /* in order of first sight */
     size_t ntnames, captnames;
     struct hmap tname_index; /* pid << 32 | tid -> index + 1 */
@@ -185,6 +206,7 @@ struct profile {
 };
 
 #define PROFILE_MAX_SAMPLES_DEFAULT ((size_t)50 * 1000 * 1000)
+#define PROFILE_MAX_SPANS ((size_t)1000 * 1000) /* 40 MB of spans */
 
 /* Initializes an empty profile in caller storage. */
 void profile_init(struct profile *p);
@@ -219,6 +241,10 @@ void profile_add_growth(struct profile *p, uint32_t stack, int64_t bytes);
 /* Appends a point to the memory timeline. */
 void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rss);
 
+/* Appends a span (its name interned by the caller); past PROFILE_MAX_SPANS it is only counted
+ * in spans_dropped. */
+void profile_add_span(struct profile *p, const struct pspan *s);
+
 /* The process record for `pid`, created (zeroed, exit_status -1) when new. */
 struct pproc *profile_proc(struct profile *p, uint32_t pid);
 
@@ -226,6 +252,8 @@ struct pproc *profile_proc(struct profile *p, uint32_t pid);
 void profile_thread_name(struct profile *p, uint32_t pid, uint32_t tid, const char *name, size_t n);
 /* The name thread `tid` of `pid` last went by, or NULL when none was recorded. */
 const char *profile_thread_name_of(const struct profile *p, uint32_t pid, uint32_t tid);
+/* The same as a string id, 0 when none was recorded. */
+uint32_t profile_thread_name_id(const struct profile *p, uint32_t pid, uint32_t tid);
 
 /* Copies the frames of `stack` into `out`, root first; returns the depth (may exceed `max`,
  * in which case only the `max` frames nearest the root are written). */

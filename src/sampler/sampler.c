@@ -692,6 +692,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
     uint64_t period = s.period;
     uint64_t start = sampler_now_ns();
     s.start = start;
+    st->start_ns = start;
     uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
     uint64_t next = start, last_progress = start;
     s.next_prune = start + PRUNE_NS;

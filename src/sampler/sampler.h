@@ -23,6 +23,7 @@ struct sampler_stats {
     uint64_t recorded;       /* samples recorded, idle ones included (for the verdict) */
     uint64_t errors;         /* thread-samples dropped as unreadable or inconsistent */
     uint64_t elapsed_ns;
+    uint64_t start_ns;    /* CLOCK_MONOTONIC when sampling began: samples' t_ns count from it */
     uint64_t busy_ns;     /* wall time spent inside rounds */
     uint64_t busy_cpu_ns; /* CPU time crux spent inside rounds */
     uint64_t read_ns;     /* wall time reading stacks (the rest: /proc states, profile) */

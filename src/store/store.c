@@ -35,6 +35,9 @@ static const char schema[] =
     "  python_version TEXT, first_ns INTEGER, last_ns INTEGER, samples INTEGER,\n"
     "  peak_rss INTEGER, exit_status INTEGER);\n"
     "CREATE TABLE categories(id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
+    "CREATE TABLE spans(start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,\n"
+    "  request INTEGER NOT NULL, name INTEGER NOT NULL, tid INTEGER NOT NULL,\n"
+    "  pid INTEGER NOT NULL, kind INTEGER NOT NULL);\n"
     "CREATE TABLE threads(pid INTEGER NOT NULL, tid INTEGER NOT NULL, name TEXT NOT NULL,\n"
     "  PRIMARY KEY(pid, tid)) WITHOUT ROWID;\n"
     "CREATE VIEW frame_text AS SELECT f.id AS id, n.s AS name, p.s AS file, f.line AS line,\n"
@@ -114,6 +117,8 @@ static int save_meta(sqlite3 *db, const struct profile *p)
         rc = step_reset(st);
     }
     rc = rc ? rc : meta_int(st, "duration_ns", (int64_t)m->duration_ns);
+    if (m->epoch_ns)
+        rc = rc ? rc : meta_int(st, "epoch_ns", (int64_t)m->epoch_ns);
     rc = rc ? rc : meta_int(st, "ticks", (int64_t)m->ticks);
     rc = rc ? rc : meta_int(st, "errors", (int64_t)m->errors);
     rc = rc ? rc : meta_int(st, "categories", m->categories);
@@ -289,6 +294,31 @@ static int save_samples(sqlite3 *db, const struct profile *p)
     return rc;
 }
 
+/* Format 3: the agent's spans, in the order kept. */
+static int save_spans(sqlite3 *db, const struct profile *p)
+{
+    sqlite3_stmt *st;
+    int rc = 0;
+    if (prep(db,
+             "INSERT INTO spans(start_ns, end_ns, request, name, tid, pid, kind) "
+             "VALUES(?,?,?,?,?,?,?)",
+             &st))
+        return ERR_IO;
+    for (size_t i = 0; i < p->nspans && !rc; i++) {
+        const struct pspan *sp = &p->spans[i];
+        sqlite3_bind_int64(st, 1, (int64_t)sp->start_ns);
+        sqlite3_bind_int64(st, 2, (int64_t)sp->end_ns);
+        sqlite3_bind_int64(st, 3, (int64_t)sp->request); /* the bits of a u64 id */
+        sqlite3_bind_int64(st, 4, sp->name);
+        sqlite3_bind_int64(st, 5, sp->tid);
+        sqlite3_bind_int64(st, 6, sp->pid);
+        sqlite3_bind_int64(st, 7, sp->kind);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_save(const struct profile *p, const char *path, struct errbuf *eb)
 {
     if (unlink(path) != 0 && errno != ENOENT)
@@ -309,6 +339,7 @@ int store_save(const struct profile *p, const char *path, struct errbuf *eb)
     rc = rc ? rc : save_meta(db, p);
     rc = rc ? rc : save_tables(db, p);
     rc = rc ? rc : save_samples(db, p);
+    rc = rc ? rc : save_spans(db, p);
     if (!rc && sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
         rc = ERR_IO;
     if (rc) {
@@ -358,6 +389,8 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
             m->rate_hz = sqlite3_column_double(st, 1);
         else if (strcmp(k, "duration_ns") == 0)
             m->duration_ns = (uint64_t)iv;
+        else if (strcmp(k, "epoch_ns") == 0)
+            m->epoch_ns = (uint64_t)iv;
         else if (strcmp(k, "ticks") == 0)
             m->ticks = (uint64_t)iv;
         else if (strcmp(k, "errors") == 0)
@@ -615,6 +648,38 @@ static int load_samples(sqlite3 *db, struct profile *p, struct errbuf *eb, const
     return load_thread_names(db, p, eb, path);
 }
 
+static int load_spans(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (prep(db, "SELECT start_ns, end_ns, request, name, tid, pid, kind FROM spans ORDER BY rowid",
+             &st))
+        return db_err(db, eb, "cannot read", path);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t start = sqlite3_column_int64(st, 0), end = sqlite3_column_int64(st, 1);
+        int64_t name = sqlite3_column_int64(st, 3), kind = sqlite3_column_int64(st, 6);
+        if (start < 0 || end < start || name < 0 || name >= p->strs.len || kind < PSPAN_STAGE ||
+            kind > PSPAN_MARK) {
+            sqlite3_finalize(st);
+            return corrupt(eb, path,
+                           "a span names a missing string or kind, or ends before it "
+                           "starts");
+        }
+        struct pspan sp = {
+            .start_ns = (uint64_t)start,
+            .end_ns = (uint64_t)end,
+            .request = (uint64_t)sqlite3_column_int64(st, 2),
+            .name = (uint32_t)name,
+            .tid = (uint32_t)sqlite3_column_int64(st, 4),
+            .pid = (uint32_t)sqlite3_column_int64(st, 5),
+            .kind = (uint32_t)kind,
+        };
+        profile_add_span(p, &sp);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
+}
+
 int store_load(const char *path, struct profile *p, struct errbuf *eb)
 {
     if (access(path, R_OK) != 0)
@@ -635,6 +700,8 @@ int store_load(const char *path, struct profile *p, struct errbuf *eb)
     int rc = load_meta(db, p, eb, path, &version);
     rc = rc ? rc : load_tables(db, p, eb, path);
     rc = rc ? rc : load_samples(db, p, eb, path, version);
+    if (!rc && version >= 3)
+        rc = load_spans(db, p, eb, path);
     sqlite3_close(db);
     return rc;
 }

@@ -7,14 +7,15 @@
 #include "profile/profile.h"
 #include "util/err.h"
 
-/* Schema version written to meta.format_version; store_load refuses newer ones. */
-#define STORE_FORMAT_VERSION 2 /* 2: samples.ev and the evidence table; meta.hide_idle */
+/* Schema version written to meta.format_version; store_load refuses newer ones. 2 added
+ * samples.ev, the evidence table and meta.hide_idle; 3 the spans table. */
+#define STORE_FORMAT_VERSION 3
 /* The crux version written to meta.crux_version (kept equal to main.c's CRUX_VERSION). */
 #define STORE_CRUX_VERSION "0.1.0"
 
 /* Writes `p` (facts, strings, frames, stacks, per-stack counts and growth, kept samples,
- * the memory timeline, processes) to a new database at `path`, replacing any file there.
- * ERR_IO with the cause in `eb`. */
+ * the memory timeline, processes, the agent's spans) to a new database at `path`, replacing any
+ * file there. ERR_IO with the cause in `eb`. */
 int store_save(const struct profile *p, const char *path, struct errbuf *eb) MUST_CHECK;
 
 /* Reads the database at `path` into `p`, which must be freshly initialized (profile_init);

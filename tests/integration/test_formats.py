@@ -59,6 +59,42 @@ def test_speedscope_json(crux, interp):
     assert any(truth["xss"]["file"] in t for t in text), "xss file missing: %s" % text[:20]
 
 
+def test_speedscope_per_thread(crux, interp):
+    """py-spy's layout: a profile per thread named `Thread TID "NAME"`, after the combined one."""
+    result, path, truth_path = crux.record(interp, "timeline.py", options=["--rate", RATE],
+                                           out="threads.json")
+    assert result.returncode == 0, result.describe()
+    truth = load_truth(truth_path)
+    with open(str(path), encoding="utf-8") as f:
+        doc = json.load(f)
+    frames = check_speedscope(doc)
+    profiles = doc["profiles"]
+    assert doc["activeProfileIndex"] == 0 and len(profiles) >= 3, [p["name"] for p in profiles]
+    assert all(p["unit"] == "seconds" for p in profiles)
+    names = [p["name"] for p in profiles[1:]]
+
+    def thread(tid):
+        # `Thread TID "NAME"`: the name is empty until crux reads Python's thread names
+        found = [p for p in profiles[1:] if p["name"].startswith('Thread %d "' % tid)]
+        assert len(found) == 1 and found[0]["name"].endswith('"'), (tid, names)
+        return found[0]
+
+    main, flusher = thread(truth["main_tid"]), thread(truth["flusher_tid"])
+    assert profiles.index(main) == 1, "the main thread is not the first thread"
+
+    def leaves(p):
+        return set(frames[s[-1]]["name"] for s in p["samples"] if s)
+
+    assert truth["hot"] in leaves(main) and truth["hot"] not in leaves(flusher)
+    assert "flush" in leaves(flusher) and "flush" not in leaves(main)
+    assert truth["hostile"] in leaves(main), sorted(leaves(main))
+    for p in profiles:
+        assert abs(sum(p["weights"]) - p["endValue"]) < 1e-6 * max(1.0, p["endValue"])
+    # every counted sample is in one thread's profile (samples are kept by record)
+    threads = sum(p["endValue"] for p in profiles[1:])
+    assert abs(threads - profiles[0]["endValue"]) < 1e-6 * threads, (threads, profiles[0])
+
+
 def test_html_escapes_names(crux, interp):
     path, _, _ = record_weird(crux, interp, "out.html")
     html = path.read_text(encoding="utf-8")

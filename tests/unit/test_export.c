@@ -122,7 +122,14 @@ static int test_format_from_path(void)
     CHECK(export_format_from_path("P.HTML", &f) == 0 && f == EXPORT_HTML, "HTML");
     CHECK(export_format_from_path("p.htm", &f) == 0 && f == EXPORT_HTML, "htm");
     CHECK(export_format_from_path("flame.svg", &f) == 0 && f == EXPORT_SVG, "svg");
-    CHECK(export_format_from_path("p.pb.gz", &f) == ERR_ARG, "unknown extension");
+    CHECK(export_format_from_path("cpu.pb.gz", &f) == 0 && f == EXPORT_PPROF, "pb.gz");
+    CHECK(export_format_from_path("run.PSTATS", &f) == 0 && f == EXPORT_PSTATS, "pstats");
+    CHECK(export_format_from_path("run.gecko.json", &f) == 0 && f == EXPORT_GECKO, "gecko");
+    CHECK(export_format_from_path("run.trace.json", &f) == 0 && f == EXPORT_CHROME, "chrome");
+    CHECK(export_format_from_path("trace.json", &f) == 0 && f == EXPORT_SPEEDSCOPE, "a name");
+    CHECK(export_format_from_path("dir/.trace.json", &f) == 0 && f == EXPORT_SPEEDSCOPE,
+          "dot file named like the extension");
+    CHECK(export_format_from_path("p.gz", &f) == ERR_ARG, "unknown extension");
     CHECK(export_format_from_path("html", &f) == ERR_ARG, "no dot");
     CHECK(export_format_from_path("dir/.json", &f) == ERR_ARG, "dot file");
     CHECK(export_format_from_path("", &f) == ERR_ARG, "empty");
@@ -137,7 +144,13 @@ static int test_format_from_name(void)
     CHECK(export_format_from_name("svg", &f) == 0 && f == EXPORT_SVG, "svg");
     CHECK(export_format_from_name("speedscope", &f) == 0 && f == EXPORT_SPEEDSCOPE, "ss");
     CHECK(export_format_from_name("collapsed", &f) == 0 && f == EXPORT_COLLAPSED, "coll");
-    CHECK(export_format_from_name("pprof", &f) == ERR_ARG, "unknown");
+    CHECK(export_format_from_name("pprof", &f) == 0 && f == EXPORT_PPROF, "pprof");
+    CHECK(export_format_from_name("pstats", &f) == 0 && f == EXPORT_PSTATS, "pstats");
+    CHECK(export_format_from_name("gecko", &f) == 0 && f == EXPORT_GECKO, "gecko");
+    CHECK(export_format_from_name("chrome", &f) == 0 && f == EXPORT_CHROME, "chrome");
+    CHECK(export_format_from_name("callgrind", &f) == ERR_ARG, "unknown");
+    CHECK(strcmp(export_format_name(EXPORT_PPROF), "pprof") == 0, "pprof name");
+    CHECK(strcmp(export_format_name(EXPORT_PSTATS), "pstats") == 0, "pstats name");
     CHECK(strcmp(export_format_name(EXPORT_SVG), "svg") == 0, "name");
     return 0;
 }

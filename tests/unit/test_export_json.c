@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Unit tests of util/jsonw and export/speedscope, checked with a small strict JSON parser.
+// Unit tests of util/jsonw and the JSON formats (speedscope, gecko, Chrome trace), checked with a
+// small strict JSON parser.
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "export/chrometrace.h"
 #include "export/export.h"
 #include "profile/profile.h"
 #include "util/buf.h"
@@ -525,6 +527,11 @@ static void build(struct profile *p)
                                      .flags = 0});
 }
 
+static bool near(double a, double b)
+{
+    return fabs(a - b) < 1e-9;
+}
+
 static int check_speedscope(const struct jval *root, const struct profile *p)
 {
     CHECK(root->type == J_OBJ, "object");
@@ -542,9 +549,9 @@ static int check_speedscope(const struct jval *root, const struct profile *p)
     CHECK(jis_str(jget(&frames->items[3], "file"), "libopenblas.so"), "library");
     CHECK(!jget(&frames->items[3], "line"), "no line for native");
     const struct jval *profs = jget(root, "profiles");
-    CHECK(profs && profs->type == J_ARR && profs->len == 1, "one profile");
+    CHECK(profs && profs->type == J_ARR && profs->len == 1, "one profile (samples not kept)");
     const struct jval *pr = &profs->items[0];
-    CHECK(jis_str(jget(pr, "type"), "sampled") && jis_str(jget(pr, "unit"), "none"), "type");
+    CHECK(jis_str(jget(pr, "type"), "sampled") && jis_str(jget(pr, "unit"), "seconds"), "type");
     const struct jval *samples = jget(pr, "samples");
     const struct jval *weights = jget(pr, "weights");
     CHECK(samples && weights && samples->len == 3 && weights->len == 3, "three stacks");
@@ -557,9 +564,11 @@ static int check_speedscope(const struct jval *root, const struct profile *p)
             CHECK(s->items[j].num >= 0 && s->items[j].num < (double)p->nframes, "index");
         sum += weights->items[k].num;
     }
-    CHECK(weights->items[0].num == 6 && weights->items[1].num == 2 && weights->items[2].num == 9,
+    /* no duration, ticks or rate: a sample weighs 0.01 s */
+    CHECK(near(weights->items[0].num, 0.06) && near(weights->items[1].num, 0.02) &&
+              near(weights->items[2].num, 0.09),
           "weights per stack");
-    CHECK(sum == (double)p->total && jget(pr, "endValue")->num == sum, "total");
+    CHECK(near(sum, (double)p->total * 0.01) && near(jget(pr, "endValue")->num, sum), "total");
     return 0;
 }
 
@@ -578,6 +587,278 @@ static int test_speedscope(void)
     rc = check_speedscope(&root, &p);
     CHECK(rc == 0 || !fprintf(stderr, "%s\n", buf_cstr(&out)), "structure");
     CHECK(jis_str(jget(&root, "name"), "t\x01"), "title");
+    jfree(&root);
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
+static void add_at(struct profile *p, uint64_t t_ms, uint32_t pid, uint32_t tid, uint32_t stack,
+                   enum thread_state state)
+{
+    profile_add(p, &(struct psample){.stack = stack,
+                                     .weight = 1,
+                                     .t_ns = t_ms * 1000000,
+                                     .pid = pid,
+                                     .tid = tid,
+                                     .state = (uint8_t)state});
+}
+
+/* Kept samples give one profile per thread after the combined one, named as py-spy names them,
+ * in time order with equal consecutive stacks merged and the thread frame left out. */
+static int test_speedscope_threads(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    p.hide_idle = true;
+    p.meta.pid = 7;
+    p.meta.rate_hz = 100; /* no ticks: 1 / rate */
+    uint32_t t7 = frame(&p, "Main \"T\"", "", 7, FRAME_THREAD);
+    uint32_t t9 = frame(&p, "thread", "", 9, FRAME_THREAD);
+    uint32_t a = frame(&p, "a", "x.py", 1, FRAME_PYTHON);
+    uint32_t b = frame(&p, "b", "x.py", 2, FRAME_PYTHON);
+    uint32_t s7a = profile_stack(&p, (uint32_t[]){t7, a}, 2);
+    uint32_t s7ab = profile_stack(&p, (uint32_t[]){t7, a, b}, 3);
+    uint32_t s9b = profile_stack(&p, (uint32_t[]){t9, b}, 2);
+    /* recorded out of order across threads; thread 9 sorts after the main thread */
+    add_at(&p, 0, 7, 9, s9b, TSTATE_RUNNING);
+    add_at(&p, 0, 7, 7, s7a, TSTATE_RUNNING);
+    add_at(&p, 10, 7, 7, s7a, TSTATE_RUNNING);
+    add_at(&p, 20, 7, 7, s7ab, TSTATE_RUNNING);
+    add_at(&p, 30, 7, 7, s7a, TSTATE_IDLE); /* hidden, as in the views */
+    add_at(&p, 40, 7, 7, s7a, TSTATE_RUNNING);
+    struct buf out;
+    buf_init(&out, 0);
+    CHECK(export_write(&p, EXPORT_SPEEDSCOPE, NULL, &out, NULL) == 0, "export");
+    struct jval root;
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON");
+    const struct jval *profs = jget(&root, "profiles");
+    CHECK(profs && profs->len == 3, "combined + 2 threads:\n%s", buf_cstr(&out));
+    CHECK(jget(&root, "activeProfileIndex")->num == 0, "the combined profile is active");
+    const struct jval *m = &profs->items[1], *w = &profs->items[2];
+    CHECK(jis_str(jget(m, "name"), "Thread 7 \"Main \"T\"\""), "main thread name");
+    CHECK(jis_str(jget(w, "name"), "Thread 9 \"thread\""), "worker name");
+    const struct jval *ms = jget(m, "samples"), *mw = jget(m, "weights");
+    CHECK(ms->len == 3 && mw->len == 3, "runs a, a+b, a");
+    CHECK(ms->items[0].len == 1 && ms->items[0].items[0].num == a, "no thread frame");
+    CHECK(ms->items[1].len == 2 && ms->items[1].items[1].num == b, "a;b");
+    CHECK(near(mw->items[0].num, 0.02) && near(mw->items[1].num, 0.01) &&
+              near(mw->items[2].num, 0.01),
+          "weights in seconds");
+    CHECK(near(jget(m, "endValue")->num, 0.04), "end value");
+    CHECK(jis_str(jget(w, "unit"), "seconds"), "unit");
+    jfree(&root);
+    /* two processes: py-spy's --subprocesses names */
+    add_at(&p, 50, 8, 8, s7a, TSTATE_RUNNING);
+    buf_reset(&out);
+    CHECK(export_write(&p, EXPORT_SPEEDSCOPE, NULL, &out, NULL) == 0, "export");
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON");
+    profs = jget(&root, "profiles");
+    CHECK(profs->len == 4, "3 threads");
+    CHECK(jis_str(jget(&profs->items[1], "name"), "Process 7 Thread 7 \"Main \"T\"\""), "pid");
+    CHECK(jis_str(jget(&profs->items[3], "name"), "Process 8 Thread 8 \"\""), "no name");
+    jfree(&root);
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
+/* A two-thread profile with categories, a span on a thread without samples and a memory
+ * timeline, for the timeline formats. */
+static void build_timeline(struct profile *p)
+{
+    profile_init(p);
+    p->keep_samples = true;
+    p->meta.pid = 7;
+    p->meta.duration_ns = 50000000;
+    p->meta.ticks = 5; /* 10 ms a tick */
+    uint32_t t7 = frame(p, "thread", "", 7, FRAME_THREAD);
+    uint32_t t9 = frame(p, "thread", "", 9, FRAME_THREAD);
+    uint32_t a = frame(p, "main", "x.py", 1, FRAME_PYTHON);
+    uint32_t b = frame(p, "</script>\"q\"", "x.py", 2, FRAME_PYTHON);
+    uint32_t c = frame(p, "memcpy", "libc.so.6", 0, FRAME_NATIVE);
+    uint32_t b3 = frame(p, "</script>\"q\"", "x.py", 3, FRAME_PYTHON); /* b, another line */
+    uint32_t s7ab = profile_stack(p, (uint32_t[]){t7, a, b}, 3);
+    uint32_t s7ab3 = profile_stack(p, (uint32_t[]){t7, a, b3}, 3);
+    uint32_t s7abc = profile_stack(p, (uint32_t[]){t7, a, b, c}, 4);
+    uint32_t s9a = profile_stack(p, (uint32_t[]){t9, a}, 2);
+    struct psample base = {.pid = 7, .state = TSTATE_RUNNING, .weight = 1};
+    uint8_t cats[] = {CAT_PYTHON, CAT_PYTHON, CAT_NATIVE, CAT_PYTHON};
+    for (uint64_t i = 0; i < 4; i++) {
+        struct psample s = base;
+        s.t_ns = i * 10000000;
+        s.tid = 7;
+        s.stack = i == 2 ? s7abc : i == 3 ? s7ab3 : s7ab;
+        s.cat = cats[i];
+        profile_add(p, &s);
+        s.tid = 9;
+        s.stack = s9a;
+        s.cat = CAT_SYSTEM;
+        profile_add(p, &s);
+    }
+    profile_add_mem(p, 0, 7, 100 << 20);
+    profile_add_mem(p, 20000000, 7, 90 << 20);
+    uint32_t req = profile_str(p, "", 0), parse = profile_str(p, "parse", 5);
+    profile_add_span(p, &(struct pspan){.start_ns = 1000000,
+                                        .end_ns = 31000000,
+                                        .request = 1ull << 60,
+                                        .name = req,
+                                        .tid = 11,
+                                        .pid = 7,
+                                        .kind = PSPAN_REQUEST});
+    profile_add_span(p, &(struct pspan){.start_ns = 2000000,
+                                        .end_ns = 3000000,
+                                        .request = 1ull << 60,
+                                        .name = parse,
+                                        .tid = 11,
+                                        .pid = 7,
+                                        .kind = PSPAN_STAGE});
+}
+
+static const struct jval *item(const struct jval *arr, size_t i)
+{
+    return arr && arr->type == J_ARR && i < arr->len ? &arr->items[i] : NULL;
+}
+
+/* Every column of a table has `length` values. */
+static int check_columns(const struct jval *table, const char *what)
+{
+    const struct jval *len = jget(table, "length");
+    CHECK(len && len->type == J_NUM, "%s: length", what);
+    for (size_t k = 0; k < table->len; k++) {
+        const struct jval *col = &table->items[k];
+        if (col->type == J_ARR)
+            CHECK(col->len == (size_t)len->num, "%s.%s: %zu values, length %g", what,
+                  table->keys[k], col->len, len->num);
+    }
+    return 0;
+}
+
+static int test_gecko(void)
+{
+    struct profile p;
+    build_timeline(&p);
+    struct buf out;
+    buf_init(&out, 0);
+    enum export_format f;
+    CHECK(export_format_from_path("run.GECKO.json", &f) == 0 && f == EXPORT_GECKO, "extension");
+    CHECK(export_format_from_path("run.json", &f) == 0 && f == EXPORT_SPEEDSCOPE, "plain json");
+    CHECK(export_format_from_name("firefox", &f) == 0 && f == EXPORT_GECKO, "name");
+    CHECK(export_write(&p, EXPORT_GECKO, NULL, &out, NULL) == 0, "export");
+    struct jval root;
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON");
+    const struct jval *meta = jget(&root, "meta");
+    CHECK(jget(meta, "preprocessedProfileVersion")->num == 57, "version");
+    CHECK(jget(meta, "interval")->num == 10, "interval in ms");
+    CHECK(jis_str(jget(item(jget(meta, "categories"), 0), "color"), "grey"), "default category");
+    const struct jval *threads = jget(&root, "threads");
+    CHECK(threads && threads->len == 3, "threads 7, 9 and 11 (spans only)");
+    const struct jval *t7 = item(threads, 0), *t11 = item(threads, 2);
+    CHECK(jget(t7, "tid")->num == 7 && jis_str(jget(t7, "pid"), "7") &&
+              jget(t7, "isMainThread")->type == J_BOOL && jget(t7, "isMainThread")->num,
+          "main thread first");
+    const char *tables[] = {"samples",   "markers",       "stackTable",   "frameTable",
+                            "funcTable", "resourceTable", "nativeSymbols"};
+    for (size_t t = 0; t < threads->len; t++)
+        for (size_t k = 0; k < sizeof(tables) / sizeof(tables[0]); k++)
+            CHECK(check_columns(jget(item(threads, t), tables[k]), tables[k]) == 0, "columns");
+    const struct jval *samples = jget(t7, "samples");
+    CHECK(jget(samples, "length")->num == 4 && jget(samples, "weight")->type == J_NULL, "samples");
+    CHECK(item(jget(samples, "time"), 3)->num == 30, "time in ms");
+    /* stacks without the thread frame; the native sample's stack in its own category */
+    const struct jval *st = jget(t7, "stackTable"), *fr = jget(t7, "frameTable");
+    const struct jval *fn = jget(t7, "funcTable");
+    const struct jval *strs = jget(jget(&root, "shared"), "stringArray");
+    CHECK(item(jget(st, "prefix"), 0)->type == J_NULL, "root stack");
+    size_t leaf = (size_t)item(jget(samples, "stack"), 2)->num;
+    size_t lf = (size_t)item(jget(st, "frame"), leaf)->num;
+    CHECK(item(jget(fr, "category"), lf)->num == CAT_NATIVE, "category on the frames");
+    size_t func = (size_t)item(jget(fr, "func"), lf)->num;
+    CHECK(jis_str(item(strs, (size_t)item(jget(fn, "name"), func)->num), "memcpy"), "leaf");
+    CHECK(item(jget(fn, "resource"), func)->num == 0 && jget(fn, "isJS")->items[0].num == 1,
+          "native resource, Python as JS");
+    CHECK(jget(st, "length")->num == 6, "python a, b, b:3; native a, b, c: %g",
+          jget(st, "length")->num);
+    CHECK(jget(fn, "length")->num == 3, "functions a, b, memcpy");
+    bool hostile = false;
+    for (size_t k = 0; k < strs->len; k++)
+        hostile |= jis_str(&strs->items[k], "</script>\"q\"");
+    CHECK(hostile, "hostile name intact");
+    /* spans: markers of thread 11, which has no samples */
+    const struct jval *mk = jget(t11, "markers");
+    CHECK(jget(jget(t11, "samples"), "length")->num == 0 && jget(mk, "length")->num == 2,
+          "markers");
+    CHECK(jis_str(item(strs, (size_t)item(jget(mk, "name"), 0)->num), "request"), "name");
+    CHECK(jis_str(jget(item(jget(mk, "data"), 0), "request"), "1152921504606846976"), "id");
+    CHECK(item(jget(mk, "startTime"), 1)->num == 2 && item(jget(mk, "endTime"), 1)->num == 3,
+          "stage times");
+    /* memory: changes from zero */
+    const struct jval *ctr = item(jget(&root, "counters"), 0);
+    const struct jval *cnt = jget(jget(ctr, "samples"), "count");
+    CHECK(ctr && jget(ctr, "mainThreadIndex")->num == 0 && cnt->len == 2 &&
+              cnt->items[0].num == 100 << 20 && cnt->items[1].num == -(10 << 20),
+          "memory counter");
+    jfree(&root);
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
+/* The X event of `tid` named `name` starting at `ts` (µs), or NULL. */
+static const struct jval *slice_at(const struct jval *events, double tid, const char *name,
+                                   double ts)
+{
+    for (size_t i = 0; i < events->len; i++) {
+        const struct jval *e = &events->items[i];
+        if (jis_str(jget(e, "ph"), "X") && jget(e, "tid")->num == tid &&
+            jis_str(jget(e, "name"), name) && jget(e, "ts")->num == ts)
+            return e;
+    }
+    return NULL;
+}
+
+static int test_chrome_trace(void)
+{
+    struct profile p;
+    build_timeline(&p);
+    enum export_format f;
+    CHECK(export_format_from_path("a.trace.JSON", &f) == 0 && f == EXPORT_CHROME, "extension");
+    CHECK(export_format_from_name("perfetto", &f) == 0 && f == EXPORT_CHROME, "name");
+    struct buf out;
+    buf_init(&out, 0);
+    CHECK(export_write(&p, EXPORT_CHROME, NULL, &out, NULL) == 0, "export");
+    struct jval root;
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON");
+    const struct jval *ev = jget(&root, "traceEvents");
+    CHECK(ev && ev->type == J_ARR, "events");
+    size_t x = 0, c = 0, m = 0;
+    for (size_t i = 0; i < ev->len; i++) {
+        const struct jval *e = &ev->items[i];
+        CHECK(jget(e, "ts") && jget(e, "pid") && jget(e, "tid") && jget(e, "ph"), "fields");
+        x += jis_str(jget(e, "ph"), "X");
+        c += jis_str(jget(e, "ph"), "C");
+        m += jis_str(jget(e, "ph"), "M");
+    }
+    /* thread 7: main and the hostile b over 4 ticks, memcpy over the third; thread 9: main;
+     * spans: the request and its stage on the first lane */
+    CHECK(x == 3 + 1 + 2 && c == 2, "%zu slices, %zu counters", x, c);
+    CHECK(m == 2 + 2 * 3 + 2, "process, 3 threads and a lane named and ordered: %zu", m);
+    const struct jval *a = slice_at(ev, 7, "main", 0);
+    const struct jval *b = slice_at(ev, 7, "</script>\"q\"", 0);
+    const struct jval *cpy = slice_at(ev, 7, "memcpy", 20000);
+    CHECK(a && jget(a, "dur")->num == 40000 && jis_str(jget(a, "cat"), "python"), "main");
+    CHECK(b && jget(b, "dur")->num == 40000, "one slice for two lines' worth of samples");
+    CHECK(cpy && jget(cpy, "dur")->num == 10000 && jis_str(jget(cpy, "cat"), "native") &&
+              jis_str(jget(jget(cpy, "args"), "library"), "libc.so.6"),
+          "native slice");
+    const struct jval *req = slice_at(ev, CHROMETRACE_SPAN_TID, "request", 1000);
+    const struct jval *parse = slice_at(ev, CHROMETRACE_SPAN_TID, "parse", 2000);
+    CHECK(req && jget(req, "dur")->num == 30000 &&
+              jis_str(jget(jget(req, "args"), "request"), "1152921504606846976"),
+          "request slice");
+    CHECK(parse && jget(parse, "dur")->num == 1000 && jis_str(jget(parse, "cat"), "stage"),
+          "stage nested on the same lane");
     jfree(&root);
     buf_fini(&out);
     profile_fini(&p);
@@ -616,6 +897,8 @@ static int test_speedscope_golden_shape(void)
 {
     struct profile p;
     profile_init(&p);
+    p.meta.duration_ns = 1000000000; /* 4 ticks in 1 s: a sample weighs 0.25 s */
+    p.meta.ticks = 4;
     uint32_t a = frame(&p, "f", "a.py", 1, FRAME_PYTHON);
     profile_add(&p, &(struct psample){
                         .stack = profile_stack(&p, &a, 1), .weight = 3, .state = TSTATE_RUNNING});
@@ -627,7 +910,8 @@ static int test_speedscope_golden_shape(void)
         "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\",\"exporter\":\"crux\","
         "\"name\":\"x\",\"activeProfileIndex\":0,\"shared\":{\"frames\":[{\"name\":\"f\","
         "\"file\":\"a.py\",\"line\":1}]},\"profiles\":[{\"type\":\"sampled\",\"name\":\"x\","
-        "\"unit\":\"none\",\"startValue\":0,\"endValue\":3,\"samples\":[[0]],\"weights\":[3]}]}\n";
+        "\"unit\":\"seconds\",\"startValue\":0,\"endValue\":0.75,\"samples\":[[0]],"
+        "\"weights\":[0.75]}]}\n";
     CHECK(strcmp(buf_cstr(&out), want) == 0, "got %s", buf_cstr(&out));
     buf_fini(&out);
     profile_fini(&p);
@@ -643,6 +927,9 @@ int main(void)
     RUN(test_writer_errors);
     RUN(test_speedscope);
     RUN(test_speedscope_golden_shape);
+    RUN(test_speedscope_threads);
+    RUN(test_gecko);
+    RUN(test_chrome_trace);
     RUN(test_html_data);
     return TEST_SUMMARY("export_json");
 }

@@ -71,6 +71,23 @@ static void build(struct profile *p)
     pr->exit_status = 0;
     struct pproc *child = profile_proc(p, 4243);
     child->ppid = 4242;
+    uint32_t req = profile_str(p, "request", 7);
+    for (uint64_t r = 1; r <= 3; r++) {
+        profile_add_span(p, &(struct pspan){.start_ns = r * 100000000,
+                                            .end_ns = r * 100000000 + 5000000,
+                                            .request = r | (1ull << 63), /* all 64 bits kept */
+                                            .name = req,
+                                            .tid = 77,
+                                            .pid = 4242,
+                                            .kind = PSPAN_REQUEST});
+        profile_add_span(p, &(struct pspan){.start_ns = r * 100000000 + 1000,
+                                            .end_ns = r * 100000000 + 2000,
+                                            .request = r,
+                                            .name = stage,
+                                            .tid = 77,
+                                            .pid = 4242,
+                                            .kind = PSPAN_STAGE});
+    }
     profile_thread_name(p, 4242, 77, "loader-1", 8);
     profile_thread_name(p, 4242, 78, "Thread-1", 8);
     profile_thread_name(p, 4242, 78, "renamed \xe2\x9c\x93", 11); /* the last name counts */
@@ -122,6 +139,7 @@ static int test_round_trip(void)
               memcmp(q.samples, p.samples, p.nsamples * sizeof(*p.samples)) == 0,
           "samples");
     CHECK(q.nmem == p.nmem && memcmp(q.mem, p.mem, p.nmem * sizeof(*p.mem)) == 0, "memory");
+    CHECK(q.nspans == 6 && memcmp(q.spans, p.spans, p.nspans * sizeof(*p.spans)) == 0, "spans");
     CHECK(q.nevs == 2 && p.nevs == 2 && memcmp(q.evs, p.evs, p.nevs * sizeof(*p.evs)) == 0 &&
               q.hide_idle,
           "evidence (%u) and hide_idle", q.nevs);
@@ -230,6 +248,17 @@ static int test_bad_files(void)
     sqlite3_close(db);
     profile_init(&q);
     CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "damaged"), "%s", eb.msg);
+    profile_fini(&q);
+    build(&p);
+    CHECK(store_save(&p, path, &eb) == 0, "save");
+    profile_fini(&p);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db, "UPDATE spans SET end_ns = 0 WHERE kind = 2", NULL, NULL, NULL) ==
+              SQLITE_OK,
+          "update");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "span"), "%s", eb.msg);
     profile_fini(&q);
     /* A recording cut short, a directory, and absurd counts: one-line errors. */
     struct stat sb;

@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "check.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/gzip.h"
 #include "util/hmap.h"
 #include "util/rawfield.h"
 #include "util/text.h"
@@ -402,6 +404,46 @@ static int test_text_scrub(void)
     return 0;
 }
 
+/* gzip output inflates back to the input, starts with the gzip magic, and is the same for the
+ * same input (mtime 0). */
+static int test_gzip_roundtrip(void)
+{
+    struct buf in, gz, gz2;
+    buf_init(&in, 0);
+    buf_init(&gz, 0);
+    buf_init(&gz2, 0);
+    for (int i = 0; i < 200000; i++)
+        CHECK(buf_printf(&in, "%d,", i % 977) == 0, "input");
+    CHECK(gzip_compress(in.data, in.len, GZIP_LEVEL_DEFAULT, &gz) == 0, "compress");
+    CHECK(gz.len > 10 && gz.len < in.len / 2, "compressed %zu of %zu", gz.len, in.len);
+    CHECK((unsigned char)gz.data[0] == 0x1f && (unsigned char)gz.data[1] == 0x8b, "magic");
+    CHECK(gzip_compress(in.data, in.len, GZIP_LEVEL_DEFAULT, &gz2) == 0, "again");
+    CHECK(gz.len == gz2.len && memcmp(gz.data, gz2.data, gz.len) == 0, "deterministic");
+    unsigned char *back = xmalloc(in.len + 1);
+    z_stream zs = {0};
+    CHECK(inflateInit2(&zs, 15 + 16) == Z_OK, "inflate init");
+    zs.next_in = (unsigned char *)gz.data;
+    zs.avail_in = (unsigned)gz.len;
+    zs.next_out = back;
+    zs.avail_out = (unsigned)in.len + 1;
+    int zrc = inflate(&zs, Z_FINISH);
+    size_t got = in.len + 1 - zs.avail_out;
+    inflateEnd(&zs);
+    CHECK(zrc == Z_STREAM_END && got == in.len && memcmp(back, in.data, in.len) == 0, "round");
+    free(back);
+    buf_reset(&gz);
+    CHECK(gzip_compress("", 0, 1, &gz) == 0 && gz.len == 20, "empty input: %zu bytes", gz.len);
+    CHECK(gzip_compress("x", 1, 0, &gz) == ERR_ARG && gzip_compress("x", 1, 10, &gz) == ERR_ARG,
+          "bad level");
+    buf_fini(&gz2);
+    buf_init(&gz2, 16);
+    CHECK(gzip_compress(in.data, in.len, 1, &gz2) == ERR_TOO_LARGE, "cap");
+    buf_fini(&in);
+    buf_fini(&gz);
+    buf_fini(&gz2);
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_buf_append);
@@ -419,5 +461,6 @@ int main(void)
     RUN(test_xstrndup);
     RUN(test_raw_span_holds);
     RUN(test_text_scrub);
+    RUN(test_gzip_roundtrip);
     return TEST_SUMMARY("util");
 }
