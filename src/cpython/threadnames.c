@@ -191,8 +191,10 @@ static void read_interp(struct threadnames *tn, uint64_t interp, bool full, uint
     int rc = c ? registry(tn, c, now_ns, &active) : ERR_TOO_LARGE;
     if (!rc)
         rc = pydict_items(&tn->dict, active, tn->items, THREADNAMES_MAX, &nitems);
-    if (rc == ERR_NOT_FOUND)
-        return; /* no threading module (yet), or no _active: no names */
+    if (rc == ERR_NOT_FOUND) {
+        tn->absent = true; /* no threading module (yet), or no _active: no names */
+        return;
+    }
     if (rc) {
         tn->failures++;
         keep_old(tn, interp);
@@ -243,6 +245,7 @@ static void refresh(struct threadnames *tn, const struct pythread *th, size_t n,
     size_t ndone = 0;
     pydict_pass(&tn->dict);
     tn->nnext = 0;
+    tn->absent = false;
     for (size_t i = 0; i < n && ndone < THREADNAMES_INTERPS; i++) {
         bool seen = false;
         for (size_t k = 0; k < ndone && !seen; k++)
@@ -254,6 +257,16 @@ static void refresh(struct threadnames *tn, const struct pythread *th, size_t n,
     }
     publish(tn);
     cover(tn, th, n);
+    /* A program that has not imported threading yet (a launched one, starting) is read again
+     * soon, then less and less often: its first Thread, or its main thread's name, shows
+     * within 100-200 ms of the import instead of at the next periodic read. */
+    if (tn->absent) {
+        tn->backoff_ns = tn->backoff_ns ? tn->backoff_ns * 2 : THREADNAMES_MIN_GAP_NS;
+        tn->retry_ns = tn->backoff_ns < THREADNAMES_PERIOD_NS ? now_ns + tn->backoff_ns : 0;
+    } else {
+        tn->backoff_ns = 0;
+        tn->retry_ns = 0;
+    }
     tn->refreshes++;
     tn->epoch++;
     tn->busy_ns += mono_ns() - t0;
@@ -266,7 +279,7 @@ bool threadnames_update(struct threadnames *tn, const struct pythread *th, size_
         return false;
     uint64_t since = now_ns - tn->last_ns;
     bool full = !tn->last_ns || since >= THREADNAMES_PERIOD_NS;
-    bool due = full;
+    bool due = full || (tn->retry_ns && now_ns >= tn->retry_ns);
     for (size_t i = 0; i < n && !due && since >= THREADNAMES_MIN_GAP_NS; i++)
         due = th[i].pthread_id && !hmap_get(&tn->covered, cover_key(&th[i]), NULL);
     if (!due)

@@ -47,8 +47,10 @@ struct threadnames {
     struct pydict_item *items;
     struct tn_chain chain[THREADNAMES_INTERPS];
     size_t nchain;
-    uint64_t last_ns; /* the last read */
-    uint64_t epoch;   /* bumped by each read: callers' caches compare it */
+    uint64_t last_ns;              /* the last read */
+    bool absent;                   /* the last read found an interpreter without threading */
+    uint64_t retry_ns, backoff_ns; /* then: when to read again (0: at the period), how soon */
+    uint64_t epoch;                /* bumped by each read: callers' caches compare it */
     uint64_t refreshes, names_read, failures, busy_ns; /* for cost figures */
 };
 

@@ -259,7 +259,7 @@ def test_pprof_counts_functions_and_labels(crux, interp, go):
         tid = s[2].get("thread_id")
         assert label == py_names.get(tid) or label not in py_names.values(), s[2]
         named += s[1][0] if label == py_names.get(tid) else 0
-    assert named > 0, "no sample under the threads' Python names"
+    assert named >= 0.8 * n, "%d of %d samples under the threads' Python names" % (named, n)
     if prof.types[2:] == [("cpu", "nanoseconds")]:
         # cpu: the thread was running (on CPU or runnable, /proc state R). The sleeper is
         # runnable only between a wake-up and the GIL (often, on a busy 2-core machine).

@@ -26,6 +26,7 @@ struct image {
     uint64_t thread[NTHREADS];
     uint64_t ident[NTHREADS];
     uint8_t *name_slot[NTHREADS]; /* where each Thread's _name pointer lives */
+    uint8_t *modkey;              /* the str sys.modules knows the module by */
 };
 
 /* A Thread whose instance dict holds _target and _name, the way the version keeps it. */
@@ -99,8 +100,9 @@ static void build(struct image *im, uint32_t minor, bool with_threading)
     uint8_t *module = alloc((size_t)O->mod_dict + 8);
     put64(module, O->ob_type, addr(type_module));
     put64(module, O->mod_dict, mk_dict(mk_keys(3, O->minor >= 11 ? 1 : 0, md, 2), 0, 2));
-    struct ent mods[] = {{1, mk_str("sys"), 9},
-                         {2, mk_str(with_threading ? "threading" : "threadinx"), addr(module)}};
+    uint64_t modkey = mk_str(with_threading ? "threading" : "threadinx");
+    im->modkey = (uint8_t *)(uintptr_t)modkey;
+    struct ent mods[] = {{1, mk_str("sys"), 9}, {2, modkey, addr(module)}};
     uint64_t modules = mk_dict(mk_keys(3, O->minor >= 11 ? 1 : 0, mods, 2), 0, 2);
     im->interp = alloc((size_t)O->is_modules + 8);
     put64(im->interp, O->is_modules, modules);
@@ -187,6 +189,15 @@ static int test_no_threading_module(void)
     threads_of(&im, th, NTHREADS);
     CHECK(threadnames_update(&tn, th, NTHREADS, 1000 * MS), "read");
     CHECK(threadnames_get(&tn, &th[0]) == NULL && tn.failures == 0, "no names, no failure");
+    /* Not imported yet: read again soon (100 ms, then 200 ms later, ...), not every round. */
+    CHECK(!threadnames_update(&tn, th, NTHREADS, 1050 * MS), "not before 100 ms");
+    CHECK(threadnames_update(&tn, th, NTHREADS, 1110 * MS), "again after 100 ms");
+    CHECK(!threadnames_update(&tn, th, NTHREADS, 1250 * MS), "then 200 ms later");
+    memcpy(im.modkey + O->str_ascii_size, "threading", 9); /* `import threading` ran */
+    CHECK(threadnames_update(&tn, th, NTHREADS, 1320 * MS), "read after 200 ms");
+    const char *n = threadnames_get(&tn, &th[0]);
+    CHECK(n && strcmp(n, "MainThread") == 0, "named once imported: %s", n ? n : "-");
+    CHECK(tn.retry_ns == 0, "back to the period");
     threadnames_fini(&tn);
     return 0;
 }
