@@ -39,9 +39,9 @@ void pydict_init(struct pydict *d, pid_t pid, const struct py_offsets *o, uint64
     d->type_dict = type_dict;
     d->type_str = type_str;
     d->type_long = type_long;
-    d->entries = xmalloc((size_t)PYDICT_MAX_ENTRIES * ENTRY_MAX);
-    d->keyheads = xmalloc((size_t)PYDICT_KEY_BATCH * (PY_STR_HEAD_MAX + PYDICT_MAX_KEY));
-    d->values = xmalloc((size_t)PYDICT_MAX_ENTRIES * 8 + 64);
+    /* The entries and values buffers grow with the largest dict read (sys.modules, some
+     * hundred KB at most); a key head is sizeof(PyASCIIObject) and the key's bytes. */
+    d->keyheads = xmalloc((size_t)PYDICT_KEY_BATCH * (size_t)(o->str_ascii_size + PYDICT_MAX_KEY));
     pydict_pass(d);
 }
 
@@ -59,6 +59,18 @@ void pydict_pass(struct pydict *d)
     d->memo_index = -1;
     d->memo_key[0] = '\0';
     d->ntypes = 0;
+}
+
+/* Grows `*buf` to at least `need` bytes (bounded by the callers' caps). */
+static void reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    *buf = xrealloc(*buf, n);
+    *cap = n;
 }
 
 static int rd(struct pydict *d, uint64_t addr, void *dst, size_t len)
@@ -138,7 +150,9 @@ static int read_keys(struct pydict *d, uint64_t keys, bool split, struct pydict_
     if (d->o->dk_kind >= 0 && k->split != split)
         return ERR_CORRUPT; /* 3.11+: split keys always come with values, others never */
     k->split = split;
-    return k->nentries ? rd(d, keys + k->entries, d->entries, k->nentries * k->entry_size) : 0;
+    size_t len = k->nentries * k->entry_size;
+    reserve(&d->entries, &d->entries_cap, len);
+    return len ? rd(d, keys + k->entries, d->entries, len) : 0;
 }
 
 /* --- Str keys --------------------------------------------------------------------------- */
@@ -242,7 +256,9 @@ static int read_value(struct pydict *d, uint64_t values, int64_t i, uint64_t *va
 /* Reads the first `n` values at `values` into d->values (its header first on 3.13). */
 static int read_values(struct pydict *d, uint64_t values, uint64_t n)
 {
-    int rc = rd(d, values, d->values, (size_t)d->o->dv_values + 8 * n);
+    size_t len = (size_t)d->o->dv_values + 8 * n;
+    reserve(&d->values, &d->values_cap, len);
+    int rc = rd(d, values, d->values, len);
     if (!rc && d->o->dv_valid >= 0 && d->values[0] < n)
         rc = ERR_CORRUPT; /* 3.13: more entries than the values' capacity */
     return rc;

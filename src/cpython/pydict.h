@@ -34,9 +34,11 @@ struct pydict {
     pid_t pid;
     const struct py_offsets *o;
     uint64_t type_dict, type_str, type_long;
-    uint8_t *entries;   /* one keys object's entries: PYDICT_MAX_ENTRIES * 24 bytes */
-    uint8_t *keyheads;  /* PYDICT_KEY_BATCH key object heads */
-    uint8_t *values;    /* a split table's values: PYDICT_MAX_ENTRIES * 8 bytes and a header */
+    uint8_t *entries; /* one keys object's entries (grows to PYDICT_MAX_ENTRIES * 24 bytes) */
+    size_t entries_cap;
+    uint8_t *keyheads; /* PYDICT_KEY_BATCH key object heads */
+    uint8_t *values;   /* a split table's values and their header (grown as needed) */
+    size_t values_cap;
     uint64_t memo_keys; /* the last shared keys object searched with values */
     int64_t memo_index; /* where the key was (-1: absent) */
     char memo_key[PYDICT_MAX_KEY + 1];

@@ -44,9 +44,12 @@ void threadnames_init(struct threadnames *tn, const struct pyruntime *rt)
     tn->rt = rt;
     tn->enabled = offsets_fit_objects(&rt->off);
     pydict_init(&tn->dict, rt->pid, &rt->off, rt->type_dict, rt->type_str, rt->type_long);
-    tn->v = xcalloc(THREADNAMES_MAX, sizeof(*tn->v));
-    tn->next = xcalloc(THREADNAMES_MAX, sizeof(*tn->next));
-    tn->items = xcalloc(THREADNAMES_MAX, sizeof(*tn->items));
+    /* Grown with the threads the registry holds, up to THREADNAMES_MAX: a followed child
+     * with two threads costs a few KB. */
+    tn->cap = 16;
+    tn->v = xcalloc(tn->cap, sizeof(*tn->v));
+    tn->next = xcalloc(tn->cap, sizeof(*tn->next));
+    tn->items = xcalloc(tn->cap, sizeof(*tn->items));
     hmap_init(&tn->index);
     hmap_init(&tn->covered);
     hmap_init(&tn->seen);
@@ -129,6 +132,31 @@ static int registry(struct threadnames *tn, struct tn_chain *c, uint64_t now_ns,
     return 0;
 }
 
+/* Room for `n` names in both lists and `n` items. */
+static void reserve(struct threadnames *tn, size_t n)
+{
+    if (n <= tn->cap)
+        return;
+    size_t cap = tn->cap;
+    while (cap < n)
+        cap *= 2;
+    tn->v = xrealloc(tn->v, cap * sizeof(*tn->v));
+    tn->next = xrealloc(tn->next, cap * sizeof(*tn->next));
+    tn->items = xrealloc(tn->items, cap * sizeof(*tn->items));
+    tn->cap = cap;
+}
+
+/* The items of the _active dict at `active`, the array grown as it needs. */
+static int active_items(struct threadnames *tn, uint64_t active, size_t *n)
+{
+    int rc = pydict_items(&tn->dict, active, tn->items, tn->cap, n);
+    while (rc == ERR_TOO_LARGE && tn->cap < THREADNAMES_MAX) {
+        reserve(tn, tn->cap * 4 < THREADNAMES_MAX ? tn->cap * 4 : THREADNAMES_MAX);
+        rc = pydict_items(&tn->dict, active, tn->items, tn->cap, n);
+    }
+    return rc;
+}
+
 /* --- Reading names ------------------------------------------------------------------------ */
 
 /* Reads the name of the Thread at `thread` into `out`. */
@@ -178,6 +206,7 @@ static void add_item(struct threadnames *tn, uint64_t interp, const struct pydic
 /* Copies the last read's names of `interp` into the next list (its registry failed). */
 static void keep_old(struct threadnames *tn, uint64_t interp)
 {
+    reserve(tn, tn->nnext + tn->n); /* before: it may move tn->v */
     for (size_t i = 0; i < tn->n && tn->nnext < THREADNAMES_MAX; i++)
         if (tn->v[i].interp == interp)
             tn->next[tn->nnext++] = tn->v[i];
@@ -190,7 +219,7 @@ static void read_interp(struct threadnames *tn, uint64_t interp, bool full, uint
     size_t nitems = 0;
     int rc = c ? registry(tn, c, now_ns, &active) : ERR_TOO_LARGE;
     if (!rc)
-        rc = pydict_items(&tn->dict, active, tn->items, THREADNAMES_MAX, &nitems);
+        rc = active_items(tn, active, &nitems);
     if (rc == ERR_NOT_FOUND) {
         tn->absent = true; /* no threading module (yet), or no _active: no names */
         return;
@@ -200,6 +229,7 @@ static void read_interp(struct threadnames *tn, uint64_t interp, bool full, uint
         keep_old(tn, interp);
         return;
     }
+    reserve(tn, tn->nnext + nitems); /* before add_item keeps pointers into tn->v */
     for (size_t i = 0; i < nitems && tn->nnext < THREADNAMES_MAX; i++)
         add_item(tn, interp, &tn->items[i], full);
 }

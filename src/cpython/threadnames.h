@@ -41,6 +41,7 @@ struct threadnames {
     struct pydict dict;
     struct tname *v, *next; /* names of the last read; the next read fills `next` */
     size_t n, nnext;
+    size_t cap;          /* of v, next and items */
     struct hmap index;   /* hash(interp, ident) -> index into v + 1 */
     struct hmap covered; /* hash(tstate, id, pthread id) of the threads the last read saw */
     struct hmap seen;    /* scratch: pthread ids of a round, to find shared ones */

@@ -202,6 +202,39 @@ static int test_no_threading_module(void)
     return 0;
 }
 
+/* More Threads than the lists start with: they grow, every name is found. */
+static int test_many_threads(void)
+{
+    enum { MANY = 70 };
+    static struct image im;
+    build(&im, 13, true);
+    static struct ent e[MANY];
+    static struct pythread th[MANY];
+    static char names[MANY][24];
+    for (int i = 0; i < MANY; i++) {
+        uint8_t *slot;
+        snprintf(names[i], sizeof(names[i]), "worker-%d", i);
+        uint64_t ident = 0x7f1000000000ULL + 0x10000ULL * (uint64_t)i;
+        e[i] = (struct ent){ident, mk_int(ident, addr(type_long)), mk_thread(names[i], &slot)};
+        th[i] = (struct pythread){.tstate = 0x100000 + 0x1000 * (uint64_t)i,
+                                  .ts_id = (uint64_t)i + 1,
+                                  .interp = addr(im.interp),
+                                  .pthread_id = ident};
+    }
+    /* 70 entries need a table of 128 slots */
+    put64(im.active, O->dict_keys, mk_keys(7, 0, e, MANY));
+    struct threadnames tn;
+    threadnames_init(&tn, &im.rt);
+    CHECK(threadnames_update(&tn, th, MANY, 1000 * MS), "read");
+    for (int i = 0; i < MANY; i++) {
+        const char *n = threadnames_get(&tn, &th[i]);
+        CHECK(n && strcmp(n, names[i]) == 0, "thread %d: %s", i, n ? n : "-");
+    }
+    CHECK(tn.cap >= MANY && tn.n == MANY, "grown to %zu for %zu", tn.cap, tn.n);
+    threadnames_fini(&tn);
+    return 0;
+}
+
 static int test_disabled_when_offsets_do_not_fit(void)
 {
     static struct image im;
@@ -222,6 +255,7 @@ int main(void)
 {
     RUN(test_names_every_layout);
     RUN(test_no_threading_module);
+    RUN(test_many_threads);
     RUN(test_disabled_when_offsets_do_not_fit);
     return TEST_SUMMARY("threadnames");
 }
