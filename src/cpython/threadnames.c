@@ -92,6 +92,21 @@ static struct tn_chain *chain_of(struct threadnames *tn, uint64_t interp)
     return c;
 }
 
+/* Forgets the registries of interpreters no thread of the round belongs to (ended
+ * subinterpreters: their slots go to new ones, and a reused address starts afresh). */
+static void forget_chains(struct threadnames *tn, const uint64_t *interps, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < tn->nchain; i++) {
+        bool live = false;
+        for (size_t k = 0; k < n && !live; k++)
+            live = tn->chain[i].interp == interps[k];
+        if (live)
+            tn->chain[kept++] = tn->chain[i];
+    }
+    tn->nchain = kept;
+}
+
 /* `threading`'s _active through the module at `module`: its type, its md_dict, the key. */
 static int active_of(struct threadnames *tn, uint64_t module, uint64_t *active)
 {
@@ -247,8 +262,9 @@ static void publish(struct threadnames *tn)
         hmap_put(&tn->index, key_of(tn->v[i].interp, tn->v[i].ident), i + 1);
 }
 
-/* The threads of the round that this read covers: those whose pthread id is theirs alone (a
- * new thread state holds its creator's id until the thread runs: CPYTHON.md section 2). */
+/* The threads of the round that this read covers: those whose pthread id is theirs alone in
+ * their interpreter (a new thread state holds its creator's id until the thread runs:
+ * CPYTHON.md section 2; one thread has a state in each interpreter it entered). */
 static void cover(struct threadnames *tn, const struct pythread *th, size_t n)
 {
     hmap_clear(&tn->seen);
@@ -256,11 +272,12 @@ static void cover(struct threadnames *tn, const struct pythread *th, size_t n)
     for (size_t i = 0; i < n; i++) {
         bool fresh;
         if (th[i].pthread_id)
-            (*hmap_slot(&tn->seen, th[i].pthread_id, 0, &fresh))++;
+            (*hmap_slot(&tn->seen, key_of(th[i].interp, th[i].pthread_id), 0, &fresh))++;
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t count = 0;
-        if (th[i].pthread_id && hmap_get(&tn->seen, th[i].pthread_id, &count) && count == 1)
+        if (th[i].pthread_id &&
+            hmap_get(&tn->seen, key_of(th[i].interp, th[i].pthread_id), &count) && count == 1)
             hmap_put(&tn->covered, cover_key(&th[i]), 1);
     }
 }
@@ -280,11 +297,12 @@ static void refresh(struct threadnames *tn, const struct pythread *th, size_t n,
         bool seen = false;
         for (size_t k = 0; k < ndone && !seen; k++)
             seen = done[k] == th[i].interp;
-        if (seen)
-            continue;
-        done[ndone++] = th[i].interp;
-        read_interp(tn, th[i].interp, full, now_ns);
+        if (!seen)
+            done[ndone++] = th[i].interp;
     }
+    forget_chains(tn, done, ndone);
+    for (size_t k = 0; k < ndone; k++)
+        read_interp(tn, done[k], full, now_ns);
     publish(tn);
     cover(tn, th, n);
     /* A program that has not imported threading yet (a launched one, starting) is read again

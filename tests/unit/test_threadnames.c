@@ -202,6 +202,40 @@ static int test_no_threading_module(void)
     return 0;
 }
 
+/* One OS thread with a state in two interpreters: each registry names it. */
+static int test_two_interpreters(void)
+{
+    static struct image im;
+    build(&im, 12, true);
+    uint8_t *slot;
+    struct ent e[] = {
+        {im.ident[0], mk_int(im.ident[0], addr(type_long)), mk_thread("sub-main", &slot)}};
+    uint64_t active = mk_dict(mk_keys(3, 0, e, 1), 0, 1);
+    struct ent md[] = {{1, mk_str("_active"), active}};
+    uint8_t *module = alloc((size_t)O->mod_dict + 8);
+    put64(module, O->ob_type, addr(type_module));
+    put64(module, O->mod_dict, mk_dict(mk_keys(3, 1, md, 1), 0, 1));
+    struct ent mods[] = {{1, mk_str("threading"), addr(module)}};
+    uint8_t *interp2 = alloc((size_t)O->is_modules + 8);
+    put64(interp2, O->is_modules, mk_dict(mk_keys(3, 1, mods, 1), 0, 1));
+    struct pythread th[3];
+    threads_of(&im, th, 2);
+    th[2] = th[0];
+    th[2].tstate = 0x7000;
+    th[2].interp = addr(interp2);
+    struct threadnames tn;
+    threadnames_init(&tn, &im.rt);
+    CHECK(threadnames_update(&tn, th, 3, 1000 * MS), "read");
+    const char *a = threadnames_get(&tn, &th[0]), *b = threadnames_get(&tn, &th[2]);
+    CHECK(a && strcmp(a, "MainThread") == 0, "main interpreter: %s", a ? a : "-");
+    CHECK(b && strcmp(b, "sub-main") == 0, "subinterpreter: %s", b ? b : "-");
+    CHECK(tn.nchain == 2, "two registries");
+    /* The subinterpreter ends: its registry is forgotten at the next read. */
+    CHECK(threadnames_update(&tn, th, 2, 2100 * MS) && tn.nchain == 1, "forgotten");
+    threadnames_fini(&tn);
+    return 0;
+}
+
 /* More Threads than the lists start with: they grow, every name is found. */
 static int test_many_threads(void)
 {
@@ -256,6 +290,7 @@ int main(void)
     RUN(test_names_every_layout);
     RUN(test_no_threading_module);
     RUN(test_many_threads);
+    RUN(test_two_interpreters);
     RUN(test_disabled_when_offsets_do_not_fit);
     return TEST_SUMMARY("threadnames");
 }
