@@ -68,6 +68,7 @@ def expressions(minor):
     head = "tstate_head" if minor <= 10 else "threads.head"
     e["is_tstate_head"] = f"offsetof({ist}, {head})"
     e["is_gil_ptr"] = None if old_gil else f"offsetof({ist}, ceval.gil)"
+    e["is_modules"] = f"offsetof({ist}, {'modules' if minor <= 11 else 'imports.modules'})"
 
     e["gil_size"] = f"sizeof({gil})"
     e["gil_locked"] = f"offsetof({gil}, locked)"
@@ -136,6 +137,32 @@ def expressions(minor):
     e["str_ascii_size"] = "sizeof(PyASCIIObject)"
     e["str_compact_size"] = "sizeof(PyCompactUnicodeObject)"
     e["str_data"] = "offsetof(PyUnicodeObject, data)"
+
+    # Dicts. 3.8-3.10 keep PyDictKeysObject in Objects/dict-common.h, which is not installed:
+    # the probe declares a copy (KEYS_38 below); 3.11+ take it from pycore_dict.h.
+    d, dk = "PyDictObject", "struct crux_dictkeys" if minor <= 10 else "PyDictKeysObject"
+    e["dict_size"] = f"sizeof({d})"
+    e["dict_used"] = f"offsetof({d}, ma_used)"
+    e["dict_keys"] = f"offsetof({d}, ma_keys)"
+    e["dict_values"] = f"offsetof({d}, ma_values)"
+    e["dk_indices"] = f"offsetof({dk}, dk_indices)"
+    e["dk_size"] = f"offsetof({dk}, dk_size)" if minor <= 10 else None
+    for f in ("log2_size", "log2_index_bytes", "kind"):
+        e["dk_" + f] = f"offsetof({dk}, dk_{f})" if minor >= 11 else None
+    e["dk_nentries"] = f"offsetof({dk}, dk_nentries)"
+    e["dv_values"] = "offsetof(PyDictValues, values)" if minor >= 11 else "0"
+    e["dv_valid"] = "offsetof(PyDictValues, valid)" if minor >= 13 else None
+    e["tp_basicsize"] = "offsetof(PyTypeObject, tp_basicsize)"
+    e["tp_flags"] = "offsetof(PyTypeObject, tp_flags)"
+    e["tp_dictoffset"] = "offsetof(PyTypeObject, tp_dictoffset)"
+    e["ht_cached_keys"] = "offsetof(PyHeapTypeObject, ht_cached_keys)" if new_frames else None
+    # PyModuleObject is private to Objects/moduleobject.c before 3.10: PyObject_HEAD, md_dict.
+    e["mod_dict"] = "offsetof(PyModuleObject, md_dict)" if minor >= 10 else "sizeof(PyObject)"
+    e["long_tag"] = "offsetof(PyLongObject, long_value.lv_tag)" if minor >= 12 else \
+        "offsetof(PyVarObject, ob_size)"
+    digits = "long_value.ob_digit" if minor >= 12 else "ob_digit"
+    e["long_digits"] = f"offsetof(PyLongObject, {digits})"
+    e["long_shift"] = "PyLong_SHIFT"
     return e
 
 
@@ -162,6 +189,32 @@ PROLOGUE = r"""
 #endif
 #if PY_MINOR_VERSION <= 10
 #include "frameobject.h"
+#include "longintrepr.h"
+#endif
+#if PY_MINOR_VERSION >= 10
+#include "internal/pycore_moduleobject.h"
+#endif
+#if PY_MINOR_VERSION >= 11
+#include "internal/pycore_dict.h"
+#endif
+
+#if PY_MINOR_VERSION <= 10
+/* PyDictKeysObject and its entry, 3.8-3.10 (Objects/dict-common.h of those branches, which
+ * is not installed; 3.10's dk_size is still a Py_ssize_t). Checked on live 3.8.18, 3.9.18
+ * and 3.10.13 dicts: dk_size, dk_usable and dk_nentries at 8, 24 and 32. */
+struct crux_dictkeys {
+    Py_ssize_t dk_refcnt;
+    Py_ssize_t dk_size;
+    void *dk_lookup;
+    Py_ssize_t dk_usable;
+    Py_ssize_t dk_nentries;
+    char dk_indices[];
+};
+typedef struct {
+    Py_hash_t me_hash;
+    PyObject *me_key;
+    PyObject *me_value;
+} PyDictKeyEntry;
 #endif
 
 static void put(const char *name, size_t v) { printf("%s %zu\n", name, v); }
@@ -198,6 +251,17 @@ int main(void)
 {
     put("minor", PY_MINOR_VERSION);
     printf("version %s\n", PY_VERSION);
+    /* The entry layouts src/cpython/pydict.c assumes: {hash, key, value}, 3.11+ {key, value}
+     * for str-only keys; 30-bit digits of uint32_t. */
+    if (sizeof(PyDictKeyEntry) != 24 || offsetof(PyDictKeyEntry, me_key) != 8 ||
+        offsetof(PyDictKeyEntry, me_value) != 16)
+        printf("error PyDictKeyEntry is not {hash, key, value}\n");
+#if PY_MINOR_VERSION >= 11
+    if (sizeof(PyDictUnicodeEntry) != 16 || offsetof(PyDictUnicodeEntry, me_value) != 8)
+        printf("error PyDictUnicodeEntry is not {key, value}\n");
+#endif
+    if (sizeof(digit) != 4 || PyLong_SHIFT != 30)
+        printf("error digits are not 30 bits in uint32_t\n");
 """
 
 EPILOGUE_STATUS = r"""

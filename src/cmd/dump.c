@@ -10,6 +10,7 @@
 #include "cmd/cmd.h"
 #include "cmd/session.h"
 #include "cpython/pyreader.h"
+#include "cpython/threadnames.h"
 #include "native/native.h"
 #include "sampler/sampler.h"
 #include "target/pause.h"
@@ -229,7 +230,7 @@ static const struct native_stack *merged(const struct dump_native *d, size_t t)
     return d && d->st && d->open ? &d->st[t] : NULL;
 }
 
-/* Reads the thread's name into `name` (left as is when unknown) and returns its state. */
+/* Reads the thread's OS name into `name` (left as is when unknown) and returns its state. */
 static char thread_state(pid_t pid, pid_t tid, char *name, size_t n)
 {
     char st = '?';
@@ -263,7 +264,7 @@ static void print_merged_text(const struct pyreader *r, const struct native_stac
 }
 
 static void print_text(const struct dump_args *a, const struct session *s, struct pyreader *r,
-                       const struct dump_native *d)
+                       const struct dump_native *d, const struct threadnames *tn)
 {
     char cmd[512] = "";
     if (proc_cmdline(a->pid, cmd, sizeof(cmd)))
@@ -273,7 +274,8 @@ static void print_text(const struct dump_args *a, const struct session *s, struc
         const struct pythread *th = &r->threads[t];
         char name[64] = "?";
         char st = thread_state(a->pid, th->tid, name, sizeof(name));
-        printf("\nThread %d (%s): %s%s\n", (int)th->tid, name, state_name(st),
+        const char *py = threadnames_get(tn, th);
+        printf("\nThread %d (%s): %s%s\n", (int)th->tid, py ? py : name, state_name(st),
                th->gil ? ", holds the GIL" : "");
         if (th->err)
             printf("    [unreadable: %s]\n", err_str(th->err));
@@ -343,7 +345,7 @@ static void json_merged(struct jsonw *w, const struct pyreader *r, const struct 
 }
 
 static int print_json(const struct dump_args *a, const struct session *s, struct pyreader *r,
-                      const struct dump_native *d)
+                      const struct dump_native *d, const struct threadnames *tn)
 {
     struct buf out;
     buf_init(&out, 0);
@@ -360,10 +362,18 @@ static int print_json(const struct dump_args *a, const struct session *s, struct
         const struct pythread *th = &r->threads[t];
         char name[64] = "";
         char st = thread_state(a->pid, th->tid, name, sizeof(name));
+        const char *py = threadnames_get(tn, th);
         jsonw_obj_begin(&w);
         jsonw_key(&w, "tid");
         jsonw_i64(&w, th->tid);
         jsonw_key(&w, "name");
+        jsonw_str(&w, py ? py : name);
+        jsonw_key(&w, "python_name");
+        if (py)
+            jsonw_str(&w, py);
+        else
+            jsonw_null(&w);
+        jsonw_key(&w, "os_name");
         jsonw_str(&w, name);
         jsonw_key(&w, "gil");
         jsonw_bool(&w, th->gil);
@@ -423,10 +433,15 @@ int cmd_dump(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     if (a.native)
         native_phase(&a, &r, &d);
+    /* After the stacks: the names are read once, for the threads of the last snapshot. */
+    struct threadnames tn;
+    threadnames_init(&tn, &s.rt);
+    (void)threadnames_update(&tn, r.threads, r.nthreads, sampler_now_ns());
     if (a.json)
-        rc = print_json(&a, &s, &r, a.native ? &d : NULL);
+        rc = print_json(&a, &s, &r, a.native ? &d : NULL, &tn);
     else
-        print_text(&a, &s, &r, a.native ? &d : NULL);
+        print_text(&a, &s, &r, a.native ? &d : NULL, &tn);
+    threadnames_fini(&tn);
     native_fini(&d);
     pyreader_fini(&r);
     return rc ? EXIT_FAIL : 0;

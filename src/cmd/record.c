@@ -322,7 +322,8 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 "us_per_thread_sample=%.3f cpu_us_per_thread_sample=%.3f "
                 "read_us_per_thread_sample=%.3f processes=%llu perf_samples=%llu "
                 "perf_lost=%llu native_samples=%llu native_failed=%llu native_mismatch=%llu "
-                "native_stop_median_us=%.1f native_stop_p99_us=%.1f staged=%llu\n",
+                "native_stop_median_us=%.1f native_stop_p99_us=%.1f staged=%llu "
+                "names_refreshes=%llu names_syscalls=%llu names_us=%.1f\n",
                 (unsigned long long)st->ticks, (unsigned long long)st->late_ticks,
                 (unsigned long long)st->thread_samples, (unsigned long long)st->errors,
                 (unsigned long long)st->kept, (unsigned long long)st->busy_ns,
@@ -335,7 +336,8 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 (unsigned long long)st->perf_lost, (unsigned long long)st->native_samples,
                 (unsigned long long)st->native_failed, (unsigned long long)st->native_mismatch,
                 (double)st->native_stop_median_ns / 1e3, (double)st->native_stop_p99_ns / 1e3,
-                (unsigned long long)st->staged);
+                (unsigned long long)st->staged, (unsigned long long)st->names_refreshes,
+                (unsigned long long)st->names_syscalls, (double)st->names_ns / 1e3);
     }
     if (st->late_ticks)
         fprintf(stderr,

@@ -30,6 +30,7 @@ enum {
     W_IS_ID = W_IS + 1,
     W_IS_NEXT = W_IS + 2,
     W_IS_THREADS_HEAD = W_IS + 3,
+    W_IS_MODULES = W_IS + 5, /* imports_modules */
     W_IS_CEVAL_GIL = W_IS + 8,
     W_IS_GIL = W_IS + 9,
     W_IS_GIL_LOCKED = W_IS + 11,
@@ -57,6 +58,14 @@ enum {
     W_CO_CODE_ADAPTIVE = W_CO + 9,
     W_OB = 44, /* pyobject */
     W_OB_TYPE = W_OB + 1,
+    W_TYPE = 46, /* type_object */
+    W_TYPE_FLAGS = W_TYPE + 3,
+    W_DICT = 56, /* dict_object */
+    W_DICT_KEYS = W_DICT + 1,
+    W_DICT_VALUES = W_DICT + 2,
+    W_LONG = 61, /* long_object */
+    W_LONG_TAG = W_LONG + 1,
+    W_LONG_DIGITS = W_LONG + 2,
     W_BYTES = 64, /* bytes_object */
     W_BYTES_SIZE = W_BYTES + 1,
     W_BYTES_SVAL = W_BYTES + 2,
@@ -81,12 +90,12 @@ static const struct section sections_313[] = {
     {"interpreter_frame", W_IF, 6, 0},
     {"code_object", W_CO, 10, 0},
     {"pyobject", W_OB, 2, 0},
-    {"type_object", 46, 4, 0},
+    {"type_object", W_TYPE, 4, 0},
     {"tuple_object", 50, 3, 0},
     {"list_object", 53, 3, 0},
-    {"dict_object", 56, 3, 0},
+    {"dict_object", W_DICT, 3, 0},
     {"float_object", 59, 2, 0},
-    {"long_object", 61, 3, 0},
+    {"long_object", W_LONG, 3, 0},
     {"bytes_object", W_BYTES, 3, 0},
     {"unicode_object", W_STR, 4, W_STR_ASCII_SIZE},
     {"gc", 71, 2, 0},
@@ -184,6 +193,7 @@ static void fill(const uint8_t *raw, const struct py_offsets *t, struct py_offse
     o->is_id = off(raw, W_IS_ID);
     o->is_tstate_head = off(raw, W_IS_THREADS_HEAD);
     o->is_gil_ptr = off(raw, W_IS_CEVAL_GIL);
+    o->is_modules = off(raw, W_IS_MODULES);
     /* The block gives the lock fields of the interpreter's own _gil; the reader follows the
      * ceval.gil pointer instead, so it needs them relative to the GIL struct. */
     o->gil_locked = off(raw, W_IS_GIL_LOCKED) - off(raw, W_IS_GIL);
@@ -233,6 +243,14 @@ static void fill(const uint8_t *raw, const struct py_offsets *t, struct py_offse
     o->str_ascii_size = off(raw, W_STR_ASCII_SIZE);
     o->str_compact_size = beside(o->str_ascii_size, t->str_compact_size, t->str_ascii_size);
     o->str_data = beside(o->str_ascii_size, t->str_data, t->str_ascii_size);
+
+    /* Dicts, types and ints: what the block has; the keys object, the values and the other
+     * type fields are not in it (CPYTHON.md section 9) and come from the table. */
+    o->dict_keys = off(raw, W_DICT_KEYS);
+    o->dict_values = off(raw, W_DICT_VALUES);
+    o->tp_flags = off(raw, W_TYPE_FLAGS);
+    o->long_tag = off(raw, W_LONG_TAG);
+    o->long_digits = off(raw, W_LONG_DIGITS);
 }
 
 /* A field of `width` bytes at `off` (-1: absent) inside the first `end` bytes. */
@@ -286,6 +304,26 @@ bool offsets_fit_reader(const struct py_offsets *o)
     return tstate && frame && code && bytes && str;
 }
 
+bool offsets_fit_objects(const struct py_offsets *o)
+{
+    int32_t d = o->dict_size, k = o->dk_indices;
+    bool dict = d > 0 && d <= PY_DICT_HEAD_MAX && within(o->ob_type, 8, d) &&
+                within(o->dict_used, 8, d) && within(o->dict_keys, 8, d) &&
+                within(o->dict_values, 8, d);
+    bool keys = k > 0 && k <= PY_KEYS_HEAD_MAX && within(o->dk_size, 8, k) &&
+                within(o->dk_log2_size, 1, k) && within(o->dk_log2_index_bytes, 1, k) &&
+                within(o->dk_kind, 1, k) && o->dk_nentries >= 0 && within(o->dk_nentries, 8, k) &&
+                (o->dk_size >= 0 || o->dk_log2_size >= 0);
+    bool values = o->dv_values >= 0 && o->dv_values <= 64 && within(o->dv_valid, 1, o->dv_values);
+    bool type = within(o->tp_basicsize, 8, PY_TYPE_HEAD_MAX) && o->tp_basicsize >= 0 &&
+                within(o->tp_flags, 8, PY_TYPE_HEAD_MAX) && o->tp_flags >= 0 &&
+                within(o->tp_dictoffset, 8, PY_TYPE_HEAD_MAX) && o->tp_dictoffset >= 0;
+    bool lng = within(o->long_tag, 8, PY_LONG_HEAD_MAX) && o->long_tag >= 0 && o->long_digits > 0 &&
+               o->long_digits + 12 <= PY_LONG_HEAD_MAX && o->long_shift == 30;
+    return dict && keys && values && type && lng && o->mod_dict > 0 && o->mod_dict < 64 &&
+           o->is_modules >= 0;
+}
+
 /* Fields placed beside an anchor must still fall inside their struct, and every field the
  * readers take must lie inside the header they copy. */
 static int check_derived(const struct py_offsets *o, struct errbuf *eb)
@@ -294,7 +332,7 @@ static int check_derived(const struct py_offsets *o, struct errbuf *eb)
               o->ts_datastack_limit < o->ts_size && o->gil_locked >= 0 &&
               o->gil_locked < o->gil_size && o->gil_last_holder >= 0 &&
               o->gil_last_holder < o->gil_size && o->co_firsttraceable < o->co_size &&
-              offsets_fit_reader(o);
+              o->is_modules >= 0 && o->is_modules < o->is_size && offsets_fit_reader(o);
     if (!ok)
         return errbuf_set(eb, ERR_CORRUPT, "_Py_DebugOffsets disagree with the 3.13 layout");
     return 0;

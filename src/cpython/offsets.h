@@ -19,6 +19,10 @@
 #define PY_BYTES_HEAD_MAX 64 /* PyBytesObject up to ob_sval */
 #define PY_STR_HEAD_MAX 256  /* PyUnicodeObject header and the start of the data */
 #define PY_TSTATE_MAX 4096   /* PyThreadState up to the fields read, per thread and round */
+#define PY_DICT_HEAD_MAX 64  /* PyDictObject up to ma_values */
+#define PY_KEYS_HEAD_MAX 64  /* PyDictKeysObject up to dk_indices */
+#define PY_TYPE_HEAD_MAX 512 /* PyTypeObject up to tp_dictoffset and tp_flags */
+#define PY_LONG_HEAD_MAX 64  /* PyLongObject up to three digits */
 
 /* -1 marks a field the version does not have. All offsets are in bytes. */
 struct py_offsets {
@@ -38,6 +42,7 @@ struct py_offsets {
     int32_t is_id;
     int32_t is_tstate_head; /* tstate_head (3.8-3.10) / threads.head (3.11+) */
     int32_t is_gil_ptr;     /* ceval.gil pointer, 3.12+; -1 before */
+    int32_t is_modules;     /* modules (3.8-3.11) / imports.modules (3.12+): sys.modules */
 
     /* struct _gil_runtime_state */
     int32_t gil_size;
@@ -107,6 +112,31 @@ struct py_offsets {
     int32_t str_ascii_size;   /* sizeof(PyASCIIObject) */
     int32_t str_compact_size; /* sizeof(PyCompactUnicodeObject) */
     int32_t str_data;         /* PyUnicodeObject.data (not compact) */
+
+    /* Dicts (cpython/pydict.c). PyDictObject: */
+    int32_t dict_size;   /* sizeof(PyDictObject) */
+    int32_t dict_used;   /* ma_used */
+    int32_t dict_keys;   /* ma_keys */
+    int32_t dict_values; /* ma_values: NULL unless split */
+    /* PyDictKeysObject (3.8-3.10: Objects/dict-common.h, not installed: see the generator) */
+    int32_t dk_indices;          /* the header's size: the hash indices start here */
+    int32_t dk_size;             /* Py_ssize_t dk_size, 3.8-3.10; -1 after */
+    int32_t dk_log2_size;        /* uint8_t, 3.11+ */
+    int32_t dk_log2_index_bytes; /* uint8_t, 3.11+ */
+    int32_t dk_kind;             /* uint8_t DictKeysKind, 3.11+ */
+    int32_t dk_nentries;         /* Py_ssize_t: entries used (live or deleted) */
+    int32_t dv_values; /* offsetof(PyDictValues, values): 8 on 3.13 (capacity, size, ...) */
+    int32_t dv_valid;  /* uint8_t PyDictValues.valid, 3.13; -1 otherwise */
+    /* Type objects */
+    int32_t tp_basicsize;   /* Py_ssize_t */
+    int32_t tp_flags;       /* unsigned long */
+    int32_t tp_dictoffset;  /* Py_ssize_t */
+    int32_t ht_cached_keys; /* PyHeapTypeObject.ht_cached_keys: the shared keys, 3.11+ */
+    int32_t mod_dict;       /* PyModuleObject.md_dict */
+    /* Ints */
+    int32_t long_tag;    /* ob_size (3.8-3.11) / long_value.lv_tag (3.12+) */
+    int32_t long_digits; /* ob_digit */
+    int32_t long_shift;  /* PyLong_SHIFT: bits per digit (a value, not an offset) */
 };
 
 /* Returns the built-in table for 3.`minor`, or NULL when there is none. */
@@ -136,6 +166,10 @@ const struct py_opcodes *offsets_opcodes(uint32_t minor);
 /* Whether every field the readers take from a thread state, frame, code, bytes or str header
  * lies inside the header as copied (see PY_*_MAX). */
 bool offsets_fit_reader(const struct py_offsets *o);
+/* Whether the dict, keys, type, module and int fields lie inside the PY_*_HEAD_MAX copies
+ * the object readers (pydict.c) make. Apart from offsets_fit_reader: a build where they do
+ * not is still sampled, without Python thread names. */
+bool offsets_fit_objects(const struct py_offsets *o);
 
 #define PY_TSTATE_FIELDS 9
 /* The offsets of the thread-state fields the reader copies every round (-1: absent). */

@@ -22,6 +22,9 @@ struct pyruntime {
     uint64_t type_str;                 /* &PyUnicode_Type */
     uint64_t type_bytes;               /* &PyBytes_Type */
     uint64_t type_none;                /* &_Py_NoneStruct (an object, not a type) */
+    uint64_t type_dict;                /* &PyDict_Type */
+    uint64_t type_long;                /* &PyLong_Type */
+    uint64_t type_module;              /* &PyModule_Type */
     char elf_path[PYRUNTIME_PATH_MAX]; /* the file holding the runtime, as mapped */
     uint64_t elf_start, elf_end;       /* the span of its mappings */
 };

@@ -251,15 +251,18 @@ static void write_threads(struct out *o, const struct profile *p, const struct a
                "thread frames (record with --threads).</p>\n");
     } else {
         put(o, "<table class=\"t\"><thead><tr><th class=\"r\">pid</th><th class=\"r\">tid</th>"
-               "<th class=\"r\">samples</th><th class=\"r\">on CPU</th><th class=\"r\">waiting"
+               "<th>thread</th><th class=\"r\">samples</th><th class=\"r\">on CPU</th><th "
+               "class=\"r\">waiting"
                "</th><th>by category</th><th>top stage</th></tr></thead><tbody>\n");
         for (uint32_t i = 0; i < a->nthreads && i < 200; i++) {
             const struct thread_stat *t = &a->threads[i];
+            const char *name = profile_thread_name_of(p, t->pid, t->tid);
+            putf(o, "<tr><td class=\"r\">%u</td><td class=\"r\">%u</td><td>", t->pid, t->tid);
+            esc(o, name ? name : "");
             putf(o,
-                 "<tr><td class=\"r\">%u</td><td class=\"r\">%u</td><td class=\"r\">%llu</td>"
-                 "<td class=\"r\">%.1f%%</td><td class=\"r\">%.1f%%</td><td>",
-                 t->pid, t->tid, (unsigned long long)t->samples,
-                 pct((double)t->running, (double)t->samples),
+                 "</td><td class=\"r\">%llu</td><td class=\"r\">%.1f%%</td><td class=\"r\">"
+                 "%.1f%%</td><td>",
+                 (unsigned long long)t->samples, pct((double)t->running, (double)t->samples),
                  pct((double)t->idle, (double)t->samples));
             split_bar(o, t->cat, t->samples);
             put(o, "</td><td>");
@@ -605,6 +608,9 @@ static void timeline_json(struct jsonw *w, const struct profile *p, const struct
         jsonw_u64(w, t->pid);
         jsonw_key(w, "tid");
         jsonw_u64(w, t->tid);
+        const char *name = profile_thread_name_of(p, t->pid, t->tid);
+        jsonw_key(w, "name");
+        jsonw_str(w, name ? name : "");
         jsonw_key(w, "stage");
         jsonw_arr_begin(w);
         for (size_t b = 0; b < TIMELINE_BINS; b++) {

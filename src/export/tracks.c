@@ -189,6 +189,13 @@ void tracks_build(const struct profile *p, struct tracks *t)
         }
     }
     add_span_tracks(p, t);
+    /* The recording's thread names (Python's, else the OS's) where it kept them: every track,
+     * also without --threads and for threads only spans name. */
+    for (size_t i = 0; i < t->n; i++) {
+        uint32_t id = profile_thread_name_id(p, t->v[i].pid, t->v[i].tid);
+        if (id)
+            t->v[i].name = id;
+    }
 }
 
 size_t tracks_of_span(const struct tracks *t, const struct profile *p, const struct pspan *s)

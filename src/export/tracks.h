@@ -16,8 +16,9 @@
 struct track {
     uint32_t pid, tid;
     /* strtab id of the thread's name, 0 when the recording does not know it. This is the one
-     * place the formats take a thread's name from: today the name of the thread frame its
-     * stacks start with (record --threads); a thread-name table would be read here. */
+     * place the formats take a thread's name from: the recording's thread names (profile
+     * thread table: the Python name, else the OS name), else the name of the thread frame its
+     * stacks start with (record --threads). */
     uint32_t name;
     size_t first, n; /* its samples: tracks.order[first .. first + n), in time order; a
                       * thread seen only in spans has none */

@@ -20,6 +20,7 @@ void profile_init(struct profile *p)
     hmap_init(&p->frame_index);
     hmap_init(&p->node_index);
     hmap_init(&p->ev_index);
+    hmap_init(&p->tname_index);
     p->capnodes = 1024;
     p->nodes = xcalloc(p->capnodes, sizeof(*p->nodes));
     p->counts = xcalloc(p->capnodes, sizeof(*p->counts));
@@ -35,6 +36,8 @@ void profile_fini(struct profile *p)
     hmap_fini(&p->frame_index);
     hmap_fini(&p->node_index);
     hmap_fini(&p->ev_index);
+    hmap_fini(&p->tname_index);
+    free(p->tnames);
     free(p->evs);
     free(p->frames);
     free(p->nodes);
@@ -215,6 +218,37 @@ struct pproc *profile_proc(struct profile *p, uint32_t pid)
     pr->pid = pid;
     pr->exit_status = -1;
     return pr;
+}
+
+static uint64_t tname_key(uint32_t pid, uint32_t tid)
+{
+    return ((uint64_t)pid << 32 | tid) + 1; /* never 0: pid < 2^32 - 1 */
+}
+
+void profile_thread_name(struct profile *p, uint32_t pid, uint32_t tid, const char *name, size_t n)
+{
+    bool fresh;
+    uint64_t *slot = hmap_slot(&p->tname_index, tname_key(pid, tid), p->ntnames + 1, &fresh);
+    if (fresh) {
+        if (p->ntnames == p->captnames) {
+            p->captnames = p->captnames ? p->captnames * 2 : 16;
+            p->tnames = xrealloc(p->tnames, p->captnames * sizeof(*p->tnames));
+        }
+        p->tnames[p->ntnames++] = (struct pthreadname){pid, tid, 0};
+    }
+    p->tnames[*slot - 1].name = profile_str(p, name, n);
+}
+
+uint32_t profile_thread_name_id(const struct profile *p, uint32_t pid, uint32_t tid)
+{
+    uint64_t v;
+    return hmap_get(&p->tname_index, tname_key(pid, tid), &v) ? p->tnames[v - 1].name : 0;
+}
+
+const char *profile_thread_name_of(const struct profile *p, uint32_t pid, uint32_t tid)
+{
+    uint32_t id = profile_thread_name_id(p, pid, tid);
+    return id ? profile_string(p, id) : NULL;
 }
 
 size_t profile_stack_frames(const struct profile *p, uint32_t stack, uint32_t *out, size_t max)

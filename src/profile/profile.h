@@ -143,6 +143,13 @@ struct pproc {
     int exit_status; /* -1 unknown */
 };
 
+/* The name a sampled thread went by (the last one, when it changed during the recording): its
+ * Python name where the interpreter gave one, else its OS name. */
+struct pthreadname {
+    uint32_t pid, tid;
+    uint32_t name; /* strtab id */
+};
+
 /* Facts about the run, all owned by the profile (set with profile_set_meta). */
 struct pmeta {
     char *command;        /* launched command line or "--pid N" */
@@ -191,7 +198,10 @@ struct profile {
     size_t nprocs, capprocs;
     struct pspan *spans; /* the agent's spans, in the order added */
     size_t nspans, capspans;
-    uint64_t spans_dropped; /* spans past PROFILE_MAX_SPANS, not kept */
+    uint64_t spans_dropped;     /* spans past PROFILE_MAX_SPANS, not kept */
+    struct pthreadname *tnames; /* in order of first sight */
+    size_t ntnames, captnames;
+    struct hmap tname_index; /* pid << 32 | tid -> index + 1 */
     struct pmeta meta;
 };
 
@@ -237,6 +247,13 @@ void profile_add_span(struct profile *p, const struct pspan *s);
 
 /* The process record for `pid`, created (zeroed, exit_status -1) when new. */
 struct pproc *profile_proc(struct profile *p, uint32_t pid);
+
+/* Records that thread `tid` of `pid` goes by `name` (`n` bytes) from now on. */
+void profile_thread_name(struct profile *p, uint32_t pid, uint32_t tid, const char *name, size_t n);
+/* The name thread `tid` of `pid` last went by, or NULL when none was recorded. */
+const char *profile_thread_name_of(const struct profile *p, uint32_t pid, uint32_t tid);
+/* The same as a string id, 0 when none was recorded. */
+uint32_t profile_thread_name_id(const struct profile *p, uint32_t pid, uint32_t tid);
 
 /* Copies the frames of `stack` into `out`, root first; returns the depth (may exceed `max`,
  * in which case only the `max` frames nearest the root are written). */

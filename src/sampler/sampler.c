@@ -19,6 +19,7 @@
 #include "cpython/pyreader.h"
 #include "native/native.h"
 #include "sampler/categorize.h"
+#include "sampler/threadlabels.h"
 #include "stages/ring.h"
 #include "target/children.h"
 #include "target/pause.h"
@@ -52,6 +53,7 @@ struct sproc {
     uint64_t find_until_ns; /* not Python yet: look for a runtime again until then */
     struct pyruntime rt;
     struct pyreader r;
+    struct threadlabels tl; /* what each thread is called */
     struct proc_statcache sc;
     struct pauser pz;
     struct categorizer cat;
@@ -80,7 +82,7 @@ struct sampler {
     size_t nprocs, cap;
     struct childscan scan;
     uint64_t start, period, next_scan, next_prune;
-    uint32_t marker_truncated, str_thread;
+    uint32_t marker_truncated;
     bool no_request; /* this round: record --load had no request in flight */
     long page_size;
 };
@@ -118,7 +120,8 @@ static uint32_t stack_root(struct sampler *s, struct sproc *sp, const struct pyt
     if (s->o->subprocesses)
         st = profile_push(p, st, sp->proc_frame);
     if (s->o->threads)
-        st = profile_push(p, st, profile_frame(p, s->str_thread, 0, th->tid, FRAME_THREAD));
+        st = profile_push(
+            p, st, profile_frame(p, threadlabels_name(&sp->tl, p, th), 0, th->tid, FRAME_THREAD));
     if (truncated)
         st = profile_push(p, st, s->marker_truncated);
     return st;
@@ -281,6 +284,7 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
             return; /* not Python, or not yet: follow_children looks again for a while */
     }
     pyreader_init(&sp->r, &sp->rt, s->o->max_depth);
+    threadlabels_init(&sp->tl, &sp->rt, s->p);
     proc_statcache_init(&sp->sc, sp->pid);
     pause_init(&sp->pz, sp->pid, sp->root ? s->o->child : 0);
     hmap_init(&sp->frames);
@@ -316,6 +320,10 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
     sp->cat_on = false;
     hmap_fini(&sp->frames);
     proc_statcache_fini(&sp->sc);
+    s->st->names_refreshes += sp->tl.names.refreshes;
+    s->st->names_syscalls += sp->tl.names.dict.reads;
+    s->st->names_ns += sp->tl.names.busy_ns;
+    threadlabels_fini(&sp->tl);
     pyreader_fini(&sp->r);
     sp->python = false;
 }
@@ -472,6 +480,7 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         pause_resume_all(&sp->pz);
     if (rc)
         return rc;
+    threadlabels_round(&sp->tl, r, t0);
     if (sp->cat_on)
         cat_round(&sp->cat, t0);
     for (size_t t = 0; t < r->nthreads; t++) {
@@ -505,6 +514,8 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         if (!th->nframes)
             continue;
         st->thread_samples++;
+        if (th->tid)
+            (void)threadlabels_name(&sp->tl, s->p, th); /* the name the thread table shows */
         /* A tid read from the target is used for perf and ptrace only once /proc lists it
          * among the target's own threads ('?': not there): a stale thread state's tid may
          * have been reused by another process by now. */
@@ -648,7 +659,6 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
     memset(st, 0, sizeof(*st));
     struct sampler s = {.o = o, .p = p, .st = st};
     s.page_size = sysconf(_SC_PAGESIZE);
-    s.str_thread = profile_str(p, "thread", 6);
     s.marker_truncated = profile_frame(p, profile_str(p, "[truncated]", 11), 0, 0, FRAME_MARKER);
     /* The interval is 1% longer than the rate asks: ticks exactly on a round period stay in
      * lockstep with work that repeats at a multiple of it (timers, a fixed-rate load:

@@ -32,6 +32,8 @@ struct sampler_stats {
     uint64_t native_samples, native_failed, native_mismatch; /* --native */
     uint64_t native_stop_median_ns, native_stop_p99_ns;      /* one thread stopped */
     uint64_t staged;                                         /* samples tagged by stage */
+    /* Python thread names: registry reads, the target reads they made, time they took */
+    uint64_t names_refreshes, names_syscalls, names_ns;
 };
 
 typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);

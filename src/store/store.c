@@ -38,6 +38,8 @@ static const char schema[] =
     "CREATE TABLE spans(start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,\n"
     "  request INTEGER NOT NULL, name INTEGER NOT NULL, tid INTEGER NOT NULL,\n"
     "  pid INTEGER NOT NULL, kind INTEGER NOT NULL);\n"
+    "CREATE TABLE threads(pid INTEGER NOT NULL, tid INTEGER NOT NULL, name TEXT NOT NULL,\n"
+    "  PRIMARY KEY(pid, tid)) WITHOUT ROWID;\n"
     "CREATE VIEW frame_text AS SELECT f.id AS id, n.s AS name, p.s AS file, f.line AS line,\n"
     "  f.kind AS kind FROM frames f JOIN strings n ON n.id = f.name JOIN strings p ON p.id = "
     "f.file;\n"
@@ -279,6 +281,16 @@ static int save_samples(sqlite3 *db, const struct profile *p)
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
+    if (rc || prep(db, "INSERT INTO threads(pid, tid, name) VALUES(?,?,?)", &st))
+        return rc ? rc : ERR_IO;
+    for (size_t i = 0; i < p->ntnames && !rc; i++) {
+        const struct pthreadname *t = &p->tnames[i];
+        sqlite3_bind_int64(st, 1, t->pid);
+        sqlite3_bind_int64(st, 2, t->tid);
+        sqlite3_bind_text(st, 3, profile_string(p, t->name), -1, SQLITE_STATIC);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -422,6 +434,28 @@ static int corrupt(struct errbuf *eb, const char *path, const char *what)
 {
     return errbuf_set(eb, ERR_CORRUPT, "recording %s is damaged: %s: record it again with --save",
                       path, what);
+}
+
+/* Thread names: recordings made before crux kept them have no `threads` table. */
+static int load_thread_names(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
+{
+    sqlite3_stmt *st;
+    if (prep(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'threads'", &st))
+        return db_err(db, eb, "cannot read", path);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW || prep(db, "SELECT pid, tid, name FROM threads", &st))
+        return db_err(db, eb, "cannot read", path);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 2);
+        profile_thread_name(p, (uint32_t)sqlite3_column_int64(st, 0),
+                            (uint32_t)sqlite3_column_int64(st, 1), name ? name : "",
+                            (size_t)sqlite3_column_bytes(st, 2));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
 }
 
 static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
@@ -609,7 +643,9 @@ static int load_samples(sqlite3 *db, struct profile *p, struct errbuf *eb, const
         r->exit_status = (int)sqlite3_column_int64(st, 8);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
+    if (rc != SQLITE_DONE)
+        return db_err(db, eb, "cannot read", path);
+    return load_thread_names(db, p, eb, path);
 }
 
 static int load_spans(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)

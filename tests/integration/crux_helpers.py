@@ -15,7 +15,9 @@ TRUNCATED = "[truncated]"
 # `qualname (path:line)`: greedy name, so a name holding " (" still parses; paths
 # in these tests never hold " (".
 FRAME_RE = re.compile(r"^(?P<name>.*) \((?P<path>.*):(?P<line>\d+)\)$", re.S)
-THREAD_RE = re.compile(r"^thread \((?P<tid>\d+)\)$")
+# `NAME (TID)`: the thread's Python name, else its OS name, else `thread`. Greedy name: a
+# Python name may hold " (" itself ("Thread-1 (work)").
+THREAD_RE = re.compile(r"^(?P<name>.*) \((?P<tid>\d+)\)$", re.S)
 COLLAPSED_LINE_RE = re.compile(r"^(?P<stack>.+) (?P<count>\d+)$")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "AddressSanitizer:DEADLYSIGNAL", "UndefinedBehaviorSanitizer")
@@ -106,9 +108,15 @@ def shares(stacks, names):
 
 
 def thread_root(stack):
-    """The TID of a `thread (TID)` root frame, or None."""
+    """The TID of a `NAME (TID)` root frame, or None."""
     m = THREAD_RE.match(stack[0]) if stack else None
     return int(m.group("tid")) if m else None
+
+
+def thread_root_name(stack):
+    """The NAME of a `NAME (TID)` root frame, or None."""
+    m = THREAD_RE.match(stack[0]) if stack else None
+    return m.group("name") if m else None
 
 
 def parse_summary(stderr):

@@ -98,7 +98,8 @@ import sys
 # `name (path:line)`; py-spy writes `name (path)` for a frame without a line (3.13's
 # _Py_InitCleanup). Greedy name, so a name holding " (" still parses.
 FRAME_RE = re.compile(r"^(?P<name>.*) \((?P<path>.*?)(?::(?P<line>-?\d+))?\)$", re.S)
-MARKER_RE = re.compile(r"^(\[.*\]|thread \(\d+\)|process( .*)?|P\d+|T[\d:]+)$")
+# Markers, crux's `NAME (TID)` thread and process roots, py-spy's and Austin's P/T roots.
+MARKER_RE = re.compile(r"^(\[.*\]|.* \(\d+\)|process( .*)?|P\d+|T[\d:]+)$", re.S)
 COLLAPSED_LINE_RE = re.compile(r"^(?P<stack>.+) (?P<count>\d+)$")
 TRUNCATED = "[truncated]"
 # Frames with which a tool marks a sample it knows is bad (crux's [unreadable], Austin's

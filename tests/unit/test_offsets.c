@@ -186,7 +186,30 @@ static int test_tables_sane(void)
         CHECK(check_frames(t) == 0, "3.%u frames", minor);
         CHECK(check_code_objects(t) == 0, "3.%u code and objects", minor);
         CHECK(offsets_fit_reader(t), "3.%u fields inside the reader's header copies", minor);
+        CHECK(offsets_fit_objects(t), "3.%u dict, type and int fields inside their copies", minor);
     }
+    return 0;
+}
+
+/* The dict layouts pydict.c reads (CPYTHON.md "Python thread names" in docs/internals.md). */
+static int test_tables_dict_layouts(void)
+{
+    for (uint32_t minor = 8; minor <= 10; minor++) {
+        const struct py_offsets *t = offsets_for_minor(minor);
+        CHECK(t->dk_size == 8 && t->dk_nentries == 32 && t->dk_indices == 40 && t->dk_kind < 0,
+              "3.%u keys: dk_size, dk_nentries, dk_indices", minor);
+        CHECK(t->ht_cached_keys < 0 && t->dv_valid < 0, "3.%u no managed dicts", minor);
+    }
+    for (uint32_t minor = 11; minor <= 13; minor++) {
+        const struct py_offsets *t = offsets_for_minor(minor);
+        CHECK(t->dk_size < 0 && t->dk_log2_size == 8 && t->dk_log2_index_bytes == 9 &&
+                  t->dk_kind == 10 && t->dk_nentries == 24 && t->dk_indices == 32,
+              "3.%u keys header", minor);
+        CHECK(t->ht_cached_keys > t->tp_dictoffset, "3.%u ht_cached_keys", minor);
+        CHECK(t->dv_values == (minor >= 13 ? 8 : 0), "3.%u values start", minor);
+    }
+    CHECK(offsets_for_minor(12)->long_tag == 16 && offsets_for_minor(11)->long_tag == 16,
+          "ob_size / lv_tag follow the header");
     return 0;
 }
 
@@ -339,6 +362,7 @@ int main(void)
 {
     RUN(test_tables_exist);
     RUN(test_tables_sane);
+    RUN(test_tables_dict_layouts);
     RUN(test_tables_known_facts);
     RUN(test_debug_matches_table);
     RUN(test_debug_rejects);

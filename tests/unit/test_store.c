@@ -88,6 +88,9 @@ static void build(struct profile *p)
                                             .pid = 4242,
                                             .kind = PSPAN_STAGE});
     }
+    profile_thread_name(p, 4242, 77, "loader-1", 8);
+    profile_thread_name(p, 4242, 78, "Thread-1", 8);
+    profile_thread_name(p, 4242, 78, "renamed \xe2\x9c\x93", 11); /* the last name counts */
 }
 
 static const char *tmp_db(char *buf, size_t n, const char *name)
@@ -150,6 +153,10 @@ static int test_round_trip(void)
               q.meta.ticks == 750 && q.meta.errors == 3 && q.meta.categories && q.meta.native &&
               strcmp(q.meta.categories_note, "perf task-clock") == 0,
           "meta");
+    CHECK(q.ntnames == 2 && strcmp(profile_thread_name_of(&q, 4242, 77), "loader-1") == 0 &&
+              strcmp(profile_thread_name_of(&q, 4242, 78), "renamed \xe2\x9c\x93") == 0 &&
+              profile_thread_name_of(&q, 4243, 77) == NULL,
+          "thread names");
     CHECK(same_output(&p, &q, EXPORT_HTML), "same report");
     CHECK(same_output(&p, &q, EXPORT_COLLAPSED), "same collapsed stacks");
     CHECK(same_output(&p, &q, EXPORT_SPEEDSCOPE), "same speedscope");
@@ -168,6 +175,13 @@ static int test_round_trip(void)
           "memcpy leaf samples %d", sqlite3_column_int(st, 1));
     sqlite3_finalize(st);
     sqlite3_close(db);
+    profile_fini(&q);
+    /* A recording made before thread names were kept has no `threads` table. */
+    CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK, "open rw");
+    CHECK(sqlite3_exec(db, "DROP TABLE threads", NULL, NULL, NULL) == SQLITE_OK, "drop");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == 0 && q.ntnames == 0, "older file: %s", eb.msg);
     profile_fini(&q);
     profile_fini(&p);
     unlink(path);
