@@ -12,37 +12,41 @@
 #include "export/diffflame.h"
 #include "util/buf.h"
 
+static const char USAGE[] =
+    "usage: crux diff BASE NEW [options]\n"
+    "  BASE, NEW            each a recording (record --save FILE.db), a load result\n"
+    "                       (load --json FILE.json), a glob ('base-*.db'), a list A,B,C,\n"
+    "                       a kept run's id, a label (all its runs) or LABEL@N (the\n"
+    "                       N-th run so labelled; -1 the newest): see crux runs\n"
+    "  -o, --output FILE    .html: differential flame graph; .txt or .folded: 3-column\n"
+    "                       folded stacks (difffolded.pl); .json: every estimate\n"
+    "  -f, --format NAME    text | json | html | folded (default: text on stdout)\n"
+    "      --json FILE      also write the JSON\n"
+    "      --store DIR      the run store (default .crux/runs)\n"
+    "      --top N          rows per table in the text (default 10)\n"
+    "      --no-idle        leave samples of idle threads out (default: wall time)\n"
+    "      --rules FILE     stage rules adding to or overriding the built-in ones\n"
+    "      --confidence C   interval level (default 0.95)\n"
+    "      --fdr Q          false-discovery rate of the flags (default 0.05)\n"
+    "      --cost-per-hour USD  turn throughput into cost per 1,000 requests\n"
+    "exit status: 0 compared (whatever changed); 1 a side could not be read; 2 usage\n";
+
 static void usage(FILE *f)
 {
-    fputs("usage: crux diff BASE NEW [options]\n"
-          "  BASE, NEW            each a recording (record --save FILE.db), a load result\n"
-          "                       (load --json FILE.json), a glob ('base-*.db'), a list A,B,C,\n"
-          "                       a kept run's id, a label (all its runs) or LABEL@N (the\n"
-          "                       N-th run so labelled; -1 the newest): see crux runs\n"
-          "  -o, --output FILE    .html: differential flame graph; .txt or .folded: 3-column\n"
-          "                       folded stacks (difffolded.pl); .json: every estimate\n"
-          "  -f, --format NAME    text | json | html | folded (default: text on stdout)\n"
-          "      --json FILE      also write the JSON\n"
-          "      --store DIR      the run store (default .crux/runs)\n"
-          "      --top N          rows per table in the text (default 10)\n"
-          "      --no-idle        leave samples of idle threads out (default: wall time)\n"
-          "      --rules FILE     stage rules adding to or overriding the built-in ones\n"
-          "      --confidence C   interval level (default 0.95)\n"
-          "      --fdr Q          false-discovery rate of the flags (default 0.05)\n"
-          "      --cost-per-hour USD  turn throughput into cost per 1,000 requests\n"
-          "exit status: 0 compared (whatever changed); 1 a side could not be read; 2 usage\n",
-          f);
+    fputs(USAGE, f);
 }
+
+static const struct option OPTS[] = {
+    {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+    {"json", required_argument, 0, 'J'},   {"store", required_argument, 0, 'S'},
+    {"top", required_argument, 0, 'T'},    {"no-idle", no_argument, 0, 'I'},
+    {"rules", required_argument, 0, 'R'},  {"confidence", required_argument, 0, 'C'},
+    {"fdr", required_argument, 0, 'Q'},    {"cost-per-hour", required_argument, 0, 'U'},
+    {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+static const char SHORTS[] = "o:f:h";
 
 int cmd_diff(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
-        {"json", required_argument, 0, 'J'},   {"store", required_argument, 0, 'S'},
-        {"top", required_argument, 0, 'T'},    {"no-idle", no_argument, 0, 'I'},
-        {"rules", required_argument, 0, 'R'},  {"confidence", required_argument, 0, 'C'},
-        {"fdr", required_argument, 0, 'Q'},    {"cost-per-hour", required_argument, 0, 'U'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *output = NULL, *format = NULL, *json = NULL;
     struct compare_args ca;
     compare_args_init(&ca);
@@ -50,7 +54,7 @@ int cmd_diff(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "o:f:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'o':
@@ -66,11 +70,13 @@ int cmd_diff(int argc, char **argv)
             top = (unsigned)strtoul(optarg, &end, 10);
             if (!end || *end || top == 0 || top > 100000) {
                 fprintf(stderr, "crux: diff: --top wants a count from 1, not '%s'\n", optarg);
+                compare_args_fini(&ca);
                 return EXIT_USAGE;
             }
             break;
         case 'h':
             usage(stdout);
+            compare_args_fini(&ca);
             return 0;
         default:
             if (compare_args_option(&ca, c, optarg) == 0)
@@ -146,4 +152,10 @@ int cmd_diff(int argc, char **argv)
     diff_fini(&d);
     compare_args_fini(&ca);
     return wrc ? EXIT_FAIL : 0;
+}
+
+const struct cmd_spec *cmd_diff_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, USAGE};
+    return &spec;
 }

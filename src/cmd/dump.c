@@ -36,24 +36,26 @@ struct dump_args {
     "usage: crux dump --pid PID [--json] [--blocking] [--native [--stats] [--repeat N "            \
     "[--interval SEC]]]\n"
 
+static const struct option OPTS[] = {{"pid", required_argument, 0, 'p'},
+                                     {"json", no_argument, 0, 'j'},
+                                     {"blocking", no_argument, 0, 'b'},
+                                     {"native", no_argument, 0, 'n'},
+                                     {"stats", no_argument, 0, 's'},
+                                     {"repeat", required_argument, 0, 'r'},
+                                     {"interval", required_argument, 0, 'i'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+static const char SHORTS[] = "p:jbh";
+
 static int parse_args(int argc, char **argv, struct dump_args *a)
 {
-    static const struct option opts[] = {{"pid", required_argument, 0, 'p'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"blocking", no_argument, 0, 'b'},
-                                         {"native", no_argument, 0, 'n'},
-                                         {"stats", no_argument, 0, 's'},
-                                         {"repeat", required_argument, 0, 'r'},
-                                         {"interval", required_argument, 0, 'i'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     optind = 1;
     opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
     a->repeat = 1;
     double num;
-    while ((c = getopt_long(argc, argv, "p:jbh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (session_parse_pid(optarg, &a->pid)) {
@@ -445,4 +447,10 @@ int cmd_dump(int argc, char **argv)
     native_fini(&d);
     pyreader_fini(&r);
     return rc ? EXIT_FAIL : 0;
+}
+
+const struct cmd_spec *cmd_dump_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, DUMP_USAGE};
+    return &spec;
 }

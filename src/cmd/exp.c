@@ -123,36 +123,38 @@ static int add_line(struct exp_args *a, const char *name, const char *v)
     return 0;
 }
 
+enum { O_DIR = 256, O_JSON, O_FRESH, O_DRY, O_PROFILE };
+/* options that become definition lines: their long name is the key */
+static const struct option OPTS[] = {{"vary", required_argument, 0, 1},
+                                     {"exclude", required_argument, 0, 1},
+                                     {"env", required_argument, 0, 1},
+                                     {"repeats", required_argument, 0, 1},
+                                     {"warmup", required_argument, 0, 1},
+                                     {"cooldown", required_argument, 0, 1},
+                                     {"seed", required_argument, 0, 1},
+                                     {"name", required_argument, 0, 1},
+                                     {"output", required_argument, 0, 1},
+                                     {"check", required_argument, 0, 1},
+                                     {"cost-per-hour", required_argument, 0, 1},
+                                     {"server", required_argument, 0, 1},
+                                     {"ready", required_argument, 0, 1},
+                                     {"ready-timeout", required_argument, 0, 1},
+                                     {"load", required_argument, 0, 1},
+                                     {"slo", required_argument, 0, 1},
+                                     {"profile", no_argument, 0, O_PROFILE},
+                                     {"store", required_argument, 0, O_DIR},
+                                     {"dir", required_argument, 0, O_DIR},
+                                     {"json", required_argument, 0, O_JSON},
+                                     {"fresh", no_argument, 0, O_FRESH},
+                                     {"dry-run", no_argument, 0, O_DRY},
+                                     {"quiet", no_argument, 0, 'q'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+static const char SHORTS[] = "o:qh";
+
 /* One case per option, as load_cli_parse: long, but flat. */
 static int parse_args(int argc, char **argv, struct exp_args *a)
 {
-    enum { O_DIR = 256, O_JSON, O_FRESH, O_DRY, O_PROFILE };
-    /* options that become definition lines: their long name is the key */
-    static const struct option opts[] = {{"vary", required_argument, 0, 1},
-                                         {"exclude", required_argument, 0, 1},
-                                         {"env", required_argument, 0, 1},
-                                         {"repeats", required_argument, 0, 1},
-                                         {"warmup", required_argument, 0, 1},
-                                         {"cooldown", required_argument, 0, 1},
-                                         {"seed", required_argument, 0, 1},
-                                         {"name", required_argument, 0, 1},
-                                         {"output", required_argument, 0, 1},
-                                         {"check", required_argument, 0, 1},
-                                         {"cost-per-hour", required_argument, 0, 1},
-                                         {"server", required_argument, 0, 1},
-                                         {"ready", required_argument, 0, 1},
-                                         {"ready-timeout", required_argument, 0, 1},
-                                         {"load", required_argument, 0, 1},
-                                         {"slo", required_argument, 0, 1},
-                                         {"profile", no_argument, 0, O_PROFILE},
-                                         {"store", required_argument, 0, O_DIR},
-                                         {"dir", required_argument, 0, O_DIR},
-                                         {"json", required_argument, 0, O_JSON},
-                                         {"fresh", no_argument, 0, O_FRESH},
-                                         {"dry-run", no_argument, 0, O_DRY},
-                                         {"quiet", no_argument, 0, 'q'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->dir = RUNS_DEFAULT_DIR;
     /* the command after "--" is never scanned for options */
@@ -168,10 +170,10 @@ static int parse_args(int argc, char **argv, struct exp_args *a)
     optind = 1;
     opterr = 0;
     int c, idx = 0, rc = 0;
-    while (!rc && (c = getopt_long(end, argv, "o:qh", opts, &idx)) != -1) {
+    while (!rc && (c = getopt_long(end, argv, SHORTS, OPTS, &idx)) != -1) {
         switch (c) {
         case 1:
-            rc = add_line(a, opts[idx].name, optarg);
+            rc = add_line(a, OPTS[idx].name, optarg);
             break;
         case O_PROFILE:
             rc = add_line(a, "profile", "yes");
@@ -573,4 +575,10 @@ int cmd_exp(int argc, char **argv)
     exp_def_fini(&d);
     args_fini(&a);
     return rc;
+}
+
+const struct cmd_spec *cmd_exp_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, USAGE};
+    return &spec;
 }

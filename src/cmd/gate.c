@@ -14,24 +14,26 @@
 
 #define GATE_ERROR 3
 
+static const char USAGE[] =
+    "usage: crux gate NEW (--baseline BASE | --baseline-last N) --thresholds FILE\n"
+    "  NEW, BASE            as in crux diff: recordings, load results, globs, A,B,C,\n"
+    "                       run ids, labels, LABEL@N\n"
+    "      --baseline-last N  the store's last N runs with NEW's environment\n"
+    "                       fingerprint (and --label's label, when given)\n"
+    "      --label L        with --baseline-last: only runs so labelled\n"
+    "  -t, --thresholds FILE  one per line: 'throughput -3%', 'p99 +5%', 'time +5%',\n"
+    "                       'stage model +2pt', 'function tokenize +10%', 'errors 0'\n"
+    "      --json FILE      the judgement as JSON\n"
+    "      --markdown FILE  a summary for a pull-request comment\n"
+    "      --allow-env-mismatch  judge even when the environments differ\n"
+    "      --store DIR, --no-idle, --rules FILE, --confidence C, --fdr Q,\n"
+    "      --cost-per-hour USD  as in crux diff\n"
+    "exit status: 0 pass; 1 a regression (the whole interval past a threshold);\n"
+    "2 inconclusive or the environments differ; 3 an error\n";
+
 static void usage(FILE *f)
 {
-    fputs("usage: crux gate NEW (--baseline BASE | --baseline-last N) --thresholds FILE\n"
-          "  NEW, BASE            as in crux diff: recordings, load results, globs, A,B,C,\n"
-          "                       run ids, labels, LABEL@N\n"
-          "      --baseline-last N  the store's last N runs with NEW's environment\n"
-          "                       fingerprint (and --label's label, when given)\n"
-          "      --label L        with --baseline-last: only runs so labelled\n"
-          "  -t, --thresholds FILE  one per line: 'throughput -3%', 'p99 +5%', 'time +5%',\n"
-          "                       'stage model +2pt', 'function tokenize +10%', 'errors 0'\n"
-          "      --json FILE      the judgement as JSON\n"
-          "      --markdown FILE  a summary for a pull-request comment\n"
-          "      --allow-env-mismatch  judge even when the environments differ\n"
-          "      --store DIR, --no-idle, --rules FILE, --confidence C, --fdr Q,\n"
-          "      --cost-per-hour USD  as in crux diff\n"
-          "exit status: 0 pass; 1 a regression (the whole interval past a threshold);\n"
-          "2 inconclusive or the environments differ; 3 an error\n",
-          f);
+    fputs(USAGE, f);
 }
 
 static int read_file(const char *path, struct buf *b)
@@ -83,23 +85,25 @@ static char *last_runs(const char *dir, const char *label, const char *fp,
     return s;
 }
 
+static const struct option OPTS[] = {{"baseline", required_argument, 0, 'B'},
+                                     {"baseline-last", required_argument, 0, 'L'},
+                                     {"label", required_argument, 0, 'l'},
+                                     {"thresholds", required_argument, 0, 't'},
+                                     {"json", required_argument, 0, 'J'},
+                                     {"markdown", required_argument, 0, 'M'},
+                                     {"allow-env-mismatch", no_argument, 0, 'A'},
+                                     {"store", required_argument, 0, 'S'},
+                                     {"no-idle", no_argument, 0, 'I'},
+                                     {"rules", required_argument, 0, 'R'},
+                                     {"confidence", required_argument, 0, 'C'},
+                                     {"fdr", required_argument, 0, 'Q'},
+                                     {"cost-per-hour", required_argument, 0, 'U'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+static const char SHORTS[] = "t:h";
+
 int cmd_gate(int argc, char **argv)
 {
-    static const struct option opts[] = {{"baseline", required_argument, 0, 'B'},
-                                         {"baseline-last", required_argument, 0, 'L'},
-                                         {"label", required_argument, 0, 'l'},
-                                         {"thresholds", required_argument, 0, 't'},
-                                         {"json", required_argument, 0, 'J'},
-                                         {"markdown", required_argument, 0, 'M'},
-                                         {"allow-env-mismatch", no_argument, 0, 'A'},
-                                         {"store", required_argument, 0, 'S'},
-                                         {"no-idle", no_argument, 0, 'I'},
-                                         {"rules", required_argument, 0, 'R'},
-                                         {"confidence", required_argument, 0, 'C'},
-                                         {"fdr", required_argument, 0, 'Q'},
-                                         {"cost-per-hour", required_argument, 0, 'U'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *baseline = NULL, *thresholds = NULL, *json = NULL, *markdown = NULL, *label = NULL;
     long last = 0;
     bool allow_env = false;
@@ -108,7 +112,7 @@ int cmd_gate(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'B':
@@ -258,4 +262,10 @@ int cmd_gate(int argc, char **argv)
     gate_fini(&g);
     compare_args_fini(&ca);
     return wrc ? GATE_ERROR : (int)st;
+}
+
+const struct cmd_spec *cmd_gate_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, USAGE};
+    return &spec;
 }

@@ -66,56 +66,58 @@ static int bad(const char *opt, const char *val, const char *fix)
     return EXIT_USAGE;
 }
 
+enum {
+    O_ARRIVALS = 256,
+    O_CONNS,
+    O_TIMEOUT,
+    O_BODY,
+    O_REQFILE,
+    O_SWEEP,
+    O_SWEEPMAX,
+    O_SWEEPPREC,
+    O_SLO,
+    O_LOG,
+    O_LOG_BODIES,
+    O_JSON,
+    O_FAIL,
+    O_SEED,
+    O_COST,
+    O_METHOD,
+    O_LABEL,
+    O_STORE
+};
+static const struct option OPTS[] = {{"rate", required_argument, 0, 'r'},
+                                     {"arrivals", required_argument, 0, O_ARRIVALS},
+                                     {"concurrency", required_argument, 0, 'c'},
+                                     {"connections", required_argument, 0, O_CONNS},
+                                     {"duration", required_argument, 0, 'd'},
+                                     {"requests", required_argument, 0, 'n'},
+                                     {"timeout", required_argument, 0, O_TIMEOUT},
+                                     {"method", required_argument, 0, O_METHOD},
+                                     {"header", required_argument, 0, 'H'},
+                                     {"body", required_argument, 0, O_BODY},
+                                     {"requests-file", required_argument, 0, O_REQFILE},
+                                     {"sweep", no_argument, 0, O_SWEEP},
+                                     {"sweep-max", required_argument, 0, O_SWEEPMAX},
+                                     {"sweep-precision", required_argument, 0, O_SWEEPPREC},
+                                     {"slo", required_argument, 0, O_SLO},
+                                     {"log", required_argument, 0, O_LOG},
+                                     {"log-bodies", no_argument, 0, O_LOG_BODIES},
+                                     {"json", required_argument, 0, O_JSON},
+                                     {"output", required_argument, 0, 'o'},
+                                     {"fail-on-errors", no_argument, 0, O_FAIL},
+                                     {"seed", required_argument, 0, O_SEED},
+                                     {"cost-per-hour", required_argument, 0, O_COST},
+                                     {"label", required_argument, 0, O_LABEL},
+                                     {"store", required_argument, 0, O_STORE},
+                                     {"insecure", no_argument, 0, 'k'},
+                                     {"quiet", no_argument, 0, 'q'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+static const char SHORTS[] = "r:c:d:n:H:o:qhk";
+
 int load_cli_parse(int argc, char **argv, struct load_cli *a)
 {
-    enum {
-        O_ARRIVALS = 256,
-        O_CONNS,
-        O_TIMEOUT,
-        O_BODY,
-        O_REQFILE,
-        O_SWEEP,
-        O_SWEEPMAX,
-        O_SWEEPPREC,
-        O_SLO,
-        O_LOG,
-        O_LOG_BODIES,
-        O_JSON,
-        O_FAIL,
-        O_SEED,
-        O_COST,
-        O_METHOD,
-        O_LABEL,
-        O_STORE
-    };
-    static const struct option opts[] = {{"rate", required_argument, 0, 'r'},
-                                         {"arrivals", required_argument, 0, O_ARRIVALS},
-                                         {"concurrency", required_argument, 0, 'c'},
-                                         {"connections", required_argument, 0, O_CONNS},
-                                         {"duration", required_argument, 0, 'd'},
-                                         {"requests", required_argument, 0, 'n'},
-                                         {"timeout", required_argument, 0, O_TIMEOUT},
-                                         {"method", required_argument, 0, O_METHOD},
-                                         {"header", required_argument, 0, 'H'},
-                                         {"body", required_argument, 0, O_BODY},
-                                         {"requests-file", required_argument, 0, O_REQFILE},
-                                         {"sweep", no_argument, 0, O_SWEEP},
-                                         {"sweep-max", required_argument, 0, O_SWEEPMAX},
-                                         {"sweep-precision", required_argument, 0, O_SWEEPPREC},
-                                         {"slo", required_argument, 0, O_SLO},
-                                         {"log", required_argument, 0, O_LOG},
-                                         {"log-bodies", no_argument, 0, O_LOG_BODIES},
-                                         {"json", required_argument, 0, O_JSON},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"fail-on-errors", no_argument, 0, O_FAIL},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"cost-per-hour", required_argument, 0, O_COST},
-                                         {"label", required_argument, 0, O_LABEL},
-                                         {"store", required_argument, 0, O_STORE},
-                                         {"insecure", no_argument, 0, 'k'},
-                                         {"quiet", no_argument, 0, 'q'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     load_opts_defaults(&a->o);
     a->o.headers = a->headers;
@@ -124,7 +126,7 @@ int load_cli_parse(int argc, char **argv, struct load_cli *a)
     int c;
     double v;
     bool dur_set = false;
-    while ((c = getopt_long(argc, argv, "r:c:d:n:H:o:qhk", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         switch (c) {
         case 'r':
             if (session_parse_number(optarg, 1e-3, 1e7, &a->o.rate))
@@ -364,4 +366,10 @@ int cmd_load(int argc, char **argv)
         status = EXIT_FAIL;
     load_result_fini(&res);
     return status;
+}
+
+const struct cmd_spec *cmd_load_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, USAGE};
+    return &spec;
 }

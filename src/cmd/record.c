@@ -70,82 +70,86 @@ static void keep_spans(struct profile *p, const struct stagestats *spans, uint64
     p->spans_dropped += spans->dropped;
 }
 
+static const char USAGE[] =
+    "usage: crux record [options] (--pid PID | -- COMMAND [ARGS...])\n"
+    "  -o, --output FILE    output file; format from the extension: .html (the report:\n"
+    "                       verdict, stages, flame graph, tables; keeps idle samples),\n"
+    "                       .svg, .json (speedscope: all threads, then one profile per\n"
+    "                       thread), .gecko.json (Firefox Profiler), .trace.json\n"
+    "                       (Chrome trace for Perfetto), .txt (collapsed stacks), .pb.gz\n"
+    "                       (pprof: go tool pprof), .pstats (pstats.Stats, snakeviz)\n"
+    "  -f, --format NAME    report | flamegraph | svg | speedscope | gecko | chrome |\n"
+    "                       collapsed | lines | summary | verdict | pprof | pstats\n"
+    "                       (lines: per line and function with time categories, JSON\n"
+    "                       when FILE ends in .json)\n"
+    "  -p, --pid PID        attach to a running process\n"
+    "  -r, --rate HZ        samples per second (default 100)\n"
+    "  -d, --duration SEC   stop after SEC seconds (default: until the target exits);\n"
+    "                       the output is written, then a launched command and its\n"
+    "                       descendants are ended: SIGINT, SIGTERM 1 s later, SIGKILL\n"
+    "                       1 s after that; crux then exits 0\n"
+    "      --keep-running   leave a launched command running when recording stops\n"
+    "                       (it keeps writing to crux's stdout and stderr)\n"
+    "  -i, --idle           show samples of idle (sleeping, blocked) threads in the\n"
+    "                       outputs (the verdict always counts them)\n"
+    "  -g, --gil            keep only samples of the thread holding the GIL\n"
+    "  -t, --threads        split stacks by thread\n"
+    "  -b, --blocking       pause the target while reading it (exact, slower)\n"
+    "  -s, --subprocesses   follow child processes; stacks start with the process\n"
+    "  -n, --native         merge native frames (C, C++, Rust) into the Python stacks;\n"
+    "                       each thread is stopped alone for a few microseconds\n"
+    "      --save FILE      also keep the raw recording as a SQLite database (see\n"
+    "                       crux report and docs/formats.md)\n"
+    "      --label NAME     keep the run in the run store under NAME, with its command,\n"
+    "                       git commit and environment (crux runs; docs/loop.md)\n"
+    "      --store DIR      the run store folder (default .crux/runs); keeps the run\n"
+    "                       even without --label\n"
+    "      --rules FILE     stage rules adding to or overriding the built-in ones\n"
+    "      --no-summary     do not print the verdict summary at the end\n"
+    "      --load URL       generate HTTP load on URL while recording (the server under\n"
+    "                       test); --load-NAME VALUE passes --NAME VALUE to crux load\n"
+    "                       (--load-rate 50, --load-duration 20, --load-concurrency 8,\n"
+    "                       --load-json FILE ...); the recording ends with the load and\n"
+    "                       its latencies go next to the profile\n"
+    "      --no-categories  do not split time into python/native/system/gil\n"
+    "      --no-memory      do not record resident memory over time\n"
+    "      --max-depth N    frames kept per stack (default 2048)\n"
+    "  -q, --quiet          no status line\n"
+    "      --stats          print the sampler's own costs (for benchmarks)\n";
+
 static void usage(FILE *f)
 {
-    fputs("usage: crux record [options] (--pid PID | -- COMMAND [ARGS...])\n"
-          "  -o, --output FILE    output file; format from the extension: .html (the report:\n"
-          "                       verdict, stages, flame graph, tables; keeps idle samples),\n"
-          "                       .svg, .json (speedscope: all threads, then one profile per\n"
-          "                       thread), .gecko.json (Firefox Profiler), .trace.json\n"
-          "                       (Chrome trace for Perfetto), .txt (collapsed stacks), .pb.gz\n"
-          "                       (pprof: go tool pprof), .pstats (pstats.Stats, snakeviz)\n"
-          "  -f, --format NAME    report | flamegraph | svg | speedscope | gecko | chrome |\n"
-          "                       collapsed | lines | summary | verdict | pprof | pstats\n"
-          "                       (lines: per line and function with time categories, JSON\n"
-          "                       when FILE ends in .json)\n"
-          "  -p, --pid PID        attach to a running process\n"
-          "  -r, --rate HZ        samples per second (default 100)\n"
-          "  -d, --duration SEC   stop after SEC seconds (default: until the target exits);\n"
-          "                       the output is written, then a launched command and its\n"
-          "                       descendants are ended: SIGINT, SIGTERM 1 s later, SIGKILL\n"
-          "                       1 s after that; crux then exits 0\n"
-          "      --keep-running   leave a launched command running when recording stops\n"
-          "                       (it keeps writing to crux's stdout and stderr)\n"
-          "  -i, --idle           show samples of idle (sleeping, blocked) threads in the\n"
-          "                       outputs (the verdict always counts them)\n"
-          "  -g, --gil            keep only samples of the thread holding the GIL\n"
-          "  -t, --threads        split stacks by thread\n"
-          "  -b, --blocking       pause the target while reading it (exact, slower)\n"
-          "  -s, --subprocesses   follow child processes; stacks start with the process\n"
-          "  -n, --native         merge native frames (C, C++, Rust) into the Python stacks;\n"
-          "                       each thread is stopped alone for a few microseconds\n"
-          "      --save FILE      also keep the raw recording as a SQLite database (see\n"
-          "                       crux report and docs/formats.md)\n"
-          "      --label NAME     keep the run in the run store under NAME, with its command,\n"
-          "                       git commit and environment (crux runs; docs/loop.md)\n"
-          "      --store DIR      the run store folder (default .crux/runs); keeps the run\n"
-          "                       even without --label\n"
-          "      --rules FILE     stage rules adding to or overriding the built-in ones\n"
-          "      --no-summary     do not print the verdict summary at the end\n"
-          "      --load URL       generate HTTP load on URL while recording (the server under\n"
-          "                       test); --load-NAME VALUE passes --NAME VALUE to crux load\n"
-          "                       (--load-rate 50, --load-duration 20, --load-concurrency 8,\n"
-          "                       --load-json FILE ...); the recording ends with the load and\n"
-          "                       its latencies go next to the profile\n"
-          "      --no-categories  do not split time into python/native/system/gil\n"
-          "      --no-memory      do not record resident memory over time\n"
-          "      --max-depth N    frames kept per stack (default 2048)\n"
-          "  -q, --quiet          no status line\n"
-          "      --stats          print the sampler's own costs (for benchmarks)\n",
-          f);
+    fputs(USAGE, f);
 }
+
+static const struct option OPTS[] = {{"output", required_argument, 0, 'o'},
+                                     {"format", required_argument, 0, 'f'},
+                                     {"pid", required_argument, 0, 'p'},
+                                     {"rate", required_argument, 0, 'r'},
+                                     {"duration", required_argument, 0, 'd'},
+                                     {"idle", no_argument, 0, 'i'},
+                                     {"gil", no_argument, 0, 'g'},
+                                     {"threads", no_argument, 0, 't'},
+                                     {"blocking", no_argument, 0, 'b'},
+                                     {"max-depth", required_argument, 0, 'm'},
+                                     {"quiet", no_argument, 0, 'q'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {"stats", no_argument, 0, 'S'},
+                                     {"subprocesses", no_argument, 0, 's'},
+                                     {"no-categories", no_argument, 0, 'C'},
+                                     {"no-memory", no_argument, 0, 'M'},
+                                     {"native", no_argument, 0, 'n'},
+                                     {"save", required_argument, 0, 'V'},
+                                     {"rules", required_argument, 0, 'R'},
+                                     {"no-summary", no_argument, 0, 'Y'},
+                                     {"keep-running", no_argument, 0, 'K'},
+                                     {"label", required_argument, 0, 'L'},
+                                     {"store", required_argument, 0, 'T'},
+                                     {0, 0, 0, 0}};
+static const char SHORTS[] = "+o:f:p:r:d:igtbsnqh";
 
 static int parse_args(int argc, char **argv, struct record_args *a)
 {
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"pid", required_argument, 0, 'p'},
-                                         {"rate", required_argument, 0, 'r'},
-                                         {"duration", required_argument, 0, 'd'},
-                                         {"idle", no_argument, 0, 'i'},
-                                         {"gil", no_argument, 0, 'g'},
-                                         {"threads", no_argument, 0, 't'},
-                                         {"blocking", no_argument, 0, 'b'},
-                                         {"max-depth", required_argument, 0, 'm'},
-                                         {"quiet", no_argument, 0, 'q'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"stats", no_argument, 0, 'S'},
-                                         {"subprocesses", no_argument, 0, 's'},
-                                         {"no-categories", no_argument, 0, 'C'},
-                                         {"no-memory", no_argument, 0, 'M'},
-                                         {"native", no_argument, 0, 'n'},
-                                         {"save", required_argument, 0, 'V'},
-                                         {"rules", required_argument, 0, 'R'},
-                                         {"no-summary", no_argument, 0, 'Y'},
-                                         {"keep-running", no_argument, 0, 'K'},
-                                         {"label", required_argument, 0, 'L'},
-                                         {"store", required_argument, 0, 'T'},
-                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = DEFAULT_RATE;
     a->max_depth = DEFAULT_MAX_DEPTH;
@@ -154,7 +158,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
     int c;
     double v;
     struct errbuf eb = {{0}};
-    while ((c = getopt_long(argc, argv, "+o:f:p:r:d:igtbsnqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         switch (c) {
         case 'o':
             a->output = optarg;
@@ -539,4 +543,10 @@ int cmd_record(int argc, char **argv)
     if (wrc || (krc && !status))
         return EXIT_FAIL;
     return status;
+}
+
+const struct cmd_spec *cmd_record_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, USAGE};
+    return &spec;
 }

@@ -15,35 +15,39 @@
 #include "store/store.h"
 #include "util/buf.h"
 
+static const char USAGE[] =
+    "usage: crux report RECORDING [-o FILE] [-f FORMAT] [--rules FILE] [--store DIR]\n"
+    "  RECORDING            a file written by record --save, or a kept run: its id, a\n"
+    "                       label's newest run, or LABEL@N (see crux runs)\n"
+    "  -o, --output FILE    output file (default: the summary on stdout); format from the\n"
+    "                       extension: .html (report), .svg, .json (speedscope),\n"
+    "                       .gecko.json (Firefox Profiler), .trace.json (Chrome trace\n"
+    "                       for Perfetto), .txt (collapsed stacks), .pb.gz (pprof),\n"
+    "                       .pstats (pstats)\n"
+    "  -f, --format NAME    html | flamegraph | svg | speedscope | gecko | chrome |\n"
+    "                       collapsed | lines | lines-json | summary | verdict | pprof |\n"
+    "                       pstats\n"
+    "      --rules FILE     stage rules that add to or override the built-in ones\n"
+    "                       (docs/report.md)\n";
+
 static void usage(FILE *f)
 {
-    fputs("usage: crux report RECORDING [-o FILE] [-f FORMAT] [--rules FILE] [--store DIR]\n"
-          "  RECORDING            a file written by record --save, or a kept run: its id, a\n"
-          "                       label's newest run, or LABEL@N (see crux runs)\n"
-          "  -o, --output FILE    output file (default: the summary on stdout); format from the\n"
-          "                       extension: .html (report), .svg, .json (speedscope),\n"
-          "                       .gecko.json (Firefox Profiler), .trace.json (Chrome trace\n"
-          "                       for Perfetto), .txt (collapsed stacks), .pb.gz (pprof),\n"
-          "                       .pstats (pstats)\n"
-          "  -f, --format NAME    html | flamegraph | svg | speedscope | gecko | chrome |\n"
-          "                       collapsed | lines | lines-json | summary | verdict | pprof |\n"
-          "                       pstats\n"
-          "      --rules FILE     stage rules that add to or override the built-in ones\n"
-          "                       (docs/report.md)\n",
-          f);
+    fputs(USAGE, f);
 }
+
+static const struct option OPTS[] = {
+    {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+    {"rules", required_argument, 0, 'R'},  {"store", required_argument, 0, 'S'},
+    {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+static const char SHORTS[] = "o:f:h";
 
 int cmd_report(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
-        {"rules", required_argument, 0, 'R'},  {"store", required_argument, 0, 'S'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *output = NULL, *format = NULL, *rules_path = NULL, *store = NULL;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "o:f:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         switch (c) {
         case 'o':
             output = optarg;
@@ -138,4 +142,10 @@ int cmd_report(int argc, char **argv)
     stage_rules_fini(&rules);
     run_list_fini(&found);
     return rc ? EXIT_FAIL : 0;
+}
+
+const struct cmd_spec *cmd_report_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, USAGE};
+    return &spec;
 }

@@ -26,41 +26,45 @@ struct runs_args {
     bool json;
 };
 
+static const char USAGE[] =
+    "usage: crux runs [--store DIR] [--label L] [--command TEXT] [--env HASH|same] "
+    "[--json]\n"
+    "  lists the runs kept by crux record --label and crux load --label, oldest first:\n"
+    "  id, time, label, kind, command, git commit (+ with uncommitted changes), env (the\n"
+    "  fingerprint hash: runs with equal ones ran in comparable environments), file\n"
+    "      --store DIR      the run store (default .crux/runs)\n"
+    "      --label L        only runs labelled L\n"
+    "      --command TEXT   only runs whose command contains TEXT\n"
+    "      --env HASH       only runs whose env hash starts with HASH; --env same: only\n"
+    "                       runs made on a machine like this one (its CPU, kernel,\n"
+    "                       limits and GPU; Python and packages are not compared)\n"
+    "      --json           a JSON array with every field, fingerprint and machine state\n"
+    "                       as objects\n"
+    "name runs in comparisons by id (3), label (base: all of them), label@N (base@1 the\n"
+    "oldest, base@-1 the newest), glob (base-*.db) or comma list (base@1,base@2)\n";
+
 static void usage(FILE *f)
 {
-    fputs("usage: crux runs [--store DIR] [--label L] [--command TEXT] [--env HASH|same] "
-          "[--json]\n"
-          "  lists the runs kept by crux record --label and crux load --label, oldest first:\n"
-          "  id, time, label, kind, command, git commit (+ with uncommitted changes), env (the\n"
-          "  fingerprint hash: runs with equal ones ran in comparable environments), file\n"
-          "      --store DIR      the run store (default .crux/runs)\n"
-          "      --label L        only runs labelled L\n"
-          "      --command TEXT   only runs whose command contains TEXT\n"
-          "      --env HASH       only runs whose env hash starts with HASH; --env same: only\n"
-          "                       runs made on a machine like this one (its CPU, kernel,\n"
-          "                       limits and GPU; Python and packages are not compared)\n"
-          "      --json           a JSON array with every field, fingerprint and machine state\n"
-          "                       as objects\n"
-          "name runs in comparisons by id (3), label (base: all of them), label@N (base@1 the\n"
-          "oldest, base@-1 the newest), glob (base-*.db) or comma list (base@1,base@2)\n",
-          f);
+    fputs(USAGE, f);
 }
+
+static const struct option OPTS[] = {{"store", required_argument, 0, 'S'},
+                                     {"label", required_argument, 0, 'l'},
+                                     {"command", required_argument, 0, 'c'},
+                                     {"env", required_argument, 0, 'e'},
+                                     {"json", no_argument, 0, 'j'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+static const char SHORTS[] = "h";
 
 static int parse_args(int argc, char **argv, struct runs_args *a)
 {
-    static const struct option opts[] = {{"store", required_argument, 0, 'S'},
-                                         {"label", required_argument, 0, 'l'},
-                                         {"command", required_argument, 0, 'c'},
-                                         {"env", required_argument, 0, 'e'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->store = RUNS_DEFAULT_DIR;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         switch (c) {
         case 'S':
             a->store = optarg;
@@ -289,4 +293,10 @@ int cmd_runs(int argc, char **argv)
         print_table(&l);
     run_list_fini(&l);
     return rc;
+}
+
+const struct cmd_spec *cmd_runs_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, USAGE};
+    return &spec;
 }

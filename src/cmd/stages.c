@@ -62,22 +62,24 @@ static int usage_error(const char *msg, const char *arg)
     return EXIT_USAGE;
 }
 
+static const struct option OPTS[] = {
+    {"pid", required_argument, 0, 'p'},    {"ring", required_argument, 0, 'r'},
+    {"otlp", required_argument, 0, 'O'},   {"duration", required_argument, 0, 'd'},
+    {"wait", required_argument, 0, 'w'},   {"output", required_argument, 0, 'o'},
+    {"json", no_argument, 0, 'j'},         {"slowest", required_argument, 0, 'n'},
+    {"subprocesses", no_argument, 0, 's'}, {"keep-running", no_argument, 0, 'K'},
+    {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+static const char SHORTS[] = "+p:o:jh";
+
 static int parse_args(int argc, char **argv, struct stages_args *a)
 {
-    static const struct option opts[] = {
-        {"pid", required_argument, 0, 'p'},    {"ring", required_argument, 0, 'r'},
-        {"otlp", required_argument, 0, 'O'},   {"duration", required_argument, 0, 'd'},
-        {"wait", required_argument, 0, 'w'},   {"output", required_argument, 0, 'o'},
-        {"json", no_argument, 0, 'j'},         {"slowest", required_argument, 0, 'n'},
-        {"subprocesses", no_argument, 0, 's'}, {"keep-running", no_argument, 0, 'K'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->slowest = STAGES_SLOWEST_DEFAULT;
     optind = 1;
     opterr = 0;
     int c;
     double v = 0;
-    while ((c = getopt_long(argc, argv, "+p:o:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (session_parse_pid(optarg, &a->pid))
@@ -337,4 +339,10 @@ int cmd_stages(int argc, char **argv)
     if (a.otlp)
         return run_otlp(&a);
     return run_ring(&a, a.cmd);
+}
+
+const struct cmd_spec *cmd_stages_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, usage_text};
+    return &spec;
 }

@@ -52,29 +52,33 @@ struct top_view {
     bool raw;
 };
 
+static const char USAGE[] =
+    "usage: crux top [options] (--pid PID | -- COMMAND [ARGS...])\n"
+    "  -p, --pid PID        attach to a running process\n"
+    "  -r, --rate HZ        samples per second (default 100)\n"
+    "  -d, --duration SEC   stop after SEC seconds; a launched command is then ended\n"
+    "                       (SIGINT, SIGTERM 1 s later, SIGKILL 1 s after that), as on q\n"
+    "      --keep-running   leave a launched command running when top stops\n"
+    "      --interval SEC   refresh period (default 1)\n"
+    "  -i, --idle           count idle threads too\n"
+    "  -s, --sort own|total order of the rows (keys o and t switch it; q quits)\n"
+    "  -n, --rows N         rows shown (default: fits the terminal, 20 in a pipe)\n";
+
 static void usage(FILE *f)
 {
-    fputs("usage: crux top [options] (--pid PID | -- COMMAND [ARGS...])\n"
-          "  -p, --pid PID        attach to a running process\n"
-          "  -r, --rate HZ        samples per second (default 100)\n"
-          "  -d, --duration SEC   stop after SEC seconds; a launched command is then ended\n"
-          "                       (SIGINT, SIGTERM 1 s later, SIGKILL 1 s after that), as on q\n"
-          "      --keep-running   leave a launched command running when top stops\n"
-          "      --interval SEC   refresh period (default 1)\n"
-          "  -i, --idle           count idle threads too\n"
-          "  -s, --sort own|total order of the rows (keys o and t switch it; q quits)\n"
-          "  -n, --rows N         rows shown (default: fits the terminal, 20 in a pipe)\n",
-          f);
+    fputs(USAGE, f);
 }
+
+static const struct option OPTS[] = {
+    {"pid", required_argument, 0, 'p'},      {"rate", required_argument, 0, 'r'},
+    {"duration", required_argument, 0, 'd'}, {"interval", required_argument, 0, 'I'},
+    {"idle", no_argument, 0, 'i'},           {"sort", required_argument, 0, 's'},
+    {"rows", required_argument, 0, 'n'},     {"keep-running", no_argument, 0, 'K'},
+    {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+static const char SHORTS[] = "+p:r:d:is:n:h";
 
 static int parse_args(int argc, char **argv, struct top_args *a)
 {
-    static const struct option opts[] = {
-        {"pid", required_argument, 0, 'p'},      {"rate", required_argument, 0, 'r'},
-        {"duration", required_argument, 0, 'd'}, {"interval", required_argument, 0, 'I'},
-        {"idle", no_argument, 0, 'i'},           {"sort", required_argument, 0, 's'},
-        {"rows", required_argument, 0, 'n'},     {"keep-running", no_argument, 0, 'K'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     memset(a, 0, sizeof(*a));
     a->rate = 100;
     a->interval = 1;
@@ -82,7 +86,7 @@ static int parse_args(int argc, char **argv, struct top_args *a)
     opterr = 0; /* our own one-line messages, starting with crux: */
     int c;
     double v = 0;
-    while ((c = getopt_long(argc, argv, "+p:r:d:is:n:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORTS, OPTS, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'p':
@@ -340,4 +344,10 @@ int cmd_top(int argc, char **argv)
                                .why = quit ? "top quit" : "--duration is over"};
     int status = session_stop(&s, &how);
     return rc ? EXIT_FAIL : status;
+}
+
+const struct cmd_spec *cmd_top_spec(void)
+{
+    static const struct cmd_spec spec = {OPTS, SHORTS, USAGE};
+    return &spec;
 }
