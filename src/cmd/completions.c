@@ -99,6 +99,8 @@ static void bash_list(FILE *f, const struct cmd_spec *sp, int kind, bool shorts)
     }
 }
 
+/* The bash script. Past 60 lines because most of it is the script itself, kept in one piece
+ * so that it reads as the shell code it is. */
 static void bash_script(FILE *f, const struct command *cs, size_t n)
 {
     fputs("# bash completion for crux, written by `crux completions bash` from crux's option\n"
