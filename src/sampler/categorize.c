@@ -276,11 +276,43 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
     struct perf_tally tally;
     bool have = perf_take(&c->perf, tid, &tally);
     ev_set(ev, EV_NONE, "");
+    ev->waited = false;
     if (state != 'R')
         return off_cpu(c, t, state, gil, gil_lo, gil_hi, ev);
     if (!c->perf.on)
         return CAT_CPU;
     uint8_t cat = have ? from_tally(&tally, gil) : CAT_NONE;
+    if (cat == CAT_NONE) {
+        /* Runnable with no CPU time since the last round. Inside a blocking system call (a
+         * read woken by data, a futex handed its lock) the thread is still in its wait, only
+         * behind other work for a CPU: the call's file says which (a task that is not on a
+         * CPU shows its system call there; one preempted in user code shows -1). */
+        struct wait_call call;
+        if (read_call(c, t, &call)) {
+            struct cat_evidence w = {EV_NONE, "", false};
+            uint8_t wc =
+                call.nr == SYS_futex ? off_cpu(c, t, 'S', gil, gil_lo, gil_hi, &w) : CAT_NONE;
+            if (call.nr != SYS_futex) {
+                char label[WAITS_LABEL_MAX];
+                enum wait_kind k = waits_classify(&c->waits, &call, label);
+                static const uint8_t kinds[] = {
+                    [WAIT_UNKNOWN] = EV_NONE,   [WAIT_NET] = EV_WAIT_NET,
+                    [WAIT_IPC] = EV_WAIT_IPC,   [WAIT_FILE] = EV_NONE,
+                    [WAIT_LOCK] = EV_WAIT_LOCK, [WAIT_SLEEP] = EV_WAIT_SLEEP,
+                    [WAIT_IDLE] = EV_WAIT_IDLE, [WAIT_FUTEX] = EV_WAIT_LOCK,
+                    [WAIT_OTHER] = EV_NONE,     [WAIT_UNIX] = EV_WAIT_NET};
+                if (kinds[k] != EV_NONE) {
+                    ev_set(&w, kinds[k], label);
+                    wc = CAT_SYSTEM;
+                }
+            }
+            if (wc != CAT_NONE) {
+                *ev = w;
+                ev->waited = true;
+                return wc;
+            }
+        }
+    }
     if (cat != CAT_NONE) {
         on_cpu_evidence(c, &tally, cat, ev);
         t->last = cat;

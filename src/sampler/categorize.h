@@ -22,6 +22,9 @@
 struct cat_evidence {
     uint8_t kind;
     char label[CAT_LABEL_MAX];
+    /* runnable ('R') but with no CPU time in the interval, inside a blocking system call: it
+     * was woken and waited for a CPU to finish the call; the sample is a wait, not work */
+    bool waited;
 };
 
 struct cat_thread {

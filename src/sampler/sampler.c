@@ -521,14 +521,14 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
          * have been reused by another process by now. */
         bool ours = th->tid && states[t] != '?';
         uint8_t cat = CAT_NONE;
-        struct cat_evidence ev = {EV_NONE, ""};
+        struct cat_evidence ev = {EV_NONE, "", false};
         if (sp->cat_on && ours)
             cat =
                 cat_of(&sp->cat, th->tid, states[t], th->gil, gil_lo, gil_hi, leaf_key(r, th), &ev);
         /* A thread waiting for the GIL wants to run: it is not idle. Idle samples are kept
          * whatever --idle says: the verdict is about wall time (the profile leaves them out
          * of the views unless --idle). */
-        bool idle = states[t] != 'R' && cat != CAT_GIL;
+        bool idle = (states[t] != 'R' || ev.waited) && cat != CAT_GIL;
         bool keep = !(o->gil_only && !th->gil);
         if (!keep && !(sp->statm_fd >= 0 && (states[t] == 'R' || th->gil)))
             continue;
@@ -560,7 +560,7 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
                 st->staged++;
             }
         }
-        enum thread_state ts = states[t] == 'R' ? TSTATE_RUNNING : TSTATE_IDLE;
+        enum thread_state ts = states[t] == 'R' && !ev.waited ? TSTATE_RUNNING : TSTATE_IDLE;
         uint8_t flags =
             (uint8_t)((th->gil ? SAMPLE_GIL : 0) | (th->truncated ? SAMPLE_TRUNCATED : 0) |
                       (s->no_request ? SAMPLE_NO_REQUEST : 0));
