@@ -47,7 +47,7 @@ unit: $(UNIT_BINS)
 
 # Integration tests drive the sanitizer build against every installed CPython.
 integration: build/asan/crux build/crux
-	CRUX=$(abspath build/asan/crux) $(VENV)/bin/python -m pytest -q tests/integration $(PYTEST_ARGS)
+	CRUX=$(abspath build/asan/crux) $(VENV)/bin/python -m pytest -q --reruns 1 tests/integration $(PYTEST_ARGS)
 
 test: unit integration
 
