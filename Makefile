@@ -87,4 +87,8 @@ integration: agent
 LIBS += -lssl -lcrypto
 # -- end load --
 
+# -- serve (issue 13.3): libmicrohttpd answers crux serve's HTTP requests ----------------------
+LIBS += -lmicrohttpd -lpthread
+# -- end serve --
+
 -include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

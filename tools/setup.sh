@@ -21,6 +21,9 @@ pkgs="$pkgs python3-pandas python3-sklearn python3-pil"
 pkgs="$pkgs libopenblas0-pthread"
 # load: OpenSSL for crux load https://; the openssl command makes test_load_tls's certificate.
 pkgs="$pkgs libssl-dev openssl"
+# serve: libmicrohttpd answers crux serve's HTTP requests; test_serve's Prometheus server
+# scrapes /metrics.
+pkgs="$pkgs libmicrohttpd-dev prometheus"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

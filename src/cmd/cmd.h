@@ -26,6 +26,9 @@ int cmd_gate(int argc, char **argv);
 /* crux exp FILE [options] | crux exp --vary NAME=V1,V2 [options] -- COMMAND */
 int cmd_exp(int argc, char **argv);
 
+/* crux serve [options] (--pid PID | -- COMMAND [ARGS...]): pprof and /metrics over HTTP */
+int cmd_serve(int argc, char **argv);
+
 /* crux completions bash|zsh|fish: a completion script on stdout (cmd/completions.c) */
 int cmd_completions(int argc, char **argv);
 /* crux man: the man page, roff, section 1, on stdout (cmd/manpage.c) */
@@ -53,6 +56,7 @@ const struct cmd_spec *cmd_runs_spec(void);
 const struct cmd_spec *cmd_diff_spec(void);
 const struct cmd_spec *cmd_gate_spec(void);
 const struct cmd_spec *cmd_exp_spec(void);
+const struct cmd_spec *cmd_serve_spec(void);
 
 /* Exit status for usage errors and for failures. */
 #define EXIT_USAGE 2

@@ -22,6 +22,8 @@ static const struct command COMMANDS[] = {
      "fail on a regression past thresholds, not on noise (for CI)"},
     {"exp", cmd_exp, cmd_exp_spec,
      "run an experiment over variant configurations and pick the winner"},
+    {"serve", cmd_serve, cmd_serve_spec,
+     "serve pprof profiles and Prometheus metrics of a process over HTTP"},
     {"completions", cmd_completions, NULL, "print a bash, zsh or fish completion script"},
     {"man", cmd_man, NULL, "print the man page (roff)"},
 };

@@ -62,6 +62,20 @@ void profile_fini(struct profile *p)
     memset(p, 0, sizeof(*p));
 }
 
+void profile_clear(struct profile *p)
+{
+    struct pmeta meta = p->meta;
+    bool keep = p->keep_samples, hide = p->hide_idle;
+    size_t max = p->max_samples;
+    p->meta = (struct pmeta){0};
+    profile_fini(p);
+    profile_init(p);
+    p->meta = meta;
+    p->keep_samples = keep;
+    p->hide_idle = hide;
+    p->max_samples = max;
+}
+
 uint32_t profile_str(struct profile *p, const char *s, size_t n)
 {
     return strtab_intern(&p->strs, s, n);

@@ -212,6 +212,10 @@ struct profile {
 void profile_init(struct profile *p);
 /* Releases everything, metadata included. */
 void profile_fini(struct profile *p);
+/* Empties the profile as profile_init would but keeps its metadata and settings (keep_samples,
+ * hide_idle, max_samples): every string, frame, stack, sample, process and span id taken from it
+ * before is invalid after. crux serve calls it to bound memory over days. */
+void profile_clear(struct profile *p);
 
 /* Interns a string, returns its id. */
 uint32_t profile_str(struct profile *p, const char *s, size_t n);

@@ -28,6 +28,7 @@
 #include "util/xalloc.h"
 
 #define PROGRESS_NS 250000000ULL
+#define DRAIN_NS 100000000ULL
 #define SLEEP_SLICE_NS 50000000ULL /* wake at least this often to notice a stop request */
 
 static uint64_t cpu_now_ns(void)
@@ -67,6 +68,7 @@ struct sproc {
     bool ring_on;
     uint64_t ring_retry_ns;
     uint32_t proc_frame; /* "NAME (PID)" frame rooting its stacks with --subprocesses */
+    char name[64];       /* its short command line, the name of proc_frame */
     int statm_fd;
     uint64_t rss, point_ns, point_rss;
     uint64_t exec_id;
@@ -341,13 +343,12 @@ static struct sproc *proc_add(struct sampler *s, pid_t pid, pid_t ppid, const st
     sp->root = rt != NULL;
     if (rt)
         sp->rt = *rt;
-    char name[64];
-    short_name(pid, name, sizeof(name));
+    short_name(pid, sp->name, sizeof(sp->name));
     struct pproc *pr = profile_proc(s->p, (uint32_t)pid);
     pr->ppid = (uint32_t)(ppid > 0 ? ppid : 0);
-    profile_set_str(&pr->name, name);
+    profile_set_str(&pr->name, sp->name);
     sp->proc_frame =
-        profile_frame(s->p, profile_str(s->p, name, strlen(name)), 0, pid, FRAME_PROCESS);
+        profile_frame(s->p, profile_str(s->p, sp->name, strlen(sp->name)), 0, pid, FRAME_PROCESS);
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
     sp->statm_fd = s->o->memory ? open(path, O_RDONLY | O_CLOEXEC) : -1;
@@ -388,11 +389,10 @@ static void follow_children(struct sampler *s, uint64_t now)
         } else if (!sp->root && id && id != sp->exec_id) {
             proc_close_runtime(s, sp); /* a new program: find its runtime again */
             sp->find_until_ns = now + FIND_RETRY_NS;
-            char name[64];
-            short_name(sp->pid, name, sizeof(name));
-            profile_set_str(&profile_proc(s->p, (uint32_t)sp->pid)->name, name);
-            sp->proc_frame = profile_frame(s->p, profile_str(s->p, name, strlen(name)), 0, sp->pid,
-                                           FRAME_PROCESS);
+            short_name(sp->pid, sp->name, sizeof(sp->name));
+            profile_set_str(&profile_proc(s->p, (uint32_t)sp->pid)->name, sp->name);
+            sp->proc_frame = profile_frame(s->p, profile_str(s->p, sp->name, strlen(sp->name)), 0,
+                                           sp->pid, FRAME_PROCESS);
             proc_open_runtime(s, sp);
         }
     }
@@ -622,6 +622,46 @@ static int round_all(struct sampler *s, uint64_t t_rel, struct errbuf *eb)
     return 0;
 }
 
+/* The profile was emptied (profile_clear): intern again what every process's stacks start
+ * with and forget the frame ids cached since. */
+static void forget_ids(struct sampler *s)
+{
+    struct profile *p = s->p;
+    s->marker_truncated = profile_frame(p, profile_str(p, "[truncated]", 11), 0, 0, FRAME_MARKER);
+    for (size_t i = 0; i < s->nprocs; i++) {
+        struct sproc *sp = s->procs[i];
+        if (sp->gone)
+            continue;
+        struct pproc *pr = profile_proc(p, (uint32_t)sp->pid);
+        pr->ppid = (uint32_t)(sp->ppid > 0 ? sp->ppid : 0);
+        profile_set_str(&pr->name, sp->name);
+        sp->proc_frame =
+            profile_frame(p, profile_str(p, sp->name, strlen(sp->name)), 0, sp->pid, FRAME_PROCESS);
+        if (!sp->python)
+            continue;
+        profile_set_str(&pr->python_version, sp->rt.version);
+        hmap_clear(&sp->frames);
+        if (sp->native_on)
+            hmap_clear(&sp->native_frames);
+        threadlabels_forget(&sp->tl, p);
+    }
+}
+
+/* Frees the records of children that exited, so that a server whose workers come and go keeps
+ * being followed (MAX_PROCS bounds the live ones). Their counters were taken when they left. */
+static void forget_gone(struct sampler *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->nprocs; i++) {
+        struct sproc *sp = s->procs[i];
+        if (sp->gone && !sp->root)
+            free(sp);
+        else
+            s->procs[k++] = sp;
+    }
+    s->nprocs = k;
+}
+
 static bool child_gone(const struct sampler_opts *o, struct pauser *pz)
 {
     if (!o->child)
@@ -694,7 +734,8 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
     s.start = start;
     st->start_ns = start;
     uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
-    uint64_t next = start, last_progress = start;
+    uint64_t next = start, last_progress = start, last_drain = start;
+    uint64_t drain_ns = o->drain_ns ? o->drain_ns : DRAIN_NS;
     s.next_prune = start + PRUNE_NS;
     int rc = 0;
     while (!(o->stop && *o->stop)) {
@@ -713,6 +754,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
             for (size_t i = 0; i < s.nprocs; i++)
                 if (s.procs[i]->cat_on)
                     cat_prune(&s.procs[i]->cat);
+            forget_gone(&s);
             s.next_prune = now + PRUNE_NS;
         }
         st->ticks++;
@@ -733,6 +775,12 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
             st->elapsed_ns = after - start;
             o->progress(st, o->progress_arg);
             last_progress = after;
+        }
+        if (o->drain && after - last_drain >= drain_ns) {
+            st->elapsed_ns = after - start;
+            if (o->drain(p, st, after - start, o->drain_arg))
+                forget_ids(&s);
+            last_drain = after;
         }
         next += period;
         if (next <= after) {
@@ -779,5 +827,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
     p->meta.ticks = st->ticks;
     p->meta.errors = st->errors;
     p->meta.duration_ns = st->elapsed_ns;
+    if (o->drain)
+        (void)o->drain(p, st, st->elapsed_ns, o->drain_arg);
     return rc;
 }

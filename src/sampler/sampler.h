@@ -38,6 +38,13 @@ struct sampler_stats {
 
 typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
 
+/* crux serve: takes what the last rounds added to `p` (its kept samples, memory points and
+ * spans, and those of sampler_opts.spans) out of it. `now_ns` is the sampler's clock, as
+ * samples' t_ns: every sample taken before it has been added. Returns true when it emptied
+ * the profile (profile_clear): the sampler then forgets the ids it cached. */
+typedef bool (*sampler_drain_fn)(struct profile *p, const struct sampler_stats *st, uint64_t now_ns,
+                                 void *arg);
+
 struct sampler_opts {
     double rate_hz;
     double duration_s;        /* 0: until the target exits or *stop is set */
@@ -62,6 +69,9 @@ struct sampler_opts {
     bool *child_exited;
     sampler_progress_fn progress; /* called about four times a second; may be NULL */
     void *progress_arg;
+    sampler_drain_fn drain; /* called between rounds every drain_ns and at the end; may be NULL */
+    void *drain_arg;
+    uint64_t drain_ns; /* 0: 100 ms */
 };
 
 /* Samples process `rt->pid` (and, with o->subprocesses, its descendants) into `p` until the

@@ -15,6 +15,12 @@ void threadlabels_init(struct threadlabels *tl, const struct pyruntime *rt, stru
     tl->str_thread = profile_str(p, "thread", 6);
 }
 
+void threadlabels_forget(struct threadlabels *tl, struct profile *p)
+{
+    hmap_clear(&tl->names_of);
+    tl->str_thread = profile_str(p, "thread", 6);
+}
+
 void threadlabels_fini(struct threadlabels *tl)
 {
     threadnames_fini(&tl->names);

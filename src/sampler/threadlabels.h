@@ -23,6 +23,8 @@ struct threadlabels {
 /* Initializes `tl` for the process of runtime `rt` (which must outlive it), recording into
  * `p`. */
 void threadlabels_init(struct threadlabels *tl, const struct pyruntime *rt, struct profile *p);
+/* Forgets every string id of `p` it cached: `p` was emptied (profile_clear). */
+void threadlabels_forget(struct threadlabels *tl, struct profile *p);
 /* Releases everything. */
 void threadlabels_fini(struct threadlabels *tl);
 /* Once per round, after the reader's round and before threadlabels_name: reads the Python
