@@ -200,6 +200,8 @@ int record_load_start(struct record_load *l, volatile sig_atomic_t *done)
     l->done = done;
     atomic_store(&l->inflight, 0);
     l->cli.o.inflight = &l->inflight;
+    reqlog_init(&l->reqs, PROFILE_MAX_REQS);
+    l->cli.o.reqlog = &l->reqs;
     if (pthread_create(&l->thread, NULL, load_main, l) != 0)
         return ERR_SYS;
     l->started = l->ran = true;
@@ -265,6 +267,35 @@ int record_load_finish(struct record_load *l, struct profile *p, struct stagesta
     return status;
 }
 
+/* `t` (CLOCK_MONOTONIC) as ns since `start_ns`, within 0 .. `end`. */
+static uint64_t on_recording(uint64_t t, uint64_t start_ns, uint64_t end)
+{
+    uint64_t v = t > start_ns ? t - start_ns : 0;
+    return v < end ? v : end;
+}
+
+void record_load_keep_requests(const struct record_load *l, struct profile *p, uint64_t start_ns)
+{
+    if (!l->ran || l->started)
+        return;
+    uint64_t end = p->meta.duration_ns ? p->meta.duration_ns : UINT64_MAX;
+    for (size_t i = 0; i < l->reqs.n; i++) {
+        const struct reqlog_rec *r = reqlog_at(&l->reqs, i);
+        const char *err = reqlog_err_name(r->err);
+        struct preq q = {
+            .start_ns = on_recording(r->t_start, start_ns, end),
+            .end_ns = on_recording(r->t_end, start_ns, end),
+            .bytes = r->bytes,
+            .ttft_ns =
+                r->t_first_token > r->t_start ? (int64_t)(r->t_first_token - r->t_start) : -1,
+            .status = r->status,
+            .error = err ? profile_str(p, err, strlen(err)) : 0,
+        };
+        profile_add_req(p, &q);
+    }
+    p->reqs_dropped += l->reqs.dropped;
+}
+
 void record_load_fini(struct record_load *l)
 {
     if (l->started) {
@@ -272,6 +303,8 @@ void record_load_fini(struct record_load *l)
         pthread_join(l->thread, NULL);
         l->started = false;
     }
-    if (l->ran)
+    if (l->ran) {
         load_result_fini(&l->res);
+        reqlog_fini(&l->reqs);
+    }
 }

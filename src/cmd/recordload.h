@@ -12,6 +12,7 @@
 
 #include "cmd/loadcli.h"
 #include "load/load.h"
+#include "load/reqlog.h"
 #include "profile/profile.h"
 #include "stages/stagestats.h"
 
@@ -30,6 +31,7 @@ struct record_load {
     pthread_t thread;
     bool started, ran;
     _Atomic uint32_t inflight; /* requests in flight, kept by the load thread */
+    struct reqlog reqs;        /* each request, kept by the load thread (read after the join) */
 };
 
 /* Takes `--load URL` and every `--load-NAME [VALUE]` (`--load-rate 50` is `crux load
@@ -48,6 +50,10 @@ int record_load_start(struct record_load *l, volatile sig_atomic_t *done);
  * outputs. Returns 0 or EXIT_FAIL. */
 int record_load_finish(struct record_load *l, struct profile *p, struct stagestats *spans,
                        uint64_t spans_lost, bool quiet);
+/* After record_load_finish: copies the load's requests into `p` (profile.reqs), moved to the
+ * samples' clock (`start_ns`, CLOCK_MONOTONIC when sampling began) and clamped to the
+ * recording (0 .. p->meta.duration_ns), with their failures named. */
+void record_load_keep_requests(const struct record_load *l, struct profile *p, uint64_t start_ns);
 void record_load_fini(struct record_load *l);
 
 #endif

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Chrome trace export: each thread's samples as nested slices (one per run of samples in the
-// same function at a depth), the agent's spans as slices on lanes of their own, memory as a
-// counter.
+// same function at a depth), the agent's spans and the load generator's requests as slices on
+// lanes of their own, memory as a counter.
 #include "export/chrometrace.h"
 
 #include <stdio.h>
@@ -312,6 +312,94 @@ static void write_spans(struct jsonw *w, const struct profile *p)
     free(keys);
 }
 
+/* A request's slice name: "HTTP 200" for a response (an error status included), else its
+ * failure ("timeout", "connect", "cancelled"). */
+static int req_name(const struct profile *p, const struct preq *r, struct buf *tmp)
+{
+    buf_reset(tmp);
+    if (r->status > 0)
+        return buf_printf(tmp, "HTTP %d", (int)r->status);
+    return buf_puts(tmp, r->error ? profile_string(p, r->error) : "?");
+}
+
+static void write_req(struct jsonw *w, const struct profile *p, const struct preq *r, size_t lane,
+                      struct buf *tmp)
+{
+    jsonw_fail(w, req_name(p, r, tmp));
+    jsonw_obj_begin(w);
+    jsonw_key(w, "name");
+    jsonw_strn(w, buf_cstr(tmp), tmp->len);
+    jsonw_key(w, "cat");
+    jsonw_str(w, "load");
+    event_head(w, "X", r->start_ns, p->meta.pid, CHROMETRACE_LOAD_TID + (uint32_t)lane);
+    write_us(w, "dur", r->end_ns - r->start_ns);
+    jsonw_key(w, "args");
+    jsonw_obj_begin(w);
+    jsonw_key(w, "status");
+    jsonw_i64(w, r->status);
+    jsonw_key(w, "outcome");
+    jsonw_str(w, r->error ? profile_string(p, r->error) : "ok");
+    jsonw_key(w, "bytes");
+    jsonw_u64(w, r->bytes);
+    if (r->ttft_ns >= 0) {
+        jsonw_key(w, "ttft_ms");
+        jsonw_double(w, (double)r->ttft_ns / 1e6);
+    }
+    jsonw_obj_end(w);
+    jsonw_obj_end(w);
+}
+
+/* Requests by start, the longer first, then in the order kept. */
+static int cmp_req(const void *a, const void *b, void *arg)
+{
+    const struct preq *v = arg;
+    uint32_t i = *(const uint32_t *)a, k = *(const uint32_t *)b;
+    if (v[i].start_ns != v[k].start_ns)
+        return v[i].start_ns < v[k].start_ns ? -1 : 1;
+    if (v[i].end_ns != v[k].end_ns)
+        return v[i].end_ns > v[k].end_ns ? -1 : 1;
+    return (i > k) - (i < k);
+}
+
+/* The load requests on "load generator N" tracks of the recorded process: each request in the
+ * first lane whose last request ended by its start, so that no two slices of a track overlap
+ * (requests run side by side, they do not nest). As many lanes as requests were in flight at
+ * once, at most the load's connections. */
+static void write_reqs(struct jsonw *w, const struct profile *p)
+{
+    if (!p->nreqs)
+        return;
+    uint32_t *ix = xmalloc(p->nreqs * sizeof(*ix));
+    for (size_t i = 0; i < p->nreqs; i++)
+        ix[i] = (uint32_t)i;
+    qsort_r(ix, p->nreqs, sizeof(*ix), cmp_req, p->reqs);
+    uint64_t *ends = NULL;
+    size_t nlanes = 0;
+    struct buf tmp;
+    buf_init(&tmp, 0);
+    for (size_t i = 0; i < p->nreqs && !jsonw_error(w); i++) {
+        const struct preq *r = &p->reqs[ix[i]];
+        size_t l = 0;
+        while (l < nlanes && ends[l] > r->start_ns)
+            l++;
+        if (l == nlanes)
+            ends = xrealloc(ends, ++nlanes * sizeof(*ends));
+        ends[l] = r->end_ns;
+        write_req(w, p, r, l, &tmp);
+    }
+    char name[40];
+    for (size_t l = 0; l < nlanes; l++) {
+        int len = snprintf(name, sizeof(name), "load generator %zu", l + 1);
+        write_meta(w, "thread_name", p->meta.pid, CHROMETRACE_LOAD_TID + (uint32_t)l, name,
+                   (size_t)len, 0);
+        write_meta(w, "thread_sort_index", p->meta.pid, CHROMETRACE_LOAD_TID + (uint32_t)l, NULL, 0,
+                   (int64_t)(2000000 + l));
+    }
+    buf_fini(&tmp);
+    free(ends);
+    free(ix);
+}
+
 static void write_memory(struct jsonw *w, const struct profile *p)
 {
     for (size_t i = 0; i < p->nmem && !jsonw_error(w); i++) {
@@ -361,6 +449,7 @@ int chrometrace_write(const struct profile *p, const struct export_opts *o, stru
     jsonw_arr_begin(&w);
     write_threads(&w, p, &t);
     write_spans(&w, p);
+    write_reqs(&w, p);
     write_memory(&w, p);
     jsonw_arr_end(&w);
     jsonw_key(&w, "displayTimeUnit");

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Firefox Profiler export: per thread, the samples in time order and the tables they index
-// (stacks, frames, functions, resources), each sample's time category on its frames, and the
-// agent's spans as markers.
+// (stacks, frames, functions, resources), each sample's time category on its frames, the
+// agent's spans as markers, and the requests of `record --load` as markers on the recorded
+// process's main thread.
 #include "export/gecko.h"
 
 #include <stdio.h>
@@ -14,18 +15,19 @@
 #include "util/jsonw.h"
 #include "util/xalloc.h"
 
-#define NONE UINT32_MAX  /* null (or -1) in a column */
-#define CAT_STAGE PCAT_N /* the category of the span markers */
+#define NONE UINT32_MAX       /* null (or -1) in a column */
+#define CAT_STAGE PCAT_N      /* the category of the span markers */
+#define CAT_LOAD (PCAT_N + 1) /* the category of the load request markers */
 
 /* The categories, indexed by enum sample_cat, then the markers' one. The first grey category
  * is the Firefox Profiler's default: samples without a category. */
 static const struct {
     const char *name, *color;
-} categories[PCAT_N + 1] = {
+} categories[CAT_LOAD + 1] = {
     [CAT_NONE] = {"Other", "grey"},    [CAT_PYTHON] = {"Python", "yellow"},
     [CAT_NATIVE] = {"Native", "blue"}, [CAT_SYSTEM] = {"System", "lightblue"},
     [CAT_GIL] = {"GIL", "red"},        [CAT_CPU] = {"CPU", "orange"},
-    [CAT_STAGE] = {"Stage", "green"},
+    [CAT_STAGE] = {"Stage", "green"},  [CAT_LOAD] = {"Load", "purple"},
 };
 
 static const char *const span_kinds[] = {"?", "stage", "request", "mark"};
@@ -53,6 +55,7 @@ struct gecko {
     uint32_t *path;       /* stack walk buffer: the deepest stack */
     uint32_t *span_order; /* span indexes by track, then start */
     size_t *span_first;   /* track -> first of its spans in span_order; n + 1 entries */
+    size_t load_track;    /* the track the load requests go on (SIZE_MAX: none) */
     struct buf tmp;
 };
 
@@ -321,43 +324,75 @@ static uint32_t span_name(struct gecko *g, const struct pspan *s)
     return s->kind == PSPAN_REQUEST ? str_n(g, "request", 7) : str_n(g, "?", 1);
 }
 
-/* The spans on track `ti` as interval markers (instant ones for marks), in start order. */
+/* A load request's marker data: its outcome, size and time to first token. */
+static void write_req_data(struct jsonw *w, const struct profile *p, const struct preq *r)
+{
+    jsonw_obj_begin(w);
+    jsonw_key(w, "type");
+    jsonw_str(w, "CruxLoadRequest");
+    jsonw_key(w, "status");
+    jsonw_i64(w, r->status);
+    jsonw_key(w, "outcome");
+    jsonw_str(w, r->error ? profile_string(p, r->error) : "ok");
+    jsonw_key(w, "bytes");
+    jsonw_u64(w, r->bytes);
+    if (r->ttft_ns >= 0) {
+        jsonw_key(w, "ttft");
+        jsonw_double(w, (double)r->ttft_ns / 1e6);
+    }
+    jsonw_obj_end(w);
+}
+
+static void write_span_data(struct jsonw *w, const struct pspan *s)
+{
+    jsonw_obj_begin(w);
+    jsonw_key(w, "type");
+    jsonw_str(w, "CruxSpan");
+    jsonw_key(w, "kind");
+    jsonw_str(w, span_kinds[s->kind <= PSPAN_MARK ? s->kind : 0]);
+    if (s->request) {
+        char num[24];
+        size_t len = jsonw_fmt_u64(num, s->request);
+        jsonw_key(w, "request");
+        jsonw_strn(w, num, len); /* a string: ids pass 2^53 */
+    }
+    jsonw_key(w, "tid");
+    jsonw_u64(w, s->tid);
+    jsonw_obj_end(w);
+}
+
+/* The markers of track `ti`: its spans as interval markers (instant ones for marks), in start
+ * order, then, on the load track, every load request as an interval marker named "load
+ * request", in the order the requests ended. */
 static void write_markers(struct jsonw *w, struct gecko *g, size_t ti)
 {
     const struct profile *p = g->p;
     size_t first = g->span_first[ti], n = g->span_first[ti + 1] - first;
+    size_t nr = ti == g->load_track ? p->nreqs : 0;
     const uint32_t *ix = g->span_order + first;
     jsonw_key(w, "markers");
     jsonw_obj_begin(w);
     jsonw_key(w, "data");
     jsonw_arr_begin(w);
-    for (size_t i = 0; i < n && !jsonw_error(w); i++) {
-        const struct pspan *s = &p->spans[ix[i]];
-        jsonw_obj_begin(w);
-        jsonw_key(w, "type");
-        jsonw_str(w, "CruxSpan");
-        jsonw_key(w, "kind");
-        jsonw_str(w, span_kinds[s->kind <= PSPAN_MARK ? s->kind : 0]);
-        if (s->request) {
-            char num[24];
-            size_t len = jsonw_fmt_u64(num, s->request);
-            jsonw_key(w, "request");
-            jsonw_strn(w, num, len); /* a string: ids pass 2^53 */
-        }
-        jsonw_key(w, "tid");
-        jsonw_u64(w, s->tid);
-        jsonw_obj_end(w);
-    }
+    for (size_t i = 0; i < n && !jsonw_error(w); i++)
+        write_span_data(w, &p->spans[ix[i]]);
+    for (size_t i = 0; i < nr && !jsonw_error(w); i++)
+        write_req_data(w, p, &p->reqs[i]);
     jsonw_arr_end(w);
     jsonw_key(w, "name");
     jsonw_arr_begin(w);
     for (size_t i = 0; i < n && !jsonw_error(w); i++)
         jsonw_u64(w, span_name(g, &p->spans[ix[i]]));
+    uint32_t req_name = nr ? str_n(g, "load request", 12) : 0;
+    for (size_t i = 0; i < nr && !jsonw_error(w); i++)
+        jsonw_u64(w, req_name);
     jsonw_arr_end(w);
     jsonw_key(w, "startTime");
     jsonw_arr_begin(w);
     for (size_t i = 0; i < n && !jsonw_error(w); i++)
         jsonw_double(w, (double)p->spans[ix[i]].start_ns / 1e6);
+    for (size_t i = 0; i < nr && !jsonw_error(w); i++)
+        jsonw_double(w, (double)p->reqs[i].start_ns / 1e6);
     jsonw_arr_end(w);
     jsonw_key(w, "endTime");
     jsonw_arr_begin(w);
@@ -368,16 +403,22 @@ static void write_markers(struct jsonw *w, struct gecko *g, size_t ti)
         else
             jsonw_double(w, (double)s->end_ns / 1e6);
     }
+    for (size_t i = 0; i < nr && !jsonw_error(w); i++)
+        jsonw_double(w, (double)p->reqs[i].end_ns / 1e6);
     jsonw_arr_end(w);
     jsonw_key(w, "phase"); /* 0 instant, 1 interval */
     jsonw_arr_begin(w);
     for (size_t i = 0; i < n && !jsonw_error(w); i++)
         jsonw_u64(w, p->spans[ix[i]].kind == PSPAN_MARK ? 0 : 1);
+    for (size_t i = 0; i < nr && !jsonw_error(w); i++)
+        jsonw_u64(w, 1);
     jsonw_arr_end(w);
-    char cat[12];
-    snprintf(cat, sizeof(cat), "%d", CAT_STAGE);
-    write_same(w, "category", n, cat);
-    write_length(w, n);
+    jsonw_key(w, "category");
+    jsonw_arr_begin(w);
+    for (size_t i = 0; i < n + nr && !jsonw_error(w); i++)
+        jsonw_u64(w, i < n ? CAT_STAGE : CAT_LOAD);
+    jsonw_arr_end(w);
+    write_length(w, n + nr);
     jsonw_obj_end(w);
 }
 
@@ -429,7 +470,7 @@ static void write_categories(struct jsonw *w)
 {
     jsonw_key(w, "categories");
     jsonw_arr_begin(w);
-    for (size_t i = 0; i <= CAT_STAGE; i++) {
+    for (size_t i = 0; i <= CAT_LOAD; i++) {
         jsonw_obj_begin(w);
         jsonw_key(w, "name");
         jsonw_str(w, categories[i].name);
@@ -441,8 +482,9 @@ static void write_categories(struct jsonw *w)
     jsonw_arr_end(w);
 }
 
-/* The schema of the span markers: their kind, request id and thread in the tooltip, sidebar
- * and table. */
+/* The schemas of the span markers (their kind, request id and thread) and of the load request
+ * markers (status, outcome, body bytes, time to first token) for the tooltip, sidebar and
+ * table. */
 static void write_marker_schema(struct jsonw *w)
 {
     members(w, "\"markerSchema\":[{\"name\":\"CruxSpan\",\"tooltipLabel\":\"{marker.name}\","
@@ -453,7 +495,20 @@ static void write_marker_schema(struct jsonw *w)
                "{\"key\":\"request\",\"label\":\"Request\",\"format\":\"string\"},"
                "{\"key\":\"tid\",\"label\":\"Thread\",\"format\":\"tid\"}],"
                "\"description\":\"A span the crux agent reported: a request, one of its "
-               "stages, or a mark\"}]");
+               "stages, or a mark\"},"
+               "{\"name\":\"CruxLoadRequest\",\"tooltipLabel\":\"{marker.name} "
+               "{marker.data.status} {marker.data.outcome}\","
+               "\"tableLabel\":\"{marker.data.status} {marker.data.outcome} "
+               "{marker.data.bytes}\","
+               "\"chartLabel\":\"{marker.data.status} {marker.data.outcome}\","
+               "\"display\":[\"marker-chart\",\"marker-table\",\"timeline-overview\"],"
+               "\"fields\":[{\"key\":\"status\",\"label\":\"HTTP status\",\"format\":\"integer\"},"
+               "{\"key\":\"outcome\",\"label\":\"Outcome\",\"format\":\"string\"},"
+               "{\"key\":\"bytes\",\"label\":\"Response body\",\"format\":\"bytes\"},"
+               "{\"key\":\"ttft\",\"label\":\"Time to first token\","
+               "\"format\":\"milliseconds\"}],"
+               "\"description\":\"A request crux's load generator sent (record --load), from "
+               "its send to the end of its response\"}]");
 }
 
 static void write_meta(struct jsonw *w, struct gecko *g, const struct export_opts *o)
@@ -592,6 +647,18 @@ static void order_spans(struct gecko *g)
     free(keys);
 }
 
+/* The track of the recorded process's main thread (the one the Firefox Profiler selects and
+ * shows first), else the first track; SIZE_MAX when there are no requests or no tracks. */
+static size_t load_track(const struct gecko *g)
+{
+    if (!g->p->nreqs || !g->t.n)
+        return SIZE_MAX;
+    for (size_t i = 0; i < g->t.n; i++)
+        if (g->t.v[i].pid == g->p->meta.pid && g->t.v[i].tid == g->t.v[i].pid)
+            return i;
+    return 0;
+}
+
 static void write_strings(struct jsonw *w, const struct gecko *g)
 {
     jsonw_key(w, "shared");
@@ -612,6 +679,7 @@ int gecko_write(const struct profile *p, const struct export_opts *o, struct buf
     buf_init(&g.tmp, 0);
     g.path = xmalloc(((size_t)tracks_max_depth(p) + 1) * sizeof(*g.path));
     order_spans(&g);
+    g.load_track = load_track(&g);
     struct jsonw w;
     jsonw_init(&w, out, 0);
     jsonw_obj_begin(&w);

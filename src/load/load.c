@@ -947,6 +947,7 @@ int load_run(const struct load_opts *o, struct load_result *res, volatile sig_at
                            .timeout_s = o->timeout_s,
                            .rng = &rng,
                            .inflight = o->inflight,
+                           .reqlog = o->reqlog,
                            .tls = tls,
                            .host = t.host};
     if (o->sweep) {

@@ -32,6 +32,8 @@
 #include "util/err.h"
 #include "util/jsonw.h"
 
+struct reqlog;
+
 enum load_arrivals {
     LOAD_CONSTANT, /* every 1/rate seconds */
     LOAD_POISSON,  /* exponential gaps with mean 1/rate */
@@ -83,6 +85,10 @@ struct load_opts {
     /* When set, kept equal to the number of requests in flight (sent, response not yet
      * complete), for a reader on another thread: record --load tags its samples with it. */
     _Atomic uint32_t *inflight;
+    /* When set, each request's record is appended to it by the thread running load_run, as
+     * the request ends (a request in flight when the run stops, as it stops). The caller
+     * owns it and reads it after load_run has returned. */
+    struct reqlog *reqlog;
 };
 
 /* One tick of the timeline. */

@@ -268,6 +268,32 @@ static struct load_tick *tick_at(struct loop *L, uint64_t t)
     return &st->ticks[i];
 }
 
+/* Appends the request on `c` to the run's request records: a copy into a preallocated chunk,
+ * nothing more on the hot path (reqlog.h). */
+static void keep_request(struct loop *L, const struct conn *c, int err, uint64_t now)
+{
+    struct reqlog_rec r = {.t_start = c->t_start,
+                           .t_end = now,
+                           .t_first_token = c->t_first_token,
+                           .bytes = c->resp.body_bytes,
+                           .status = c->resp.status,
+                           .err = err};
+    reqlog_add(L->cfg->reqlog, &r);
+}
+
+/* Requests still in flight when the run ends (stopped, or past its drain cap): recorded as
+ * cancelled or unfinished, ending now. */
+static void keep_in_flight(struct loop *L, int err, uint64_t now)
+{
+    if (!L->cfg->reqlog)
+        return;
+    for (int i = 0; i < L->cfg->slots; i++) {
+        const struct conn *c = &L->conns[i];
+        if (c->st == C_CONNECTING || c->st == C_HANDSHAKE || c->st == C_BUSY)
+            keep_request(L, c, err, now);
+    }
+}
+
 /* Ends the request on `c`: err is an enum load_err or -1 for a complete response. */
 static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
 {
@@ -309,6 +335,8 @@ static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
         }
     }
     log_request(L, c, err, now);
+    if (L->cfg->reqlog)
+        keep_request(L, c, err, now);
     L->inflight--;
     publish_inflight(L);
     L->t_last_end = now;
@@ -883,7 +911,9 @@ int loop_run(const struct loop_cfg *cfg, struct load_stats *st, volatile sig_ato
         handle_events(&L, now, wake);
     }
     /* stop or drain cap: count what was not finished */
-    if (stop && *stop)
+    bool stopped = stop && *stop;
+    keep_in_flight(&L, stopped ? REQLOG_CANCELLED : LOAD_ERR_UNFINISHED, loop_now_ns());
+    if (stopped)
         st->cancelled += L.inflight;
     L.inflight = 0;
     publish_inflight(&L);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "load/load.h"
+#include "load/reqlog.h"
 #include "load/tls.h"
 #include "util/err.h"
 
@@ -43,6 +44,7 @@ struct loop_cfg {
     struct tls_ctx *tls;        /* https: sessions from this context (not owned), else NULL */
     const char *host;           /* https: the server name for SNI and verification */
     _Atomic uint32_t *inflight; /* when set, kept equal to the requests in flight */
+    struct reqlog *reqlog;      /* when set, each request's record goes here (not owned) */
 };
 
 /* Runs one schedule to its end and adds what happened to `st`, whose histograms the caller

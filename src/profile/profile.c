@@ -52,6 +52,7 @@ void profile_fini(struct profile *p)
     }
     free(p->procs);
     free(p->spans);
+    free(p->reqs);
     free(p->meta.command);
     free(p->meta.python_version);
     free(p->meta.categories_note);
@@ -216,6 +217,19 @@ void profile_add_span(struct profile *p, const struct pspan *s)
         p->spans = xrealloc(p->spans, p->capspans * sizeof(*p->spans));
     }
     p->spans[p->nspans++] = *s;
+}
+
+void profile_add_req(struct profile *p, const struct preq *r)
+{
+    if (p->nreqs >= PROFILE_MAX_REQS) {
+        p->reqs_dropped++;
+        return;
+    }
+    if (p->nreqs == p->capreqs) {
+        p->capreqs = p->capreqs ? p->capreqs * 2 : 256;
+        p->reqs = xrealloc(p->reqs, p->capreqs * sizeof(*p->reqs));
+    }
+    p->reqs[p->nreqs++] = *r;
 }
 
 struct pproc *profile_proc(struct profile *p, uint32_t pid)

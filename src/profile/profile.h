@@ -132,6 +132,18 @@ struct pspan {
     uint32_t kind;             /* enum pspan_kind */
 };
 
+/* One request the load generator of `record --load` sent, kept for the timelines. 40 bytes. */
+struct preq {
+    uint64_t start_ns, end_ns; /* sent, and its response ended (or it failed), on the samples'
+                                * clock; clamped to the recording: one sent before it starts
+                                * at 0, one still in flight when it ended ends there */
+    uint64_t bytes;            /* response body bytes received */
+    int64_t ttft_ns;           /* streamed responses: send to the first token; -1 none */
+    int32_t status;            /* HTTP status code; 0 when no status line came */
+    uint32_t error;            /* strtab id of the failure ("timeout", "http", "cancelled"),
+                                * 0 for a request that succeeded */
+};
+
 /* One process seen during the recording. */
 struct pproc {
     uint32_t pid, ppid;
@@ -198,7 +210,10 @@ struct profile {
     size_t nprocs, capprocs;
     struct pspan *spans; /* the agent's spans, in the order added */
     size_t nspans, capspans;
-    uint64_t spans_dropped;     /* spans past PROFILE_MAX_SPANS, not kept */
+    uint64_t spans_dropped; /* spans past PROFILE_MAX_SPANS, not kept */
+    struct preq *reqs;      /* record --load: its requests, in the order they ended */
+    size_t nreqs, capreqs;
+    uint64_t reqs_dropped;      /* requests past PROFILE_MAX_REQS, not kept */
     struct pthreadname *tnames; /* in order of first sight */
     size_t ntnames, captnames;
     struct hmap tname_index; /* pid << 32 | tid -> index + 1 */
@@ -207,6 +222,7 @@ struct profile {
 
 #define PROFILE_MAX_SAMPLES_DEFAULT ((size_t)50 * 1000 * 1000)
 #define PROFILE_MAX_SPANS ((size_t)1000 * 1000) /* 40 MB of spans */
+#define PROFILE_MAX_REQS ((size_t)1000 * 1000)  /* 40 MB of load requests */
 
 /* Initializes an empty profile in caller storage. */
 void profile_init(struct profile *p);
@@ -248,6 +264,10 @@ void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rs
 /* Appends a span (its name interned by the caller); past PROFILE_MAX_SPANS it is only counted
  * in spans_dropped. */
 void profile_add_span(struct profile *p, const struct pspan *s);
+
+/* Appends a load request (its error name interned by the caller); past PROFILE_MAX_REQS it is
+ * only counted in reqs_dropped. */
+void profile_add_req(struct profile *p, const struct preq *r);
 
 /* The process record for `pid`, created (zeroed, exit_status -1) when new. */
 struct pproc *profile_proc(struct profile *p, uint32_t pid);

@@ -40,6 +40,8 @@ static const char schema[] =
     "  pid INTEGER NOT NULL, kind INTEGER NOT NULL);\n"
     "CREATE TABLE threads(pid INTEGER NOT NULL, tid INTEGER NOT NULL, name TEXT NOT NULL,\n"
     "  PRIMARY KEY(pid, tid)) WITHOUT ROWID;\n"
+    "CREATE TABLE load_requests(start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,\n"
+    "  status INTEGER NOT NULL, error TEXT, bytes INTEGER NOT NULL, ttft_ns INTEGER);\n"
     "CREATE VIEW frame_text AS SELECT f.id AS id, n.s AS name, p.s AS file, f.line AS line,\n"
     "  f.kind AS kind FROM frames f JOIN strings n ON n.id = f.name JOIN strings p ON p.id = "
     "f.file;\n"
@@ -131,6 +133,8 @@ static int save_meta(sqlite3 *db, const struct profile *p)
     rc = rc ? rc : meta_int(st, "total", (int64_t)p->total);
     rc = rc ? rc : meta_int(st, "keep_samples", p->keep_samples);
     rc = rc ? rc : meta_int(st, "hide_idle", p->hide_idle);
+    if (p->reqs_dropped)
+        rc = rc ? rc : meta_int(st, "load_requests_dropped", (int64_t)p->reqs_dropped);
     sqlite3_finalize(st);
     if (rc)
         return rc;
@@ -319,6 +323,37 @@ static int save_spans(sqlite3 *db, const struct profile *p)
     return rc;
 }
 
+/* The load_requests table (added without a format bump: older files lack it, older crux
+ * ignores it): record --load's requests, in the order kept. */
+static int save_reqs(sqlite3 *db, const struct profile *p)
+{
+    sqlite3_stmt *st;
+    int rc = 0;
+    if (prep(db,
+             "INSERT INTO load_requests(start_ns, end_ns, status, error, bytes, ttft_ns) "
+             "VALUES(?,?,?,?,?,?)",
+             &st))
+        return ERR_IO;
+    for (size_t i = 0; i < p->nreqs && !rc; i++) {
+        const struct preq *r = &p->reqs[i];
+        sqlite3_bind_int64(st, 1, (int64_t)r->start_ns);
+        sqlite3_bind_int64(st, 2, (int64_t)r->end_ns);
+        sqlite3_bind_int64(st, 3, r->status);
+        if (r->error)
+            sqlite3_bind_text(st, 4, profile_string(p, r->error), -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 4);
+        sqlite3_bind_int64(st, 5, (int64_t)r->bytes);
+        if (r->ttft_ns >= 0)
+            sqlite3_bind_int64(st, 6, r->ttft_ns);
+        else
+            sqlite3_bind_null(st, 6);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_save(const struct profile *p, const char *path, struct errbuf *eb)
 {
     if (unlink(path) != 0 && errno != ENOENT)
@@ -340,6 +375,7 @@ int store_save(const struct profile *p, const char *path, struct errbuf *eb)
     rc = rc ? rc : save_tables(db, p);
     rc = rc ? rc : save_samples(db, p);
     rc = rc ? rc : save_spans(db, p);
+    rc = rc ? rc : save_reqs(db, p);
     if (!rc && sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
         rc = ERR_IO;
     if (rc) {
@@ -413,6 +449,8 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
             p->keep_samples = iv != 0;
         else if (strcmp(k, "hide_idle") == 0)
             p->hide_idle = iv != 0;
+        else if (strcmp(k, "load_requests_dropped") == 0)
+            p->reqs_dropped = (uint64_t)iv;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -437,16 +475,25 @@ static int corrupt(struct errbuf *eb, const char *path, const char *what)
 }
 
 /* Thread names: recordings made before crux kept them have no `threads` table. */
+/* Whether the file has table `name` (one added without a format bump); -1 when unreadable. */
+static int has_table(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *st;
+    if (prep(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &st))
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int load_thread_names(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
 {
     sqlite3_stmt *st;
-    if (prep(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'threads'", &st))
-        return db_err(db, eb, "cannot read", path);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
+    int rc = has_table(db, "threads");
+    if (rc == 0)
         return 0;
-    if (rc != SQLITE_ROW || prep(db, "SELECT pid, tid, name FROM threads", &st))
+    if (rc < 0 || prep(db, "SELECT pid, tid, name FROM threads", &st))
         return db_err(db, eb, "cannot read", path);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 2);
@@ -680,6 +727,38 @@ static int load_spans(sqlite3 *db, struct profile *p, struct errbuf *eb, const c
     return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
 }
 
+static int load_reqs(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
+{
+    sqlite3_stmt *st;
+    int rc = has_table(db, "load_requests");
+    if (rc == 0)
+        return 0; /* recorded before crux kept requests, or without --load */
+    if (rc < 0 || prep(db,
+                       "SELECT start_ns, end_ns, status, error, bytes, ttft_ns FROM load_requests "
+                       "ORDER BY rowid",
+                       &st))
+        return db_err(db, eb, "cannot read", path);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t start = sqlite3_column_int64(st, 0), end = sqlite3_column_int64(st, 1);
+        if (start < 0 || end < start) {
+            sqlite3_finalize(st);
+            return corrupt(eb, path, "a load request ends before it starts");
+        }
+        const char *err = (const char *)sqlite3_column_text(st, 3);
+        struct preq r = {
+            .start_ns = (uint64_t)start,
+            .end_ns = (uint64_t)end,
+            .status = (int32_t)sqlite3_column_int64(st, 2),
+            .error = err ? profile_str(p, err, (size_t)sqlite3_column_bytes(st, 3)) : 0,
+            .bytes = (uint64_t)sqlite3_column_int64(st, 4),
+            .ttft_ns = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5),
+        };
+        profile_add_req(p, &r);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
+}
+
 int store_load(const char *path, struct profile *p, struct errbuf *eb)
 {
     if (access(path, R_OK) != 0)
@@ -702,6 +781,7 @@ int store_load(const char *path, struct profile *p, struct errbuf *eb)
     rc = rc ? rc : load_samples(db, p, eb, path, version);
     if (!rc && version >= 3)
         rc = load_spans(db, p, eb, path);
+    rc = rc ? rc : load_reqs(db, p, eb, path);
     sqlite3_close(db);
     return rc;
 }

@@ -91,6 +91,15 @@ static void build(struct profile *p)
     profile_thread_name(p, 4242, 77, "loader-1", 8);
     profile_thread_name(p, 4242, 78, "Thread-1", 8);
     profile_thread_name(p, 4242, 78, "renamed \xe2\x9c\x93", 11); /* the last name counts */
+    profile_add_req(
+        p,
+        &(struct preq){
+            .start_ns = 1000, .end_ns = 9000000, .bytes = 512, .ttft_ns = 2500000, .status = 200});
+    profile_add_req(p, &(struct preq){.start_ns = 2000,
+                                      .end_ns = 3000000000ull,
+                                      .ttft_ns = -1,
+                                      .error = profile_str(p, "timeout", 7)});
+    p->reqs_dropped = 5;
 }
 
 static const char *tmp_db(char *buf, size_t n, const char *name)
@@ -157,6 +166,9 @@ static int test_round_trip(void)
               strcmp(profile_thread_name_of(&q, 4242, 78), "renamed \xe2\x9c\x93") == 0 &&
               profile_thread_name_of(&q, 4243, 77) == NULL,
           "thread names");
+    CHECK(q.nreqs == 2 && memcmp(q.reqs, p.reqs, p.nreqs * sizeof(*p.reqs)) == 0 &&
+              q.reqs_dropped == 5,
+          "load requests");
     CHECK(same_output(&p, &q, EXPORT_HTML), "same report");
     CHECK(same_output(&p, &q, EXPORT_COLLAPSED), "same collapsed stacks");
     CHECK(same_output(&p, &q, EXPORT_SPEEDSCOPE), "same speedscope");
@@ -179,9 +191,12 @@ static int test_round_trip(void)
     /* A recording made before thread names were kept has no `threads` table. */
     CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK, "open rw");
     CHECK(sqlite3_exec(db, "DROP TABLE threads", NULL, NULL, NULL) == SQLITE_OK, "drop");
+    /* nor, before load requests were kept, a `load_requests` table */
+    CHECK(sqlite3_exec(db, "DROP TABLE load_requests", NULL, NULL, NULL) == SQLITE_OK, "drop");
     sqlite3_close(db);
     profile_init(&q);
-    CHECK(store_load(path, &q, &eb) == 0 && q.ntnames == 0, "older file: %s", eb.msg);
+    CHECK(store_load(path, &q, &eb) == 0 && q.ntnames == 0 && q.nreqs == 0, "older file: %s",
+          eb.msg);
     profile_fini(&q);
     profile_fini(&p);
     unlink(path);
@@ -259,6 +274,16 @@ static int test_bad_files(void)
     sqlite3_close(db);
     profile_init(&q);
     CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "span"), "%s", eb.msg);
+    profile_fini(&q);
+    build(&p);
+    CHECK(store_save(&p, path, &eb) == 0, "save");
+    profile_fini(&p);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db, "UPDATE load_requests SET end_ns = 0", NULL, NULL, NULL) == SQLITE_OK,
+          "update");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "load request"), "%s", eb.msg);
     profile_fini(&q);
     /* A recording cut short, a directory, and absurd counts: one-line errors. */
     struct stat sb;
