@@ -87,4 +87,8 @@ integration: agent
 LIBS += -lssl -lcrypto
 # -- end load --
 
+# -- otlp out (issue 13.4): libcurl posts request spans to an OTLP/HTTP collector ----------
+LIBS += -lcurl
+# -- end otlp out --
+
 -include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

@@ -21,6 +21,9 @@ pkgs="$pkgs python3-pandas python3-sklearn python3-pil"
 pkgs="$pkgs libopenblas0-pthread"
 # load: OpenSSL for crux load https://; the openssl command makes test_load_tls's certificate.
 pkgs="$pkgs libssl-dev openssl"
+# otlp out: libcurl posts request spans to an OpenTelemetry collector (--otlp-endpoint):
+# HTTP/1.1 and TLS with proxies and timeouts from a maintained library, for one POST per batch.
+pkgs="$pkgs libcurl4-openssl-dev"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
