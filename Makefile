@@ -90,5 +90,8 @@ LIBS += -lssl -lcrypto
 # -- serve (issue 13.3): libmicrohttpd answers crux serve's HTTP requests ----------------------
 LIBS += -lmicrohttpd -lpthread
 # -- end serve --
+# -- otlp out (issue 13.4): libcurl posts request spans to an OTLP/HTTP collector ----------
+LIBS += -lcurl
+# -- end otlp out --
 
 -include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

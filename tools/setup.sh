@@ -24,6 +24,9 @@ pkgs="$pkgs libssl-dev openssl"
 # serve: libmicrohttpd answers crux serve's HTTP requests; test_serve's Prometheus server
 # scrapes /metrics.
 pkgs="$pkgs libmicrohttpd-dev prometheus"
+# otlp out: libcurl posts request spans to an OpenTelemetry collector (--otlp-endpoint):
+# HTTP/1.1 and TLS with proxies and timeouts from a maintained library, for one POST per batch.
+pkgs="$pkgs libcurl4-openssl-dev"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -12,6 +12,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/keep.h"
+#include "cmd/otlpexport.h"
 #include "cmd/recordload.h"
 #include "cmd/session.h"
 #include "analysis/stages.h"
@@ -47,6 +48,7 @@ struct record_args {
     const char *label; /* --label NAME: keep the run in the store under NAME */
     const char *store; /* --store DIR: the run store (--label keeps it in .crux/runs) */
     unsigned max_depth;
+    struct otlpexport otlp_out; /* --otlp-endpoint, --otlp-service */
 };
 
 /* Copies the agents' spans into the profile, on the samples' clock (both are CLOCK_MONOTONIC:
@@ -111,6 +113,12 @@ static const char USAGE[] =
     "                       (--load-rate 50, --load-duration 20, --load-concurrency 8,\n"
     "                       --load-json FILE ...); the recording ends with the load and\n"
     "                       its latencies go next to the profile\n"
+    "      --otlp-endpoint URL  send the request spans of the crux agent (docs/stages.md)\n"
+    "                       to an OpenTelemetry collector over OTLP/HTTP once the output\n"
+    "                       is written (http://HOST:4318, or a URL ending in\n"
+    "                       /v1/traces); a failed export is reported, nothing else changes\n"
+    "      --otlp-service NAME  service.name of the spans sent (default: the script or\n"
+    "                       program name)\n"
     "      --no-categories  do not split time into python/native/system/gil\n"
     "      --no-memory      do not record resident memory over time\n"
     "      --max-depth N    frames kept per stack (default 2048)\n"
@@ -145,6 +153,8 @@ static const struct option OPTS[] = {{"output", required_argument, 0, 'o'},
                                      {"keep-running", no_argument, 0, 'K'},
                                      {"label", required_argument, 0, 'L'},
                                      {"store", required_argument, 0, 'T'},
+                                     {"otlp-endpoint", required_argument, 0, 'E'},
+                                     {"otlp-service", required_argument, 0, 'N'},
                                      {0, 0, 0, 0}};
 static const char SHORTS[] = "+o:f:p:r:d:igtbsnqh";
 
@@ -246,6 +256,12 @@ static int parse_args(int argc, char **argv, struct record_args *a)
         case 'T':
             a->store = optarg;
             break;
+        case 'E':
+            a->otlp_out.endpoint = optarg;
+            break;
+        case 'N':
+            a->otlp_out.service = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -263,7 +279,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
                         "--help\n");
         return EXIT_USAGE;
     }
-    return 0;
+    return otlpexport_check(&a->otlp_out, "record");
 }
 
 static void progress(const struct sampler_stats *st, void *arg)
@@ -460,6 +476,11 @@ int cmd_record(int argc, char **argv)
     p.meta.pid = (uint32_t)s.pid;
     p.meta.rate_hz = a.rate;
     fingerprint(&a, &s, &p, &keep);
+    char service[256]; /* for --otlp-endpoint, named while the process is there */
+    if (a.otlp_out.service)
+        snprintf(service, sizeof(service), "%s", a.otlp_out.service);
+    else
+        otlpexport_service_name(a.command, a.pid, service, sizeof(service));
     struct sampler_stats st = {0};
     bool load_failed = false;
     if (!s.child_exited) {
@@ -521,6 +542,10 @@ int cmd_record(int argc, char **argv)
     int wrc = write_output(&a, &p, fmt, &rules, &st);
     int src = save_recording(&a, &p, &keep);
     wrc = wrc ? wrc : src;
+    /* After the output and the recording are written: a collector that is down loses
+     * nothing else, and the exit status stays what it would be without the export. */
+    if (a.otlp_out.endpoint)
+        (void)otlpexport_send(&a.otlp_out, &p, service, a.quiet);
     if (!a.no_summary && !a.quiet && st.recorded)
         verdict_print_summary(&p, &rules, stderr);
     profile_fini(&p);

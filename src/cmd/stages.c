@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/otlpexport.h"
 #include "cmd/session.h"
+#include "profile/profile.h"
 #include "sampler/sampler.h"
 #include "stages/otlp.h"
 #include "stages/ring.h"
@@ -39,7 +41,12 @@ static const char usage_text[] =
     "  -o FILE          write the report to FILE (.json: JSON, else text; default stdout)\n"
     "  --json           JSON on stdout\n"
     "  --slowest N      waterfalls of the N slowest requests (default 5)\n"
-    "  --subprocesses   also the rings of the process's descendants (worker processes)\n";
+    "  --subprocesses   also the rings of the process's descendants (worker processes)\n"
+    "  --otlp-endpoint URL  also send the spans to an OpenTelemetry collector over OTLP/HTTP\n"
+    "                   (http://HOST:4318, or a URL ending in /v1/traces), a trace per\n"
+    "                   request; a failed export is reported and changes nothing else\n"
+    "  --otlp-service NAME  service.name of the spans sent (default: the script or\n"
+    "                   program name, else crux)\n";
 
 struct stages_args {
     pid_t pid;
@@ -51,8 +58,9 @@ struct stages_args {
     bool json;
     size_t slowest;
     bool subprocesses;
-    bool keep_running; /* --keep-running: leave a launched command running at the end */
-    char **cmd;        /* -- COMMAND ARGS..., NULL-terminated (argv's tail) */
+    bool keep_running;          /* --keep-running: leave a launched command running at the end */
+    char **cmd;                 /* -- COMMAND ARGS..., NULL-terminated (argv's tail) */
+    struct otlpexport otlp_out; /* --otlp-endpoint, --otlp-service */
 };
 
 static int usage_error(const char *msg, const char *arg)
@@ -62,13 +70,20 @@ static int usage_error(const char *msg, const char *arg)
     return EXIT_USAGE;
 }
 
-static const struct option OPTS[] = {
-    {"pid", required_argument, 0, 'p'},    {"ring", required_argument, 0, 'r'},
-    {"otlp", required_argument, 0, 'O'},   {"duration", required_argument, 0, 'd'},
-    {"wait", required_argument, 0, 'w'},   {"output", required_argument, 0, 'o'},
-    {"json", no_argument, 0, 'j'},         {"slowest", required_argument, 0, 'n'},
-    {"subprocesses", no_argument, 0, 's'}, {"keep-running", no_argument, 0, 'K'},
-    {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+static const struct option OPTS[] = {{"pid", required_argument, 0, 'p'},
+                                     {"ring", required_argument, 0, 'r'},
+                                     {"otlp", required_argument, 0, 'O'},
+                                     {"duration", required_argument, 0, 'd'},
+                                     {"wait", required_argument, 0, 'w'},
+                                     {"output", required_argument, 0, 'o'},
+                                     {"json", no_argument, 0, 'j'},
+                                     {"slowest", required_argument, 0, 'n'},
+                                     {"subprocesses", no_argument, 0, 's'},
+                                     {"keep-running", no_argument, 0, 'K'},
+                                     {"otlp-endpoint", required_argument, 0, 'E'},
+                                     {"otlp-service", required_argument, 0, 'N'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
 static const char SHORTS[] = "+p:o:jh";
 
 static int parse_args(int argc, char **argv, struct stages_args *a)
@@ -111,6 +126,12 @@ static int parse_args(int argc, char **argv, struct stages_args *a)
         case 'K':
             a->keep_running = true;
             break;
+        case 'E':
+            a->otlp_out.endpoint = optarg;
+            break;
+        case 'N':
+            a->otlp_out.service = optarg;
+            break;
         case 'n':
             if (session_parse_number(optarg, 0, 100000, &v))
                 return usage_error("--slowest needs a count", optarg);
@@ -128,7 +149,7 @@ static int parse_args(int argc, char **argv, struct stages_args *a)
     int sources = (a->pid != 0) + (a->ring != NULL) + (a->otlp != NULL) + (a->cmd != NULL);
     if (sources != 1)
         return usage_error("give exactly one of --pid, --ring, --otlp, -- COMMAND", NULL);
-    return 0;
+    return otlpexport_check(&a->otlp_out, "stages");
 }
 
 static bool json_output(const struct stages_args *a)
@@ -156,6 +177,52 @@ static int write_report(const struct stages_args *a, const struct stagestats *st
         session_report(rc, &eb);
     buf_fini(&out);
     return rc ? EXIT_FAIL : 0;
+}
+
+/* The wall-clock time now, ns since the epoch. */
+static uint64_t unix_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sends the spans to --otlp-endpoint, after the report: a profile holds them on a clock whose
+ * zero is `base` (no later than the earliest span), which is unix time `base_unix`. */
+static void send_spans(const struct stages_args *a, const struct stagestats *st, uint64_t base,
+                       uint64_t base_unix, const char *service)
+{
+    if (!a->otlp_out.endpoint)
+        return;
+    struct profile p;
+    profile_init(&p);
+    p.meta.epoch_ns = base_unix;
+    for (size_t i = 0; i < st->nspans; i++) {
+        const struct sspan *sp = &st->spans[i];
+        struct pspan ps = {
+            .start_ns = sp->start_ns - base,
+            .end_ns = sp->end_ns - base,
+            .request = sp->request,
+            .name =
+                profile_str(&p, strtab_get(&st->names, sp->name), strtab_len(&st->names, sp->name)),
+            .tid = sp->tid,
+            .pid = sp->pid,
+            .kind = sp->kind,
+        };
+        profile_add_span(&p, &ps);
+    }
+    if (p.spans_dropped)
+        fprintf(stderr, "crux: OTLP export: only the first %zu spans are sent\n", p.nspans);
+    (void)otlpexport_send(&a->otlp_out, &p, service, false); /* it prints its outcome */
+    profile_fini(&p);
+}
+
+/* The earliest span start, or `limit` if earlier. */
+static uint64_t earliest(const struct stagestats *st, uint64_t limit)
+{
+    for (size_t i = 0; i < st->nspans; i++)
+        limit = st->spans[i].start_ns < limit ? st->spans[i].start_ns : limit;
+    return limit;
 }
 
 static void sleep_ns(uint64_t ns)
@@ -256,6 +323,12 @@ static int run_ring(const struct stages_args *a, char **cmd)
         ringset_fini(&set);
         return EXIT_FAIL;
     }
+    /* Named now: the process may be gone when the spans are sent. */
+    char service[256];
+    if (a->otlp_out.service)
+        snprintf(service, sizeof(service), "%s", a->otlp_out.service);
+    else
+        otlpexport_service_name(cmd, cmd ? 0 : root, service, sizeof(service));
     volatile sig_atomic_t stop = 0;
     session_trap_signals(&stop);
     struct stagestats st;
@@ -287,6 +360,10 @@ static int run_ring(const struct stages_args *a, char **cmd)
         note = " (the program recorded no stage: does it run crux.stage?)";
     fprintf(stderr, "crux: %zu spans in %zu requests over %.1f s%s\n", st.nspans, st.nreqs, secs,
             note);
+    /* The agent's times are CLOCK_MONOTONIC, like sampler_now_ns. */
+    uint64_t base = earliest(&st, t0);
+    uint64_t mono = sampler_now_ns(), wall = unix_now_ns();
+    send_spans(a, &st, base, wall - (mono - base), service);
     ringset_fini(&set); /* after the report: `cur` points at the rings' names */
     stagestats_fini(&st);
     if (cmd) {
@@ -325,6 +402,9 @@ static int run_otlp(const struct stages_args *a)
                 "crux: warning: %zu lines of %s are not OTLP/JSON and were skipped (the first "
                 "is line %zu): check that the export finished\n",
                 o.bad_lines, a->otlp, o.first_bad);
+    /* OTLP times are unix nanoseconds already. */
+    uint64_t base = earliest(&st, UINT64_MAX);
+    send_spans(a, &st, base, base, a->otlp_out.service ? a->otlp_out.service : "crux");
     stagestats_fini(&st);
     otlp_fini(&o);
     return rc;

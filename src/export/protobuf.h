@@ -62,8 +62,26 @@ int pb_bytes(struct buf *b, uint32_t field, const void *p, size_t n) MUST_CHECK;
  * a present one). */
 int pb_message(struct buf *b, uint32_t field, const struct buf *msg) MUST_CHECK;
 
+/* A fixed64 field (8 bytes, little-endian); nothing when v is 0. */
+int pb_fixed64(struct buf *b, uint32_t field, uint64_t v) MUST_CHECK;
+
 /* A packed repeated varint field (uint64, or int64 values that are not negative): one
  * length-delimited field holding the `n` varints; nothing when n is 0. */
 int pb_packed(struct buf *b, uint32_t field, const uint64_t *v, size_t n) MUST_CHECK;
+
+/* One field read back by pb_read: its number and wire type, and either its value (varint,
+ * fixed64, fixed32) or where its bytes are (length-delimited; `data` points into the input). */
+struct pb_field {
+    uint32_t field;
+    enum pb_wire wire;
+    uint64_t value;
+    const unsigned char *data;
+    size_t len;
+};
+
+/* Reads the field at *p (before `end`) into *f and moves *p past it. ERR_CORRUPT on a
+ * truncated field, a varint past 10 bytes, field number 0 or a group wire type (3, 4). For
+ * reading small replies (an OTLP export response) and tests; nothing is allocated. */
+int pb_read(const unsigned char **p, const unsigned char *end, struct pb_field *f) MUST_CHECK;
 
 #endif

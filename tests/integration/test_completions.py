@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["record", "dump", "top", "report", "load", "stages", "runs", "diff", "gate", "exp"]
+COMMANDS = ["record", "dump", "top", "report", "load", "stages", "runs", "diff", "gate", "exp", "serve"]
 
 
 def source_options():
