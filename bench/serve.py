@@ -14,7 +14,8 @@ back, one /metrics loop) for --soak-minutes; crux's resident memory is read from
 10 s. Reported: RSS after the first minute and at the end, the maximum, profiles served,
 stack-table resets.
 
-    python3 bench/serve.py [--reps 5] [--rate 100] [--soak-minutes 3] [--python 3.12.1]
+    python3 bench/serve.py [--reps 5] [--rate 100] [--soak-minutes 3] [--soak-max-stacks N]
+                           [--python 3.12.1]
 
 Writes bench/out/serve.json."""
 import argparse
@@ -155,8 +156,8 @@ def soak(args, python, crux):
     target = os.path.join(C.ROOT, "tests", "integration", "targets", "serve_work.py")
     truth = os.path.join(C.OUT, "serve-soak-truth.json")
     env = dict(os.environ, PYTHONPATH=os.path.join(C.ROOT, "tests", "integration", "targets"))
-    argv = [crux, "serve", "--rate", str(args.rate), "--listen", "127.0.0.1:0", "--",
-            python, target, "--churn", "--truth", truth,
+    argv = [crux, "serve", "--rate", str(args.rate), "--listen", "127.0.0.1:0",
+            "--max-stacks", str(args.soak_max_stacks), "--", python, target, "--churn", "--truth", truth,
             "--duration", str(args.soak_minutes * 60 + 30)]
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          env=env)
@@ -191,6 +192,9 @@ def main():
     ap.add_argument("--rate", type=float, default=100)
     ap.add_argument("--units", type=int, default=12000)
     ap.add_argument("--soak-minutes", type=float, default=3)
+    ap.add_argument("--soak-max-stacks", type=int, default=20000,
+                    help="crux serve --max-stacks in the soak (default %(default)s: the churn "
+                    "target reaches it within a minute, so the soak shows the level it keeps)")
     ap.add_argument("--python", default="3.12.1")
     ap.add_argument("--crux", help="crux binary (default: build/crux, rebuilt)")
     ap.add_argument("--no-build", action="store_true")

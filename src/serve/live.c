@@ -341,6 +341,11 @@ int live_window_pprof(struct live *l, struct live_window *w, struct buf *out)
     return rc;
 }
 
+const struct profile *live_window_profile(const struct live_window *w)
+{
+    return &w->acc;
+}
+
 /* -- /metrics ------------------------------------------------------------------------------ */
 
 /* A label value: valid UTF-8 with backslash, double quote and newline escaped (the text

@@ -103,6 +103,9 @@ struct live_window *live_window_open(struct live *l, double seconds, const char 
  * profile to `out` as gzipped pprof. */
 int live_window_pprof(struct live *l, struct live_window *w, struct buf *out) MUST_CHECK;
 
+/* The profile window `w` has collected so far (for tests; take it only while no drain runs). */
+const struct profile *live_window_profile(const struct live_window *w);
+
 /* Appends the Prometheus text exposition (version 0.0.4) of the totals to `out`. */
 int live_metrics(struct live *l, struct buf *out) MUST_CHECK;
 
