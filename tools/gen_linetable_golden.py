@@ -27,6 +27,10 @@ File format: '#' lines are comments. Every other line is one code object:
 TABLE_HEX is '-' for an empty table. EXPECTED lists the line at byte offsets 0, 2, 4, ...
 up to CODE_BYTES, one entry per offset, where 'L*K' stands for K consecutive offsets at
 line L (run-length coding keeps the files small; the reader expands it).
+
+On 3.11+ EXPECTED is followed by '|' and the start column at the same offsets, 1-based
+(CPython's 0-based col_offset + 1; 0 where the entry has no column or no location), from
+PyCode_Addr2Location and cross-checked against co_positions().
 """
 
 import ast
@@ -41,6 +45,10 @@ MAX_PER_MODULE = 120  # cap per source so that the files stay small
 _addr2line = ctypes.pythonapi.PyCode_Addr2Line
 _addr2line.restype = ctypes.c_int
 _addr2line.argtypes = [ctypes.py_object, ctypes.c_int]
+if sys.version_info >= (3, 11):
+    _addr2loc = ctypes.pythonapi.PyCode_Addr2Location
+    _addr2loc.restype = ctypes.c_int
+    _addr2loc.argtypes = [ctypes.py_object, ctypes.c_int] + [ctypes.POINTER(ctypes.c_int)] * 4
 
 
 def synthetic_source():
@@ -183,6 +191,19 @@ def reference_lines(code):
     return lines
 
 
+def columns(code):
+    """Returns the 1-based start column at each even offset (0 = none), 3.11+."""
+    got = []
+    for b in range(0, len(code.co_code), 2):
+        out = [ctypes.c_int() for _ in range(4)]
+        _addr2loc(code, b, *[ctypes.byref(x) for x in out])
+        got.append(out[1].value + 1 if out[1].value >= 0 else 0)
+    ref = [(c + 1 if c is not None and c >= 0 else 0) for _, _, c, _ in code.co_positions()]
+    if got != ref[: len(got)]:
+        sys.exit("%s: PyCode_Addr2Location and co_positions() disagree" % code.co_name)
+    return got
+
+
 def rle(values):
     """Returns 'L' / 'L*K' tokens for `values`."""
     tokens = []
@@ -214,10 +235,10 @@ def main():
             if neg != code.co_firstlineno:
                 sys.exit("%s: line at -2 is %d, not co_firstlineno" % (name, neg))
             hexs = table(code).hex() or "-"
-            rows.append(
-                "%s %d %d %d %s %d %s"
-                % (name, minor, code.co_firstlineno, n, hexs, neg, rle(got))
-            )
+            row = "%s %d %d %d %s %d %s" % (name, minor, code.co_firstlineno, n, hexs, neg, rle(got))
+            if minor >= 11:
+                row += " | " + rle(columns(code))
+            rows.append(row)
             offsets += len(got) + 1
     os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
     with open(out_path, "w", encoding="ascii") as f:

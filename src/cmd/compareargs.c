@@ -111,6 +111,7 @@ static bool load_one(struct compare_args *ca, struct diff *d, uint32_t i, const 
         profile_fini(&p);
         return false;
     }
+    profile_drop_columns(&p); /* runs are compared line by line */
     diff_add_profile(d, i, &p, ca->rules_loaded ? &ca->rules : NULL);
     profile_fini(&p);
     return true;

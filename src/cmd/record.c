@@ -495,6 +495,7 @@ int cmd_record(int argc, char **argv)
                                   .subprocesses = a.subprocesses,
                                   .native = a.native,
                                   .stages = true,
+                                  .columns = true,
                                   .max_depth = a.max_depth,
                                   .stop = &stop,
                                   .child = s.launched ? s.pid : 0,
@@ -539,13 +540,18 @@ int cmd_record(int argc, char **argv)
             }
         }
     }
-    int wrc = write_output(&a, &p, fmt, &rules, &st);
+    /* The recording keeps the columns; only speedscope and the lines view show them, the other
+     * formats and the summary one frame per line. */
     int src = save_recording(&a, &p, &keep);
+    if (!export_wants_columns(fmt))
+        profile_drop_columns(&p);
+    int wrc = write_output(&a, &p, fmt, &rules, &st);
     wrc = wrc ? wrc : src;
     /* After the output and the recording are written: a collector that is down loses
      * nothing else, and the exit status stays what it would be without the export. */
     if (a.otlp_out.endpoint)
         (void)otlpexport_send(&a.otlp_out, &p, service, a.quiet);
+    profile_drop_columns(&p);
     if (!a.no_summary && !a.quiet && st.recorded)
         verdict_print_summary(&p, &rules, stderr);
     profile_fini(&p);

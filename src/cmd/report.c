@@ -126,6 +126,8 @@ int cmd_report(int argc, char **argv)
         run_list_fini(&found);
         return EXIT_FAIL;
     }
+    if (!export_wants_columns(fmt))
+        profile_drop_columns(&p);
     struct buf out;
     buf_init(&out, 0);
     struct export_opts o = {.rules = &rules};

@@ -368,3 +368,13 @@ int32_t codecache_line(const struct pycode *code, int64_t b)
 {
     return linetable_lookup(code->runs, code->nruns, b, code->firstlineno);
 }
+
+struct pyloc codecache_loc(const struct pycode *code, int64_t b)
+{
+    size_t i = linetable_find(code->runs, code->nruns, b);
+    if (i == SIZE_MAX)
+        return (struct pyloc){code->firstlineno, 0, 0};
+    if (i >= code->nruns)
+        return (struct pyloc){-1, 0, (uint32_t)code->nruns + 1};
+    return (struct pyloc){code->runs[i].line, code->runs[i].col, (uint32_t)i + 1};
+}

@@ -86,4 +86,18 @@ int codecache_kind_at(const struct pycode *code, int64_t b);
 /* Returns the line executing at byte offset `b` of `code` (as PyCode_Addr2Line). */
 int32_t codecache_line(const struct pycode *code, int64_t b);
 
+/* Where an instruction is in the source: its line (as codecache_line) and 1-based start column
+ * (0 = unknown: before 3.11, or an entry without columns). `loc` names the decoded run that
+ * gave them (0 for b < 0, nruns + 1 past the table): within one cache entry, equal `loc` means
+ * equal line and column, so (entry id, loc) can key what is derived from the position. */
+struct pyloc {
+    int32_t line;
+    uint32_t col;
+    uint32_t loc;
+};
+
+/* Returns the position at byte offset `b` of `code`: one binary search of the runs decoded when
+ * the code object was read (no decoding here). */
+struct pyloc codecache_loc(const struct pycode *code, int64_t b);
+
 #endif

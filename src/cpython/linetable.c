@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Decoding of co_lnotab, the 3.10 co_linetable and the 3.11+ location table into line runs.
+// Decoding of co_lnotab, the 3.10 co_linetable and the 3.11+ location table into line runs
+// (3.11+: line and start column).
 #include "cpython/linetable.h"
 
 #include <stdlib.h>
@@ -17,7 +18,7 @@ enum {
     LOC_NONE = 15,
 };
 
-/* A growable run array being filled; adjacent runs with the same line are merged. */
+/* A growable run array being filled; adjacent runs with the same line and column are merged. */
 struct runs {
     struct line_run *v;
     size_t n;
@@ -34,13 +35,14 @@ enum linetable_format linetable_format_for(uint32_t minor)
     return LINETABLE_311;
 }
 
-/* Appends [previous end, end) at `line`; `end` must be past the previous end. A run past the
- * bytecode means a torn or foreign table: CPython never writes one. */
-static int push(struct runs *r, uint64_t end, int64_t line)
+/* Appends [previous end, end) at `line` and 1-based column `col` (0 = none); `end` must be past
+ * the previous end. A run past the bytecode means a torn or foreign table: CPython never writes
+ * one. */
+static int push(struct runs *r, uint64_t end, int64_t line, uint32_t col)
 {
     if (end > r->code_bytes)
         return ERR_CORRUPT;
-    if (r->n && r->v[r->n - 1].line == line) {
+    if (r->n && r->v[r->n - 1].line == line && r->v[r->n - 1].col == col) {
         r->v[r->n - 1].end = (uint32_t)end;
         return 0;
     }
@@ -55,6 +57,7 @@ static int push(struct runs *r, uint64_t end, int64_t line)
     }
     r->v[r->n].end = (uint32_t)end;
     r->v[r->n].line = (int32_t)line;
+    r->v[r->n].col = col;
     r->n++;
     return 0;
 }
@@ -82,7 +85,7 @@ static int decode_lnotab(const uint8_t *tab, size_t n, int32_t firstlineno, stru
     for (size_t i = 0; i < n; i += 2) {
         uint64_t next = addr + tab[i];
         if (next > addr) {
-            int rc = push(r, next, line);
+            int rc = push(r, next, line, 0);
             if (rc)
                 return rc;
         }
@@ -92,7 +95,7 @@ static int decode_lnotab(const uint8_t *tab, size_t n, int32_t firstlineno, stru
             return rc;
     }
     if (addr < r->code_bytes)
-        return push(r, r->code_bytes, line);
+        return push(r, r->code_bytes, line, 0);
     return 0;
 }
 
@@ -116,7 +119,7 @@ static int decode_310(const uint8_t *tab, size_t n, int32_t firstlineno, struct 
             cur = line;
         }
         if (end > start) {
-            int rc = push(r, end, cur);
+            int rc = push(r, end, cur, 0);
             if (rc)
                 return rc;
         }
@@ -152,38 +155,57 @@ static int read_svarint(const uint8_t *tab, size_t n, size_t *i, int64_t *out)
     return 0;
 }
 
-/* Skips `k` fixed column bytes (bit 7 clear) at tab[*i]. */
-static int skip_bytes(const uint8_t *tab, size_t n, size_t *i, size_t k)
+/* Reads the byte at tab[*i], which must continue the entry (bit 7 clear). */
+static int read_byte(const uint8_t *tab, size_t n, size_t *i, uint8_t *out)
 {
-    for (size_t j = 0; j < k; j++) {
-        if (*i >= n || (tab[*i] & 0x80))
-            return ERR_CORRUPT;
-        (*i)++;
-    }
+    if (*i >= n || (tab[*i] & 0x80))
+        return ERR_CORRUPT;
+    *out = tab[(*i)++];
     return 0;
 }
 
-/* Parses the bytes after the first byte of a location entry of kind `code` at tab[*i] and
- * returns its line delta (Objects/locations.md; get_line_delta in Objects/codeobject.c). */
-static int entry_delta(const uint8_t *tab, size_t n, size_t *i, int code, int64_t *delta)
+/* One location entry's start: line delta and 1-based start column (0 = none). */
+struct loc {
+    int64_t delta;
+    uint32_t col;
+};
+
+/* Parses the bytes after the first byte of a location entry of kind `code` at tab[*i]
+ * (Objects/locations.md; get_line_delta and advance_with_locations in Objects/codeobject.c).
+ * Columns are stored 0-based in the short and one-line forms and as column + 1 (0: none) in
+ * the long form; `col` is 1-based either way. */
+static int entry_loc(const uint8_t *tab, size_t n, size_t *i, int code, struct loc *out)
 {
-    uint64_t skip;
-    *delta = 0;
+    uint8_t b0, b1;
+    uint64_t v;
+    int rc;
+    *out = (struct loc){0, 0};
     if (code == LOC_NONE)
         return 0;
-    if (code < LOC_ONE_LINE0)
-        return skip_bytes(tab, n, i, 1);
-    if (code <= LOC_ONE_LINE2) {
-        *delta = code - LOC_ONE_LINE0;
-        return skip_bytes(tab, n, i, 2);
+    if (code < LOC_ONE_LINE0) {
+        /* short form: start column = code * 8 + bits 4-6 of the next byte */
+        rc = read_byte(tab, n, i, &b0);
+        out->col = rc ? 0 : (uint32_t)(code * 8 + ((b0 >> 4) & 7)) + 1;
+        return rc;
     }
-    int rc = read_svarint(tab, n, i, delta);
+    if (code <= LOC_ONE_LINE2) {
+        out->delta = code - LOC_ONE_LINE0;
+        rc = read_byte(tab, n, i, &b0);
+        rc = rc ? rc : read_byte(tab, n, i, &b1); /* end column, not kept */
+        out->col = rc ? 0 : (uint32_t)b0 + 1;
+        return rc;
+    }
+    rc = read_svarint(tab, n, i, &out->delta);
     if (rc || code == LOC_NO_COLUMNS)
         return rc;
     /* LOC_LONG: end line delta, start column + 1, end column + 1. */
-    for (int k = 0; k < 3 && !rc; k++)
-        rc = read_varint(tab, n, i, &skip);
-    return rc;
+    rc = read_varint(tab, n, i, &v);
+    rc = rc ? rc : read_varint(tab, n, i, &v);
+    if (!rc && v > INT32_MAX) /* CPython keeps columns in an int */
+        rc = ERR_CORRUPT;
+    if (!rc)
+        out->col = (uint32_t)v;
+    return rc ? rc : read_varint(tab, n, i, &v);
 }
 
 /* Location table, 3.11+: entries of a first byte (bit 7 set, bits 3-6 kind, bits 0-2 length - 1
@@ -199,13 +221,13 @@ static int decode_311(const uint8_t *tab, size_t n, int32_t firstlineno, struct 
         if (!(first & 0x80))
             return ERR_CORRUPT;
         int code = (first >> 3) & 15;
-        int64_t delta;
-        int rc = entry_delta(tab, n, &i, code, &delta);
+        struct loc loc;
+        int rc = entry_loc(tab, n, &i, code, &loc);
         if (rc)
             return rc;
         if (i < n && !(tab[i] & 0x80))
             return ERR_CORRUPT;
-        rc = add_line(&line, delta);
+        rc = add_line(&line, loc.delta);
         if (rc)
             return rc;
         uint64_t start = end;
@@ -215,7 +237,7 @@ static int decode_311(const uint8_t *tab, size_t n, int32_t firstlineno, struct 
          * no-location entry for 4. Only the last, and only one that starts inside. */
         if (i == n && end > r->code_bytes && start < r->code_bytes)
             end = r->code_bytes;
-        rc = push(r, end, code == LOC_NONE ? -1 : line);
+        rc = push(r, end, code == LOC_NONE ? -1 : line, loc.col);
         if (rc)
             return rc;
     }
@@ -254,10 +276,10 @@ int linetable_decode(enum linetable_format fmt, const uint8_t *tab, size_t n, in
     return 0;
 }
 
-int32_t linetable_lookup(const struct line_run *runs, size_t n, int64_t b, int32_t firstlineno)
+size_t linetable_find(const struct line_run *runs, size_t n, int64_t b)
 {
     if (b < 0)
-        return firstlineno;
+        return SIZE_MAX;
     size_t lo = 0;
     size_t hi = n;
     while (lo < hi) {
@@ -267,5 +289,13 @@ int32_t linetable_lookup(const struct line_run *runs, size_t n, int64_t b, int32
         else
             lo = mid + 1;
     }
-    return lo < n ? runs[lo].line : -1;
+    return lo;
+}
+
+int32_t linetable_lookup(const struct line_run *runs, size_t n, int64_t b, int32_t firstlineno)
+{
+    size_t i = linetable_find(runs, n, b);
+    if (i == SIZE_MAX)
+        return firstlineno;
+    return i < n ? runs[i].line : -1;
 }

@@ -519,7 +519,7 @@ void stack_remap(struct pyreader *r, void *slots, size_t elem, const uint64_t *o
     free(filled);
 }
 
-void stack_push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line,
+void stack_push_frame(struct pyreader *r, struct pythread *th, uint32_t code, struct pyloc pos,
                       bool entry, uint64_t addr)
 {
     if (r->nframes == r->capframes) {
@@ -530,7 +530,7 @@ void stack_push_frame(struct pyreader *r, struct pythread *th, uint32_t code, in
     }
     if (r->frame_addr)
         r->frame_addr[r->nframes] = addr;
-    r->frames[r->nframes++] = (struct pyframe){code, line, entry};
+    r->frames[r->nframes++] = (struct pyframe){code, pos.line, entry, pos.col, pos.loc};
     th->nframes++;
 }
 

@@ -22,6 +22,8 @@ struct pyframe {
     bool entry;    /* the first frame run by one C-level call of the eval loop (each frame on
                     * 3.8-3.10; is_entry on 3.11; the frame above a C-stack shim on 3.12+).
                     * False also when the frame that started the call is hidden (prologue). */
+    uint32_t col;  /* 1-based start column of that instruction (3.11+); 0 when unknown */
+    uint32_t loc;  /* the code entry's run that gave line and col (struct pyloc) */
 };
 
 struct rootref; /* pyreader.c: a thread's outermost frame in a round */

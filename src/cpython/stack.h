@@ -29,7 +29,7 @@ void stack_walk_begin(struct pyreader *r);
 /* Whether the walk met frame `addr` before (a cycle; also true past the table's size). */
 bool stack_seen_before(struct pyreader *r, uint64_t addr);
 /* Appends a frame to `th`'s stack; `addr` (3.8-3.10: the frame object) kept beside it. */
-void stack_push_frame(struct pyreader *r, struct pythread *th, uint32_t code, int32_t line,
+void stack_push_frame(struct pyreader *r, struct pythread *th, uint32_t code, struct pyloc pos,
                       bool entry, uint64_t addr);
 
 /* mem_readv, timed: sets r->batch_slow when the call took much longer than its spans need

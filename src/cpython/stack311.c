@@ -593,7 +593,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
             th->truncated = true;
             return 0;
         }
-        stack_push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), entry, 0);
+        stack_push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_loc(c, b), entry, 0);
         pushed = true;
     }
     int rc = tile_done(r, k, &tl);

@@ -115,7 +115,7 @@ static int resolve(struct pyreader *r, struct pythread *th, uint32_t n, uint64_t
         if (b >= (int64_t)c->code_bytes)
             return ERR_CORRUPT;
         /* Every frame runs in its own C-level call of the eval loop. */
-        stack_push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_line(c, b), true,
+        stack_push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_loc(c, b), true,
                          r->w_addr[k]);
     }
     return 0;

@@ -115,6 +115,11 @@ const char *export_format_name(enum export_format f)
     return "?";
 }
 
+bool export_wants_columns(enum export_format f)
+{
+    return f == EXPORT_SPEEDSCOPE || f == EXPORT_LINES || f == EXPORT_LINES_JSON;
+}
+
 int export_write(const struct profile *p, enum export_format f, const struct export_opts *o,
                  struct buf *out, struct errbuf *eb)
 {

@@ -3,6 +3,8 @@
 #ifndef CRUX_EXPORT_H
 #define CRUX_EXPORT_H
 
+#include <stdbool.h>
+
 #include "profile/profile.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -44,6 +46,11 @@ int export_format_from_name(const char *name, enum export_format *out) MUST_CHEC
 /* Returns the canonical name of a format ("collapsed", "speedscope", "html", "svg"), or "?"
  * for an unknown value. The string is static. */
 const char *export_format_name(enum export_format f);
+
+/* Whether format `f` shows Python frames' columns (speedscope, the lines view). The others
+ * show one frame per line: give them the profile after profile_drop_columns, or a frame that
+ * ran at two columns of a line shows twice (docs/internals.md, "Columns"). */
+bool export_wants_columns(enum export_format f);
 
 /* Appends the whole export of `p` in format `f` to `out`. `o` may be NULL. Reads `p` only.
  * ERR_TOO_LARGE when `out` reaches its cap, ERR_ARG for an unknown format; `eb` (may be NULL)

@@ -3,7 +3,8 @@
 // once, however deep the recursion; its self counts the samples where it is the innermost
 // Python frame, native frames above it included (the line that called into numpy owns the
 // BLAS time). Category shares are of the row's own total, so each row reads as "what this
-// line's time is made of".
+// line's time is made of". On 3.11+ a row is one position (line and start column) of a
+// recording that kept its columns: two calls on one line are two rows.
 #include "export/lines.h"
 
 #include <stdio.h>
@@ -203,6 +204,8 @@ static int put_label(struct buf *out, const struct profile *p, uint32_t frame, b
                         strtab_len(&p->strs, f->file) ? profile_string(p, f->file) : "?");
     if (!rc && with_line && f->line > 0)
         rc = buf_printf(out, ":%d", (int)f->line);
+    if (!rc && with_line && f->line > 0 && f->col > 0)
+        rc = buf_printf(out, ":%u", (unsigned)f->col);
     if (!rc)
         rc = buf_putc(out, ')');
     return rc;
@@ -391,6 +394,10 @@ static void json_label(struct jsonw *w, const struct profile *p, uint32_t frame,
     if (with_line) {
         jsonw_key(w, "line");
         jsonw_i64(w, f->line);
+        if (f->col > 0) { /* 3.11+: 1-based start column; absent when unknown */
+            jsonw_key(w, "col");
+            jsonw_u64(w, f->col);
+        }
     }
 }
 

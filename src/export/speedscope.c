@@ -13,9 +13,10 @@
 
 #define SPEEDSCOPE_SCHEMA "https://www.speedscope.app/file-format-schema.json"
 
-/* Python frames keep name, file and line apart (speedscope shows them in its own columns);
- * native frames put the library in `file`; thread, process and marker frames are named by
- * their collapsed label, which carries the TID or PID. */
+/* Python frames keep name, file and line apart (speedscope shows them in its own columns), and
+ * the 1-based start column where known (3.11+; py-spy writes `"col": null` always, crux leaves
+ * it out when unknown, as it does `line`); native frames put the library in `file`; thread,
+ * process and marker frames are named by their collapsed label, which carries the TID or PID. */
 static void write_frame(struct jsonw *w, const struct profile *p, uint32_t id, struct buf *tmp)
 {
     const struct pframe *f = profile_frame_at(p, id);
@@ -36,6 +37,10 @@ static void write_frame(struct jsonw *w, const struct profile *p, uint32_t id, s
     if (f->kind == FRAME_PYTHON && f->line > 0) {
         jsonw_key(w, "line");
         jsonw_i64(w, f->line);
+        if (f->col > 0) {
+            jsonw_key(w, "col");
+            jsonw_u64(w, f->col);
+        }
     }
     jsonw_obj_end(w);
 }

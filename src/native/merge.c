@@ -40,7 +40,7 @@ static int push_c(struct native_stack *s, const struct native_sym *sym)
     if (s->n && s->v[s->n - 1].kind == NATIVE_FRAME_C && s->v[s->n - 1].sym == sym &&
         strcmp(sym->name, "[unknown]") == 0)
         return 0;
-    return push(s, (struct native_frame){NATIVE_FRAME_C, {0, 0, false}, sym});
+    return push(s, (struct native_frame){NATIVE_FRAME_C, {0, 0, false, 0, 0}, sym});
 }
 
 /* Appends Python frames [from, to) counted from the root (py is leaf first). */

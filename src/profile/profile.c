@@ -82,25 +82,34 @@ uint32_t profile_str(struct profile *p, const char *s, size_t n)
     return strtab_intern(&p->strs, s, n);
 }
 
-static uint64_t frame_key(uint32_t name, uint32_t file, int32_t line, uint32_t kind)
+static uint64_t frame_key(uint32_t name, uint32_t file, int32_t line, uint32_t col, uint32_t kind)
 {
     uint64_t k = hmap_hash64(((uint64_t)name << 32) | file);
     k = hmap_hash64(k ^ (((uint64_t)(uint32_t)line << 8) | kind));
+    if (col)
+        k = hmap_hash64(k ^ col);
     return k ? k : 1;
 }
 
 uint32_t profile_frame(struct profile *p, uint32_t name, uint32_t file, int32_t line,
                        enum frame_kind kind)
 {
+    return profile_frame_col(p, name, file, line, 0, kind);
+}
+
+uint32_t profile_frame_col(struct profile *p, uint32_t name, uint32_t file, int32_t line,
+                           uint32_t col, enum frame_kind kind)
+{
     /* The index maps a frame hash to id + 1; on a hash collision between different frames
      * we probe with a rehashed key until an equal frame or a free key is found. */
-    uint64_t key = frame_key(name, file, line, (uint32_t)kind);
+    uint64_t key = frame_key(name, file, line, col, (uint32_t)kind);
     for (;;) {
         uint64_t v;
         if (!hmap_get(&p->frame_index, key, &v))
             break;
         const struct pframe *f = &p->frames[v - 1];
-        if (f->name == name && f->file == file && f->line == line && f->kind == (uint32_t)kind)
+        if (f->name == name && f->file == file && f->line == line && f->col == col &&
+            f->kind == (uint32_t)kind)
             return (uint32_t)(v - 1);
         key = hmap_hash64(key + 0x9e3779b97f4a7c15ULL);
         key = key ? key : 1;
@@ -110,9 +119,64 @@ uint32_t profile_frame(struct profile *p, uint32_t name, uint32_t file, int32_t 
         p->frames = xrealloc(p->frames, p->capframes * sizeof(*p->frames));
     }
     uint32_t id = p->nframes++;
-    p->frames[id] = (struct pframe){name, file, line, (uint32_t)kind};
+    p->frames[id] = (struct pframe){name, file, line, (uint32_t)kind, col};
     hmap_put(&p->frame_index, key, (uint64_t)id + 1);
+    if (col)
+        p->columns = true;
     return id;
+}
+
+/* Re-interns every frame without its column; returns old id -> new id (the caller frees). */
+static uint32_t *merge_frames(struct profile *p)
+{
+    struct pframe *old = p->frames;
+    uint32_t n = p->nframes;
+    uint32_t *map = xmalloc(((size_t)n + 1) * sizeof(*map));
+    p->frames = NULL;
+    p->nframes = p->capframes = 0;
+    hmap_fini(&p->frame_index);
+    hmap_init(&p->frame_index);
+    for (uint32_t i = 0; i < n; i++)
+        map[i] =
+            profile_frame(p, old[i].name, old[i].file, old[i].line, (enum frame_kind)old[i].kind);
+    free(old);
+    return map;
+}
+
+void profile_drop_columns(struct profile *p)
+{
+    if (!p->columns)
+        return;
+    uint32_t *fmap = merge_frames(p);
+    /* A parent's id is below its children's, so one pass in id order re-interns each stack
+     * after its parent; counts move from the old id to the new (the tail is zeroed first). */
+    uint32_t n = p->nnodes;
+    struct pnode *old = xmalloc((size_t)n * sizeof(*old));
+    memcpy(old, p->nodes, (size_t)n * sizeof(*old));
+    uint32_t *smap = xmalloc((size_t)n * sizeof(*smap));
+    hmap_fini(&p->node_index);
+    hmap_init(&p->node_index);
+    p->nnodes = 1;
+    smap[0] = 0;
+    for (uint32_t s = 1; s < n; s++) {
+        smap[s] = profile_push(p, smap[old[s].parent], fmap[old[s].frame]);
+        if (smap[s] == s)
+            continue;
+        p->counts[smap[s]] += p->counts[s];
+        p->counts[s] = 0;
+        p->mem_growth[smap[s]] += p->mem_growth[s];
+        p->mem_growth[s] = 0;
+        for (int c = 0; c < PCAT_N; c++) {
+            p->cat_counts[(size_t)smap[s] * PCAT_N + c] += p->cat_counts[(size_t)s * PCAT_N + c];
+            p->cat_counts[(size_t)s * PCAT_N + c] = 0;
+        }
+    }
+    for (size_t i = 0; i < p->nsamples; i++)
+        p->samples[i].stack = smap[p->samples[i].stack];
+    free(smap);
+    free(old);
+    free(fmap);
+    p->columns = false;
 }
 
 uint32_t profile_push(struct profile *p, uint32_t parent, uint32_t frame)

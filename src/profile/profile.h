@@ -19,12 +19,15 @@ enum frame_kind {
     FRAME_MARKER = 4,  /* a synthetic frame: "[truncated]", "[unreadable]", "[idle]" ... */
 };
 
-/* One interned frame. `name`, `file` are strtab ids; line 0 = none. */
+/* One interned frame. `name`, `file` are strtab ids; line 0 = none. `col` is the 1-based start
+ * column of the instruction a Python frame was at (3.11+; 0 = none): part of the frame's
+ * identity until profile_drop_columns (docs/internals.md, "Columns"). */
 struct pframe {
     uint32_t name;
     uint32_t file;
     int32_t line;
     uint32_t kind; /* enum frame_kind */
+    uint32_t col;
 };
 
 /* Node of the stack trie: stack id 0 is the empty stack; every other id is
@@ -198,6 +201,7 @@ struct profile {
     bool keep_samples;
     bool hide_idle;      /* idle samples are left out of counts (record without --idle) */
     bool samples_capped; /* max_samples was reached: some samples were only counted */
+    bool columns;        /* some frame has a column (cleared by profile_drop_columns) */
     struct pevid *evs;   /* evidence table; psample.ev - 1 indexes it */
     uint32_t nevs, capevs;
     struct hmap ev_index; /* (kind, label) -> id + 1 */
@@ -235,9 +239,19 @@ void profile_clear(struct profile *p);
 
 /* Interns a string, returns its id. */
 uint32_t profile_str(struct profile *p, const char *s, size_t n);
-/* Interns a frame, returns its id. */
+/* Interns a frame without a column, returns its id. */
 uint32_t profile_frame(struct profile *p, uint32_t name, uint32_t file, int32_t line,
                        enum frame_kind kind);
+/* Interns a frame at 1-based column `col` (0 = none), returns its id. Frames that differ only
+ * in their column are different frames. */
+uint32_t profile_frame_col(struct profile *p, uint32_t name, uint32_t file, int32_t line,
+                           uint32_t col, enum frame_kind kind);
+/* Merges, in place, the frames that differ only in their column, and with them the stacks
+ * that become equal (their counts, categories, growth summed; kept samples moved to the
+ * merged stack): the profile then keys frames by line, as every output but speedscope and the
+ * lines view shows them. Frame and stack ids change (in first-seen order, so a profile without
+ * columns is left as it is). Not while a sampler is adding to `p`. */
+void profile_drop_columns(struct profile *p);
 /* Returns the id of the stack `parent` extended by `frame` at the leaf. */
 uint32_t profile_push(struct profile *p, uint32_t parent, uint32_t frame);
 /* Interns a whole stack given root first (frames[0] = root); returns its id. */

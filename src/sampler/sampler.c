@@ -59,7 +59,7 @@ struct sproc {
     struct pauser pz;
     struct categorizer cat;
     bool cat_on;
-    struct hmap frames; /* (code entry id, line) -> profile frame id */
+    struct hmap frames; /* (code entry id, position run) -> profile frame id */
     struct native nt;   /* --native */
     struct native_stack nst;
     bool native_on, native_warned;
@@ -98,17 +98,21 @@ struct sampler {
 #define FIND_RETRY_NS 2000000000ULL /* a new program gets 2 s to map its runtime */
 #define RING_RETRY_NS 1000000000ULL /* look for the agent's ring once a second */
 
+/* The profile frame of a Python frame, looked up by (code entry, position run): the column
+ * costs no more than the line did (decoded once per code object, found in the same search). */
 static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyframe *f)
 {
     const struct pycode *c = pyreader_code(&sp->r, f);
-    uint64_t key = ((uint64_t)c->id << 32) | (uint32_t)(f->line + 1);
+    uint64_t key = ((uint64_t)c->id << 32) | f->loc;
+    key = key ? key : ~(uint64_t)0; /* 0 is the empty key; loc never reaches 2^32 - 1 */
     uint64_t v;
     if (hmap_get(&sp->frames, key, &v))
         return (uint32_t)v;
     struct profile *p = s->p;
     uint32_t name = profile_str(p, c->qualname, strlen(c->qualname));
     uint32_t file = profile_str(p, c->filename, strlen(c->filename));
-    uint32_t id = profile_frame(p, name, file, f->line, FRAME_PYTHON);
+    uint32_t id =
+        profile_frame_col(p, name, file, f->line, s->o->columns ? f->col : 0, FRAME_PYTHON);
     hmap_put(&sp->frames, key, id);
     return id;
 }

@@ -17,7 +17,7 @@ static const char schema[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n"
     "CREATE TABLE strings(id INTEGER PRIMARY KEY, s TEXT NOT NULL);\n"
     "CREATE TABLE frames(id INTEGER PRIMARY KEY, name INTEGER NOT NULL, file INTEGER NOT NULL,\n"
-    "  line INTEGER NOT NULL, kind INTEGER NOT NULL);\n"
+    "  line INTEGER NOT NULL, kind INTEGER NOT NULL, col INTEGER NOT NULL DEFAULT 0);\n"
     "CREATE TABLE stacks(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,\n"
     "  frame INTEGER NOT NULL, depth INTEGER NOT NULL);\n"
     "CREATE TABLE stack_counts(stack INTEGER NOT NULL, cat INTEGER NOT NULL,\n"
@@ -43,7 +43,8 @@ static const char schema[] =
     "CREATE TABLE load_requests(start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,\n"
     "  status INTEGER NOT NULL, error TEXT, bytes INTEGER NOT NULL, ttft_ns INTEGER);\n"
     "CREATE VIEW frame_text AS SELECT f.id AS id, n.s AS name, p.s AS file, f.line AS line,\n"
-    "  f.kind AS kind FROM frames f JOIN strings n ON n.id = f.name JOIN strings p ON p.id = "
+    "  f.kind AS kind, f.col AS col FROM frames f JOIN strings n ON n.id = f.name JOIN strings p "
+    "ON p.id = "
     "f.file;\n"
     "CREATE VIEW sample_leaf AS SELECT s.t_ns AS t_ns, s.tid AS tid, s.pid AS pid,\n"
     "  s.state AS state, s.cat AS cat, s.weight AS weight, t.name AS name, t.file AS file,\n"
@@ -178,7 +179,8 @@ static int save_tables(sqlite3 *db, const struct profile *p)
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
-    if (rc || prep(db, "INSERT INTO frames(id, name, file, line, kind) VALUES(?,?,?,?,?)", &st))
+    if (rc ||
+        prep(db, "INSERT INTO frames(id, name, file, line, kind, col) VALUES(?,?,?,?,?,?)", &st))
         return ERR_IO;
     for (uint32_t i = 0; i < p->nframes && !rc; i++) {
         const struct pframe *f = profile_frame_at(p, i);
@@ -187,6 +189,7 @@ static int save_tables(sqlite3 *db, const struct profile *p)
         sqlite3_bind_int64(st, 3, f->file);
         sqlite3_bind_int64(st, 4, f->line);
         sqlite3_bind_int64(st, 5, f->kind);
+        sqlite3_bind_int64(st, 6, f->col);
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
@@ -505,7 +508,8 @@ static int load_thread_names(sqlite3 *db, struct profile *p, struct errbuf *eb, 
     return rc == SQLITE_DONE ? 0 : db_err(db, eb, "cannot read", path);
 }
 
-static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path)
+static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const char *path,
+                       int64_t version)
 {
     sqlite3_stmt *st;
     int rc;
@@ -525,16 +529,21 @@ static int load_tables(sqlite3 *db, struct profile *p, struct errbuf *eb, const 
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return db_err(db, eb, "cannot read", path);
-    if (prep(db, "SELECT id, name, file, line, kind FROM frames ORDER BY id", &st))
+    /* Recordings before format 4 have no columns: every frame's is 0 (none). */
+    if (prep(db,
+             version >= 4 ? "SELECT id, name, file, line, kind, col FROM frames ORDER BY id"
+                          : "SELECT id, name, file, line, kind, 0 FROM frames ORDER BY id",
+             &st))
         return db_err(db, eb, "cannot read", path);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
         int64_t name = sqlite3_column_int64(st, 1), file = sqlite3_column_int64(st, 2);
-        int64_t kind = sqlite3_column_int64(st, 4);
+        int64_t kind = sqlite3_column_int64(st, 4), col = sqlite3_column_int64(st, 5);
         if (name < 0 || name >= p->strs.len || file < 0 || file >= p->strs.len || kind < 0 ||
-            kind > FRAME_MARKER ||
-            profile_frame(p, (uint32_t)name, (uint32_t)file, (int32_t)sqlite3_column_int64(st, 3),
-                          (enum frame_kind)kind) != id) {
+            kind > FRAME_MARKER || col < 0 || col > INT32_MAX ||
+            profile_frame_col(p, (uint32_t)name, (uint32_t)file,
+                              (int32_t)sqlite3_column_int64(st, 3), (uint32_t)col,
+                              (enum frame_kind)kind) != id) {
             sqlite3_finalize(st);
             return corrupt(eb, path, "a frame names a missing string or repeats a frame");
         }
@@ -777,7 +786,7 @@ int store_load(const char *path, struct profile *p, struct errbuf *eb)
     }
     int64_t version = 0;
     int rc = load_meta(db, p, eb, path, &version);
-    rc = rc ? rc : load_tables(db, p, eb, path);
+    rc = rc ? rc : load_tables(db, p, eb, path, version);
     rc = rc ? rc : load_samples(db, p, eb, path, version);
     if (!rc && version >= 3)
         rc = load_spans(db, p, eb, path);

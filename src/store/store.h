@@ -8,8 +8,8 @@
 #include "util/err.h"
 
 /* Schema version written to meta.format_version; store_load refuses newer ones. 2 added
- * samples.ev, the evidence table and meta.hide_idle; 3 the spans table. */
-#define STORE_FORMAT_VERSION 3
+ * samples.ev, the evidence table and meta.hide_idle; 3 the spans table; 4 frames.col. */
+#define STORE_FORMAT_VERSION 4
 /* The crux version written to meta.crux_version (kept equal to main.c's CRUX_VERSION). */
 #define STORE_CRUX_VERSION "0.1.0"
 

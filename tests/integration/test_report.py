@@ -256,7 +256,7 @@ def test_record_save_and_report_again(crux, debian, tmp_path):
     assert again["report"]["verdict"] == report["report"]["verdict"]
     assert again["nodes"] == report["nodes"]
     con = sqlite3.connect(str(db))
-    assert con.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0] == 3
+    assert con.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0] == 4
     names = {r[0] for r in con.execute("SELECT name FROM frame_text")}
     assert "wordpiece" in names
     con.close()

@@ -593,6 +593,48 @@ static int test_speedscope(void)
     return 0;
 }
 
+/* 3.11+ frames keep their 1-based start column in speedscope (`col`) and the lines view
+ * (`file:line:col`, JSON `col`); a frame without one has no `col`. */
+static int test_columns(void)
+{
+    struct profile p;
+    profile_init(&p);
+    uint32_t name = profile_str(&p, "<module>", 8), file = profile_str(&p, "m.py", 4);
+    uint32_t a = profile_frame_col(&p, name, file, 12, 9, FRAME_PYTHON);
+    uint32_t b = profile_frame_col(&p, name, file, 12, 20, FRAME_PYTHON);
+    uint32_t f = profile_frame(&p, profile_str(&p, "f", 1), file, 3, FRAME_PYTHON);
+    profile_add(&p, &(struct psample){.stack = profile_stack(&p, (uint32_t[]){a, f}, 2)});
+    profile_add(&p, &(struct psample){.stack = profile_stack(&p, (uint32_t[]){b, f}, 2)});
+    struct buf out;
+    buf_init(&out, 0);
+    struct errbuf eb = {{0}};
+    CHECK(export_write(&p, EXPORT_SPEEDSCOPE, NULL, &out, &eb) == 0, "export: %s", eb.msg);
+    struct jval root;
+    CHECK(json_parse(out.data, out.len, &root) == 0, "valid JSON:\n%s", buf_cstr(&out));
+    const struct jval *frames = jget(jget(&root, "shared"), "frames");
+    CHECK(frames && frames->len == 3, "three frames");
+    CHECK(jget(&frames->items[a], "col")->num == 9 && jget(&frames->items[b], "col")->num == 20,
+          "columns");
+    CHECK(jget(&frames->items[a], "line")->num == 12 && !jget(&frames->items[f], "col"), "no col");
+    jfree(&root);
+    buf_reset(&out);
+    CHECK(export_write(&p, EXPORT_LINES, NULL, &out, &eb) == 0, "lines: %s", eb.msg);
+    CHECK(strstr(buf_cstr(&out), "<module> (m.py:12:9)") &&
+              strstr(buf_cstr(&out), "<module> (m.py:12:20)") &&
+              strstr(buf_cstr(&out), "f (m.py:3)\n"),
+          "lines text:\n%s", buf_cstr(&out));
+    buf_reset(&out);
+    CHECK(export_write(&p, EXPORT_LINES_JSON, NULL, &out, &eb) == 0, "lines-json: %s", eb.msg);
+    CHECK(strstr(buf_cstr(&out), "\"line\":12,\"col\":20"), "lines JSON:\n%s", buf_cstr(&out));
+    buf_reset(&out);
+    profile_drop_columns(&p);
+    CHECK(export_write(&p, EXPORT_SPEEDSCOPE, NULL, &out, &eb) == 0, "export: %s", eb.msg);
+    CHECK(!strstr(buf_cstr(&out), "\"col\""), "no columns left:\n%s", buf_cstr(&out));
+    buf_fini(&out);
+    profile_fini(&p);
+    return 0;
+}
+
 static void add_at(struct profile *p, uint64_t t_ms, uint32_t pid, uint32_t tid, uint32_t stack,
                    enum thread_state state)
 {
@@ -927,6 +969,7 @@ int main(void)
     RUN(test_writer_errors);
     RUN(test_speedscope);
     RUN(test_speedscope_golden_shape);
+    RUN(test_columns);
     RUN(test_speedscope_threads);
     RUN(test_gecko);
     RUN(test_chrome_trace);

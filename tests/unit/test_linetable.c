@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Line tables against PyCode_Addr2Line of every installed CPython (tests/golden/linetable/,
-// written by tools/gen_linetable_golden.py) and against malformed input.
+// written by tools/gen_linetable_golden.py; 3.11+ also start columns against
+// PyCode_Addr2Location) and against malformed input.
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,7 +34,8 @@ static int runs_valid(const struct line_run *runs, size_t n, uint32_t code_bytes
     for (size_t i = 0; i < n; i++) {
         if (runs[i].end == 0 || runs[i].end > code_bytes)
             return 0;
-        if (i && (runs[i].end <= runs[i - 1].end || runs[i].line == runs[i - 1].line))
+        if (i && (runs[i].end <= runs[i - 1].end ||
+                  (runs[i].line == runs[i - 1].line && runs[i].col == runs[i - 1].col)))
             return 0;
     }
     return 1;
@@ -132,27 +134,37 @@ static int check_row(struct row *r, long minor, long *offsets)
     int32_t got = linetable_lookup(runs, nruns, -2, (int32_t)r->firstlineno);
     CHECK(got == r->line_neg, "%s: offset -2: %d, expected %ld", r->name, got, r->line_neg);
     long b = 0;
+    int cols = 0;
     const char *tok;
     while ((tok = next_token(&r->rest)) != NULL) {
+        if (strcmp(tok, "|") == 0) { /* 3.11+: the start columns follow */
+            CHECK(!cols && b == r->code_bytes + (r->code_bytes & 1), "%s: misplaced |", r->name);
+            cols = 1;
+            b = 0;
+            continue;
+        }
         char buf[32];
-        long line;
+        long want;
         long count = 1;
         const char *star = strchr(tok, '*');
         size_t len = star ? (size_t)(star - tok) : strlen(tok);
         CHECK(len < sizeof(buf), "%s: bad token %s", r->name, tok);
         memcpy(buf, tok, len);
         buf[len] = '\0';
-        CHECK(parse_long(buf, &line), "%s: bad token %s", r->name, tok);
+        CHECK(parse_long(buf, &want), "%s: bad token %s", r->name, tok);
         CHECK(!star || (parse_long(star + 1, &count) && count > 0), "%s: bad %s", r->name, tok);
         for (long k = 0; k < count; k++, b += 2) {
-            got = linetable_lookup(runs, nruns, b, (int32_t)r->firstlineno);
-            CHECK(got == line, "%s (3.%ld): offset %ld: %d, expected %ld", r->name, minor, b, got,
-                  line);
+            size_t i = linetable_find(runs, nruns, b);
+            got = cols ? (i < nruns ? (int32_t)runs[i].col : 0)
+                       : linetable_lookup(runs, nruns, b, (int32_t)r->firstlineno);
+            CHECK(got == want, "%s (3.%ld): offset %ld: %s %d, expected %ld", r->name, minor, b,
+                  cols ? "column" : "line", got, want);
         }
     }
     CHECK(b == r->code_bytes + (r->code_bytes & 1), "%s: %ld offsets for %ld bytes", r->name, b / 2,
           r->code_bytes);
-    *offsets += b / 2 + 1;
+    CHECK(cols == (minor >= 11), "%s: columns %s", r->name, cols ? "unexpected" : "missing");
+    *offsets += (b / 2 + 1) * (cols ? 2 : 1);
     free(runs);
     return 0;
 }
@@ -355,6 +367,34 @@ static int test_311_malformed(void)
     return 0;
 }
 
+/* Start columns of each entry form, 1-based: short (code * 8 + bits 4-6 of its byte), one-line
+ * (its first byte), no-columns (0), long (stored + 1 already: 0 = none), none (0). */
+static int test_311_columns(void)
+{
+    static const uint8_t tab[] = {0x80, 0x05, 0x98, 0x25, 0xd9, 0x01, 0x02, 0xe8, 0x07, 0xf0, 0x00,
+                                  0x00, 0x45, 0x02, 0x00, 0xf0, 0x00, 0x00, 0x00, 0x00, 0xf8};
+    struct line_run *runs;
+    size_t n;
+    CHECK(linetable_decode(LINETABLE_311, tab, sizeof(tab), 10, 18, &runs, &n) == 0, "decode");
+    static const uint32_t want[] = {1, 27, 2, 2, 0, 133, 0, 0};
+    static const int32_t lines[] = {10, 10, 11, 11, 8, 8, 8, -1};
+    for (int b = 0; b < 16; b += 2) {
+        size_t i = linetable_find(runs, n, b);
+        CHECK(i < n && runs[i].col == want[b / 2], "offset %d: column %u", b,
+              i < n ? runs[i].col : 0);
+        CHECK(runs[i].line == lines[b / 2], "offset %d: line %d", b, runs[i].line);
+    }
+    CHECK(linetable_find(runs, n, -2) == SIZE_MAX && linetable_find(runs, n, 18) == n, "ends");
+    free(runs);
+    static const uint8_t huge[] = {0xf0, 0x00, 0x00, 0x40, 0x40, 0x40, 0x40, 0x40, 0x3f, 0x00};
+    CHECK(decode_rc(LINETABLE_311, huge, sizeof(huge), 2) == ERR_CORRUPT, "column past int");
+    static const uint8_t line_only[] = {0x80, 0x05};
+    CHECK(linetable_decode(LINETABLE_310, line_only, 2, 1, 128, &runs, &n) == 0, "3.10");
+    CHECK(n == 1 && runs[0].col == 0, "3.10 has no columns");
+    free(runs);
+    return 0;
+}
+
 static int test_line_overflow(void)
 {
     struct line_run *runs;
@@ -463,6 +503,7 @@ int main(void)
     RUN(test_lnotab_lines);
     RUN(test_310_malformed);
     RUN(test_311_malformed);
+    RUN(test_311_columns);
     RUN(test_line_overflow);
     RUN(test_too_many_runs);
     RUN(test_mangled_golden);

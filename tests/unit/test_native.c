@@ -90,7 +90,8 @@ static int test_merge_311_leaf_library(void)
                          "I_start",
                          NULL};
     /* leaf first: compress_loop(1), outer(2), main(3), <module>(4, entry) */
-    const struct pyframe py[] = {{1, 10, false}, {2, 20, false}, {3, 30, false}, {4, 40, true}};
+    const struct pyframe py[] = {
+        {1, 10, false, 0, 0}, {2, 20, false, 0, 0}, {3, 30, false, 0, 0}, {4, 40, true, 0, 0}};
     return merge_case(nat, py, 4, false, "py4;py3;py2;py1;zlib_compress;deflate;deflate_slow",
                       false);
 }
@@ -109,7 +110,7 @@ static int test_merge_38_each_frame(void)
                          "Imain",
                          "Lclone",
                          NULL};
-    const struct pyframe py[] = {{1, 10, true}, {2, 20, true}, {3, 30, true}};
+    const struct pyframe py[] = {{1, 10, true, 0, 0}, {2, 20, true, 0, 0}, {3, 30, true, 0, 0}};
     return merge_case(nat, py, 3, false, "py3;py2;py1;matmul;cblas_sgemm", false);
 }
 
@@ -119,7 +120,7 @@ static int test_merge_c_thread_calls_python(void)
 {
     const char *nat[] = {"work",        "E",          "IPyObject_Call", "on_message",
                          "worker_loop", "L[unknown]", "Lclone3",        NULL};
-    const struct pyframe py[] = {{1, 10, false}, {2, 20, true}};
+    const struct pyframe py[] = {{1, 10, false, 0, 0}, {2, 20, true, 0, 0}};
     return merge_case(nat, py, 2, false, "worker_loop;on_message;py2;py1;work", false);
 }
 
@@ -131,7 +132,7 @@ static int test_merge_callback(void)
         "ffi_call", "PyCFuncPtr_call",      "I_PyObject_MakeTpCall", "E",     "IPy_RunMain",
         NULL};
     /* leaf first: py_compare(1, entry), sort_loop(2), main(3, entry) */
-    const struct pyframe py[] = {{1, 10, true}, {2, 20, false}, {3, 30, true}};
+    const struct pyframe py[] = {{1, 10, true, 0, 0}, {2, 20, false, 0, 0}, {3, 30, true, 0, 0}};
     return merge_case(nat, py, 3, false,
                       "py3;py2;PyCFuncPtr_call;ffi_call;qsort;msort;closure_fcn;py1", false);
 }
@@ -147,7 +148,7 @@ static int test_merge_leaf_eval_without_frames(void)
                          "E",
                          "IPy_RunMain",
                          NULL};
-    const struct pyframe py[] = {{2, 20, false}, {3, 30, true}};
+    const struct pyframe py[] = {{2, 20, false, 0, 0}, {3, 30, true, 0, 0}};
     return merge_case(nat, py, 2, false, "py3;py2;qsort;closure_fcn", false);
 }
 
@@ -155,7 +156,7 @@ static int test_merge_leaf_eval_without_frames(void)
 static int test_merge_leaf_group_without_eval(void)
 {
     const char *nat[] = {"I_PyEval_Vector", "closure_fcn", "qsort", "E", "IPy_RunMain", NULL};
-    const struct pyframe py[] = {{1, 10, true}, {2, 20, false}, {3, 30, true}};
+    const struct pyframe py[] = {{1, 10, true, 0, 0}, {2, 20, false, 0, 0}, {3, 30, true, 0, 0}};
     return merge_case(nat, py, 3, false, "py3;py2;qsort;closure_fcn;py1", false);
 }
 
@@ -163,7 +164,7 @@ static int test_merge_leaf_group_without_eval(void)
 static int test_merge_mismatch_keeps_python(void)
 {
     const char *nat[] = {"deflate", "E", "E", "E", "IPy_RunMain", "clone", NULL};
-    const struct pyframe py[] = {{1, 10, true}};
+    const struct pyframe py[] = {{1, 10, true, 0, 0}};
     return merge_case(nat, py, 1, false, "py1;deflate", true);
 }
 
@@ -171,7 +172,7 @@ static int test_merge_mismatch_keeps_python(void)
 static int test_merge_no_eval(void)
 {
     const char *nat[] = {"poll", NULL};
-    const struct pyframe py[] = {{1, 10, false}, {2, 20, true}};
+    const struct pyframe py[] = {{1, 10, false, 0, 0}, {2, 20, true, 0, 0}};
     return merge_case(nat, py, 2, false, "py2;py1;poll", true);
 }
 
@@ -179,7 +180,7 @@ static int test_merge_no_eval(void)
 static int test_merge_truncated(void)
 {
     const char *nat[] = {"work", "E", "E", "E", "E", "IPy_RunMain", NULL};
-    const struct pyframe py[] = {{1, 10, true}, {2, 20, true}};
+    const struct pyframe py[] = {{1, 10, true, 0, 0}, {2, 20, true, 0, 0}};
     return merge_case(nat, py, 2, true, "py2;py1;work", false);
 }
 
@@ -187,7 +188,7 @@ static int test_merge_truncated(void)
 static int test_merge_unknown_collapsed(void)
 {
     const char *nat[] = {"[unknown]", "[unknown]", "msort", "msort", "[unknown]", "E", NULL};
-    const struct pyframe py[] = {{1, 10, true}};
+    const struct pyframe py[] = {{1, 10, true, 0, 0}};
     return merge_case(nat, py, 1, false, "py1;[unknown];msort;msort;[unknown]", false);
 }
 

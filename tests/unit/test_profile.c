@@ -243,6 +243,53 @@ static int test_profile_add(void)
     return 0;
 }
 
+/* A line called at two columns: two frames, two stacks, until profile_drop_columns merges
+ * them with their counts, categories, growth and kept samples; the children of the merged
+ * callers merge too. */
+static int test_profile_drop_columns(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    uint32_t name = profile_str(&p, "<module>", 8), file = profile_str(&p, "m.py", 4);
+    uint32_t leaf = profile_frame(&p, profile_str(&p, "f", 1), file, 3, FRAME_PYTHON);
+    CHECK(!p.columns, "no columns yet");
+    uint32_t a = profile_frame_col(&p, name, file, 12, 9, FRAME_PYTHON);
+    uint32_t b = profile_frame_col(&p, name, file, 12, 20, FRAME_PYTHON);
+    uint32_t plain = profile_frame(&p, name, file, 12, FRAME_PYTHON);
+    CHECK(a != b && a != plain && b != plain && p.columns, "a column is part of the frame");
+    CHECK(profile_frame_col(&p, name, file, 12, 9, FRAME_PYTHON) == a, "interned");
+    CHECK(profile_frame_at(&p, b)->col == 20 && profile_frame_at(&p, plain)->col == 0, "col");
+    uint32_t sa = profile_push(&p, 0, a), sb = profile_push(&p, 0, b);
+    uint32_t la = profile_push(&p, sa, leaf), lb = profile_push(&p, sb, leaf);
+    profile_add(&p, &(struct psample){.stack = la, .weight = 1, .cat = CAT_PYTHON});
+    profile_add(&p, &(struct psample){.stack = lb, .weight = 3, .cat = CAT_GIL});
+    profile_add(&p, &(struct psample){.stack = sb, .weight = 2, .cat = CAT_PYTHON});
+    profile_add_growth(&p, la, 100);
+    profile_add_growth(&p, lb, 23);
+    profile_drop_columns(&p);
+    CHECK(!p.columns && p.nframes == 2, "frames merged: %u", p.nframes);
+    CHECK(p.nnodes == 3, "stacks merged: %u", p.nnodes);
+    uint32_t m = profile_frame(&p, name, file, 12, FRAME_PYTHON);
+    uint32_t s = profile_push(&p, 0, m), l = profile_push(&p, s, leaf);
+    CHECK(p.nnodes == 3 && s == 1 && l == 2, "ids in first-seen order");
+    CHECK(p.counts[s] == 2 && p.counts[l] == 4 && p.total == 6, "counts");
+    CHECK(p.cat_counts[(size_t)l * PCAT_N + CAT_PYTHON] == 1 &&
+              p.cat_counts[(size_t)l * PCAT_N + CAT_GIL] == 3 &&
+              p.cat_counts[(size_t)s * PCAT_N + CAT_PYTHON] == 2,
+          "categories");
+    CHECK(p.mem_growth[l] == 123, "growth");
+    CHECK(p.counts[3] == 0 && p.counts[4] == 0 && p.mem_growth[4] == 0, "old slots emptied");
+    CHECK(p.nsamples == 3 && p.samples[0].stack == l && p.samples[1].stack == l &&
+              p.samples[2].stack == s,
+          "samples moved");
+    uint32_t before = p.nnodes;
+    profile_drop_columns(&p);
+    CHECK(p.nnodes == before && p.nframes == 2, "no columns: nothing to do");
+    profile_fini(&p);
+    return 0;
+}
+
 static int test_profile_max_samples(void)
 {
     struct profile p;
@@ -294,5 +341,6 @@ int main(void)
     RUN(test_profile_stack_frames);
     RUN(test_profile_add);
     RUN(test_profile_max_samples);
+    RUN(test_profile_drop_columns);
     return TEST_SUMMARY("profile");
 }

@@ -34,7 +34,8 @@ static void build(struct profile *p)
     profile_set_str(&p->meta.python_version, "3.12.1");
     profile_set_str(&p->meta.categories_note, "perf task-clock");
     uint32_t th = profile_frame(p, profile_str(p, "worker", 6), 0, 77, FRAME_THREAD);
-    uint32_t a = py(p, "main", "/app/app.py", 3);
+    uint32_t a = profile_frame_col(p, profile_str(p, "main", 4), profile_str(p, "/app/app.py", 11),
+                                   3, 17, FRAME_PYTHON); /* 3.11+: a column */
     uint32_t b = py(p, "bad\xff name", "caf\xc3\xa9.py", 9);
     uint32_t c = profile_frame(p, profile_str(p, "memcpy", 6), profile_str(p, "libc.so.6", 9), 0,
                                FRAME_NATIVE);
@@ -203,6 +204,38 @@ static int test_round_trip(void)
     return 0;
 }
 
+/* A format-3 recording (no frames.col) still loads; its frames have no column. */
+static int test_format3_no_columns(void)
+{
+    struct profile p, q;
+    build(&p);
+    char path[128];
+    tmp_db(path, sizeof(path), "v3");
+    struct errbuf eb = {{0}};
+    CHECK(store_save(&p, path, &eb) == 0, "save: %s", eb.msg);
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db,
+                       "DROP VIEW sample_leaf; DROP VIEW frame_text;"
+                       "ALTER TABLE frames DROP COLUMN col;"
+                       "UPDATE meta SET value = 3 WHERE key = 'format_version'",
+                       NULL, NULL, NULL) == SQLITE_OK,
+          "make it format 3: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == 0, "load: %s", eb.msg);
+    CHECK(q.nframes == p.nframes && q.nnodes == p.nnodes && q.total == p.total, "sizes");
+    for (uint32_t i = 0; i < q.nframes; i++)
+        CHECK(q.frames[i].col == 0 && q.frames[i].line == p.frames[i].line, "frame %u", i);
+    CHECK(!q.columns, "no columns");
+    profile_drop_columns(&p);
+    CHECK(same_output(&p, &q, EXPORT_COLLAPSED), "same stacks as the columns dropped");
+    profile_fini(&q);
+    profile_fini(&p);
+    unlink(path);
+    return 0;
+}
+
 static int test_empty_profile(void)
 {
     struct profile p, q;
@@ -329,6 +362,7 @@ int main(void)
 {
     RUN(test_round_trip);
     RUN(test_empty_profile);
+    RUN(test_format3_no_columns);
     RUN(test_bad_files);
     return TEST_SUMMARY("store");
 }
