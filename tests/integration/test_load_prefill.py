@@ -138,3 +138,38 @@ def test_prefers_usage_prompt_tokens(crux, tmp_path):
     for r in lines:
         assert r["prompt_tokens"] == 2 * r["prompt_words"]
         assert r["decode_us"] > 0 and r["ttft_us"] > 0
+
+
+def test_record_load_stages_by_phase(crux, one_interp, tmp_path):
+    """record --load of a streaming server with agent stages "prefill" and "decode": at
+    concurrency 1 each stage's time falls in its own phase of the load's requests."""
+    from conftest import TARGETS, target_env
+    from crux_helpers import free_port
+    from test_stages import agent_dir
+    port = free_port()
+    interp = one_interp
+    argv, truth = crux.target_argv(interp, "serve_llm_stages.py", "--port", port)
+    reqs = tmp_path / "prompts.jsonl"
+    with open(str(reqs), "w") as f:
+        for i, (n_prompt, n_out) in enumerate(SHAPES):
+            f.write(json.dumps({"body": {"prompt": words(n_prompt, i), "max_tokens": n_out,
+                                         "stream": True}}) + "\n")
+    env = target_env()
+    env["PYTHONPATH"] = "%s:%s" % (agent_dir(interp.id), TARGETS)
+    result = crux.run("record", "--rate", "100", "--load",
+                      "http://127.0.0.1:%d/v1/completions" % port,
+                      "--load-requests-file", reqs, "--load-requests", len(SHAPES) * 2,
+                      "--load-concurrency", "1", "-o", tmp_path / "out.txt", "--", *argv, env=env)
+    assert result.returncode == 0, result.describe()
+    err = result.stderr
+    assert "prefill/decode: " in err and "ms x prompt tokens" in err, err  # usage reported
+    assert "stages during prefill and decode" in err, err
+    rows = {}
+    for line in err.split("stages during prefill and decode", 1)[1].splitlines()[2:]:
+        parts = line.split()
+        if len(parts) == 7:
+            rows[parts[0]] = [float(x) for x in parts[1:]]
+    assert set(rows) >= {"prefill", "decode"}, err
+    # [prefill ms, %, decode ms, %, mixed ms, %]
+    assert rows["prefill"][1] > 95 and rows["decode"][3] > 95, rows
+    assert rows["prefill"][4] == 0 and rows["decode"][4] == 0, rows  # concurrency 1: no mix
