@@ -525,8 +525,10 @@ int cmd_record(int argc, char **argv)
         if (load.on && record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
             load_failed = true;
         keep_spans(&p, &spans, st.start_ns);
-        if (load.on)
+        if (load.on) {
             record_load_keep_requests(&load, &p, st.start_ns);
+            record_load_phase_stages(&p, a.quiet);
+        }
         stagestats_fini(&spans);
         if (so.progress)
             fputs("\r\x1b[K", stderr);

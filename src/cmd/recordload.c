@@ -10,10 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analysis/phasesplit.h"
 #include "cmd/cmd.h"
 #include "target/proc.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
+#include "util/xalloc.h"
 
 /* `crux load` options that take no value. */
 static bool is_flag(const char *name)
@@ -294,6 +296,23 @@ void record_load_keep_requests(const struct record_load *l, struct profile *p, u
         profile_add_req(p, &q);
     }
     p->reqs_dropped += l->reqs.dropped;
+}
+
+void record_load_phase_stages(struct profile *p, bool quiet)
+{
+    struct phasesplit *ps = xmalloc(sizeof(*ps));
+    phasesplit_compute(p, ps);
+    struct buf b;
+    buf_init(&b, 0);
+    int rc = p->meta.stages_text ? buf_printf(&b, "%s\n", p->meta.stages_text) : 0;
+    size_t before = b.len;
+    if (!rc && phasesplit_write_text(ps, p, &b) == 0 && b.len > before) {
+        if (!quiet)
+            fputs(buf_cstr(&b) + before, stderr);
+        profile_set_str(&p->meta.stages_text, buf_cstr(&b));
+    }
+    buf_fini(&b);
+    free(ps);
 }
 
 void record_load_fini(struct record_load *l)

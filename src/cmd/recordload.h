@@ -54,6 +54,10 @@ int record_load_finish(struct record_load *l, struct profile *p, struct stagesta
  * samples' clock (`start_ns`, CLOCK_MONOTONIC when sampling began) and clamped to the
  * recording (0 .. p->meta.duration_ns), with their failures named. */
 void record_load_keep_requests(const struct record_load *l, struct profile *p, uint64_t start_ns);
+/* After keep_requests and the agent's spans are in `p`: the host stages during prefill and
+ * decode of streamed requests (analysis/phasesplit.h), on stderr unless `quiet` and appended
+ * to the profile's stage text. Nothing without streamed requests and stage spans. */
+void record_load_phase_stages(struct profile *p, bool quiet);
 void record_load_fini(struct record_load *l);
 
 #endif

@@ -289,6 +289,7 @@ static int build_req(const struct target *t, const char *method, const char *pat
     if (!rc && body_len)
         rc = buf_append(&b, body, body_len);
     r->head = strcmp(method, "HEAD") == 0;
+    r->prompt_words = has_body ? prefill_prompt_words(body, body_len) : PREFILL_NO_PROMPT;
     r->data = buf_take(&b, &r->len);
     return rc;
 }
@@ -636,6 +637,7 @@ static void stats_init(struct load_stats *st)
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (hist_init(hs[i], HOUR_US, 3))
             abort(); /* constant arguments: cannot fail */
+    prefill_init(&st->prefill);
 }
 
 static void stats_fini(struct load_stats *st)
@@ -644,6 +646,7 @@ static void stats_fini(struct load_stats *st)
                          &st->ttft,    &st->ttft_sched,  &st->itl,      &st->tpot};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         hist_fini(hs[i]);
+    prefill_fini(&st->prefill);
     free(st->ticks);
     st->ticks = NULL;
 }

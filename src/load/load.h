@@ -29,6 +29,7 @@
 #include <stdio.h>
 
 #include "load/hist.h"
+#include "load/prefill.h"
 #include "util/err.h"
 #include "util/jsonw.h"
 
@@ -132,6 +133,7 @@ struct load_stats {
     struct hist ttft_sched;  /* streams: intended send to first token */
     struct hist itl;         /* streams: gaps between successive token events */
     struct hist tpot;        /* streams: (latency - ttft) / (tokens - 1), tokens > 1 */
+    struct prefill prefill;  /* streams: prefill/decode shares and fits (prefill.h) */
     /* Timeline in ticks of tick_s seconds from the first intended send (at most
      * LOAD_MAX_TICKS; later ones land in the last): completions and errors by the time they
      * ended, corrected latency (mean, max) by the time the requests were intended. */

@@ -226,6 +226,139 @@ static int timeline_svg(struct buf *b, const struct load_stats *st)
     return rc;
 }
 
+/* One scatter of the prefill/decode section. */
+struct scatter {
+    const char *id, *title, *xlabel, *ylabel;
+    bool ok;                 /* the fit exists */
+    double slope, intercept; /* of y (us) on x */
+};
+
+/* x and y of point `pt` for scatter `k` (0: TTFT on prompt, 1: TPOT on output); false when
+ * the point has no such pair. */
+static bool scatter_xy(int k, bool usage, const struct prefill_point *pt, double *x, double *y)
+{
+    if (k == 0) {
+        if (usage ? pt->prompt_usage < 0 : pt->prompt_words == PREFILL_NO_PROMPT)
+            return false;
+        *x = usage ? (double)pt->prompt_usage : pt->prompt_words;
+        *y = (double)pt->ttft_us;
+        return true;
+    }
+    if (pt->tpot_us < 0)
+        return false;
+    *x = pt->out_tokens;
+    *y = (double)pt->tpot_us;
+    return true;
+}
+
+/* Points (x: length, y: ms) with the least-squares line; axes start at 0. */
+static int scatter_svg(struct buf *b, const struct prefill *p, int k, bool usage,
+                       const struct scatter *sc)
+{
+    double xmax = 0, ymax = 0, x, y;
+    size_t n = 0;
+    for (size_t i = 0; i < p->npts; i++)
+        if (scatter_xy(k, usage, &p->pts[i], &x, &y)) {
+            xmax = x > xmax ? x : xmax;
+            ymax = y > ymax ? y : ymax;
+            n++;
+        }
+    if (!n)
+        return 0;
+    xmax = xmax > 0 ? xmax * 1.05 : 1;
+    ymax = ymax > 0 ? ymax * 1.1 : 1;
+    double pw = W - ML - MR, ph = H - MT - MB;
+    int rc = buf_printf(b,
+                        "<h3>%s</h3>\n<svg id=\"%s\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d "
+                        "%d\" role=\"img\">\n<rect x=\"%d\" y=\"%d\" width=\"%g\" "
+                        "height=\"%g\" class=\"frame\"/>\n",
+                        sc->title, sc->id, W, H, W, H, ML, MT, pw, ph);
+    for (size_t i = 0; i < p->npts && !rc; i++) {
+        if (!scatter_xy(k, usage, &p->pts[i], &x, &y))
+            continue;
+        rc = buf_printf(b,
+                        "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" "
+                        "data-x=\"%g\" data-y=\"%g\"><title>%s %g: %.3f ms</title></circle>\n",
+                        ML + pw * x / xmax, MT + ph - ph * y / ymax, x, y / 1e3, sc->xlabel, x,
+                        y / 1e3);
+    }
+    if (!rc && sc->ok) {
+        /* the line, clipped to the plot */
+        double y0 = sc->intercept, y1 = sc->intercept + sc->slope * xmax;
+        double c0 = y0 < 0 ? 0 : y0 > ymax ? ymax : y0, c1 = y1 < 0 ? 0 : y1 > ymax ? ymax : y1;
+        rc = buf_printf(b,
+                        "<line class=\"fit\" x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                        "\n",
+                        ML, MT + ph - ph * c0 / ymax, ML + pw, MT + ph - ph * c1 / ymax);
+    }
+    for (int t = 0; t <= 4 && !rc; t++)
+        rc = buf_printf(b,
+                        "<text x=\"%.1f\" y=\"%d\" class=\"tick\">%.4g</text>\n"
+                        "<text x=\"4\" y=\"%.1f\" class=\"ytick\">%.4g ms</text>\n",
+                        ML + pw * t / 4, H - MB + 16, xmax * t / 4, MT + ph - ph * t / 4 + 4,
+                        ymax * t / 4 / 1e3);
+    if (!rc)
+        rc = buf_printf(b,
+                        "<text x=\"%d\" y=\"%d\" class=\"axis\">x: %s; y: %s (ms); dashed: the "
+                        "least-squares line</text>\n</svg>\n",
+                        ML, H - 6, sc->xlabel, sc->ylabel);
+    return rc;
+}
+
+/* The prefill/decode section: the reading, the shares, the fits and the two scatters. */
+static int prefill_section(struct buf *b, const struct load_stats *st)
+{
+    struct prefill_summary s;
+    prefill_summarize(&st->prefill, &s);
+    if (!s.n || isnan(s.prefill_share))
+        return 0;
+    const char *unit = s.usage ? "prompt tokens (usage.prompt_tokens)" : "prompt words";
+    int rc = buf_puts(b, "<h2>Prefill and decode</h2>\n<p id=\"crux-prefill-reading\">");
+    if (!rc)
+        rc = esc(b, s.reading);
+    if (!rc)
+        rc = buf_printf(b,
+                        ".</p>\n<table>\n<tr><th>phase</th><th>share of request time</th>"
+                        "<th>fit</th><th>R&#178;</th><th>n</th></tr>\n"
+                        "<tr><td>prefill: send to first token (queueing included)</td>"
+                        "<td>%.1f%%</td><td>",
+                        100 * s.prefill_share);
+    if (!rc && s.ttft_ok)
+        rc = buf_printf(b, "TTFT = %.3f ms %s %.4f ms &#215; %s</td><td>%.3f</td><td>%llu",
+                        s.ttft_intercept_us / 1e3, s.ttft_slope_us < 0 ? "&#8722;" : "+",
+                        fabs(s.ttft_slope_us) / 1e3, unit, s.ttft_r2, (unsigned long long)s.ttft_n);
+    else if (!rc)
+        rc = buf_puts(b, "no fit</td><td></td><td>");
+    if (!rc)
+        rc = buf_printf(b,
+                        "</td></tr>\n<tr><td>decode: first token to last byte</td><td>%.1f%%</td>"
+                        "<td>",
+                        100 * s.decode_share);
+    if (!rc && s.tpot_ok)
+        rc = buf_printf(b,
+                        "TPOT = %.3f ms %s %.4f ms &#215; output tokens</td><td>%.3f</td><td>%llu",
+                        s.tpot_intercept_us / 1e3, s.tpot_slope_us < 0 ? "&#8722;" : "+",
+                        fabs(s.tpot_slope_us) / 1e3, s.tpot_r2, (unsigned long long)s.tpot_n);
+    else if (!rc)
+        rc = buf_puts(b, "no fit</td><td></td><td>");
+    if (!rc)
+        rc = buf_printf(b,
+                        "</td></tr>\n</table>\n<p>The scatters show %zu of %llu streams (a uniform "
+                        "sample when there were more); the fits use all of them.</p>\n",
+                        st->prefill.npts, (unsigned long long)s.n);
+    struct scatter ttft = {
+        "crux-scatter-ttft", "TTFT against prompt length", unit, "TTFT", s.ttft_ok,
+        s.ttft_slope_us,     s.ttft_intercept_us};
+    struct scatter tpot = {
+        "crux-scatter-tpot", "TPOT against output length", "output tokens", "TPOT", s.tpot_ok,
+        s.tpot_slope_us,     s.tpot_intercept_us};
+    if (!rc)
+        rc = scatter_svg(b, &st->prefill, 0, s.usage, &ttft);
+    if (!rc)
+        rc = scatter_svg(b, &st->prefill, 1, s.usage, &tpot);
+    return rc;
+}
+
 static int steps_table(struct buf *b, const struct load_result *r)
 {
     int rc = buf_printf(b,
@@ -297,7 +430,9 @@ int load_write_html(const struct load_result *r, struct buf *b)
                          "s0{fill:none;stroke:#4a7fb5;stroke-width:1}"
                          ".s1{fill:none;stroke:#4a7fb5;stroke-width:3}.met{fill:#2a2}"
                          ".miss{fill:#d22}.knee{stroke:#2a2;stroke-dasharray:4}"
-                         ".warn{color:#b00}\n</style></head><body>\n<h1>crux load: ");
+                         ".warn{color:#b00}.pt{fill:#4a7fb5;fill-opacity:.6}"
+                         ".fit{stroke:#d22;stroke-width:1.5;stroke-dasharray:6 "
+                         "3}\n</style></head><body>\n<h1>crux load: ");
     if (!rc)
         rc = esc(b, r->url);
     if (!rc)
@@ -340,6 +475,8 @@ int load_write_html(const struct load_result *r, struct buf *b)
         rc = histogram_svg(b, &st->latency, "Latency histogram (corrected)");
     if (!rc)
         rc = timeline_svg(b, st);
+    if (!rc)
+        rc = prefill_section(b, st);
     if (!rc)
         rc = buf_puts(b, "<p>Latency counts from each request's intended send time (the "
                          "schedule), so time spent queued behind a slow server is included; "

@@ -20,6 +20,13 @@ static const char *const PCT_NAMES[] = {"p50", "p90", "p95", "p99", "p99.9"};
 #define DEF_TOKENS                                                                                 \
     "tokens: one per SSE event whose JSON has non-empty choices (or any non-JSON event); "         \
     "usage.completion_tokens replaces the count when the stream sends it"
+#define DEF_PREFILL                                                                                \
+    "prefill share: sum of TTFT / sum of request time (actual send to last byte) over "            \
+    "successful streams, so queueing and connecting before the first token count as prefill; "     \
+    "decode share: the rest (first token to last byte)"
+#define DEF_PROMPT                                                                                 \
+    "prompt length: usage.prompt_tokens when every stream reported it, else words "                \
+    "(whitespace-separated) of the request body's prompt or messages[].content"
 
 static void print_hist_line(FILE *f, const char *label, const struct hist *h)
 {
@@ -72,6 +79,35 @@ static void print_errors(const struct load_stats *st, FILE *f)
     fprintf(f, "\n");
 }
 
+/* The prefill/decode block: the sentence, the shares and the two fits. */
+static void print_prefill(const struct load_stats *st, FILE *f)
+{
+    struct prefill_summary s;
+    prefill_summarize(&st->prefill, &s);
+    if (!s.n || isnan(s.prefill_share))
+        return;
+    fprintf(f, "prefill/decode: %s\n", s.reading);
+    fprintf(f,
+            "  prefill (send to first token) %.1f%%, decode (first token to end) %.1f%% of the "
+            "request time of %llu streams\n",
+            100 * s.prefill_share, 100 * s.decode_share, (unsigned long long)s.n);
+    const char *unit = s.usage ? "prompt tokens" : "prompt words";
+    if (s.ttft_ok)
+        fprintf(f, "  TTFT = %.3f ms %c %.4f ms x %s (R\xc2\xb2 %.3f, n=%llu)\n",
+                s.ttft_intercept_us / 1e3, s.ttft_slope_us < 0 ? '-' : '+',
+                fabs(s.ttft_slope_us) / 1e3, unit, s.ttft_r2, (unsigned long long)s.ttft_n);
+    else
+        fprintf(f, "  TTFT on prompt length: no fit (%s)\n",
+                s.ttft_n ? "every prompt has the same length" : "no prompt in the request bodies");
+    if (s.tpot_ok)
+        fprintf(f, "  TPOT = %.3f ms %c %.4f ms x output tokens (R\xc2\xb2 %.3f, n=%llu)\n",
+                s.tpot_intercept_us / 1e3, s.tpot_slope_us < 0 ? '-' : '+',
+                fabs(s.tpot_slope_us) / 1e3, s.tpot_r2, (unsigned long long)s.tpot_n);
+    else if (s.tpot_n)
+        fprintf(f, "  TPOT on output length: no fit (every stream has the same length; mean "
+                   "TPOT above)\n");
+}
+
 static void print_stats(const struct load_result *r, const struct load_stats *st, FILE *f)
 {
     fprintf(f,
@@ -108,6 +144,7 @@ static void print_stats(const struct load_result *r, const struct load_stats *st
         print_hist_line(f, "TTFT sched", &st->ttft_sched);
         print_hist_line(f, "ITL", &st->itl);
         print_hist_line(f, "TPOT", &st->tpot);
+        print_prefill(st, f);
     }
     print_errors(st, f);
     if (st->slo_checked && !r->sweep)
@@ -147,7 +184,8 @@ void load_print_text(const struct load_result *r, FILE *f)
     print_stats(r, &r->stats, f);
     fprintf(f, "definitions:\n  %s\n  %s\n", DEF_LATENCY, DEF_RAW);
     if (r->stats.streams)
-        fprintf(f, "  %s\n  %s\n  %s\n  %s\n", DEF_TTFT, DEF_ITL, DEF_TPOT, DEF_TOKENS);
+        fprintf(f, "  %s\n  %s\n  %s\n  %s\n  %s\n  %s\n", DEF_TTFT, DEF_ITL, DEF_TPOT, DEF_TOKENS,
+                DEF_PREFILL, DEF_PROMPT);
     if (r->stopped)
         fprintf(f, "stopped early: the figures cover what ran\n");
     const struct load_stats *cs = &r->stats;
@@ -214,6 +252,89 @@ static void json_dbl(struct jsonw *w, const char *k, double v)
     jsonw_double(w, v);
 }
 
+/* {n, slope, intercept_us, r2} of a fit, or null. */
+static void json_fit(struct jsonw *w, const char *key, const char *slope_key, bool ok, uint64_t n,
+                     double slope, double intercept, double r2)
+{
+    jsonw_key(w, key);
+    if (!ok) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_obj_begin(w);
+    json_u64(w, "n", n);
+    json_dbl(w, slope_key, slope);
+    json_dbl(w, "intercept_us", intercept);
+    json_dbl(w, "r2", r2);
+    jsonw_obj_end(w);
+}
+
+static void json_prefill_points(struct jsonw *w, const struct prefill *p)
+{
+    jsonw_key(w, "points");
+    jsonw_obj_begin(w);
+    jsonw_key(w, "columns");
+    jsonw_arr_begin(w);
+    static const char *const cols[] = {"prompt_words", "prompt_tokens", "output_tokens", "ttft_us",
+                                       "tpot_us"};
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        jsonw_str(w, cols[i]);
+    jsonw_arr_end(w);
+    jsonw_key(w, "rows");
+    jsonw_arr_begin(w);
+    for (size_t i = 0; i < p->npts; i++) {
+        const struct prefill_point *pt = &p->pts[i];
+        jsonw_arr_begin(w);
+        if (pt->prompt_words == PREFILL_NO_PROMPT)
+            jsonw_null(w);
+        else
+            jsonw_u64(w, pt->prompt_words);
+        if (pt->prompt_usage < 0)
+            jsonw_null(w);
+        else
+            jsonw_i64(w, pt->prompt_usage);
+        jsonw_u64(w, pt->out_tokens);
+        jsonw_i64(w, pt->ttft_us);
+        if (pt->tpot_us < 0)
+            jsonw_null(w);
+        else
+            jsonw_i64(w, pt->tpot_us);
+        jsonw_arr_end(w);
+    }
+    jsonw_arr_end(w);
+    jsonw_obj_end(w);
+}
+
+/* "prefill_decode": shares, fits, the reading and the scatter's points (docs/load.md). */
+static void json_prefill(struct jsonw *w, const struct prefill *p)
+{
+    struct prefill_summary s;
+    prefill_summarize(p, &s);
+    jsonw_key(w, "prefill_decode");
+    jsonw_obj_begin(w);
+    json_u64(w, "streams", s.n);
+    json_dbl(w, "prefill_share", s.prefill_share);
+    json_dbl(w, "decode_share", s.decode_share);
+    jsonw_key(w, "prompt_unit");
+    if (!s.n || isnan(s.mean_prompt))
+        jsonw_null(w);
+    else
+        jsonw_str(w, s.usage ? "usage.prompt_tokens" : "words");
+    json_dbl(w, "mean_prompt", s.mean_prompt);
+    json_dbl(w, "mean_output_tokens", s.mean_out);
+    json_fit(w, "ttft_fit", "slope_us_per_prompt_unit", s.ttft_ok, s.ttft_n, s.ttft_slope_us,
+             s.ttft_intercept_us, s.ttft_r2);
+    json_fit(w, "tpot_fit", "slope_us_per_output_token", s.tpot_ok, s.tpot_n, s.tpot_slope_us,
+             s.tpot_intercept_us, s.tpot_r2);
+    jsonw_key(w, "reading");
+    if (s.reading[0])
+        jsonw_str(w, s.reading);
+    else
+        jsonw_null(w);
+    json_prefill_points(w, p);
+    jsonw_obj_end(w);
+}
+
 static void json_stats(struct jsonw *w, const struct load_stats *st)
 {
     jsonw_obj_begin(w);
@@ -258,6 +379,7 @@ static void json_stats(struct jsonw *w, const struct load_stats *st)
     json_hist(w, "ttft_sched_us", &st->ttft_sched, false);
     json_hist(w, "itl_us", &st->itl, false);
     json_hist(w, "tpot_us", &st->tpot, false);
+    json_prefill(w, &st->prefill);
     jsonw_key(w, "timeline");
     jsonw_obj_begin(w);
     json_dbl(w, "tick_s", st->tick_s);
@@ -388,6 +510,10 @@ void load_write_json(const struct load_result *r, struct jsonw *w)
     jsonw_str(w, DEF_TPOT);
     jsonw_key(w, "tokens");
     jsonw_str(w, DEF_TOKENS);
+    jsonw_key(w, "prefill_share");
+    jsonw_str(w, DEF_PREFILL);
+    jsonw_key(w, "prompt_length");
+    jsonw_str(w, DEF_PROMPT);
     jsonw_obj_end(w);
     jsonw_obj_end(w);
 }

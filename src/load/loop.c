@@ -191,6 +191,18 @@ static void log_body(struct loop *L, const struct conn *c, FILE *f)
         fputs("null", f);
 }
 
+/* ,"prompt_words":N|null,"prompt_tokens":N|null into `s`; returns the length written. */
+static int log_prompt(char *s, size_t cap, uint32_t words, int64_t usage)
+{
+    char w[24] = "null", u[24] = "null";
+    if (words != PREFILL_NO_PROMPT)
+        snprintf(w, sizeof(w), "%u", words);
+    if (usage >= 0)
+        snprintf(u, sizeof(u), "%lld", (long long)usage);
+    int n = snprintf(s, cap, ",\"prompt_words\":%s,\"prompt_tokens\":%s", w, u);
+    return n < 0 ? 0 : n;
+}
+
 static void log_request(struct loop *L, const struct conn *c, int err, uint64_t end)
 {
     FILE *f = L->cfg->log;
@@ -216,10 +228,13 @@ static void log_request(struct loop *L, const struct conn *c, int err, uint64_t 
                   (long long)to_us(end - c->t_start), c->resp.status,
                   (unsigned long long)c->resp.body_bytes, (unsigned long long)tokens);
     if (c->t_first_token)
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "%lld",
-                      (long long)to_us(c->t_first_token - c->t_start));
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "%lld,\"decode_us\":%lld",
+                      (long long)to_us(c->t_first_token - c->t_start),
+                      (long long)to_us(end - c->t_first_token));
     else
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "null");
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "null,\"decode_us\":null");
+    n += log_prompt(line + n, sizeof(line) - (size_t)n, L->cfg->reqs[c->req].prompt_words,
+                    c->sse.usage_prompt);
     if (err < 0)
         n += snprintf(line + n, sizeof(line) - (size_t)n, ",\"error\":null");
     else
@@ -332,6 +347,12 @@ static void finish(struct loop *L, struct conn *c, int err, uint64_t now)
             hist_record(&st->ttft_sched, to_us(c->t_first_token - c->t_intended));
             if (tokens > 1)
                 hist_record(&st->tpot, to_us((now - c->t_first_token) / (tokens - 1)));
+            struct prefill_req pr = {.prompt_words = L->cfg->reqs[c->req].prompt_words,
+                                     .prompt_usage = c->sse.usage_prompt,
+                                     .out_tokens = tokens,
+                                     .ttft_ns = c->t_first_token - c->t_start,
+                                     .total_ns = now - c->t_start};
+            prefill_add(&st->prefill, &pr);
         }
     }
     log_request(L, c, err, now);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "load/load.h"
+#include "load/prefill.h"
 #include "load/reqlog.h"
 #include "load/tls.h"
 #include "util/err.h"
@@ -18,7 +19,8 @@
 struct loop_req {
     char *data; /* owned by whoever built the array */
     size_t len;
-    bool head; /* HEAD: the response has no body */
+    bool head;             /* HEAD: the response has no body */
+    uint32_t prompt_words; /* prompt length of the body (prefill.h), PREFILL_NO_PROMPT none */
 };
 
 /* Bytes of a response body a --log-bodies line carries (its hash covers all of it). */

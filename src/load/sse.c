@@ -13,6 +13,7 @@ void sse_init(struct sse *s)
 {
     memset(s, 0, sizeof(*s));
     s->usage_tokens = -1;
+    s->usage_prompt = -1;
 }
 
 void sse_reset(struct sse *s)
@@ -20,6 +21,7 @@ void sse_reset(struct sse *s)
     s->events = 0;
     s->token_events = 0;
     s->usage_tokens = -1;
+    s->usage_prompt = -1;
     s->done = false;
     s->error = false;
     s->cr = false;
@@ -61,13 +63,18 @@ static uint64_t classify(struct sse *s, const char *d, size_t n)
     if (jscan_value((struct jspan){d, n}, true, &obj) || jscan_type(obj) != '{')
         return 1;
     struct jspan usage, ct, choices;
-    if (jscan_get(obj, "usage", &usage) && jscan_type(usage) == '{' &&
-        jscan_get(usage, "completion_tokens", &ct)) {
+    bool has_usage = jscan_get(obj, "usage", &usage) && jscan_type(usage) == '{';
+    if (has_usage && jscan_get(usage, "completion_tokens", &ct)) {
         int64_t v;
         /* Implausible counts (no response carries 2^32 tokens) are ignored, and the
          * token events are counted instead: summed over a run they would wrap. */
         if (jscan_int(ct, &v) && v >= 0 && v <= SSE_USAGE_MAX)
             s->usage_tokens = v;
+    }
+    if (has_usage && jscan_get(usage, "prompt_tokens", &ct)) {
+        int64_t v;
+        if (jscan_int(ct, &v) && v >= 0 && v < SSE_USAGE_MAX)
+            s->usage_prompt = v;
     }
     if (!jscan_get(obj, "choices", &choices))
         return 1;

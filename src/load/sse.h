@@ -16,12 +16,14 @@
  * "choices" key counts as one token event when that array is non-empty and as none when it is
  * empty (a usage-only event); any other event (plain text, other JSON) counts as one token
  * event. When an event carries "usage": {"completion_tokens": N}, N becomes the request's
- * output token count (used for TPOT) in place of the number of token events. This is how
+ * output token count (used for TPOT) in place of the number of token events, and its
+ * "prompt_tokens" the request's prompt length for prefill.h. This is how
  * vLLM's benchmark_serving reads OpenAI-compatible streams. */
 struct sse {
     uint64_t events;       /* dispatched events (all kinds) */
     uint64_t token_events; /* events counted as tokens */
     int64_t usage_tokens;  /* completion_tokens from a usage object, -1 when none seen */
+    int64_t usage_prompt;  /* prompt_tokens from a usage object, -1 when none seen */
     bool done;             /* `data: [DONE]` seen */
     bool error;            /* an event was too large; parsing stopped */
     bool cr;               /* the last byte was '\r' (a following '\n' is the same line end) */

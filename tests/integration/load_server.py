@@ -13,6 +13,13 @@ crux reads), method, path, headers, body length. Modes:
   sse     stream --tokens events as an OpenAI-compatible completion endpoint: the first
           after --first seconds, then one every --gap seconds; every event is written as two
           HTTP chunks split in the middle of its data line, then a usage event and [DONE]
+  llm     an OpenAI-style completion endpoint whose prefill depends on the prompt: the body's
+          prompt (or messages[].content) has P tokens (whitespace-separated words); the first
+          token comes --first + --per-prompt * P seconds after the request, then one every
+          --gap seconds, max_tokens of them (default --tokens); then a usage event
+          (completion_tokens, and prompt_tokens = P * --usage-scale when the body asks for
+          stream_options.include_usage) and [DONE]. Logs prompt_tokens, output_tokens and
+          first_token (when the first token was written).
   broken  by path: /ok /okclose /eofbody /truncated /badstatus /badchunk /hugeheaders /halfstream
           /halfstream_eof /hang /stallstream /503 /closenow
           /garbage<seed> (random fragments of HTTP, then close or not)
@@ -77,6 +84,49 @@ async def sse_stream(writer, t0):
     usage = 'data: {"choices":[],"usage":{"completion_tokens":%d}}\n\n' % ARGS.tokens
     writer.write(chunk(usage.encode()) + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
     await writer.drain()
+
+
+def prompt_words(req):
+    """The server's tokenizer: whitespace-separated words of prompt or messages[].content."""
+    texts = []
+    prompt = req.get("prompt")
+    if isinstance(prompt, str):
+        texts.append(prompt)
+    elif isinstance(prompt, list):
+        texts.extend(p for p in prompt if isinstance(p, str))
+    for m in req.get("messages") or []:
+        c = m.get("content")
+        if isinstance(c, str):
+            texts.append(c)
+        elif isinstance(c, list):
+            texts.extend(part.get("text", "") for part in c if isinstance(part, dict))
+    return sum(len(t.split()) for t in texts)
+
+
+async def llm_stream(writer, t0, body, entry):
+    req = json.loads(body or b"{}")
+    n_prompt = prompt_words(req)
+    n_out = int(req.get("max_tokens", ARGS.tokens))
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    # the pace counts from the first token as written: a late first token (a busy machine)
+    # does not shorten the decode that follows
+    target = t0 + ARGS.first + ARGS.per_prompt * n_prompt
+    for k in range(n_out):
+        await asyncio.sleep(max(0.0, target - time.monotonic()))
+        ev = 'data: {"id":"x","choices":[{"index":0,"text":" tok%d"}]}\n\n' % k
+        writer.write(chunk(ev.encode()))
+        await writer.drain()
+        if k == 0:
+            entry["first_token"] = target = time.monotonic()
+        target += ARGS.gap
+    usage = {"completion_tokens": n_out}
+    if (req.get("stream_options") or {}).get("include_usage"):
+        usage["prompt_tokens"] = int(n_prompt * ARGS.usage_scale)
+    tail = "data: %s\n\n" % json.dumps({"choices": [], "usage": usage})
+    writer.write(chunk(tail.encode()) + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    entry["prompt_tokens"] = n_prompt
+    entry["output_tokens"] = n_out
 
 
 async def broken(path, writer):
@@ -168,6 +218,8 @@ async def handle(reader, writer):
                 writer.write(simple("200 OK", b"hello"))
             elif mode == "sse":
                 await sse_stream(writer, t)
+            elif mode == "llm":
+                await llm_stream(writer, t, body, entry)
             else:
                 keep = await broken(path, writer)
             await writer.drain()
@@ -205,7 +257,7 @@ async def main():
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["basic", "stall", "serial", "sse", "broken"])
+    p.add_argument("mode", choices=["basic", "stall", "serial", "sse", "llm", "broken"])
     p.add_argument("--ready", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--delay", type=float, default=0.0)
@@ -214,6 +266,8 @@ if __name__ == "__main__":
     p.add_argument("--tokens", type=int, default=10)
     p.add_argument("--first", type=float, default=0.1)
     p.add_argument("--gap", type=float, default=0.02)
+    p.add_argument("--per-prompt", type=float, default=0.0005)
+    p.add_argument("--usage-scale", type=float, default=1.0)
     p.add_argument("--cert", help="serve TLS with this certificate (and --key)")
     p.add_argument("--key")
     ARGS = p.parse_args()

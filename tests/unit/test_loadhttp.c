@@ -117,6 +117,27 @@ static int test_sse_usage_implausible(void)
     return 0;
 }
 
+/* usage.prompt_tokens (OpenAI stream_options.include_usage) is the prompt length. */
+static int test_sse_usage_prompt(void)
+{
+    static const char stream[] = "data: {\"choices\":[1]}\n\n"
+                                 "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":321,"
+                                 "\"completion_tokens\":1,\"total_tokens\":322}}\n\n";
+    struct sse s;
+    sse_init(&s);
+    CHECK(s.usage_prompt == -1, "none yet");
+    uint64_t tokens = sse_feed(&s, stream, sizeof(stream) - 1);
+    CHECK(tokens == 1 && s.usage_tokens == 1 && s.usage_prompt == 321, "prompt %lld",
+          (long long)s.usage_prompt);
+    sse_reset(&s);
+    CHECK(s.usage_prompt == -1, "reset");
+    static const char bad[] = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":\"x\"}}\n\n";
+    (void)sse_feed(&s, bad, sizeof(bad) - 1);
+    CHECK(s.usage_prompt == -1, "not a number: ignored");
+    sse_fini(&s);
+    return 0;
+}
+
 static int test_sse_event_cap(void)
 {
     struct sse s;
@@ -274,6 +295,7 @@ int main(void)
     RUN(test_sse_bytewise_and_multiline);
     RUN(test_sse_event_cap);
     RUN(test_sse_usage_implausible);
+    RUN(test_sse_usage_prompt);
     RUN(test_malformed);
     RUN(test_eof_and_interim);
     RUN(test_random_bytes_never_crash);
