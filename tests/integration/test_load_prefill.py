@@ -167,8 +167,13 @@ def test_record_load_stages_by_phase(crux, one_interp, tmp_path):
     rows = {}
     for line in err.split("stages during prefill and decode", 1)[1].splitlines()[2:]:
         parts = line.split()
-        if len(parts) == 7:
-            rows[parts[0]] = [float(x) for x in parts[1:]]
+        if not parts or line.lstrip().startswith("("):
+            break  # the table ends at its footnote; later lines are other output
+        if len(parts) == 7 and parts[0] not in rows:
+            try:
+                rows[parts[0]] = [float(x) for x in parts[1:]]
+            except ValueError:
+                continue
     assert set(rows) >= {"prefill", "decode"}, err
     # [prefill ms, %, decode ms, %, mixed ms, %]
     assert rows["prefill"][1] > 95 and rows["decode"][3] > 95, rows
