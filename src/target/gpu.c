@@ -315,8 +315,8 @@ int gpu_read(struct gpu_nvml *g, unsigned i, struct gpu_reading *r, struct errbu
         r->throttle = t;
     if (g->power && g->power(d->h, &v) == NVML_SUCCESS)
         r->power_mw = v;
-    /* each PCIe counter takes the driver ~20 ms to measure: read it on every call anyway,
-     * the sampler thread has nothing else to do (docs/gpu.md, cost) */
+    /* each PCIe counter is measured over 20 ms (nvml.h): ~40 ms of this thread per device
+     * per round; with several GPUs the rate falls below 10 Hz rather than bursting */
     if (g->pcie && g->pcie(d->h, NVML_PCIE_UTIL_TX_BYTES, &v) == NVML_SUCCESS)
         r->pcie_tx_kbs = v;
     if (g->pcie && g->pcie(d->h, NVML_PCIE_UTIL_RX_BYTES, &v) == NVML_SUCCESS)
