@@ -94,4 +94,15 @@ LIBS += -lmicrohttpd -lpthread
 LIBS += -lcurl
 # -- end otlp out --
 
+# -- gpu (issue 12): a scripted NVML stand-in, loaded in place of the driver's by the tests ----
+.PHONY: nvml-standin
+NVML_STANDIN = build/nvml-standin/libnvidia-ml.so.1
+$(NVML_STANDIN): tests/gpu/nvml_standin.c src/target/nvml.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -Wno-missing-prototypes $(INC) -O1 -g -fPIC -shared \
+		-fvisibility=hidden -Wl,-soname,libnvidia-ml.so.1 -o $@ $<
+nvml-standin: $(NVML_STANDIN)
+integration: $(NVML_STANDIN)
+# -- end gpu --
+
 -include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

@@ -806,12 +806,49 @@ static void decide(struct analysis *a)
         a->has_second = true;
         a->second = cand[1];
     }
-    if (a->gpu_present && (a->verdict.type == BT_HOST || a->verdict.type == BT_IO ||
-                           a->verdict.type == BT_SERIAL || a->verdict.type == BT_QUEUE)) {
+}
+
+static bool host_like(enum btype t)
+{
+    return t == BT_HOST || t == BT_IO || t == BT_SERIAL || t == BT_QUEUE || t == BT_GIL;
+}
+
+/* Joins what the GPU did (NVML, docs/gpu.md) with the CPU verdict. Without GPU figures the
+ * older guess from torch.cuda frames stays, and says what it rests on. */
+static void apply_gpu(struct analysis *a, const struct profile *p)
+{
+    bool asleep = !a->has_verdict && a->type[BT_SLEEP].p >= VERDICT_MIN_SHARE;
+    gpu_verdict_run(&a->gpu, p, !asleep && a->wall >= VERDICT_MIN_WALL);
+    if (!a->has_verdict)
+        return;
+    enum btype t = a->verdict.type;
+    char fig[256];
+    if (a->gpu.kind == GPUK_NONE) {
+        if (a->gpu_present && host_like(t) && t != BT_GIL) {
+            snprintf(a->reason, sizeof(a->reason),
+                     "a CUDA device is in use while %s dominates: the GPU waits on the host "
+                     "(a guess from torch.cuda frames: no GPU figures were recorded)",
+                     btype_label(t));
+            a->verdict.type = BT_GPU;
+        }
+        return;
+    }
+    gpu_verdict_figures(&a->gpu, fig, sizeof(fig));
+    if (a->gpu.kind == GPUK_STARVED && host_like(t)) {
         snprintf(a->reason, sizeof(a->reason),
-                 "a CUDA device is in use while %s dominates: the GPU waits on the host",
-                 btype_label(a->verdict.type));
+                 "GPU starved: kernels ran %.0f%% of the time (any kernel running, NVML) while "
+                 "%s; the host stage '%s' (%s) is what it waits for",
+                 a->gpu.busy,
+                 a->gpu.window_requests ? "requests were in flight" : "the program worked",
+                 a->stage_names[a->verdict.stage], btype_name(t));
         a->verdict.type = BT_GPU;
+    } else if (a->gpu.kind == GPUK_STARVED) {
+        snprintf(a->reason, sizeof(a->reason), "GPU starved: %s", fig);
+    } else if (gpu_kind_gpu_bound(a->gpu.kind) && t == BT_GPU) {
+        /* threads wait on the GPU (synchronize, .item()) and NVML says it is busy: the GPU
+         * is the limit, not underused */
+        snprintf(a->reason, sizeof(a->reason), "%s: %s", gpu_kind_label(a->gpu.kind), fig);
+        a->verdict.type = BT_MODEL;
     }
 }
 
@@ -874,6 +911,7 @@ void analysis_run(struct analysis *a, const struct profile *p, const struct stag
     if (!a->has_state)
         a->has_state = a->has_cats;
     decide(a);
+    apply_gpu(a, p);
     hot_tables(&c);
     asleep_table(&c);
     thread_stages(&c);
@@ -1011,6 +1049,22 @@ const char *verdict_fix(const struct profile *p, const struct analysis *a,
     return btype_fix(c->type);
 }
 
+/* The GPU's lines: its verdict and figures, the rules not applied, and any NVML note. */
+static void gpu_print(const struct profile *p, const struct analysis *a, FILE *f)
+{
+    if (a->gpu.kind != GPUK_NONE) {
+        char fig[256];
+        gpu_verdict_figures(&a->gpu, fig, sizeof(fig));
+        fprintf(f, "  gpu: %s: %s\n", gpu_kind_label(a->gpu.kind), fig);
+        if (a->gpu.kind != GPUK_IDLE)
+            fprintf(f, "  gpu fix: %s\n", gpu_kind_fix(a->gpu.kind));
+        if (a->gpu.not_applied[0])
+            fprintf(f, "  gpu rules not applied: %s\n", a->gpu.not_applied);
+    }
+    if (p->gpu.note)
+        fprintf(f, "  gpu note: %s\n", p->gpu.note);
+}
+
 void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
 {
     struct buf b;
@@ -1041,6 +1095,7 @@ void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
     } else {
         fprintf(f, "crux verdict: no clear bottleneck: %s\n", a->reason);
     }
+    gpu_print(p, a, f);
     if (a->no_request > 0)
         fprintf(f,
                 "  scope: %.0f ticks with requests in flight; the %.0f%% of the recording with "

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "analysis/gpuverdict.h"
 #include "analysis/stages.h"
 #include "profile/profile.h"
 #include "util/buf.h"
@@ -70,6 +71,7 @@ struct analysis {
     bool has_state;          /* running/idle known for the samples */
     bool has_cats;           /* categories present */
     bool gpu_present;        /* frames show a CUDA device in use */
+    struct gpu_verdict gpu;  /* what the GPU did, from NVML (gpu.kind GPUK_NONE: no figures) */
     uint64_t samples;        /* thread-samples */
     uint64_t cat[PCAT_N];    /* thread-samples per category (state mapped in when no cat) */
     struct share *stage;     /* per stage, share of wall */

@@ -19,6 +19,7 @@
 #include "analysis/verdict.h"
 #include "export/export.h"
 #include "profile/profile.h"
+#include "sampler/gpusampler.h"
 #include "sampler/sampler.h"
 #include "store/fingerprint.h"
 #include "store/runs.h"
@@ -42,6 +43,7 @@ struct record_args {
     double duration;
     bool idle, gil, threads, blocking, quiet, stats;
     bool subprocesses, no_categories, no_memory, native, no_summary;
+    bool no_gpu;       /* --no-gpu: no NVML sampling */
     bool keep_running; /* --keep-running: leave a launched command running at the end */
     const char *save;  /* --save FILE: the raw recording as SQLite */
     const char *rules; /* --rules FILE: stage rules for the report and the summary */
@@ -121,6 +123,7 @@ static const char USAGE[] =
     "                       program name)\n"
     "      --no-categories  do not split time into python/native/system/gil\n"
     "      --no-memory      do not record resident memory over time\n"
+    "      --no-gpu         do not sample NVIDIA GPUs (on when libnvidia-ml.so.1 loads)\n"
     "      --max-depth N    frames kept per stack (default 2048)\n"
     "  -q, --quiet          no status line\n"
     "      --stats          print the sampler's own costs (for benchmarks)\n";
@@ -146,6 +149,7 @@ static const struct option OPTS[] = {{"output", required_argument, 0, 'o'},
                                      {"subprocesses", no_argument, 0, 's'},
                                      {"no-categories", no_argument, 0, 'C'},
                                      {"no-memory", no_argument, 0, 'M'},
+                                     {"no-gpu", no_argument, 0, 'G'},
                                      {"native", no_argument, 0, 'n'},
                                      {"save", required_argument, 0, 'V'},
                                      {"rules", required_argument, 0, 'R'},
@@ -230,6 +234,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             break;
         case 'M':
             a->no_memory = true;
+            break;
+        case 'G':
+            a->no_gpu = true;
             break;
         case 'n':
             a->native = true;
@@ -521,7 +528,17 @@ int cmd_record(int argc, char **argv)
                 so.load_inflight = &load.inflight;
         }
         p.meta.epoch_ns = unix_now_ns();
+        static struct gpu_sampler gpu; /* NVML in its own thread, beside the stack sampler */
+        if (!a.no_gpu)
+            gpusampler_start(&gpu, GPUSAMPLER_RATE_HZ);
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
+        if (!a.no_gpu) {
+            gpusampler_finish(&gpu, st.start_ns, &p);
+            if (a.stats)
+                fprintf(stderr, "crux-gpu-stats: devices=%u rounds=%llu cpu_us_per_round=%.1f\n",
+                        p.gpu.ndevs, (unsigned long long)gpu.rounds,
+                        gpu.rounds ? (double)gpu.round_cpu_ns / 1e3 / (double)gpu.rounds : 0.0);
+        }
         if (load.on && record_load_finish(&load, &p, &spans, spans_lost, a.quiet))
             load_failed = true;
         keep_spans(&p, &spans, st.start_ns);

@@ -3,6 +3,7 @@
 // script runs), the flame graph's data and viewer reused from flamegraph.c, and a small script
 // for colouring by stage or category and drawing the thread and memory timelines.
 #include "export/report.h"
+#include "export/reportgpu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,6 +357,8 @@ static void write_facts(struct out *o, const struct profile *p, const struct ana
                  u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN));
         fact(o, "machine", tmp);
     }
+    if (!o->rc)
+        o->rc = reportgpu_facts(o->b, p);
     put(o, "</table>\n</section>\n");
 }
 
@@ -481,6 +484,7 @@ static void verdict_json(struct jsonw *w, const struct profile *p, const struct 
     hot_json(w, p, a, a->behind, a->nbehind, true);
     jsonw_key(w, "functions");
     hot_json(w, p, a, a->funcs, a->nfuncs < 20 ? a->nfuncs : 20, false);
+    reportgpu_json(w, p, a);
 }
 
 /* Stack id of every flame tree node, in the tree's preorder. */
@@ -718,6 +722,8 @@ static void write_page(struct out *o, const struct profile *p, const struct flam
     write_verdict(o, p, a);
     write_serving(o, p);
     write_stages(o, a);
+    if (!o->rc)
+        o->rc = reportgpu_html(o->b, p, a);
     put(o, report_assets_flame_intro);
     put(o, "</div>\n");
     put(o, flamegraph_assets_head);

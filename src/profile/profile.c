@@ -53,6 +53,7 @@ void profile_fini(struct profile *p)
     free(p->procs);
     free(p->spans);
     free(p->reqs);
+    pgpu_fini(&p->gpu);
     free(p->meta.command);
     free(p->meta.python_version);
     free(p->meta.categories_note);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "profile/gpuseries.h"
 #include "profile/strtab.h"
 #include "util/hmap.h"
 
@@ -221,6 +222,7 @@ struct profile {
     struct pthreadname *tnames; /* in order of first sight */
     size_t ntnames, captnames;
     struct hmap tname_index; /* pid << 32 | tid -> index + 1 */
+    struct pgpu gpu;         /* what the GPUs did (gpu.on false: no GPU data) */
     struct pmeta meta;
 };
 
