@@ -369,10 +369,12 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
         if (a->async_tasks)
             fprintf(stderr,
                     "crux-stats: async_rounds=%llu async_tasks=%llu async_dropped=%llu "
-                    "async_reads=%llu async_us_per_round=%.1f\n",
+                    "async_reads=%llu async_us_per_round=%.1f async_cpu_us_per_round=%.1f\n",
                     (unsigned long long)st->async_rounds, (unsigned long long)st->async_tasks,
                     (unsigned long long)st->async_dropped, (unsigned long long)st->async_reads,
-                    st->async_rounds ? (double)st->async_ns / 1e3 / (double)st->async_rounds : 0.0);
+                    st->async_rounds ? (double)st->async_ns / 1e3 / (double)st->async_rounds : 0.0,
+                    st->async_rounds ? (double)st->async_cpu_ns / 1e3 / (double)st->async_rounds
+                                     : 0.0);
     }
     if (st->async_unsupported)
         fprintf(stderr,

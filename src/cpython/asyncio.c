@@ -52,6 +52,15 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* CPU time of the calling thread: a walk's wall time on a shared machine includes the time
+ * crux waited for a CPU. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 const struct asyncio_offsets *asyncio_offsets_for(uint32_t minor)
 {
     for (size_t i = 0; i < sizeof(TABLE) / sizeof(TABLE[0]); i++)
@@ -397,6 +406,8 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
         t->state = ATASK_SUSPENDED;
         a->cur[i] = k == 1 ? yf : 0;
     }
+    uint64_t *leaf_fut = a->table + ASYNCIO_MAX_TASKS; /* scratch past slot_of */
+    memset(leaf_fut, 0, n * sizeof(*leaf_fut));
     /* Each further level: the slots, then the objects they name. Tasks are handled in order,
      * so each one's frames stay contiguous only if a level appends for one task at a time:
      * frames of later levels go to a second pass per task (see append below). */
@@ -486,15 +497,27 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
             }
             /* The leaf: what the innermost coroutine awaits. */
             const char *tn = type_name(a, type);
-            if (strcmp(tn, "FutureIter") == 0) {
-                uint64_t fut = u64(b, FI_FUTURE);
-                uint64_t ft = 0;
-                a->reads++;
-                if (fut && mem_read(a->rt->pid, fut + (uint64_t)o->ob_type, &ft, 8) == 0 && ft)
-                    tn = type_name(a, ft);
-            }
+            if (strcmp(tn, "FutureIter") == 0 && !(u64(b, FI_FUTURE) & 7))
+                leaf_fut[i] = u64(b, FI_FUTURE); /* named by its future's type, below */
             snprintf(t->awaits, sizeof(t->awaits), "%s", tn);
         }
+    }
+    /* The futures the FutureIters wrap, in one read: their types name the leaves. */
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++)
+        if (leaf_fut[i])
+            a->addr[j++] = leaf_fut[i];
+    rc = read_level(a, j, 16);
+    if (rc)
+        return rc;
+    j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!leaf_fut[i])
+            continue;
+        uint64_t ft = a->ok[j] ? u64(a->buf + j * OBJ_READ, o->ob_type) : 0;
+        j++;
+        if (ft && !(ft & 7))
+            snprintf(a->tasks[i].awaits, sizeof(a->tasks[i].awaits), "%s", type_name(a, ft));
     }
     return 0;
 }
@@ -506,6 +529,25 @@ static void link_waiters(struct asyncreader *a)
     hmap_clear(&a->index);
     for (size_t i = 0; i < a->ntasks; i++)
         hmap_put(&a->index, a->tasks[i].addr, i + 1);
+    /* The waiters' types, in one read (a gather's children are read singly, at most 64). */
+    uint64_t *wtype = a->table;
+    size_t j = 0;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        const struct atask *t = &a->tasks[i];
+        if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7))
+            a->addr[j++] = t->waiter;
+    }
+    if (read_level(a, j, 16) != 0)
+        return;
+    j = 0;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        const struct atask *t = &a->tasks[i];
+        wtype[i] = 0;
+        if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7)) {
+            wtype[i] = a->ok[j] ? u64(a->buf + j * OBJ_READ, o->ob_type) : 0;
+            j++;
+        }
+    }
     unsigned gathers = 0;
     for (size_t i = 0; i < a->ntasks; i++) {
         struct atask *t = &a->tasks[i];
@@ -523,10 +565,7 @@ static void link_waiters(struct asyncreader *a)
         }
         if (!a->type_gather || gathers >= 64)
             continue;
-        uint64_t type = 0;
-        a->reads++;
-        if (mem_read(a->rt->pid, t->waiter + (uint64_t)o->ob_type, &type, 8) != 0 ||
-            type != a->type_gather)
+        if (wtype[i] != a->type_gather)
             continue;
         gathers++;
         uint64_t list = 0, items = 0, size = 0;
@@ -566,6 +605,7 @@ int asyncreader_round(struct asyncreader *a, struct pyreader *r, uint64_t interp
         return ERR_VERSION;
     uint64_t t0 = mono_ns();
     a->rounds++;
+    uint64_t c0 = cpu_ns();
     int rc = find_registry(a, interp, now_ns);
     size_t n = 0;
     if (!rc)
@@ -596,6 +636,7 @@ int asyncreader_round(struct asyncreader *a, struct pyreader *r, uint64_t interp
         a->missing++;
     }
     a->busy_ns += mono_ns() - t0;
+    a->cpu_ns += cpu_ns() - c0;
     return rc;
 }
 

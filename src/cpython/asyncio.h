@@ -96,7 +96,7 @@ struct asyncreader {
     uint16_t *depth;
 
     /* Figures over the recording. */
-    uint64_t rounds, tasks_read, dropped, torn, skipped, missing, reads, busy_ns;
+    uint64_t rounds, tasks_read, dropped, torn, skipped, missing, reads, busy_ns, cpu_ns;
 };
 
 /* Sets up a reader for runtime `rt` (which must outlive it). Allocates its buffers only when

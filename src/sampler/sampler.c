@@ -424,6 +424,7 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
         s->st->async_dropped += sp->ar.dropped;
         s->st->async_reads += sp->ar.reads;
         s->st->async_ns += sp->ar.busy_ns;
+        s->st->async_cpu_ns += sp->ar.cpu_ns;
         asyncreader_fini(&sp->ar);
         hmap_fini(&sp->task_w);
     }

@@ -35,7 +35,7 @@ struct sampler_stats {
     /* Python thread names: registry reads, the target reads they made, time they took */
     uint64_t names_refreshes, names_syscalls, names_ns;
     /* --async: rounds that read tasks, tasks read, tasks dropped (torn), target reads, time */
-    uint64_t async_rounds, async_tasks, async_dropped, async_reads, async_ns;
+    uint64_t async_rounds, async_tasks, async_dropped, async_reads, async_ns, async_cpu_ns;
     bool async_unsupported; /* --async asked on a version without task reading */
 };
 
