@@ -45,6 +45,7 @@ struct record_args {
     bool subprocesses, no_categories, no_memory, native, no_summary;
     bool no_gpu;       /* --no-gpu: no NVML sampling */
     bool keep_running; /* --keep-running: leave a launched command running at the end */
+    bool async_tasks;  /* --async: asyncio task stacks */
     const char *save;  /* --save FILE: the raw recording as SQLite */
     const char *rules; /* --rules FILE: stage rules for the report and the summary */
     const char *label; /* --label NAME: keep the run in the store under NAME */
@@ -96,6 +97,9 @@ static const char USAGE[] =
     "                       (it keeps writing to crux's stdout and stderr)\n"
     "  -i, --idle           show samples of idle (sleeping, blocked) threads in the\n"
     "                       outputs (the verdict always counts them)\n"
+    "      --async          asyncio task stacks (3.11-3.13): the running task's await\n"
+    "                       chain under <task NAME>, and one sample per suspended task\n"
+    "                       per tick ending in [await] WHAT (docs/async.md)\n"
     "  -g, --gil            keep only samples of the thread holding the GIL\n"
     "  -t, --threads        split stacks by thread\n"
     "  -b, --blocking       pause the target while reading it (exact, slower)\n"
@@ -151,6 +155,7 @@ static const struct option OPTS[] = {{"output", required_argument, 0, 'o'},
                                      {"no-memory", no_argument, 0, 'M'},
                                      {"no-gpu", no_argument, 0, 'G'},
                                      {"native", no_argument, 0, 'n'},
+                                     {"async", no_argument, 0, 'A'},
                                      {"save", required_argument, 0, 'V'},
                                      {"rules", required_argument, 0, 'R'},
                                      {"no-summary", no_argument, 0, 'Y'},
@@ -225,6 +230,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
             break;
         case 'S':
             a->stats = true;
+            break;
+        case 'A':
+            a->async_tasks = true;
             break;
         case 's':
             a->subprocesses = true;
@@ -365,7 +373,19 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 (double)st->native_stop_median_ns / 1e3, (double)st->native_stop_p99_ns / 1e3,
                 (unsigned long long)st->staged, (unsigned long long)st->names_refreshes,
                 (unsigned long long)st->names_syscalls, (double)st->names_ns / 1e3);
+        if (a->async_tasks)
+            fprintf(stderr,
+                    "crux-stats: async_rounds=%llu async_tasks=%llu async_dropped=%llu "
+                    "async_reads=%llu async_us_per_round=%.1f async_cpu_us_per_round=%.1f\n",
+                    (unsigned long long)st->async_rounds, (unsigned long long)st->async_tasks,
+                    (unsigned long long)st->async_dropped, (unsigned long long)st->async_reads,
+                    st->async_rounds ? (double)st->async_ns / 1e3 / (double)st->async_rounds : 0.0,
+                    st->async_rounds ? (double)st->async_cpu_ns / 1e3 / (double)st->async_rounds
+                                     : 0.0);
     }
+    if (st->async_unsupported)
+        fprintf(stderr,
+                "crux: --async: task stacks need CPython 3.11-3.13; recorded without them\n");
     if (st->late_ticks)
         fprintf(stderr,
                 "crux: %llu ticks were late (the rate was higher than crux could "
@@ -501,6 +521,7 @@ int cmd_record(int argc, char **argv)
                                   .memory = !a.no_memory,
                                   .subprocesses = a.subprocesses,
                                   .native = a.native,
+                                  .async_tasks = a.async_tasks,
                                   .stages = true,
                                   .columns = true,
                                   .max_depth = a.max_depth,

@@ -227,10 +227,13 @@ static int read_version(pid_t pid, const struct candidate *c, uint64_t *hex)
 
 static void type_addresses(struct pyruntime *rt, const struct candidate *c)
 {
-    static const char *names[] = {"PyCode_Type", "PyUnicode_Type", "PyBytes_Type", "_Py_NoneStruct",
-                                  "PyDict_Type", "PyLong_Type",    "PyModule_Type"};
-    uint64_t *dst[] = {&rt->type_code, &rt->type_str,  &rt->type_bytes, &rt->type_none,
-                       &rt->type_dict, &rt->type_long, &rt->type_module};
+    static const char *names[] = {"PyCode_Type",        "PyUnicode_Type", "PyBytes_Type",
+                                  "_Py_NoneStruct",     "PyDict_Type",    "PyLong_Type",
+                                  "PyModule_Type",      "PyCoro_Type",    "PyGen_Type",
+                                  "_PyWeakref_RefType", "PySet_Type"};
+    uint64_t *dst[] = {&rt->type_code, &rt->type_str,     &rt->type_bytes,  &rt->type_none,
+                       &rt->type_dict, &rt->type_long,    &rt->type_module, &rt->type_coro,
+                       &rt->type_gen,  &rt->type_weakref, &rt->type_set};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         uint64_t v;
         *dst[i] = elffile_symbol(c->ef, names[i], &v, NULL) == 0 ? c->bias + v : 0;

@@ -25,6 +25,10 @@ struct pyruntime {
     uint64_t type_dict;                /* &PyDict_Type */
     uint64_t type_long;                /* &PyLong_Type */
     uint64_t type_module;              /* &PyModule_Type */
+    uint64_t type_coro;                /* &PyCoro_Type (asyncio.c) */
+    uint64_t type_gen;                 /* &PyGen_Type */
+    uint64_t type_weakref;             /* &_PyWeakref_RefType */
+    uint64_t type_set;                 /* &PySet_Type */
     char elf_path[PYRUNTIME_PATH_MAX]; /* the file holding the runtime, as mapped */
     uint64_t elf_start, elf_end;       /* the span of its mappings */
 };

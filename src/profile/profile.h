@@ -65,6 +65,9 @@ enum {
     /* record --load: no request was in flight when it was taken (the server had none to
      * serve); the verdict leaves such ticks out */
     SAMPLE_NO_REQUEST = 1u << 2,
+    /* record --async: a suspended asyncio task's sample (weight = tasks with that stack), not
+     * a thread's; shown without --idle, left out of the verdict's thread time */
+    SAMPLE_TASK = 1u << 3,
 };
 
 /* What the kernel says a thread-sample was doing: where its CPU was, or what it waited for.
@@ -268,7 +271,7 @@ uint16_t profile_evidence(struct profile *p, enum ev_kind kind, const char *labe
 /* Whether sample `s` is of a thread that was idle: not running, not waiting for the GIL. */
 static inline bool psample_idle(const struct psample *s)
 {
-    return s->state == TSTATE_IDLE && s->cat != CAT_GIL;
+    return s->state == TSTATE_IDLE && s->cat != CAT_GIL && !(s->flags & SAMPLE_TASK);
 }
 
 /* Attributes `bytes` of resident-memory change to `stack`. */

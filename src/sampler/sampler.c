@@ -16,9 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpython/asyncio.h"
 #include "cpython/pyreader.h"
 #include "native/native.h"
 #include "sampler/categorize.h"
+#include "sampler/taskstacks.h"
 #include "sampler/threadlabels.h"
 #include "stages/ring.h"
 #include "target/children.h"
@@ -64,7 +66,10 @@ struct sproc {
     struct native_stack nst;
     bool native_on, native_warned;
     struct hmap native_frames; /* native_sym address -> profile frame id */
-    struct stagering ring;     /* the crux agent's ring, when the target imported it */
+    struct asyncreader ar;     /* --async */
+    bool async_on;
+    struct hmap task_w;    /* this round: suspended tasks' stack id -> count */
+    struct stagering ring; /* the crux agent's ring, when the target imported it */
     bool ring_on;
     uint64_t ring_retry_ns;
     uint32_t proc_frame; /* "NAME (PID)" frame rooting its stacks with --subprocesses */
@@ -169,6 +174,91 @@ static uint32_t merged_stack(struct sampler *s, struct sproc *sp, const struct p
                                                      : native_frame_of(s, sp, f->sym));
     }
     return st;
+}
+
+/* --- record --async ----------------------------------------------------------------------- */
+
+static uint32_t task_frame(void *arg, const struct pyframe *f)
+{
+    struct sampler *s = ((void **)arg)[0];
+    struct sproc *sp = ((void **)arg)[1];
+    return frame_of(s, sp, f);
+}
+
+/* The first thread of the round running an event loop (BaseEventLoop._run_once on its
+ * stack), or -1. */
+static int loop_thread(const struct pyreader *r)
+{
+    for (size_t t = 0; t < r->nthreads; t++) {
+        const struct pythread *th = &r->threads[t];
+        if (th->err)
+            continue;
+        for (uint32_t k = 0; k < th->nframes; k++) {
+            const struct pycode *c = pyreader_code(r, &r->frames[th->first + k]);
+            if (strcmp(c->qualname, "BaseEventLoop._run_once") == 0)
+                return (int)t;
+        }
+    }
+    return -1;
+}
+
+/* The stack of a thread running a task: the root frames, `<task NAME>` (under its awaiters),
+ * then the frames from the task's coroutine to the leaf. 0 when it runs none. */
+static uint32_t running_task_stack(struct sampler *s, struct sproc *sp, const struct pythread *th)
+{
+    void *arg[2] = {s, sp};
+    struct taskstacks ts = {s->p, &sp->r, &sp->ar, task_frame, arg};
+    int task = -1;
+    int k = taskstacks_running(&ts, th, &task);
+    if (k < 0)
+        return 0;
+    uint32_t st = taskstacks_prefix(&ts, stack_root(s, sp, th, th->truncated), (size_t)task);
+    for (int j = k; j >= 0; j--)
+        st = profile_push(s->p, st, frame_of(s, sp, &sp->r.frames[th->first + (uint32_t)j]));
+    return st;
+}
+
+/* One sample per suspended task (weighted by tasks sharing a stack), attributed to the loop
+ * thread `lt`: idle, SAMPLE_TASK. */
+static void suspended_tasks(struct sampler *s, struct sproc *sp, const struct pythread *lt,
+                            uint64_t t_rel)
+{
+    void *arg[2] = {s, sp};
+    struct taskstacks ts = {s->p, &sp->r, &sp->ar, task_frame, arg};
+    uint32_t root = stack_root(s, sp, lt, false);
+    hmap_clear(&sp->task_w);
+    uint32_t order[ASYNCIO_MAX_TASKS];
+    size_t n = 0;
+    for (size_t i = 0; i < sp->ar.ntasks; i++) {
+        if (!taskstacks_emits(&sp->ar, i))
+            continue;
+        uint32_t st = taskstacks_suspended(&ts, root, i);
+        bool fresh = false;
+        uint64_t *c = hmap_slot(&sp->task_w, st, 0, &fresh);
+        if (fresh)
+            order[n++] = st;
+        (*c)++;
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint64_t w = 0;
+        (void)hmap_get(&sp->task_w, order[k], &w);
+        while (w > 0) {
+            uint16_t part = w > 65535 ? 65535 : (uint16_t)w;
+            w -= part;
+            profile_add(
+                s->p, &(struct psample){
+                          .t_ns = t_rel,
+                          .stack = order[k],
+                          .tid = (uint32_t)lt->tid,
+                          .pid = (uint32_t)sp->pid,
+                          .state = TSTATE_IDLE,
+                          .flags = (uint8_t)(SAMPLE_TASK | (s->no_request ? SAMPLE_NO_REQUEST : 0)),
+                          .cat = sp->cat_on ? CAT_SYSTEM : CAT_NONE,
+                          .weight = part});
+            s->st->recorded += part;
+            s->st->kept += part;
+        }
+    }
 }
 
 /* Every span the agent wrote since the last round goes to the stage statistics. */
@@ -294,6 +384,13 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
     proc_statcache_init(&sp->sc, sp->pid);
     pause_init(&sp->pz, sp->pid, sp->root ? s->o->child : 0);
     hmap_init(&sp->frames);
+    if (s->o->async_tasks) {
+        asyncreader_init(&sp->ar, &sp->rt);
+        sp->async_on = asyncio_supported(&sp->ar);
+        if (!sp->async_on)
+            s->st->async_unsupported = true; /* cmd/record.c says so, once */
+        hmap_init(&sp->task_w);
+    }
     if (s->o->categories) {
         /* One kernel sample per round of a busy thread (at least 100 us of CPU apart): each
          * costs the target ~20 us on a nested-virtualised VM (bench/perf_tick.c,
@@ -325,6 +422,17 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
         cat_fini(&sp->cat);
     sp->cat_on = false;
     hmap_fini(&sp->frames);
+    if (s->o->async_tasks) {
+        s->st->async_rounds += sp->ar.rounds;
+        s->st->async_tasks += sp->ar.tasks_read;
+        s->st->async_dropped += sp->ar.dropped;
+        s->st->async_reads += sp->ar.reads;
+        s->st->async_ns += sp->ar.busy_ns;
+        s->st->async_cpu_ns += sp->ar.cpu_ns;
+        asyncreader_fini(&sp->ar);
+        hmap_fini(&sp->task_w);
+    }
+    sp->async_on = false;
     proc_statcache_fini(&sp->sc);
     s->st->names_refreshes += sp->tl.names.refreshes;
     s->st->names_syscalls += sp->tl.names.dict.reads;
@@ -485,6 +593,12 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
     if (rc)
         return rc;
     threadlabels_round(&sp->tl, r, t0);
+    int lt = -1;
+    if (sp->async_on) {
+        lt = loop_thread(r);
+        if (lt >= 0 && asyncreader_round(&sp->ar, r, r->threads[lt].interp, t0) != 0)
+            lt = -1;
+    }
     if (sp->cat_on)
         cat_round(&sp->cat, t0);
     for (size_t t = 0; t < r->nthreads; t++) {
@@ -552,7 +666,9 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
             th = &r->threads[t];
             sp->stacks[t] = merged_stack(s, sp, th, &sp->nst);
         } else {
-            sp->stacks[t] = thread_stack(s, sp, th);
+            sp->stacks[t] = lt >= 0 ? running_task_stack(s, sp, th) : 0;
+            if (!sp->stacks[t])
+                sp->stacks[t] = thread_stack(s, sp, th);
         }
         if (!keep)
             continue; /* its stack may still own memory growth */
@@ -590,6 +706,8 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         pr->samples++;
         pr->last_ns = t_rel;
     }
+    if (lt >= 0)
+        suspended_tasks(s, sp, &r->threads[lt], t_rel);
     if (sp->native_on)
         pause_release_pending(&sp->pz); /* a thread whose late stop arrived since */
     sample_memory(s, sp, t_rel, states);

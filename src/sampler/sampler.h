@@ -34,6 +34,9 @@ struct sampler_stats {
     uint64_t staged;                                         /* samples tagged by stage */
     /* Python thread names: registry reads, the target reads they made, time they took */
     uint64_t names_refreshes, names_syscalls, names_ns;
+    /* --async: rounds that read tasks, tasks read, tasks dropped (torn), target reads, time */
+    uint64_t async_rounds, async_tasks, async_dropped, async_reads, async_ns, async_cpu_ns;
+    bool async_unsupported; /* --async asked on a version without task reading */
 };
 
 typedef void (*sampler_progress_fn)(const struct sampler_stats *st, void *arg);
@@ -58,6 +61,7 @@ struct sampler_opts {
     bool native;              /* native frames merged in (each thread stopped alone, briefly) */
     bool stages;              /* tag samples with the stage the crux agent reports (if imported) */
     bool columns;             /* Python frames keep their start column (3.11+; profile.h) */
+    bool async_tasks;         /* asyncio task stacks (docs/async.md) */
     struct stagestats *spans; /* when set (with stages), every span of the agents' rings */
     uint64_t *spans_lost;     /* with spans: records the rings lost (overwritten) */
     /* record --load: the load generator's count of requests in flight; the samples of a

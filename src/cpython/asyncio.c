@@ -1,0 +1,649 @@
+// SPDX-License-Identifier: MIT
+// asyncio tasks read from outside. The registry: sys.modules['asyncio.tasks'] holds the C
+// module's WeakSet of tasks (`_all_tasks` on 3.8-3.11, `_scheduled_tasks` on 3.12, 3.13; eager
+// tasks that have suspended once are in it too); its `data` attribute is a set of weak
+// references. A round copies the set's table, then every reference, every Task, every
+// coroutine with its embedded _PyInterpreterFrame, each in one batched read; then follows each
+// suspended coroutine's await chain one level per batched read: the object it awaits is the
+// top of its frame's value stack (what _PyGen_yf returns: a suspended coroutine stopped in
+// SEND/YIELD_VALUE keeps the awaited iterator there), a coroutine or generator to follow, a
+// FutureIter (the future it wraps names the leaf) or another awaitable (its type names it).
+// Layouts: TaskObj offsets were found per version by tools/probe_asyncio_offsets.py (a live
+// Task searched for its own loop, coroutine, name and waiter) and agree with Echion's
+// transcriptions of Modules/_asynciomodule.c; the generator offsets come from the headers.
+#include "cpython/asyncio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpython/pystr.h"
+#include "util/xalloc.h"
+
+/* 3.11/3.12 frame states (pycore_frame.h): CREATED -2, SUSPENDED -1, EXECUTING 0; 3.13 splits
+ * SUSPENDED into SUSPENDED -2 and SUSPENDED_YIELD_FROM -1 and moves CREATED to -3. */
+static const struct asyncio_offsets TABLE[] = {
+    {11, 176, 16, 128, 136, 144, 80, 75, -2, -1, -1, 0, "_all_tasks"},
+    {12, 176, 16, 128, 136, 144, 72, 67, -2, -1, -1, 0, "_scheduled_tasks"},
+    {13, 144, 16, 112, 120, 128, 72, 67, -3, -2, -1, 0, "_scheduled_tasks"},
+};
+
+#define SET_HEAD 48   /* PySetObject up to `table` (used 24, mask 32, table 40; 3.8-3.13) */
+#define SET_MAX 65536 /* entries of the set's table copied */
+#define OBJ_READ 160  /* bytes of a coroutine (header + frame) or another object copied */
+#define FI_FUTURE 16  /* FutureIterObject.future (3.8-3.13) */
+#define WR_OBJECT 16  /* PyWeakReference.wr_object */
+#define TP_NAME 24    /* PyTypeObject.tp_name */
+#define LIST_ITEMS 24 /* PyListObject.ob_item */
+#define STACKTOP_MAX 4096
+
+static uint64_t u64(const uint8_t *b, int32_t off)
+{
+    uint64_t v;
+    memcpy(&v, b + off, 8);
+    return v;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: a walk's wall time on a shared machine includes the time
+ * crux waited for a CPU. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+const struct asyncio_offsets *asyncio_offsets_for(uint32_t minor)
+{
+    for (size_t i = 0; i < sizeof(TABLE) / sizeof(TABLE[0]); i++)
+        if (TABLE[i].minor == minor)
+            return &TABLE[i];
+    return NULL;
+}
+
+void asyncreader_init(struct asyncreader *a, const struct pyruntime *rt)
+{
+    memset(a, 0, sizeof(*a));
+    a->rt = rt;
+    const struct asyncio_offsets *ao = asyncio_offsets_for(rt->off.minor);
+    /* The frame fields must lie inside the copy of a coroutine. */
+    if (ao && rt->off.if_size > 0 && ao->gen_iframe + rt->off.if_size <= OBJ_READ &&
+        rt->off.if_stacktop >= 0 && offsets_fit_objects(&rt->off))
+        a->ao = ao;
+    if (!a->ao)
+        return;
+    pydict_init(&a->dict, rt->pid, &rt->off, rt->type_dict, rt->type_str, rt->type_long);
+    a->tasks = xcalloc(ASYNCIO_MAX_TASKS, sizeof(*a->tasks));
+    a->capframes = 4 * ASYNCIO_MAX_TASKS;
+    a->frames = xcalloc(a->capframes, sizeof(*a->frames));
+    a->table_cap = SET_MAX;
+    a->table = xcalloc(2 * a->table_cap, sizeof(uint64_t));
+    a->addr = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
+    a->buf = xcalloc(ASYNCIO_MAX_TASKS, OBJ_READ);
+    a->ok = xcalloc(ASYNCIO_MAX_TASKS, 1);
+    a->spans = xcalloc(ASYNCIO_MAX_TASKS, sizeof(*a->spans));
+    a->cur = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
+    a->depth = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint16_t));
+    hmap_init(&a->index);
+    hmap_init(&a->names);
+}
+
+void asyncreader_fini(struct asyncreader *a)
+{
+    if (a->ao) {
+        pydict_fini(&a->dict);
+        hmap_fini(&a->index);
+        hmap_fini(&a->names);
+    }
+    free(a->tasks);
+    free(a->frames);
+    free(a->table);
+    free(a->addr);
+    free(a->buf);
+    free(a->ok);
+    free(a->spans);
+    free(a->cur);
+    free(a->depth);
+    free(a->arena);
+    memset(a, 0, sizeof(*a));
+}
+
+/* Reads `n` objects of `len` bytes at a->addr[] into a->buf (OBJ_READ apart); a->ok[i] says
+ * which were read. */
+static int read_level(struct asyncreader *a, size_t n, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        a->spans[i] = (struct mem_span){a->addr[i], a->buf + i * OBJ_READ, len};
+    a->reads++;
+    int rc = mem_readv(a->rt->pid, a->spans, n, a->ok);
+    return rc < 0 ? rc : 0;
+}
+
+/* --- The registry ------------------------------------------------------------------------- */
+
+static int module_attr(struct asyncreader *a, uint64_t module, const char *key, uint64_t *out)
+{
+    const struct py_offsets *o = &a->rt->off;
+    uint8_t head[64];
+    int rc = mem_read(a->rt->pid, module, head, (size_t)o->mod_dict + 8);
+    a->reads++;
+    if (rc)
+        return rc;
+    if (a->rt->type_module && u64(head, o->ob_type) != a->rt->type_module)
+        return ERR_CORRUPT;
+    return pydict_get_str(&a->dict, u64(head, o->mod_dict), key, out);
+}
+
+/* Finds asyncio.tasks' set of tasks and the Task and _GatheringFuture types. */
+static int find_registry(struct asyncreader *a, uint64_t interp, uint64_t now_ns)
+{
+    if (a->set && a->interp == interp && now_ns - a->found_ns < ASYNCIO_REFIND_NS)
+        return 0;
+    a->set = 0;
+    pydict_pass(&a->dict);
+    uint64_t modules = 0, module = 0, weakset = 0, set = 0, task = 0, gather = 0;
+    int rc = mem_read(a->rt->pid, interp + (uint64_t)a->rt->off.is_modules, &modules, 8);
+    a->reads++;
+    if (!rc)
+        rc = pydict_get_str(&a->dict, modules, "asyncio.tasks", &module);
+    if (!rc)
+        rc = module_attr(a, module, a->ao->registry, &weakset);
+    if (!rc)
+        rc = module_attr(a, module, "Task", &task);
+    if (!rc)
+        rc = module_attr(a, module, "_GatheringFuture", &gather);
+    if (!rc)
+        rc = pydict_attr_str(&a->dict, weakset, "data", &set);
+    a->reads += a->dict.reads;
+    a->dict.reads = 0;
+    if (rc)
+        return rc;
+    a->interp = interp;
+    a->set = set;
+    a->type_task = task;
+    a->type_gather = gather;
+    a->found_ns = now_ns;
+    return 0;
+}
+
+/* The addresses of the live tasks in the registry into a->addr; *n gets their count. */
+static int registry_tasks(struct asyncreader *a, size_t *n)
+{
+    *n = 0;
+    uint8_t head[SET_HEAD];
+    int rc = mem_read(a->rt->pid, a->set, head, sizeof(head));
+    a->reads++;
+    if (rc)
+        return rc;
+    uint64_t used = u64(head, 24), mask = u64(head, 32), table = u64(head, 40);
+    if ((a->rt->type_set && u64(head, 8) != a->rt->type_set) || mask + 1 > SET_MAX ||
+        ((mask + 1) & mask) || used > mask + 1 || !table)
+        return ERR_CORRUPT;
+    rc = mem_read(a->rt->pid, table, a->table, (mask + 1) * 16);
+    a->reads++;
+    if (rc)
+        return rc;
+    /* Entries: {key, hash}; NULL keys are free, a dummy key is a deleted entry (its type is not
+     * a weak reference: dropped at the next level). */
+    size_t k = 0;
+    for (uint64_t i = 0; i <= mask; i++) {
+        uint64_t key = a->table[2 * i];
+        if (!key || key & 7)
+            continue;
+        if (k == ASYNCIO_MAX_TASKS) {
+            a->skipped++;
+            continue;
+        }
+        a->addr[k++] = key;
+    }
+    /* The weak references: each names its task (None once the task is gone). */
+    rc = read_level(a, k, WR_OBJECT + 8);
+    if (rc)
+        return rc;
+    const struct py_offsets *o = &a->rt->off;
+    for (size_t i = 0; i < k; i++) {
+        const uint8_t *b = a->buf + i * OBJ_READ;
+        if (!a->ok[i] || (a->rt->type_weakref && u64(b, o->ob_type) != a->rt->type_weakref))
+            continue;
+        uint64_t t = u64(b, WR_OBJECT);
+        if (t && t != a->rt->type_none && !(t & 7))
+            a->addr[(*n)++] = t;
+    }
+    return 0;
+}
+
+/* --- Names -------------------------------------------------------------------------------- */
+
+/* The task's name: a str (read once per task and name object, then cached), or 3.13's lazy
+ * int counter (a default name). */
+static void task_name(struct asyncreader *a, struct atask *t, uint64_t name)
+{
+    uint64_t key = hmap_hash64(hmap_hash64(t->addr) ^ name) | 1, v;
+    if (hmap_get(&a->names, key, &v) && v && v - 1 < a->arena_len) {
+        snprintf(t->name, sizeof(t->name), "%s", a->arena + v - 1);
+    } else {
+        size_t len = 0;
+        a->reads++;
+        if (pystr_read(a->rt->pid, &a->rt->off, a->rt->type_str, name, t->name, sizeof(t->name),
+                       &len) != 0) {
+            t->name[0] = 0; /* an int (3.13 names lazily) or unreadable: a default name */
+        }
+        if (a->arena_len + len + 1 > (1u << 20)) {
+            a->arena_len = 0; /* bounded: start over */
+            hmap_clear(&a->names);
+        }
+        if (a->arena_len + len + 1 > a->arena_cap) {
+            a->arena_cap = a->arena_cap ? a->arena_cap * 2 : 4096;
+            a->arena = xrealloc(a->arena, a->arena_cap);
+        }
+        memcpy(a->arena + a->arena_len, t->name, len + 1);
+        hmap_put(&a->names, key, a->arena_len + 1);
+        a->arena_len += len + 1;
+    }
+    const char *s = t->name;
+    bool dflt = !s[0];
+    if (!dflt && strncmp(s, "Task-", 5) == 0) {
+        dflt = s[5] != 0;
+        for (const char *c = s + 5; *c && dflt; c++)
+            dflt = *c >= '0' && *c <= '9';
+    }
+    t->default_name = dflt;
+}
+
+/* The name of the type at `type` ("Future", "_GatheringFuture"), cached by address. */
+static const char *type_name(struct asyncreader *a, uint64_t type)
+{
+    for (size_t i = 0; i < a->ntypes; i++)
+        if (a->types[i].addr == type)
+            return a->types[i].name;
+    size_t slot = a->ntypes < ASYNCIO_TYPES ? a->ntypes++ : (size_t)(type % ASYNCIO_TYPES);
+    a->types[slot].addr = type;
+    char *out = a->types[slot].name;
+    uint64_t p = 0;
+    out[0] = 0;
+    a->reads += 2;
+    if (mem_read(a->rt->pid, type + TP_NAME, &p, 8) == 0 && p &&
+        mem_read(a->rt->pid, p, out, sizeof(a->types[slot].name) - 1) == 0) {
+        out[sizeof(a->types[slot].name) - 1] = 0;
+        for (char *c = out; *c; c++)
+            if ((unsigned char)*c < 32 || (unsigned char)*c > 126)
+                *c = '?';
+        const char *dot = strrchr(out, '.');
+        if (dot)
+            memmove(out, dot + 1, strlen(dot + 1) + 1);
+    }
+    if (!out[0])
+        snprintf(out, sizeof(a->types[slot].name), "?");
+    return out;
+}
+
+/* --- Tasks and coroutines ----------------------------------------------------------------- */
+
+/* Appends frame (code, line) to task `t`'s chain; false at the caps. */
+static bool push_frame(struct asyncreader *a, struct atask *t, uint32_t code, int32_t line)
+{
+    if (a->nframes == a->capframes || t->nframes >= ASYNCIO_MAX_DEPTH)
+        return false;
+    if (t->first + t->nframes != a->nframes)
+        return false; /* chains are built one task at a time within a level: never */
+    a->frames[a->nframes++] = (struct pyframe){.code = code, .line = line, .entry = false};
+    t->nframes++;
+    return true;
+}
+
+/* Checks the copy `b` of the coroutine (or generator) at `addr` and appends its frame to task
+ * `t`. Returns 1 when it is suspended in an await (*yf gets the awaited object), 0 when it ends
+ * the chain, ERR_CORRUPT when it fails a check. */
+static int coro_frame(struct asyncreader *a, struct pyreader *r, struct atask *t, const uint8_t *b,
+                      uint64_t addr, uint64_t now_ns, uint64_t *yf)
+{
+    const struct py_offsets *o = &a->rt->off;
+    const struct asyncio_offsets *ao = a->ao;
+    int8_t state = (int8_t)b[ao->gen_state];
+    const uint8_t *f = b + ao->gen_iframe;
+    if (state != ao->st_suspended && state != ao->st_yield_from)
+        return ERR_CORRUPT; /* finished or running: the chain moved since the caller's copy */
+    if (o->if_owner >= 0 && f[o->if_owner] != 1 /* FRAME_OWNED_BY_GENERATOR */)
+        return ERR_CORRUPT;
+    const struct pycode *c;
+    if (codecache_get(&r->codes, u64(f, o->if_code), now_ns, &c))
+        return ERR_CORRUPT;
+    int64_t off = (int64_t)(u64(f, o->if_instr) - c->code_start);
+    if (off < -2 || off >= (int64_t)c->code_bytes)
+        return ERR_CORRUPT;
+    if (!push_frame(a, t, (uint32_t)(c - r->codes.v), codecache_line(c, off)))
+        return 0;
+    /* 3.13 says so in the state; 3.11, 3.12: a coroutine only suspends in an await. */
+    if (ao->st_yield_from != ao->st_suspended && state != ao->st_yield_from)
+        return 0;
+    int32_t top;
+    memcpy(&top, f + o->if_stacktop, 4);
+    if (top < 1 || top > STACKTOP_MAX)
+        return ERR_CORRUPT;
+    *yf = addr + (uint64_t)ao->gen_iframe + (uint64_t)o->if_size + 8 * (uint64_t)(top - 1);
+    return 1; /* the slot's address: read at the next level */
+}
+
+/* Parses task copies into a->tasks (dropping what is not a Task) and sets a->addr to their
+ * coroutines. */
+static void parse_tasks(struct asyncreader *a, size_t n)
+{
+    const struct asyncio_offsets *ao = a->ao;
+    const struct py_offsets *o = &a->rt->off;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *b = a->buf + i * OBJ_READ;
+        if (!a->ok[i] || u64(b, o->ob_type) != a->type_task) {
+            continue; /* a Python Task subclass, or freed since the reference was read */
+        }
+        struct atask *t = &a->tasks[k];
+        memset(t, 0, sizeof(*t));
+        t->addr = a->addr[i];
+        t->loop = u64(b, ao->tk_loop);
+        t->waiter = u64(b, ao->tk_waiter);
+        t->coro = u64(b, ao->tk_coro);
+        t->parent = -1;
+        uint64_t name = u64(b, ao->tk_name);
+        if (!t->coro || (t->coro & 7))
+            continue;
+        task_name(a, t, name);
+        k++;
+    }
+    a->ntasks = k;
+}
+
+/* Reads each task's coroutine and follows the await chains, one level per batched read. */
+static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
+{
+    const struct py_offsets *o = &a->rt->off;
+    const struct asyncio_offsets *ao = a->ao;
+    size_t n = a->ntasks;
+    for (size_t i = 0; i < n; i++)
+        a->addr[i] = a->tasks[i].coro;
+    int rc = read_level(a, n, (size_t)ao->gen_iframe + (size_t)o->if_size);
+    if (rc)
+        return rc;
+    a->nframes = 0;
+    /* Level 0: the task's own coroutine. cur[i] = the value-stack slot holding what it awaits. */
+    for (size_t i = 0; i < n; i++) {
+        struct atask *t = &a->tasks[i];
+        const uint8_t *b = a->buf + i * OBJ_READ;
+        a->cur[i] = 0;
+        a->depth[i] = 0;
+        t->first = (uint32_t)a->nframes;
+        uint64_t type = u64(b, o->ob_type);
+        if (!a->ok[i] || (type != a->rt->type_coro && type != a->rt->type_gen)) {
+            t->state = 0;
+            a->torn++;
+            continue;
+        }
+        const uint8_t *f = b + ao->gen_iframe;
+        t->root_code = u64(f, o->if_code);
+        int8_t st = (int8_t)b[ao->gen_state];
+        if (st == ao->st_executing) {
+            t->state = ATASK_RUNNING;
+            continue;
+        }
+        if (st == ao->st_created) {
+            t->state = ATASK_CREATED;
+            continue;
+        }
+        uint64_t yf = 0;
+        int k = coro_frame(a, r, t, b, t->coro, now_ns, &yf);
+        if (k < 0) {
+            t->state = 0;
+            a->torn++;
+            continue;
+        }
+        t->state = ATASK_SUSPENDED;
+        a->cur[i] = k == 1 ? yf : 0;
+    }
+    uint64_t *leaf_fut = a->table + ASYNCIO_MAX_TASKS; /* scratch past slot_of */
+    memset(leaf_fut, 0, n * sizeof(*leaf_fut));
+    /* Each further level: the slots, then the objects they name. Tasks are handled in order,
+     * so each one's frames stay contiguous only if a level appends for one task at a time:
+     * frames of later levels go to a second pass per task (see append below). */
+    for (unsigned level = 1; level < ASYNCIO_MAX_DEPTH; level++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (a->cur[i])
+                m++;
+        if (!m)
+            break;
+        /* Slots first (8 bytes each). */
+        uint64_t *slot_of = a->table; /* scratch: per task, the object in its slot */
+        size_t j = 0;
+        for (size_t i = 0; i < n; i++)
+            if (a->cur[i])
+                a->addr[j++] = a->cur[i];
+        rc = read_level(a, j, 8);
+        if (rc)
+            return rc;
+        j = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!a->cur[i])
+                continue;
+            slot_of[i] = a->ok[j] ? u64(a->buf + j * OBJ_READ, 0) : 0;
+            j++;
+        }
+        j = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!a->cur[i])
+                continue;
+            if (!slot_of[i] || (slot_of[i] & 7)) {
+                a->cur[i] = 0;
+                a->tasks[i].state = 0;
+                a->torn++;
+                continue;
+            }
+            a->addr[j++] = slot_of[i];
+        }
+        rc = read_level(a, j, OBJ_READ);
+        if (rc)
+            return rc;
+        j = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!a->cur[i])
+                continue;
+            struct atask *t = &a->tasks[i];
+            const uint8_t *b = a->buf + j * OBJ_READ;
+            uint64_t obj = a->addr[j];
+            bool ok = a->ok[j];
+            j++;
+            a->cur[i] = 0;
+            if (!ok) {
+                t->state = 0;
+                a->torn++;
+                continue;
+            }
+            uint64_t type = u64(b, o->ob_type);
+            if (type == a->rt->type_coro || type == a->rt->type_gen) {
+                /* Frames of one task must stay contiguous: a deeper frame can be appended only
+                 * while this task's chain is the last one written. Chains are therefore
+                 * rebuilt at the end (see relink); here record the object. */
+                if (t->first + t->nframes != a->nframes) {
+                    /* Move this task's chain to the end (bounded copy). */
+                    if (a->nframes + t->nframes + 1 > a->capframes) {
+                        snprintf(t->awaits, sizeof(t->awaits), "[truncated]");
+                        continue;
+                    }
+                    memmove(a->frames + a->nframes, a->frames + t->first,
+                            t->nframes * sizeof(*a->frames));
+                    t->first = (uint32_t)a->nframes;
+                    a->nframes += t->nframes;
+                }
+                if (obj == t->coro || a->depth[i] >= ASYNCIO_MAX_DEPTH - 1) {
+                    snprintf(t->awaits, sizeof(t->awaits), "[truncated]");
+                    continue; /* a cycle or too deep */
+                }
+                a->depth[i]++;
+                uint64_t yf = 0;
+                int k = coro_frame(a, r, t, b, obj, now_ns, &yf);
+                if (k < 0) {
+                    t->state = 0;
+                    a->torn++;
+                    continue;
+                }
+                a->cur[i] = k == 1 ? yf : 0;
+                continue;
+            }
+            /* The leaf: what the innermost coroutine awaits. */
+            const char *tn = type_name(a, type);
+            if (strcmp(tn, "FutureIter") == 0 && !(u64(b, FI_FUTURE) & 7))
+                leaf_fut[i] = u64(b, FI_FUTURE); /* named by its future's type, below */
+            snprintf(t->awaits, sizeof(t->awaits), "%s", tn);
+        }
+    }
+    /* The futures the FutureIters wrap, in one read: their types name the leaves. */
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++)
+        if (leaf_fut[i])
+            a->addr[j++] = leaf_fut[i];
+    rc = read_level(a, j, 16);
+    if (rc)
+        return rc;
+    j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!leaf_fut[i])
+            continue;
+        uint64_t ft = a->ok[j] ? u64(a->buf + j * OBJ_READ, o->ob_type) : 0;
+        j++;
+        if (ft && !(ft & 7))
+            snprintf(a->tasks[i].awaits, sizeof(a->tasks[i].awaits), "%s", type_name(a, ft));
+    }
+    return 0;
+}
+
+/* Links tasks that wait on another task, or on a gather of tasks, to it. */
+static void link_waiters(struct asyncreader *a)
+{
+    const struct py_offsets *o = &a->rt->off;
+    hmap_clear(&a->index);
+    for (size_t i = 0; i < a->ntasks; i++)
+        hmap_put(&a->index, a->tasks[i].addr, i + 1);
+    /* The waiters' types, in one read (a gather's children are read singly, at most 64). */
+    uint64_t *wtype = a->table;
+    size_t j = 0;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        const struct atask *t = &a->tasks[i];
+        if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7))
+            a->addr[j++] = t->waiter;
+    }
+    if (read_level(a, j, 16) != 0)
+        return;
+    j = 0;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        const struct atask *t = &a->tasks[i];
+        wtype[i] = 0;
+        if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7)) {
+            wtype[i] = a->ok[j] ? u64(a->buf + j * OBJ_READ, o->ob_type) : 0;
+            j++;
+        }
+    }
+    unsigned gathers = 0;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        struct atask *t = &a->tasks[i];
+        uint64_t v;
+        if (t->state != ATASK_SUSPENDED || !t->waiter)
+            continue;
+        if (hmap_get(&a->index, t->waiter, &v) && v) {
+            struct atask *c = &a->tasks[v - 1];
+            if (c != t) {
+                c->parent = (int32_t)i;
+                c->nawaiters++;
+                t->awaits_tasks = true;
+            }
+            continue;
+        }
+        if (!a->type_gather || gathers >= 64)
+            continue;
+        if (wtype[i] != a->type_gather)
+            continue;
+        gathers++;
+        uint64_t list = 0, items = 0, size = 0;
+        if (pydict_attr_str(&a->dict, t->waiter, "_children", &list) != 0)
+            continue;
+        uint8_t head[32];
+        a->reads += 2;
+        if (mem_read(a->rt->pid, list, head, sizeof(head)) != 0)
+            continue;
+        size = u64(head, o->var_size);
+        items = u64(head, LIST_ITEMS);
+        if (size == 0 || size > ASYNCIO_MAX_CHILDREN || !items)
+            continue;
+        uint64_t kids[ASYNCIO_MAX_CHILDREN];
+        if (mem_read(a->rt->pid, items, kids, size * 8) != 0)
+            continue;
+        snprintf(t->awaits, sizeof(t->awaits), "gather (%llu)", (unsigned long long)size);
+        for (uint64_t k = 0; k < size; k++) {
+            if (!hmap_get(&a->index, kids[k], &v) || !v)
+                continue;
+            struct atask *c = &a->tasks[v - 1];
+            if (c == t)
+                continue;
+            c->parent = (int32_t)i;
+            c->via_gather = true;
+            c->nawaiters++;
+            t->awaits_tasks = true;
+        }
+    }
+}
+
+int asyncreader_round(struct asyncreader *a, struct pyreader *r, uint64_t interp, uint64_t now_ns)
+{
+    a->ntasks = 0;
+    a->nframes = 0;
+    if (!a->ao)
+        return ERR_VERSION;
+    uint64_t t0 = mono_ns();
+    a->rounds++;
+    uint64_t c0 = cpu_ns();
+    int rc = find_registry(a, interp, now_ns);
+    size_t n = 0;
+    if (!rc)
+        rc = registry_tasks(a, &n);
+    if (rc == ERR_READ || rc == ERR_CORRUPT)
+        a->set = 0; /* look it up again next round */
+    if (!rc)
+        rc = read_level(a, n, (size_t)a->ao->tk_size);
+    if (!rc) {
+        parse_tasks(a, n);
+        rc = read_chains(a, r, now_ns);
+    }
+    if (!rc) {
+        /* Drop the tasks that failed a check: keep indexes dense. */
+        size_t k = 0;
+        for (size_t i = 0; i < a->ntasks; i++) {
+            if (!a->tasks[i].state) {
+                a->dropped++;
+                continue;
+            }
+            a->tasks[k++] = a->tasks[i];
+        }
+        a->ntasks = k;
+        a->tasks_read += k;
+        link_waiters(a);
+    } else {
+        a->ntasks = 0;
+        a->missing++;
+    }
+    a->busy_ns += mono_ns() - t0;
+    a->cpu_ns += cpu_ns() - c0;
+    return rc;
+}
+
+int asyncreader_running(const struct asyncreader *a, uint64_t code_addr)
+{
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (a->tasks[i].state == ATASK_RUNNING && a->tasks[i].root_code == code_addr)
+            return (int)i;
+    return -1;
+}
