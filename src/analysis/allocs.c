@@ -179,9 +179,13 @@ void allocs_view_build(const struct profile *p, struct alloc_view *v)
         const double *x = &series[s * ALLOCS_SERIES];
         a->growth = (int64_t)(x[ALLOCS_SERIES - 1] - x[0]);
         a->likelihood = allocs_trend_likelihood(x, ALLOCS_SERIES);
-        /* still growing over the second half: a cache that filled early and stays full is
-         * not a leak, however steep its start */
-        bool late = x[ALLOCS_SERIES - 1] > x[ALLOCS_SERIES / 2];
+        /* still growing over the second half, by a quarter of its growth and with the same
+         * trend test: a cache that filled early and stays full is not a leak, however steep
+         * its start and however its sampled size wobbles */
+        const double *half = x + ALLOCS_SERIES / 2;
+        bool late = x[ALLOCS_SERIES - 1] - half[0] >= 0.25 * (double)a->growth &&
+                    allocs_trend_likelihood(half, ALLOCS_SERIES - ALLOCS_SERIES / 2) >=
+                        ALLOCS_LEAK_LIKELIHOOD;
         a->leak = a->frame != UINT32_MAX && a->likelihood >= ALLOCS_LEAK_LIKELIHOOD && late &&
                   (double)a->growth >= ALLOCS_LEAK_MIN_SHARE * (double)v->peak_live &&
                   a->growth > 0;
