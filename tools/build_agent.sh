@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-build/agent}"
 cc="${CC:-gcc}"
-srcs="src/agent/agent.c"
-deps="$srcs src/agent/agentshm.h tools/build_agent.sh"
+srcs="src/agent/agent.c src/agent/agentalloc.c"
+deps="$srcs src/agent/agentshm.h src/agent/agentalloc.h src/agent/allocshim.h tools/build_agent.sh"
 pys="src/agent/crux/__init__.py src/agent/crux/otel.py"
 
 interpreters() {
@@ -27,6 +27,20 @@ interpreters() {
         echo "debian$v /usr/bin/python3"
     fi
 }
+
+# The allocation sampler's engine (no Python in it: one for every interpreter), preloaded by
+# `crux record --allocations`, and the startup hook that imports the agent (docs/memory.md).
+shim="$out/libcrux_alloc.so"
+mkdir -p "$out/boot"
+if [ ! -f "$shim" ] || [ src/agent/allocshim.c -nt "$shim" ] || [ src/agent/allocshim.h -nt "$shim" ] ||
+    [ src/agent/agentshm.h -nt "$shim" ] || [ tools/build_agent.sh -nt "$shim" ]; then
+    echo "agent: $shim"
+    $cc -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror \
+        -ftls-model=initial-exec -Isrc/agent -o "$shim.tmp" src/agent/allocshim.c -lpthread -lm
+    mv "$shim.tmp" "$shim"
+fi
+cmp -s src/agent/boot/sitecustomize.py "$out/boot/sitecustomize.py" ||
+    cp src/agent/boot/sitecustomize.py "$out/boot/"
 
 built=0
 while read -r tag py; do
@@ -46,7 +60,7 @@ print(s.get_paths()["include"], s.get_config_var("EXT_SUFFIX"))')
         echo "agent: $tag -> $so"
         $cc -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror \
             -Wno-missing-field-initializers -Wno-cast-function-type \
-            -I"$inc" -Isrc/agent -o "$so.tmp" $srcs -lpthread
+            -I"$inc" -Isrc/agent -o "$so.tmp" $srcs -lpthread -ldl
         mv "$so.tmp" "$so"
     fi
     for f in $pys; do cmp -s "$f" "$dir/$(basename "$f")" || cp "$f" "$dir/"; done

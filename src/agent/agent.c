@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agentalloc.h"
 #include "agentshm.h"
 
 /* The ring of this process, or NULL (disabled, failed, or not yet made after a fork). */
@@ -143,7 +144,11 @@ static void ring_create(void)
     uint64_t names_off = AGENTSHM_HDR_SIZE;
     uint64_t slots_off = names_off + (uint64_t)AGENTSHM_NAMES * sizeof(struct agentshm_name);
     uint64_t recs_off = slots_off + (uint64_t)AGENTSHM_SLOTS * sizeof(struct agentshm_slot);
-    uint64_t total = recs_off + (uint64_t)nrec * sizeof(struct agentshm_rec);
+    uint64_t alloc_off = recs_off + (uint64_t)nrec * sizeof(struct agentshm_rec);
+    uint64_t sample_bytes = 0;
+    int allocs = agentalloc_wanted(&sample_bytes);
+    uint32_t narec = sample_bytes ? AGENTSHM_AREC_DEFAULT : AGENTSHM_AREC_ALL;
+    uint64_t total = alloc_off + (allocs ? agentalloc_bytes(narec) : 0);
     unlink(g_path); /* a stale file of a dead process that had our pid */
     int fd = open(g_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -172,6 +177,8 @@ static void ring_create(void)
     h->pid = (uint32_t)pid;
     h->created_ns = now_ns();
     h->names_used = 1; /* entry 0: no stage */
+    if (allocs)
+        agentalloc_layout(h, alloc_off, narec, sample_bytes);
     /* `crux stages -- COMMAND` names itself, our parent: record from the start. */
     const char *att = getenv("CRUX_AGENT_ATTACHED");
     if (att && *att && strtol(att, NULL, 10) == (long)getppid())
@@ -187,6 +194,9 @@ static void ring_create(void)
     memcpy(h->magic, AGENTSHM_MAGIC, sizeof(h->magic));
     g_hdr = h;
     g_attached = &h->attached;
+    if (allocs && agentalloc_start(h))
+        fprintf(stderr, "crux: allocation sampling unavailable: libcrux_alloc.so not found "
+                        "(crux record --allocations preloads it; see docs/memory.md)\n");
 }
 
 /* Removes ring files of processes that no longer exist (left by a kill -9 or os._exit). */
@@ -216,6 +226,7 @@ static void remove_stale(void)
 
 static void at_exit(void)
 {
+    agentalloc_stop();
     if (g_hdr && getpid() == g_owner)
         unlink(g_path);
 }
@@ -582,6 +593,14 @@ static PyObject *mod_emit(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_alloc_stop(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    agentalloc_stop();
+    Py_RETURN_NONE;
+}
+
 static PyObject *mod_set_decorate(PyObject *mod, PyObject *fn)
 {
     (void)mod;
@@ -598,6 +617,7 @@ static PyMethodDef mod_methods[] = {
     {"ring_path", mod_ring_path, METH_NOARGS, "The ring file's path, or None when off."},
     {"request_id", mod_request_id, METH_O, "request_id(obj): a 64-bit request id for obj."},
     {"emit", mod_emit, METH_VARARGS, "emit(kind, name, request, start_ns, end_ns[, realtime])."},
+    {"_alloc_stop", mod_alloc_stop, METH_NOARGS, "Stops allocation sampling (at exit)."},
     {"_set_decorate", mod_set_decorate, METH_O, "Sets the decorator factory (crux/__init__)."},
     {NULL, NULL, 0, NULL},
 };

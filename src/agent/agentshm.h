@@ -69,6 +69,79 @@ struct agentshm_hdr {
     uint32_t pad1;
     uint64_t lost;    /* records a reader saw overwritten (written by the reader) */
     uint64_t dropped; /* records the writer could not make (a name table full) */
+    /* The allocation section (docs/memory.md), added within version 1: a file without one has
+     * these fields zero (the header's reserved bytes), and readers that predate it ignore
+     * them. Present when arecs_off != 0. */
+    uint32_t arec_size;  /* sizeof(struct agentshm_arec) */
+    uint32_t arec_count; /* power of two */
+    uint64_t arecs_off;  /* byte offsets of the allocation records, codes and stacks */
+    uint64_t codes_off;
+    uint64_t stacks_off;
+    uint32_t code_size;       /* sizeof(struct agentshm_code) */
+    uint32_t code_count;      /* AGENTSHM_CODES */
+    uint32_t stack_size;      /* sizeof(struct agentshm_stack) */
+    uint32_t stack_count;     /* AGENTSHM_STACKS */
+    uint64_t alloc_write_idx; /* next allocation record index (monotonic) */
+    uint32_t codes_used;      /* code entries claimed; entry 0 is reserved (unknown) */
+    uint32_t stacks_used;     /* stack entries claimed; entry 0 is the empty stack */
+    uint64_t sample_bytes;    /* mean bytes allocated between samples; 0 = every allocation */
+    uint64_t alloc_dropped;   /* samples not made: the live table or a stack table full */
+};
+
+/* ---- the allocation section ------------------------------------------------------------- */
+
+#define AGENTSHM_AREC_DEFAULT (1u << 16)
+#define AGENTSHM_AREC_ALL (1u << 20) /* --allocations=all: every allocation is a record */
+#define AGENTSHM_CODES 16384u
+#define AGENTSHM_CODE_TEXT 248u /* file name then function name, no NULs */
+#define AGENTSHM_STACKS 32768u
+#define AGENTSHM_STACK_DEPTH 32u /* innermost frames kept; deeper stacks are cut at the root */
+
+/* Allocation record kinds (agentshm_arec.kind). */
+enum {
+    AGENTSHM_ALLOC = 4, /* a sampled allocation: addr, size, weight, t_ns, stack */
+    AGENTSHM_FREE = 5,  /* its free: the allocation's size, weight, stack and born_ns */
+};
+
+/* Which allocator an allocation went through (agentshm_arec.domain). */
+enum {
+    AGENTSHM_DOM_RAW = 0,    /* PyMem_RawMalloc */
+    AGENTSHM_DOM_MEM = 1,    /* PyMem_Malloc */
+    AGENTSHM_DOM_OBJ = 2,    /* PyObject_Malloc */
+    AGENTSHM_DOM_NATIVE = 3, /* malloc and friends from native code (the preload shim) */
+};
+
+/* One code object: text holds file_len bytes of co_filename then name_len bytes of the
+ * qualified name (co_name before 3.11). Written once, then state. */
+struct agentshm_code {
+    uint32_t state; /* AGENTSHM_NAME_* */
+    uint16_t file_len;
+    uint16_t name_len;
+    char text[AGENTSHM_CODE_TEXT];
+};
+
+/* One interned Python stack, innermost frame first: code entry ids and lines. */
+struct agentshm_stack {
+    uint32_t state; /* AGENTSHM_NAME_* */
+    uint16_t depth; /* <= AGENTSHM_STACK_DEPTH */
+    uint16_t truncated;
+    uint32_t code[AGENTSHM_STACK_DEPTH];
+    int32_t line[AGENTSHM_STACK_DEPTH];
+};
+
+/* One allocation record; `seq` is its index + 1 once complete (written last). */
+struct agentshm_arec {
+    uint64_t seq;
+    uint64_t addr;    /* the block's address */
+    uint64_t size;    /* bytes asked for */
+    uint64_t weight;  /* bytes this sample stands for (size / P(sampled)); size with all */
+    uint64_t t_ns;    /* CLOCK_MONOTONIC of the allocation, or of the free */
+    uint64_t born_ns; /* AGENTSHM_FREE: when the block was allocated */
+    uint32_t tid;
+    uint32_t stack; /* stack entry id; 0 = no Python frame */
+    uint16_t kind;  /* AGENTSHM_ALLOC, AGENTSHM_FREE */
+    uint16_t domain;
+    uint32_t flags;
 };
 
 /* One interned stage name. The writer claims an index, writes text and len, then state. */

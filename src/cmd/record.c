@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/allocenv.h"
 #include "cmd/cmd.h"
 #include "cmd/keep.h"
 #include "cmd/otlpexport.h"
@@ -50,6 +51,7 @@ struct record_args {
     const char *rules; /* --rules FILE: stage rules for the report and the summary */
     const char *label; /* --label NAME: keep the run in the store under NAME */
     const char *store; /* --store DIR: the run store (--label keeps it in .crux/runs) */
+    char allocations[32]; /* --allocations: $CRUX_ALLOCATIONS for the child; "" = off */
     unsigned max_depth;
     struct otlpexport otlp_out; /* --otlp-endpoint, --otlp-service */
 };
@@ -128,6 +130,10 @@ static const char USAGE[] =
     "      --no-categories  do not split time into python/native/system/gil\n"
     "      --no-memory      do not record resident memory over time\n"
     "      --no-gpu         do not sample NVIDIA GPUs (on when libnvidia-ml.so.1 loads)\n"
+    "      --allocations[=BYTES|all]  sample the launched program's allocations (Python's\n"
+    "                       and native), a sample every BYTES allocated on average (512K);\n"
+    "                       per-line bytes, peak, live at the end, temporaries, leaks\n"
+    "                       (docs/memory.md)\n"
     "      --max-depth N    frames kept per stack (default 2048)\n"
     "  -q, --quiet          no status line\n"
     "      --stats          print the sampler's own costs (for benchmarks)\n";
@@ -154,6 +160,7 @@ static const struct option OPTS[] = {{"output", required_argument, 0, 'o'},
                                      {"no-categories", no_argument, 0, 'C'},
                                      {"no-memory", no_argument, 0, 'M'},
                                      {"no-gpu", no_argument, 0, 'G'},
+                                     {"allocations", optional_argument, 0, 'W'},
                                      {"native", no_argument, 0, 'n'},
                                      {"async", no_argument, 0, 'A'},
                                      {"save", required_argument, 0, 'V'},
@@ -277,6 +284,15 @@ static int parse_args(int argc, char **argv, struct record_args *a)
         case 'N':
             a->otlp_out.service = optarg;
             break;
+        case 'W':
+            if (allocenv_parse(optarg, a->allocations, sizeof(a->allocations))) {
+                fprintf(stderr,
+                        "crux: --allocations takes 'all' or bytes between samples (512K, 1M), "
+                        "got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -289,6 +305,11 @@ static int parse_args(int argc, char **argv, struct record_args *a)
     }
     if (optind < argc)
         a->command = argv + optind;
+    if (a->allocations[0] && a->pid) {
+        fprintf(stderr, "crux: --allocations works on a launched program only (-- COMMAND): "
+                        "attaching to a running one is not done yet (docs/memory.md)\n");
+        return EXIT_USAGE;
+    }
     if (!a->pid == !a->command) {
         fprintf(stderr, "crux: record needs either --pid PID or -- COMMAND: see crux record "
                         "--help\n");
@@ -479,7 +500,11 @@ int cmd_record(int argc, char **argv)
     struct keep keep;
     keep_begin(&keep, a.label, a.store);
     struct session s;
-    rc = a.pid ? session_attach(&s, a.pid, &eb) : session_launch(&s, a.command, 10.0, &eb);
+    struct allocenv aenv = {{0}, 0};
+    rc = a.allocations[0] ? allocenv_setup(&aenv, a.allocations, &eb) : 0;
+    if (!rc)
+        rc = a.pid ? session_attach(&s, a.pid, &eb) : session_launch(&s, a.command, 10.0, &eb);
+    allocenv_restore(&aenv);
     if (rc) {
         session_report(rc, &eb);
         stage_rules_fini(&rules);
@@ -524,6 +549,7 @@ int cmd_record(int argc, char **argv)
                                   .async_tasks = a.async_tasks,
                                   .stages = true,
                                   .columns = true,
+                                  .allocations = a.allocations[0] != 0,
                                   .max_depth = a.max_depth,
                                   .stop = &stop,
                                   .child = s.launched ? s.pid : 0,

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export/alloclines.h"
 #include "export/export.h"
 #include "util/hmap.h"
 #include "util/jsonw.h"
@@ -379,6 +380,8 @@ static int write_text(const struct profile *p, const struct lines_view *v, struc
         rc = text_memory(out, p, v, &p->procs[i]);
     if (!rc)
         rc = text_growth(out, p, v);
+    if (!rc)
+        rc = alloclines_text(p, out);
     return rc;
 }
 
@@ -508,6 +511,7 @@ static int write_json(const struct profile *p, const struct lines_view *v, struc
         jsonw_arr_end(&w);
     }
     jsonw_arr_end(&w);
+    alloclines_json(&w, p);
     jsonw_obj_end(&w);
     int rc = jsonw_error(&w);
     if (!rc)

@@ -52,6 +52,7 @@ void profile_fini(struct profile *p)
     }
     free(p->procs);
     free(p->spans);
+    free(p->allocs);
     free(p->reqs);
     pgpu_fini(&p->gpu);
     free(p->meta.command);
@@ -174,6 +175,8 @@ void profile_drop_columns(struct profile *p)
     }
     for (size_t i = 0; i < p->nsamples; i++)
         p->samples[i].stack = smap[p->samples[i].stack];
+    for (size_t i = 0; i < p->nallocs; i++)
+        p->allocs[i].stack = smap[p->allocs[i].stack];
     free(smap);
     free(old);
     free(fmap);
@@ -269,6 +272,19 @@ void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rs
     struct pproc *pr = profile_proc(p, pid);
     if (rss > pr->peak_rss)
         pr->peak_rss = rss;
+}
+
+void profile_add_alloc(struct profile *p, const struct palloc *a)
+{
+    if (p->nallocs >= PROFILE_MAX_ALLOCS) {
+        p->allocs_dropped++;
+        return;
+    }
+    if (p->nallocs == p->capallocs) {
+        p->capallocs = p->capallocs ? p->capallocs * 2 : 1024;
+        p->allocs = xrealloc(p->allocs, p->capallocs * sizeof(*p->allocs));
+    }
+    p->allocs[p->nallocs++] = *a;
 }
 
 void profile_add_span(struct profile *p, const struct pspan *s)

@@ -151,6 +151,25 @@ struct preq {
                                 * 0 for a request that succeeded */
 };
 
+/* What an allocation event is (record --allocations, docs/memory.md). */
+enum palloc_kind {
+    PALLOC_ALLOC = 4, /* a sampled allocation (the agent's record kinds) */
+    PALLOC_FREE = 5,  /* the free of a sampled allocation */
+};
+
+/* One allocation event of record --allocations: a sampled block allocated, or freed. 40 bytes.
+ * `bytes` is what the sample stands for (the block's size over its probability of being
+ * sampled; the size itself with --allocations=all), `count` the allocations it stands for. */
+struct palloc {
+    uint64_t t_ns;    /* since the start of the recording, like samples */
+    uint64_t bytes;   /* estimated bytes */
+    uint64_t born_ns; /* PALLOC_FREE: when the block was allocated (same clock); else t_ns */
+    uint32_t stack;   /* the allocating Python stack; 0 = none */
+    float count;      /* estimated allocations (1 / the probability of sampling it) */
+    uint32_t kind;    /* enum palloc_kind */
+    uint32_t pad;
+};
+
 /* One process seen during the recording. */
 struct pproc {
     uint32_t pid, ppid;
@@ -221,8 +240,13 @@ struct profile {
     uint64_t spans_dropped; /* spans past PROFILE_MAX_SPANS, not kept */
     struct preq *reqs;      /* record --load: its requests, in the order they ended */
     size_t nreqs, capreqs;
-    uint64_t reqs_dropped;      /* requests past PROFILE_MAX_REQS, not kept */
-    struct pthreadname *tnames; /* in order of first sight */
+    uint64_t reqs_dropped; /* requests past PROFILE_MAX_REQS, not kept */
+    struct palloc *allocs; /* record --allocations: events in the order received */
+    size_t nallocs, capallocs;
+    uint64_t allocs_dropped;     /* events past PROFILE_MAX_ALLOCS or lost by the ring */
+    uint64_t alloc_sample_bytes; /* mean bytes between samples; 0 = every allocation */
+    bool allocations;            /* allocations were recorded (the views show them) */
+    struct pthreadname *tnames;  /* in order of first sight */
     size_t ntnames, captnames;
     struct hmap tname_index; /* pid << 32 | tid -> index + 1 */
     struct pgpu gpu;         /* what the GPUs did (gpu.on false: no GPU data) */
@@ -230,8 +254,9 @@ struct profile {
 };
 
 #define PROFILE_MAX_SAMPLES_DEFAULT ((size_t)50 * 1000 * 1000)
-#define PROFILE_MAX_SPANS ((size_t)1000 * 1000) /* 40 MB of spans */
-#define PROFILE_MAX_REQS ((size_t)1000 * 1000)  /* 40 MB of load requests */
+#define PROFILE_MAX_SPANS ((size_t)1000 * 1000)       /* 40 MB of spans */
+#define PROFILE_MAX_REQS ((size_t)1000 * 1000)        /* 40 MB of load requests */
+#define PROFILE_MAX_ALLOCS ((size_t)16 * 1000 * 1000) /* 512 MB of allocation events */
 
 /* Initializes an empty profile in caller storage. */
 void profile_init(struct profile *p);
@@ -283,6 +308,9 @@ void profile_add_mem(struct profile *p, uint64_t t_ns, uint32_t pid, uint64_t rs
 /* Appends a span (its name interned by the caller); past PROFILE_MAX_SPANS it is only counted
  * in spans_dropped. */
 void profile_add_span(struct profile *p, const struct pspan *s);
+
+/* Appends an allocation event; past PROFILE_MAX_ALLOCS it is only counted in allocs_dropped. */
+void profile_add_alloc(struct profile *p, const struct palloc *a);
 
 /* Appends a load request (its error name interned by the caller); past PROFILE_MAX_REQS it is
  * only counted in reqs_dropped. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,7 @@ struct sproc {
     bool async_on;
     struct hmap task_w;    /* this round: suspended tasks' stack id -> count */
     struct stagering ring; /* the crux agent's ring, when the target imported it */
+    struct hmap alloc_stacks;  /* the agent's allocation stack entry -> profile stack id */
     bool ring_on;
     uint64_t ring_retry_ns;
     uint32_t proc_frame; /* "NAME (PID)" frame rooting its stacks with --subprocesses */
@@ -277,6 +279,69 @@ static void drain_spans(struct sampler *s, struct sproc *sp)
         *s->o->spans_lost += sp->ring.lost - lost0;
 }
 
+/* The profile stack of the agent's allocation stack entry `id` (innermost first there). */
+static uint32_t alloc_stack(struct sampler *s, struct sproc *sp, uint32_t id)
+{
+    uint64_t v;
+    if (!id)
+        return 0;
+    if (hmap_get(&sp->alloc_stacks, id, &v))
+        return (uint32_t)v;
+    struct agentshm_stack e;
+    if (stagering_alloc_stack(&sp->ring, id, &e))
+        return 0; /* not yet valid: looked up again next time */
+    struct profile *p = s->p;
+    uint32_t st = 0;
+    if (s->o->subprocesses)
+        st = profile_push(p, st, sp->proc_frame);
+    if (e.truncated)
+        st = profile_push(p, st, s->marker_truncated);
+    for (uint32_t k = e.depth; k > 0; k--) {
+        const char *file = "";
+        const char *name = stagering_code(&sp->ring, e.code[k - 1], &file);
+        if (!name)
+            name = "[unknown]";
+        uint32_t f = profile_frame(p, profile_str(p, name, strlen(name)),
+                                   profile_str(p, file, strlen(file)), e.line[k - 1], FRAME_PYTHON);
+        st = profile_push(p, st, f);
+    }
+    hmap_put(&sp->alloc_stacks, id, st);
+    return st;
+}
+
+/* Every allocation record the agent wrote since the last round goes to the profile. */
+static void drain_allocs(struct sampler *s, struct sproc *sp)
+{
+    static struct agentshm_arec buf[1024];
+    uint64_t lost0 = sp->ring.alost;
+    for (int batch = 0; batch < 4096; batch++) { /* bounded: 4M records a round */
+        size_t n = stagering_drain_allocs(&sp->ring, buf, sizeof(buf) / sizeof(buf[0]));
+        for (size_t i = 0; i < n; i++) {
+            const struct agentshm_arec *r = &buf[i];
+            uint64_t t = r->t_ns > s->start ? r->t_ns - s->start : 0;
+            uint64_t born = r->born_ns > s->start ? r->born_ns - s->start : 0;
+            profile_add_alloc(
+                s->p, &(struct palloc){
+                          .t_ns = t,
+                          .bytes = r->weight,
+                          .born_ns = r->kind == PALLOC_FREE ? born : t,
+                          .stack = alloc_stack(s, sp, r->stack),
+                          .count = r->size ? (float)((double)r->weight / (double)r->size) : 1.0f,
+                          .kind = r->kind});
+        }
+        if (n < sizeof(buf) / sizeof(buf[0]))
+            break;
+    }
+    s->p->allocs_dropped += sp->ring.alost - lost0;
+    if (sp->ring.allocs && !s->p->allocations) {
+        s->p->allocations = true;
+        uint64_t sb = 0;
+        if (pread(sp->ring.fd, &sb, sizeof(sb), offsetof(struct agentshm_hdr, sample_bytes)) ==
+            (ssize_t)sizeof(sb))
+            s->p->alloc_sample_bytes = sb;
+    }
+}
+
 static void native_start(struct sampler *s, struct sproc *sp)
 {
     struct errbuf eb = {{0}};
@@ -391,6 +456,7 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
             s->st->async_unsupported = true; /* cmd/record.c says so, once */
         hmap_init(&sp->task_w);
     }
+    hmap_init(&sp->alloc_stacks);
     if (s->o->categories) {
         /* One kernel sample per round of a busy thread (at least 100 us of CPU apart): each
          * costs the target ~20 us on a nested-virtualised VM (bench/perf_tick.c,
@@ -413,8 +479,11 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
     native_stop(s, sp);
     if (sp->ring_on && s->o->spans)
         drain_spans(s, sp);
+    if (sp->ring_on && sp->ring.allocs)
+        drain_allocs(s, sp);
     if (sp->ring_on)
         stagering_close(&sp->ring);
+    hmap_fini(&sp->alloc_stacks);
     sp->ring_on = false;
     if (s->o->blocking || s->o->native)
         pause_fini(&sp->pz);
@@ -616,11 +685,13 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
     if (o->stages && !sp->ring_on && t0 >= sp->ring_retry_ns) {
         struct errbuf reb = {{0}};
         sp->ring_on = stagering_open(&sp->ring, sp->pid, &reb) == 0;
-        sp->ring_retry_ns = t0 + RING_RETRY_NS;
+        sp->ring_retry_ns = t0 + (o->allocations ? 0 : RING_RETRY_NS);
     }
     bool staged = sp->ring_on && stagering_refresh_threads(&sp->ring) == 0;
     if (sp->ring_on && o->spans)
         drain_spans(s, sp);
+    if (sp->ring_on && sp->ring.allocs)
+        drain_allocs(s, sp);
     struct pproc *pr = NULL;
     for (size_t t = 0; t < r->nthreads; t++) {
         const struct pythread *th = &r->threads[t];
@@ -763,6 +834,7 @@ static void forget_ids(struct sampler *s)
             continue;
         profile_set_str(&pr->python_version, sp->rt.version);
         hmap_clear(&sp->frames);
+        hmap_clear(&sp->alloc_stacks);
         if (sp->native_on)
             hmap_clear(&sp->native_frames);
         threadlabels_forget(&sp->tl, p);

@@ -62,6 +62,7 @@ struct sampler_opts {
     bool stages;              /* tag samples with the stage the crux agent reports (if imported) */
     bool columns;             /* Python frames keep their start column (3.11+; profile.h) */
     bool async_tasks;         /* asyncio task stacks (docs/async.md) */
+    bool allocations;         /* record --allocations: look for the agent's ring every round */
     struct stagestats *spans; /* when set (with stages), every span of the agents' rings */
     uint64_t *spans_lost;     /* with spans: records the rings lost (overwritten) */
     /* record --load: the load generator's count of requests in flight; the samples of a

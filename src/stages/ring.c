@@ -81,6 +81,20 @@ static int check_header(const struct agentshm_hdr *h, uint64_t file_size, pid_t 
     return 0;
 }
 
+/* The allocation section is optional: a file without it (or with an invalid one) still gives
+ * stages. */
+static bool allocs_valid(const struct agentshm_hdr *h)
+{
+    uint32_t n = h->arec_count;
+    return h->arecs_off && h->arec_size == sizeof(struct agentshm_arec) &&
+           h->code_size == sizeof(struct agentshm_code) && h->code_count == AGENTSHM_CODES &&
+           h->stack_size == sizeof(struct agentshm_stack) && h->stack_count == AGENTSHM_STACKS &&
+           n >= AGENTSHM_RECS_MIN && n <= AGENTSHM_AREC_ALL && (n & (n - 1)) == 0 &&
+           table_fits(h->arecs_off, n, h->arec_size, h->total_size) &&
+           table_fits(h->codes_off, h->code_count, h->code_size, h->total_size) &&
+           table_fits(h->stacks_off, h->stack_count, h->stack_size, h->total_size);
+}
+
 int stagering_open(struct stagering *r, pid_t pid, struct errbuf *eb)
 {
     char path[128];
@@ -139,6 +153,16 @@ int stagering_open_path(struct stagering *r, const char *path, pid_t pid, struct
     r->slots = xcalloc(AGENTSHM_SLOTS, sizeof(*r->slots));
     r->a = xcalloc(STAGERING_BATCH, sizeof(*r->a));
     r->b = xcalloc(STAGERING_BATCH, sizeof(*r->b));
+    if (allocs_valid(&r->hdr)) {
+        r->allocs = true;
+        r->aa = xcalloc(STAGERING_BATCH, sizeof(*r->aa));
+        r->ab = xcalloc(STAGERING_BATCH, sizeof(*r->ab));
+        r->cfile = xcalloc(AGENTSHM_CODES, sizeof(*r->cfile));
+        r->cname = xcalloc(AGENTSHM_CODES, sizeof(*r->cname));
+        uint64_t aw = 0;
+        if (read_at(r, &aw, sizeof(aw), offsetof(struct agentshm_hdr, alloc_write_idx)) == 0)
+            r->aread_idx = aw > r->hdr.arec_count ? aw - r->hdr.arec_count : 0;
+    }
     /* Start at the records already in the ring that are still intact. */
     uint64_t w = 0;
     if (read_at(r, &w, sizeof(w), offsetof(struct agentshm_hdr, write_idx)) == 0)
@@ -175,6 +199,14 @@ void stagering_close(struct stagering *r)
     free(r->slots);
     free(r->a);
     free(r->b);
+    free(r->aa);
+    free(r->ab);
+    for (uint32_t i = 0; r->cfile && i < AGENTSHM_CODES; i++) {
+        free(r->cfile[i]);
+        free(r->cname[i]);
+    }
+    free(r->cfile);
+    free(r->cname);
     memset(r, 0, sizeof(*r));
 }
 
@@ -337,4 +369,113 @@ size_t stagering_list_current(struct stagering *r, struct stage_current *out, si
         n++;
     }
     return n;
+}
+
+/* ---- the allocation section ---------------------------------------------------------------- */
+
+static int read_arecs(const struct stagering *r, struct agentshm_arec *dst, uint64_t idx, size_t n)
+{
+    uint64_t cap = r->hdr.arec_count;
+    uint64_t pos = idx & (cap - 1);
+    size_t first = (size_t)(cap - pos < n ? cap - pos : n);
+    uint64_t base = r->hdr.arecs_off;
+    if (read_at(r, dst, first * sizeof(*dst), base + pos * sizeof(*dst)))
+        return ERR_IO;
+    if (first < n && read_at(r, dst + first, (n - first) * sizeof(*dst), base))
+        return ERR_IO;
+    return 0;
+}
+
+size_t stagering_drain_allocs(struct stagering *r, struct agentshm_arec *out, size_t max)
+{
+    if (!r->opened || !r->allocs || !max)
+        return 0;
+    uint64_t cap = r->hdr.arec_count, w = 0, w2 = 0;
+    const size_t widx = offsetof(struct agentshm_hdr, alloc_write_idx);
+    if (read_at(r, &w, sizeof(w), widx))
+        return 0;
+    if (w < r->aread_idx) {
+        r->bad++;
+        r->aread_idx = w;
+        return 0;
+    }
+    if (w - r->aread_idx > cap) {
+        r->alost += w - r->aread_idx - cap;
+        r->aread_idx = w - cap;
+    }
+    size_t n = (size_t)(w - r->aread_idx);
+    n = n < max ? n : max;
+    n = n < STAGERING_BATCH ? n : STAGERING_BATCH;
+    if (!n)
+        return 0;
+    /* The same two copies as stagering_drain. */
+    uint64_t start = r->aread_idx;
+    if (read_arecs(r, r->aa, start, n) || read_arecs(r, r->ab, start, n) ||
+        read_at(r, &w2, sizeof(w2), widx))
+        return 0;
+    uint64_t safe_from = w2 > cap ? w2 - cap : 0;
+    size_t k = 0, i = 0;
+    for (; i < n; i++) {
+        uint64_t idx = start + i;
+        const struct agentshm_arec *ra = &r->aa[i], *rb = &r->ab[i];
+        if (idx < safe_from) {
+            r->alost++;
+            continue;
+        }
+        if (ra->seq != idx + 1 || rb->seq != idx + 1) {
+            if (r->astall_idx != idx) {
+                r->astall_idx = idx;
+                r->astall_count = 0;
+            }
+            if (++r->astall_count < STALL_DRAINS)
+                break;
+            r->alost++;
+            continue;
+        }
+        if ((rb->kind != AGENTSHM_ALLOC && rb->kind != AGENTSHM_FREE) ||
+            rb->stack >= AGENTSHM_STACKS) {
+            r->bad++;
+            continue;
+        }
+        out[k++] = *rb;
+    }
+    r->aread_idx = start + i;
+    return k;
+}
+
+int stagering_alloc_stack(struct stagering *r, uint32_t id, struct agentshm_stack *out)
+{
+    if (!r->allocs || id >= AGENTSHM_STACKS)
+        return ERR_CORRUPT;
+    if (read_at(r, out, sizeof(*out), r->hdr.stacks_off + (uint64_t)id * sizeof(*out)))
+        return ERR_IO;
+    if (out->state != AGENTSHM_NAME_READY || out->depth > AGENTSHM_STACK_DEPTH)
+        return ERR_CORRUPT;
+    for (uint32_t i = 0; i < out->depth; i++)
+        if (out->code[i] >= AGENTSHM_CODES)
+            return ERR_CORRUPT;
+    return 0;
+}
+
+const char *stagering_code(struct stagering *r, uint32_t id, const char **file)
+{
+    if (!r->allocs || id == 0 || id >= AGENTSHM_CODES)
+        return NULL;
+    if (!r->cname[id]) {
+        struct agentshm_code e;
+        if (read_at(r, &e, sizeof(e), r->hdr.codes_off + (uint64_t)id * sizeof(e)))
+            return NULL;
+        if (e.state != AGENTSHM_NAME_READY || (size_t)e.file_len + e.name_len > AGENTSHM_CODE_TEXT)
+            return NULL;
+        r->cfile[id] = xmalloc((size_t)e.file_len + 1);
+        memcpy(r->cfile[id], e.text, e.file_len);
+        r->cfile[id][e.file_len] = '\0';
+        text_scrub(r->cfile[id], e.file_len);
+        r->cname[id] = xmalloc((size_t)e.name_len + 1);
+        memcpy(r->cname[id], e.text + e.file_len, e.name_len);
+        r->cname[id][e.name_len] = '\0';
+        text_scrub(r->cname[id], e.name_len);
+    }
+    *file = r->cfile[id];
+    return r->cname[id];
 }

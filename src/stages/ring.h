@@ -34,6 +34,14 @@ struct stagering {
     struct agentshm_slot *slots; /* copy made by stagering_refresh_threads */
     bool slots_ok;
     struct agentshm_rec *a, *b; /* two copies of a batch (see drain) */
+    /* The allocation section (record --allocations), when the file has a valid one. */
+    bool allocs;
+    uint64_t aread_idx; /* next allocation record to read */
+    uint64_t alost;     /* allocation records overwritten before they were read */
+    uint64_t astall_idx;
+    uint32_t astall_count;
+    struct agentshm_arec *aa, *ab; /* two copies of a batch */
+    char **cfile, **cname;         /* code entries read so far (AGENTSHM_CODES each) */
 };
 
 /* Opens /dev/shm/crux-agent-PID and attaches (the agent in `pid` starts recording).
@@ -60,6 +68,15 @@ int stagering_refresh_threads(struct stagering *r) MUST_CHECK;
 const char *stagering_current(struct stagering *r, pid_t tid);
 /* Lists up to `max` threads that were in a stage at the last refresh; returns how many. */
 size_t stagering_list_current(struct stagering *r, struct stage_current *out, size_t max);
+/* Copies up to `max` new complete allocation records into `out`; 0 when the ring has no
+ * allocation section. Validated like stagering_drain. */
+size_t stagering_drain_allocs(struct stagering *r, struct agentshm_arec *out, size_t max);
+/* Reads stack entry `id` into `out`: 0, or ERR_CORRUPT when it is not (yet) valid. */
+int stagering_alloc_stack(struct stagering *r, uint32_t id, struct agentshm_stack *out) MUST_CHECK;
+/* The function name of code entry `id` and its file in *file, or NULL when not (yet) valid.
+ * Both owned by `r`. */
+const char *stagering_code(struct stagering *r, uint32_t id, const char **file);
+
 /* The text of name index `id`, or NULL when the entry is not (yet) valid. Owned by `r`. */
 const char *stagering_name(struct stagering *r, uint32_t id);
 

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+// The Python side of allocation sampling in crux._agent: the PyMem hooks, the stack capture
+// and the code and stack tables of the ring's allocation section (docs/memory.md).
+#ifndef CRUX_AGENTALLOC_H
+#define CRUX_AGENTALLOC_H
+
+#include <stdint.h>
+
+#include "agentshm.h"
+
+/* Whether $CRUX_ALLOCATIONS asks for allocation sampling ("all", or mean bytes between
+ * samples; empty or unset: no). Sets *sample_bytes (0 = every allocation). */
+int agentalloc_wanted(uint64_t *sample_bytes);
+/* Bytes the allocation section takes with `nrec` records. */
+uint64_t agentalloc_bytes(uint32_t nrec);
+/* Fills the header's allocation fields for a section at byte offset `off`. */
+void agentalloc_layout(struct agentshm_hdr *h, uint64_t off, uint32_t nrec, uint64_t sample_bytes);
+/* Installs the hooks (once; needs the GIL the first time) and starts sampling into `h`
+ * (again after a fork, on the child's ring). Returns 0, or -1 when the engine
+ * (libcrux_alloc.so) cannot be found: nothing is then sampled. */
+int agentalloc_start(struct agentshm_hdr *h);
+/* Stops sampling: the hooks stay, as flag checks. */
+void agentalloc_stop(void);
+
+#endif

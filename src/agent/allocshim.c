@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: MIT
+// libcrux_alloc.so: the allocation sampler's engine (allocshim.h). Preloaded into a program
+// that `crux record --allocations` launches; inert (one flag check per call) until crux._agent
+// starts it. Everything here runs inside malloc: no allocation, no stdio, no GIL, no lock
+// held across a call out, and a per-thread guard so that nothing recurses.
+#include "allocshim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+/* The preloaded library's thread-locals live in the static TLS block: no __tls_get_addr, which
+ * may itself call malloc on a thread's first access. */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* glibc's own entry points: no dlsym (which allocates) needed to reach the real allocator. */
+extern void *__libc_malloc(size_t n);
+extern void __libc_free(void *p);
+extern void *__libc_calloc(size_t n, size_t m);
+extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
+
+/* A sampled block still live. */
+struct live {
+    uint64_t addr; /* 0 = empty */
+    uint64_t size, weight, born_ns;
+    uint32_t stack, domain;
+};
+
+#define LIVE_SAMPLED (1u << 16) /* entries: ~45,000 live samples, 20+ GiB at 512 KiB */
+#define LIVE_ALL (1u << 23)     /* entries with every allocation sampled */
+#define FILTER_BITS 16
+
+static struct crux_alloc_cfg g_cfg;
+static struct agentshm_arec *g_recs;
+static uint64_t g_rec_mask;
+static volatile int g_on;
+static struct live *g_live;
+static uint64_t g_live_mask, g_live_used;
+static uint16_t *g_filter; /* per hash bucket of addresses: sampled blocks live in it */
+static int g_lock;
+
+static TLS int t_guard;
+static TLS int64_t t_left; /* bytes to allocate before this thread's next sample */
+static TLS uint64_t t_rng;
+static TLS uint32_t t_tid;
+
+static void lock(void)
+{
+    while (__atomic_exchange_n(&g_lock, 1, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&g_lock, __ATOMIC_RELAXED))
+            __builtin_ia32_pause();
+}
+
+static void unlock(void)
+{
+    __atomic_store_n(&g_lock, 0, __ATOMIC_RELEASE);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Bytes to the next sample: exponential with mean sample_bytes, so that sample points form a
+ * Poisson process along each thread's allocated bytes (memoryless: a block of n bytes holds
+ * one with probability 1 - exp(-n / mean), whatever came before). */
+static int64_t draw_gap(void)
+{
+    if (!t_rng)
+        t_rng = mix(((uint64_t)syscall(SYS_gettid) << 32) ^ now_ns()) | 1;
+    t_rng ^= t_rng << 13;
+    t_rng ^= t_rng >> 7;
+    t_rng ^= t_rng << 17;
+    double u = ((double)(t_rng >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
+    return (int64_t)(-log(u) * (double)g_cfg.sample_bytes) + 1;
+}
+
+static int attached(void)
+{
+    return g_cfg.hdr && __atomic_load_n(&g_cfg.hdr->attached, __ATOMIC_RELAXED) != 0;
+}
+
+static void emit(uint16_t kind, const struct live *b, uint64_t t)
+{
+    struct agentshm_hdr *h = g_cfg.hdr;
+    uint64_t idx = __atomic_fetch_add(&h->alloc_write_idx, 1, __ATOMIC_RELAXED);
+    struct agentshm_arec *r = &g_recs[idx & g_rec_mask];
+    if (!t_tid)
+        t_tid = (uint32_t)syscall(SYS_gettid);
+    r->addr = b->addr;
+    r->size = b->size;
+    r->weight = b->weight;
+    r->t_ns = t;
+    r->born_ns = b->born_ns;
+    r->tid = t_tid;
+    r->stack = b->stack;
+    r->kind = kind;
+    r->domain = (uint16_t)b->domain;
+    r->flags = 0;
+    __atomic_store_n(&r->seq, idx + 1, __ATOMIC_RELEASE);
+}
+
+static uint64_t filter_slot(uint64_t addr)
+{
+    return mix(addr) >> (64 - FILTER_BITS);
+}
+
+/* Adds `b` to the live table; 0 when it is full (the sample is dropped, not half-made). */
+static int live_put(const struct live *b)
+{
+    int ok = 0;
+    lock();
+    if (g_live_used * 4 < (g_live_mask + 1) * 3) {
+        uint64_t i = mix(b->addr) & g_live_mask;
+        while (g_live[i].addr && g_live[i].addr != b->addr)
+            i = (i + 1) & g_live_mask;
+        if (!g_live[i].addr) {
+            g_live_used++;
+            __atomic_fetch_add(&g_filter[filter_slot(b->addr)], 1, __ATOMIC_RELAXED);
+        }
+        g_live[i] = *b;
+        ok = 1;
+    }
+    unlock();
+    return ok;
+}
+
+/* Removes `addr` (backward-shift deletion keeps linear probing exact); 1 when it was there. */
+static int live_take(uint64_t addr, struct live *out)
+{
+    int found = 0;
+    lock();
+    uint64_t i = mix(addr) & g_live_mask;
+    while (g_live[i].addr) {
+        if (g_live[i].addr == addr) {
+            found = 1;
+            break;
+        }
+        i = (i + 1) & g_live_mask;
+    }
+    if (found) {
+        *out = g_live[i];
+        g_live_used--;
+        __atomic_fetch_sub(&g_filter[filter_slot(addr)], 1, __ATOMIC_RELAXED);
+        uint64_t j = i;
+        for (;;) {
+            j = (j + 1) & g_live_mask;
+            if (!g_live[j].addr)
+                break;
+            uint64_t home = mix(g_live[j].addr) & g_live_mask;
+            /* j's entry may move into the hole at i when its home is not within (i, j] */
+            if ((i <= j) ? (home <= i || home > j) : (home <= i && home > j)) {
+                g_live[i] = g_live[j];
+                i = j;
+            }
+        }
+        g_live[i].addr = 0;
+    }
+    unlock();
+    return found;
+}
+
+EXPORT int crux_alloc_enter(void)
+{
+    if (t_guard)
+        return 0;
+    t_guard = 1;
+    return 1;
+}
+
+EXPORT void crux_alloc_leave(void)
+{
+    t_guard = 0;
+}
+
+EXPORT void crux_alloc_note(void *p, size_t size, uint32_t domain)
+{
+    if (!g_on || !p)
+        return;
+    uint64_t weight = size;
+    if (g_cfg.sample_bytes) {
+        if (!t_rng)
+            t_left = draw_gap();
+        t_left -= (int64_t)size;
+        if (t_left > 0)
+            return;
+        while (t_left <= 0)
+            t_left += draw_gap();
+        /* Horvitz-Thompson: a block is sampled with probability 1 - exp(-size / mean), so
+         * weighting it by size over that probability makes every sum of weights unbiased. */
+        double m = (double)g_cfg.sample_bytes;
+        double pr = -expm1(-(double)size / m);
+        weight = pr > 0 ? (uint64_t)((double)size / pr + 0.5) : (uint64_t)m;
+    }
+    if (!attached())
+        return;
+    struct live b = {(uint64_t)(uintptr_t)p, size, weight, now_ns(), 0, domain};
+    b.stack = g_cfg.stack ? g_cfg.stack() : 0;
+    if (!live_put(&b)) {
+        __atomic_fetch_add(&g_cfg.hdr->alloc_dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    emit(AGENTSHM_ALLOC, &b, b.born_ns);
+}
+
+EXPORT void crux_alloc_note_free(void *p)
+{
+    if (!g_on || !p)
+        return;
+    uint64_t addr = (uint64_t)(uintptr_t)p;
+    if (!__atomic_load_n(&g_filter[filter_slot(addr)], __ATOMIC_RELAXED))
+        return;
+    struct live b;
+    if (live_take(addr, &b) && attached())
+        emit(AGENTSHM_FREE, &b, now_ns());
+}
+
+static void *map_anon(size_t n)
+{
+    void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+EXPORT int crux_alloc_start(const struct crux_alloc_cfg *cfg)
+{
+    g_on = 0;
+    struct agentshm_hdr *h = cfg->hdr;
+    if (!h || !h->arecs_off || !h->arec_count)
+        return -1;
+    uint64_t want = cfg->sample_bytes ? LIVE_SAMPLED : LIVE_ALL;
+    /* A fresh table (after a fork, the parent's blocks are not this process's samples). */
+    if (g_live)
+        munmap(g_live, (g_live_mask + 1) * sizeof(*g_live));
+    if (g_filter)
+        munmap(g_filter, sizeof(*g_filter) << FILTER_BITS);
+    g_live = map_anon(want * sizeof(*g_live));
+    g_filter = map_anon(sizeof(*g_filter) << FILTER_BITS);
+    if (!g_live || !g_filter)
+        return -1;
+    g_live_mask = want - 1;
+    g_live_used = 0;
+    g_lock = 0;
+    g_cfg = *cfg;
+    g_recs = (struct agentshm_arec *)((char *)h + h->arecs_off);
+    g_rec_mask = h->arec_count - 1;
+    __atomic_store_n(&g_on, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+EXPORT void crux_alloc_stop(void)
+{
+    __atomic_store_n(&g_on, 0, __ATOMIC_RELEASE);
+}
+
+/* A forked child has the parent's table and maybe its lock held by a thread that is not
+ * there: it stays off until the agent starts it on the child's own ring. */
+static void after_fork_child(void)
+{
+    g_on = 0;
+    g_lock = 0;
+    t_guard = 0;
+}
+
+__attribute__((constructor)) static void shim_init(void)
+{
+    pthread_atfork(NULL, NULL, after_fork_child);
+}
+
+/* ---- the interposed malloc family ----------------------------------------------------------- */
+
+EXPORT void *malloc(size_t n)
+{
+    void *p = __libc_malloc(n);
+    if (g_on && !t_guard) {
+        t_guard = 1;
+        crux_alloc_note(p, n, AGENTSHM_DOM_NATIVE);
+        t_guard = 0;
+    }
+    return p;
+}
+
+EXPORT void *calloc(size_t n, size_t m)
+{
+    void *p = __libc_calloc(n, m);
+    if (g_on && !t_guard && p) {
+        t_guard = 1;
+        crux_alloc_note(p, n * m, AGENTSHM_DOM_NATIVE);
+        t_guard = 0;
+    }
+    return p;
+}
+
+EXPORT void free(void *p)
+{
+    if (g_on && !t_guard && p) {
+        t_guard = 1;
+        crux_alloc_note_free(p);
+        t_guard = 0;
+    }
+    __libc_free(p);
+}
+
+EXPORT void *realloc(void *p, size_t n)
+{
+    if (!g_on || t_guard)
+        return __libc_realloc(p, n);
+    t_guard = 1;
+    crux_alloc_note_free(p);
+    void *q = __libc_realloc(p, n);
+    crux_alloc_note(q, n, AGENTSHM_DOM_NATIVE);
+    t_guard = 0;
+    return q;
+}
+
+static void *aligned(size_t align, size_t n)
+{
+    void *p = __libc_memalign(align, n);
+    if (g_on && !t_guard) {
+        t_guard = 1;
+        crux_alloc_note(p, n, AGENTSHM_DOM_NATIVE);
+        t_guard = 0;
+    }
+    return p;
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!align || (align & (align - 1)) || align % sizeof(void *))
+        return EINVAL;
+    void *p = aligned(align, n);
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+    return aligned(align, n);
+}
+
+EXPORT void *memalign(size_t align, size_t n)
+{
+    return aligned(align, n);
+}

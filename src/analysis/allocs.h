@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+// The allocation views of record --allocations (docs/memory.md): per line and per function,
+// bytes and count allocated, live bytes at the heap's high-water mark and at the end,
+// temporaries; the live-bytes timeline; and leaks, scored by a trend test.
+#ifndef CRUX_ALLOCS_H
+#define CRUX_ALLOCS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile/profile.h"
+
+/* A block freed within this long of its allocation is a temporary. */
+#define ALLOCS_TEMP_NS 10000000ull
+/* Points of each site's live-bytes series that the leak test looks at. */
+#define ALLOCS_SERIES 20
+#define ALLOCS_TIMELINE 40
+/* A leak: a trend this likely, growing by at least this share of the peak heap. */
+#define ALLOCS_LEAK_LIKELIHOOD 0.95
+#define ALLOCS_LEAK_MIN_SHARE 0.01
+
+/* One allocation site: a line (the innermost Python frame) or a function. */
+struct alloc_site {
+    uint32_t frame;    /* a profile frame with this file and line (name and file for functions) */
+    uint32_t stack;    /* the stack that allocated most of its bytes */
+    uint64_t bytes;    /* bytes allocated (estimated) */
+    double count;      /* allocations (estimated) */
+    int64_t peak_live; /* its live bytes when the whole heap peaked */
+    int64_t end_live;  /* its live bytes at the end */
+    uint64_t temp;     /* bytes freed within ALLOCS_TEMP_NS of their allocation */
+    double likelihood; /* the leak test: probability its live bytes trend upward */
+    int64_t growth;    /* live bytes at the end of its series over the start */
+    bool leak;
+};
+
+struct alloc_view {
+    struct alloc_site *lines, *funcs; /* sorted by bytes, descending */
+    size_t nlines, nfuncs;
+    uint64_t total_bytes; /* allocated, all sites */
+    int64_t peak_live;    /* the heap's high-water mark (live sampled bytes) */
+    uint64_t peak_ns;     /* when */
+    int64_t end_live;
+    int64_t heap_growth;            /* live bytes at the end over those at the start */
+    uint64_t duration_ns;           /* last event time */
+    int64_t live[ALLOCS_TIMELINE];  /* live bytes at the end of each timeline bucket */
+    uint64_t rate[ALLOCS_TIMELINE]; /* bytes allocated in each bucket */
+};
+
+/* Builds the views of `p`'s allocation events. */
+void allocs_view_build(const struct profile *p, struct alloc_view *v);
+void allocs_view_fini(struct alloc_view *v);
+
+/* The Mann-Kendall trend test, one-sided: the probability (normal approximation, no ties
+ * correction: conservative with ties) that the series `x` of `n` points trends upward. */
+double allocs_trend_likelihood(const double *x, size_t n);
+/* The Horvitz-Thompson weight of a block of `size` bytes sampled with mean gap `mean`: size
+ * over its probability 1 - exp(-size / mean) of holding a sample point. */
+double allocs_ht_weight(double size, double mean);
+
+#endif

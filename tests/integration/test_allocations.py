@@ -1,0 +1,95 @@
+"""record --allocations (docs/memory.md): allocation sampling in a launched program.
+
+Every interpreter the agent is built for: the seed's leak named at its line with most of the
+growth, the fixed job and a bounded LRU cache not flagged, sampled against exact per site; a
+200 MB numpy array at its line (Debian's python3, which has numpy).
+"""
+import json
+import os
+
+import pytest
+
+from crux_helpers import load_truth
+
+MB = 1 << 20
+AGENT = os.path.join(os.path.dirname(__file__), "..", "..", "build", "agent")
+
+
+def record(crux, interp, mode, *options):
+    argv, truth_path = crux.target_argv(interp, "allocs.py")
+    argv = argv[:2] + [mode] + argv[2:]
+    out = crux.tmp / ("%s.json" % mode)
+    result = crux.run("record", "--rate", "50", "--format", "lines", "-o", out, *options,
+                      "--", *argv)
+    assert result.returncode == 0, result.describe()
+    with open(str(out), encoding="utf-8") as f:
+        data = json.load(f)
+    return data["allocations"], load_truth(truth_path)
+
+
+def needs_agent(interp):
+    tag = interp.id
+    if not os.path.isdir(os.path.join(AGENT, tag, "crux")):
+        pytest.skip("no agent built for %s (make agent)" % tag)
+
+
+def site(allocs, line):
+    return [s for s in allocs["lines"] if s["line"] == line and s["file"].endswith("allocs.py")]
+
+
+def test_leak_named_at_the_append_line(crux, interp):
+    needs_agent(interp)
+    allocs, truth = record(crux, interp, "leak", "--allocations")
+    assert allocs is not None
+    leaks = allocs["leaks"]
+    assert leaks, allocs["lines"][:5]
+    top = max(leaks, key=lambda l: l["growth_bytes"])
+    assert top["line"] == truth["LEAK"], leaks
+    assert top["growth_share"] >= 0.8, top
+    assert top["likelihood"] >= 0.95, top
+    assert any(f["function"] == "leak" for f in top["stack"]), top["stack"]
+    # 60 MiB kept: the estimate of what the line holds at the end is close
+    [s] = site(allocs, truth["LEAK"])
+    assert 45 * MB <= s["end_live_bytes"] <= 75 * MB, s
+
+
+def test_fixed_job_has_no_leak(crux, interp):
+    needs_agent(interp)
+    allocs, truth = record(crux, interp, "fixed", "--allocations")
+    assert allocs["leaks"] == [], allocs["leaks"]
+    [s] = site(allocs, truth["FIXED"])
+    assert s["bytes"] >= 40 * MB and s["end_live_bytes"] <= 5 * MB, s
+
+
+def test_bounded_lru_cache_is_not_a_leak(crux, interp):
+    needs_agent(interp)
+    allocs, truth = record(crux, interp, "lru", "--allocations")
+    assert not [l for l in allocs["leaks"] if l["line"] == truth["LRU"]], allocs["leaks"]
+
+
+def test_numpy_array_at_its_line(crux, interp):
+    if interp.id != "debian3.11":
+        pytest.skip("numpy: Debian's python3 (debian3.11)")
+    needs_agent(interp)
+    allocs, truth = record(crux, interp, "numpy", "--allocations")
+    [s] = site(allocs, truth["NUMPY"])
+    assert abs(s["bytes"] - 200e6) <= 20e6, s
+    assert abs(s["peak_live_bytes"] - 200e6) <= 20e6, s
+
+
+def test_sampled_matches_exact(crux, interp):
+    needs_agent(interp)
+    exact, truth = record(crux, interp, "mix", "--allocations=all")
+    # 64 KiB between samples: a site of 1% of the bytes gets enough samples for +-10%
+    sampled, _ = record(crux, interp, "mix", "--allocations=64K")
+    assert exact["sample_bytes"] == 0 and sampled["sample_bytes"] == 65536
+    total = exact["total_bytes"]
+    checked = 0
+    for tag in ("MIX_A", "MIX_B", "MIX_C", "MIX_D"):
+        [e] = site(exact, truth[tag])
+        if e["bytes"] < 0.01 * total:
+            continue
+        [s] = site(sampled, truth[tag])
+        assert abs(s["bytes"] - e["bytes"]) <= 0.1 * e["bytes"], (tag, s, e)
+        checked += 1
+    assert checked >= 3
