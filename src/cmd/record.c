@@ -44,13 +44,13 @@ struct record_args {
     double duration;
     bool idle, gil, threads, blocking, quiet, stats;
     bool subprocesses, no_categories, no_memory, native, no_summary;
-    bool no_gpu;       /* --no-gpu: no NVML sampling */
-    bool keep_running; /* --keep-running: leave a launched command running at the end */
-    bool async_tasks;  /* --async: asyncio task stacks */
-    const char *save;  /* --save FILE: the raw recording as SQLite */
-    const char *rules; /* --rules FILE: stage rules for the report and the summary */
-    const char *label; /* --label NAME: keep the run in the store under NAME */
-    const char *store; /* --store DIR: the run store (--label keeps it in .crux/runs) */
+    bool no_gpu;          /* --no-gpu: no NVML sampling */
+    bool keep_running;    /* --keep-running: leave a launched command running at the end */
+    bool async_tasks;     /* --async: asyncio task stacks */
+    const char *save;     /* --save FILE: the raw recording as SQLite */
+    const char *rules;    /* --rules FILE: stage rules for the report and the summary */
+    const char *label;    /* --label NAME: keep the run in the store under NAME */
+    const char *store;    /* --store DIR: the run store (--label keeps it in .crux/runs) */
     char allocations[32]; /* --allocations: $CRUX_ALLOCATIONS for the child; "" = off */
     unsigned max_depth;
     struct otlpexport otlp_out; /* --otlp-endpoint, --otlp-service */
