@@ -3,13 +3,15 @@ standard library's http.server, a handler that builds its answer from a list of 
 background worker thread that keeps allocating (a busy process to attach to).
 
 GET /N answers a body that depends only on N (its digest on the first line), so answers before,
-during and after an attach can be compared byte for byte. Prints the port, then serves.
+during and after an attach can be compared byte for byte. Writes the port and the allocating
+lines to the truth file, then serves (--busy adds the worker thread).
 """
 import hashlib
 import http.server
-import sys
 import threading
 import time
+
+from _harness import parse_args, write_truth
 
 
 def render(n):
@@ -43,12 +45,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def lines_of(*marks):
+    with open(__file__) as f:
+        text = f.read().splitlines()
+    return dict((m, i + 1) for m in marks for i, t in enumerate(text) if t.endswith("# " + m))
+
+
 def main():
-    busy = len(sys.argv) > 1 and sys.argv[1] == "busy"
-    if busy:
+    args = parse_args(__doc__, lambda p: p.add_argument("--busy", action="store_true"))
+    if args.busy:
         threading.Thread(target=worker, daemon=True).start()
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
+    truth = lines_of("ALLOC", "WORKER")
+    truth["port"] = server.server_address[1]
+    write_truth(args.truth, truth)
     server.serve_forever(poll_interval=0.05)
 
 
