@@ -39,6 +39,14 @@ if [ ! -f "$shim" ] || [ src/agent/allocshim.c -nt "$shim" ] || [ src/agent/allo
         -ftls-model=initial-exec -Isrc/agent -o "$shim.tmp" src/agent/allocshim.c -lpthread -lm
     mv "$shim.tmp" "$shim"
 fi
+# What `crux record --allocations --pid` loads into a running process (src/target/inject.c).
+att="$out/libcrux_attach.so"
+if [ ! -f "$att" ] || [ src/agent/attachlib.c -nt "$att" ] || [ tools/build_agent.sh -nt "$att" ]; then
+    echo "agent: $att"
+    $cc -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror \
+        -o "$att.tmp" src/agent/attachlib.c -ldl -lpthread
+    mv "$att.tmp" "$att"
+fi
 cmp -s src/agent/boot/sitecustomize.py "$out/boot/sitecustomize.py" ||
     cp src/agent/boot/sitecustomize.py "$out/boot/"
 

@@ -124,8 +124,10 @@ static void ring_unmap(void)
     g_attached = &g_zero;
 }
 
-/* Makes the file and maps it; on any failure the agent stays off (stages cost a flag check). */
-static void ring_create(void)
+/* Makes the file and maps it; on any failure the agent stays off (stages cost a flag check).
+ * `want_allocs` < 0: as $CRUX_ALLOCATIONS says; else with (1) or without (0) an allocation
+ * section of `attach_bytes` between samples (crux attaching to a running process). */
+static void ring_create_with(int want_allocs, uint64_t attach_bytes)
 {
     if (disabled())
         return;
@@ -145,8 +147,8 @@ static void ring_create(void)
     uint64_t slots_off = names_off + (uint64_t)AGENTSHM_NAMES * sizeof(struct agentshm_name);
     uint64_t recs_off = slots_off + (uint64_t)AGENTSHM_SLOTS * sizeof(struct agentshm_slot);
     uint64_t alloc_off = recs_off + (uint64_t)nrec * sizeof(struct agentshm_rec);
-    uint64_t sample_bytes = 0;
-    int allocs = agentalloc_wanted(&sample_bytes);
+    uint64_t sample_bytes = attach_bytes;
+    int allocs = want_allocs < 0 ? agentalloc_wanted(&sample_bytes) : want_allocs;
     uint32_t narec = sample_bytes ? AGENTSHM_AREC_DEFAULT : AGENTSHM_AREC_ALL;
     uint64_t total = alloc_off + (allocs ? agentalloc_bytes(narec) : 0);
     unlink(g_path); /* a stale file of a dead process that had our pid */
@@ -194,9 +196,14 @@ static void ring_create(void)
     memcpy(h->magic, AGENTSHM_MAGIC, sizeof(h->magic));
     g_hdr = h;
     g_attached = &h->attached;
-    if (allocs && agentalloc_start(h))
+    if (allocs && want_allocs < 0 && agentalloc_start(h))
         fprintf(stderr, "crux: allocation sampling unavailable: libcrux_alloc.so not found "
                         "(crux record --allocations preloads it; see docs/memory.md)\n");
+}
+
+static void ring_create(void)
+{
+    ring_create_with(-1, 0);
 }
 
 /* Removes ring files of processes that no longer exist (left by a kill -9 or os._exit). */
@@ -601,6 +608,41 @@ static PyObject *mod_alloc_stop(PyObject *mod, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* _alloc_attach(shim, sample_bytes): called by crux's attach code (src/agent/attachlib.c) in a
+ * running process, with the GIL: makes the ring with an allocation section (replacing one
+ * without: stage writers hold the GIL too) and starts the hooks of the PyMem and PyObject
+ * domains. Called again by a later attach, it restarts the engine on the same ring. */
+static PyObject *mod_alloc_attach(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    const char *shim = NULL;
+    unsigned long long sample = 0;
+    if (!PyArg_ParseTuple(args, "sK", &shim, &sample))
+        return NULL;
+    if (disabled()) {
+        PyErr_SetString(PyExc_RuntimeError, "the agent is turned off (CRUX_AGENT=0)");
+        return NULL;
+    }
+    if (g_hdr && !g_hdr->arecs_off) {
+        if (g_owner == getpid())
+            unlink(g_path);
+        ring_unmap();
+    }
+    if (!g_hdr)
+        ring_create_with(1, sample);
+    if (!g_hdr || !g_hdr->arecs_off) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot make the ring in /dev/shm");
+        return NULL;
+    }
+    g_hdr->sample_bytes = sample;
+    if (agentalloc_attach(g_hdr, shim)) {
+        PyErr_Format(PyExc_RuntimeError, "cannot start the engine (dlopen %s: %s)", shim,
+                     agentalloc_error());
+        return NULL;
+    }
+    return PyUnicode_FromString(g_path);
+}
+
 static PyObject *mod_set_decorate(PyObject *mod, PyObject *fn)
 {
     (void)mod;
@@ -618,6 +660,8 @@ static PyMethodDef mod_methods[] = {
     {"request_id", mod_request_id, METH_O, "request_id(obj): a 64-bit request id for obj."},
     {"emit", mod_emit, METH_VARARGS, "emit(kind, name, request, start_ns, end_ns[, realtime])."},
     {"_alloc_stop", mod_alloc_stop, METH_NOARGS, "Stops allocation sampling (at exit)."},
+    {"_alloc_attach", mod_alloc_attach, METH_VARARGS,
+     "Starts allocation sampling in a running process (crux record --allocations --pid)."},
     {"_set_decorate", mod_set_decorate, METH_O, "Sets the decorator factory (crux/__init__)."},
     {NULL, NULL, 0, NULL},
 };

@@ -14,8 +14,10 @@
 #endif
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agentalloc.h"
 #include "allocshim.h"
@@ -56,6 +58,10 @@ struct dom {
 };
 static struct dom g_dom[3];
 static int g_hooked;
+static int g_skip_raw;          /* attached to a running process: RAW is not hooked */
+static const char *g_shim_path; /* the engine's path given by an attach, else NULL */
+static char g_dlerr[160];       /* why the engine could not be loaded */
+static uint32_t g_beat_count;   /* samples since the reader's heartbeat was last looked at */
 
 int agentalloc_wanted(uint64_t *sample_bytes)
 {
@@ -193,6 +199,21 @@ static uint32_t code_id(PyCodeObject *co)
     return 0;
 }
 
+/* A recorder killed with SIGKILL never clears `attached`: every 256 samples the reader's
+ * heartbeat is looked at, and a stale one clears it, so that the hooks go back to a flag check
+ * (stages do the same in agent.c). */
+static void check_reader(void)
+{
+    if (__atomic_add_fetch(&g_beat_count, 1, __ATOMIC_RELAXED) % 256)
+        return;
+    uint64_t beat = __atomic_load_n(&g_ah->reader_ns, __ATOMIC_RELAXED);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (beat && now > beat && now - beat > AGENTSHM_READER_TIMEOUT_NS)
+        __atomic_store_n(&g_ah->attached, 0, __ATOMIC_RELAXED);
+}
+
 /* The calling thread's Python frames, innermost first: code objects and lines. Reads only
  * this thread's own frame chain, which does not change while it is in here. */
 static int capture(PyCodeObject **codes, int32_t *lines, int max, int *truncated)
@@ -256,6 +277,7 @@ static uint32_t stack_now(void)
     int n = capture(codes, lines, AGENTSHM_STACK_DEPTH, &truncated);
     if (!n || !g_ah)
         return 0;
+    check_reader();
     uint32_t ids[AGENTSHM_STACK_DEPTH];
     uint32_t out = 0;
     ilock();
@@ -354,10 +376,16 @@ static int resolve(void)
         return 0;
     void *h = RTLD_DEFAULT;
     if (!dlsym(h, "crux_alloc_start")) {
-        const char *path = getenv("CRUX_ALLOC_SHIM");
-        h = path && *path ? dlopen(path, RTLD_NOW | RTLD_GLOBAL) : NULL;
-        if (!h)
+        const char *path = g_shim_path ? g_shim_path : getenv("CRUX_ALLOC_SHIM");
+        /* RTLD_LOCAL when attaching: the engine's malloc family must not join the global
+         * scope (it is not interposed in a running process, and never should be). */
+        h = path && *path ? dlopen(path, RTLD_NOW | (g_shim_path ? RTLD_LOCAL : RTLD_GLOBAL))
+                          : NULL;
+        if (!h) {
+            const char *e = dlerror();
+            snprintf(g_dlerr, sizeof(g_dlerr), "%s", e ? e : "not found");
             return -1;
+        }
     }
     *(void **)&s_enter = dlsym(h, "crux_alloc_enter");
     *(void **)&s_leave = dlsym(h, "crux_alloc_leave");
@@ -373,7 +401,10 @@ static void hook(void)
     static const PyMemAllocatorDomain doms[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
                                                  PYMEM_DOMAIN_OBJ};
     static const uint32_t kinds[3] = {AGENTSHM_DOM_RAW, AGENTSHM_DOM_MEM, AGENTSHM_DOM_OBJ};
-    for (int i = 0; i < 3; i++) {
+    /* RAW is called without the GIL: replacing its allocator while another thread reads it
+     * could tear. Attached to a running process, only the two domains the GIL guards are
+     * hooked (an object's memory is seen at the OBJ or MEM level anyway). */
+    for (int i = g_skip_raw ? 1 : 0; i < 3; i++) {
         PyMem_GetAllocator(doms[i], &g_dom[i].orig);
         g_dom[i].domain = kinds[i];
         PyMemAllocatorEx a = {&g_dom[i], h_malloc, h_calloc, h_realloc, h_free};
@@ -400,6 +431,22 @@ int agentalloc_start(struct agentshm_hdr *h)
     if (!g_hooked)
         hook();
     return 0;
+}
+
+int agentalloc_attach(struct agentshm_hdr *h, const char *shim)
+{
+    if (!g_hooked)
+        g_skip_raw = 1;
+    if (!s_start)
+        g_shim_path = shim;
+    int rc = agentalloc_start(h);
+    g_shim_path = NULL;
+    return rc;
+}
+
+const char *agentalloc_error(void)
+{
+    return g_dlerr[0] ? g_dlerr : "missing entry points";
 }
 
 void agentalloc_stop(void)

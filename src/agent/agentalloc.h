@@ -21,5 +21,11 @@ void agentalloc_layout(struct agentshm_hdr *h, uint64_t off, uint32_t nrec, uint
 int agentalloc_start(struct agentshm_hdr *h);
 /* Stops sampling: the hooks stay, as flag checks. */
 void agentalloc_stop(void);
+/* As agentalloc_start, for a process crux attached to: the engine is dlopen'd from `shim`
+ * (kept local: it is not a preload there) and, when the hooks are installed now, the RAW
+ * domain is left alone (it runs without the GIL). Needs the GIL. */
+int agentalloc_attach(struct agentshm_hdr *h, const char *shim);
+/* Why the engine could not be loaded (dlerror's text); a static string. */
+const char *agentalloc_error(void);
 
 #endif

@@ -78,6 +78,11 @@ static int agent_dir(char *out, size_t cap)
     return ERR_NOT_FOUND;
 }
 
+int allocenv_agent_dir(char *out, size_t cap)
+{
+    return agent_dir(out, cap);
+}
+
 static void prepend(const char *var, const char *value, char sep)
 {
     const char *old = getenv(var);

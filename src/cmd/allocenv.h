@@ -25,6 +25,9 @@ int allocenv_parse(const char *arg, char *out, size_t cap) MUST_CHECK;
  * a child about to be launched, finding the agent in $CRUX_AGENT_DIR or beside the crux
  * executable (build/agent). ERR_NOT_FOUND, with the fix in eb, when it is not built. */
 int allocenv_setup(struct allocenv *e, const char *value, struct errbuf *eb) MUST_CHECK;
+/* Writes the agent's directory ($CRUX_AGENT_DIR, else agent/ beside or one above the crux
+ * executable) into out. ERR_NOT_FOUND when libcrux_alloc.so is not there. */
+int allocenv_agent_dir(char *out, size_t cap) MUST_CHECK;
 /* Puts the environment back as it was. */
 void allocenv_restore(struct allocenv *e);
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/allocattach.h"
 #include "cmd/allocenv.h"
 #include "cmd/cmd.h"
 #include "cmd/keep.h"
@@ -132,7 +133,8 @@ static const char USAGE[] =
     "      --no-gpu         do not sample NVIDIA GPUs (on when libnvidia-ml.so.1 loads)\n"
     "      --allocations[=BYTES|all]  sample the launched program's allocations (Python's\n"
     "                       and native), a sample every BYTES allocated on average (512K);\n"
-    "                       per-line bytes, peak, live at the end, temporaries, leaks\n"
+    "                       per-line bytes, peak, live at the end, temporaries, leaks;\n"
+    "                       with --pid, injected with ptrace: Python's allocators only\n"
     "                       (docs/memory.md)\n"
     "      --max-depth N    frames kept per stack (default 2048)\n"
     "  -q, --quiet          no status line\n"
@@ -305,17 +307,30 @@ static int parse_args(int argc, char **argv, struct record_args *a)
     }
     if (optind < argc)
         a->command = argv + optind;
-    if (a->allocations[0] && a->pid) {
-        fprintf(stderr, "crux: --allocations works on a launched program only (-- COMMAND): "
-                        "attaching to a running one is not done yet (docs/memory.md)\n");
-        return EXIT_USAGE;
-    }
     if (!a->pid == !a->command) {
         fprintf(stderr, "crux: record needs either --pid PID or -- COMMAND: see crux record "
                         "--help\n");
         return EXIT_USAGE;
     }
     return otlpexport_check(&a->otlp_out, "record");
+}
+
+/* --allocations --pid: loads the agent into the running process (docs/memory.md,
+ * "Attaching"); prints the one-line reason and returns -1 when it cannot. */
+static int attach_allocations(const struct record_args *a, const struct session *s)
+{
+    struct allocattach at;
+    if (allocattach_start(s->pid, a->allocations, &at)) {
+        fprintf(stderr, "crux: %s\n", at.msg);
+        return -1;
+    }
+    if (a->stats)
+        fprintf(stderr,
+                "crux-stats: attach_ms=%.1f thread_stopped_ms=%.2f stops=%u tid=%d "
+                "(Python allocators only: native malloc is not hooked on attach)\n",
+                (double)at.total_us / 1000.0, (double)at.inject.elapsed_us / 1000.0,
+                at.inject.tries, (int)at.inject.tid);
+    return 0;
 }
 
 static void progress(const struct sampler_stats *st, void *arg)
@@ -501,12 +516,18 @@ int cmd_record(int argc, char **argv)
     keep_begin(&keep, a.label, a.store);
     struct session s;
     struct allocenv aenv = {{0}, 0};
-    rc = a.allocations[0] ? allocenv_setup(&aenv, a.allocations, &eb) : 0;
+    rc = a.allocations[0] && !a.pid ? allocenv_setup(&aenv, a.allocations, &eb) : 0;
     if (!rc)
         rc = a.pid ? session_attach(&s, a.pid, &eb) : session_launch(&s, a.command, 10.0, &eb);
     allocenv_restore(&aenv);
     if (rc) {
         session_report(rc, &eb);
+        stage_rules_fini(&rules);
+        keep_fini(&keep);
+        return EXIT_FAIL;
+    }
+    if (a.allocations[0] && a.pid && attach_allocations(&a, &s)) {
+        (void)session_finish(&s);
         stage_rules_fini(&rules);
         keep_fini(&keep);
         return EXIT_FAIL;
