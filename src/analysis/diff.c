@@ -19,8 +19,9 @@
 #include "util/xalloc.h"
 
 const char *const load_metric_names[LM_N] = {
-    "throughput", "p50",     "p90",     "p99",        "p99.9",           "ttft_p50",
-    "ttft_p99",   "itl_p50", "itl_p99", "error_rate", "token_throughput"};
+    "throughput",       "p50",          "p90",     "p99",     "p99.9",
+    "ttft_p50",         "ttft_p99",     "itl_p50", "itl_p99", "error_rate",
+    "token_throughput", "prefill_share"};
 
 bool load_metric_higher_better(enum load_metric m)
 {
@@ -389,6 +390,8 @@ int diff_add_load_json(struct diff *d, uint32_t run, const char *json, size_t le
     m[LM_ERROR_RATE] = ok + errors > 0 ? errors / (ok + errors) : NAN;
     double tokens = num(stats, "tokens");
     m[LM_TOKENS] = tokens > 0 ? num(stats, "output_token_throughput") : NAN;
+    const cJSON *pd = cJSON_GetObjectItemCaseSensitive(stats, "prefill_decode");
+    m[LM_PREFILL] = cJSON_IsObject(pd) && num(pd, "streams") > 0 ? num(pd, "prefill_share") : NAN;
     /* Latency buckets, for a percentile's interval from one run. */
     const cJSON *lat = cJSON_GetObjectItemCaseSensitive(stats, "latency_us");
     const cJSON *bk = lat ? cJSON_GetObjectItemCaseSensitive(lat, "buckets") : NULL;

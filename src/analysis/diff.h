@@ -29,6 +29,7 @@ enum load_metric {
     LM_ITL_P99,
     LM_ERROR_RATE, /* failed / (ok + failed) */
     LM_TOKENS,     /* output tokens per second */
+    LM_PREFILL,    /* prefill share of streamed request time (stats.prefill_decode), 0-1 */
     LM_N,
 };
 extern const char *const load_metric_names[LM_N];

@@ -171,7 +171,7 @@ int diff_write_text(const struct diff *d, unsigned top, struct buf *b)
             rc = buf_printf(b, "  %s %-17s", e->flagged ? "*" : " ", load_metric_names[m]);
             if (m == LM_THROUGHPUT || m == LM_TOKENS)
                 rc = rc ? rc : buf_printf(b, "%10.2f/s -> %10.2f/s  ", e->base, e->new_);
-            else if (m == LM_ERROR_RATE)
+            else if (m == LM_ERROR_RATE || m == LM_PREFILL)
                 rc = rc ? rc : buf_printf(b, "%8.2f%% -> %8.2f%%  ", 100 * e->base, 100 * e->new_);
             else {
                 rc = rc ? rc : secs(b, e->base);
@@ -179,7 +179,7 @@ int diff_write_text(const struct diff *d, unsigned top, struct buf *b)
                 rc = rc ? rc : secs(b, e->new_);
                 rc = rc ? rc : buf_puts(b, "  ");
             }
-            rc = rc ? rc : change_text(b, e, m == LM_ERROR_RATE);
+            rc = rc ? rc : change_text(b, e, m == LM_ERROR_RATE || m == LM_PREFILL);
             rc = rc ? rc : buf_putc(b, '\n');
         }
     }

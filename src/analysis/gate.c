@@ -46,6 +46,7 @@ static const struct metric_word words[] = {
     {"itl_p50", GM_LOAD, LM_ITL_P50, false},
     {"itl_p99", GM_LOAD, LM_ITL_P99, false},
     {"error_rate", GM_LOAD, LM_ERROR_RATE, false},
+    {"prefill_share", GM_LOAD, LM_PREFILL, false},
     {"errors", GM_ERRORS, 0, false},
     {"time", GM_TIME, 0, false},
     {"wall", GM_WALL, 0, false},
@@ -196,10 +197,10 @@ int gate_parse(struct gate *g, const char *text, const char *path, struct errbuf
                                "higher), -3%% (at most 3%% lower) or +2pt (share points)",
                          last);
             if (!rc && r.points && m->metric != GM_STAGE && m->metric != GM_TYPE &&
-                !(m->metric == GM_LOAD && m->sub == LM_ERROR_RATE))
+                !(m->metric == GM_LOAD && (m->sub == LM_ERROR_RATE || m->sub == LM_PREFILL)))
                 rc = bad(eb, path, lineno,
                          "'%s': points (pt) are for shares: stage, type, "
-                         "error_rate",
+                         "error_rate, prefill_share",
                          word);
             if (rc) {
                 free(name);

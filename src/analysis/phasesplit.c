@@ -104,6 +104,31 @@ static size_t first_after(const struct phase_seg *segs, size_t n, uint64_t t)
     return lo;
 }
 
+void phasesplit_gpu(const struct profile *p, const struct phase_seg *segs, size_t n,
+                    struct phasesplit_gpu *out)
+{
+    double busy[PHASE_N] = {0}, sm[PHASE_N] = {0};
+    uint64_t nsm[PHASE_N] = {0};
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < p->gpu.npts && n; i++) {
+        const struct pgpu_point *pt = &p->gpu.pts[i];
+        size_t k = first_after(segs, n, pt->t_ns);
+        if (k == n || segs[k].start_ns > pt->t_ns || pt->util_gpu < 0)
+            continue;
+        enum phase ph = segs[k].phase;
+        busy[ph] += pt->util_gpu;
+        out->npts[ph]++;
+        if (pt->sm_active >= 0) {
+            sm[ph] += pt->sm_active;
+            nsm[ph]++;
+        }
+    }
+    for (int ph = 0; ph < PHASE_N; ph++) {
+        out->busy[ph] = out->npts[ph] ? busy[ph] / (double)out->npts[ph] : -1;
+        out->sm_active[ph] = nsm[ph] ? sm[ph] / (double)nsm[ph] : -1;
+    }
+}
+
 void phasesplit_compute(const struct profile *p, struct phasesplit *ps)
 {
     memset(ps, 0, sizeof(*ps));
@@ -128,13 +153,34 @@ void phasesplit_compute(const struct profile *p, struct phasesplit *ps)
             row->ns[segs[k].phase] += b - a;
         }
     }
+    phasesplit_gpu(p, segs, n, &ps->gpu);
     free(segs);
+}
+
+/* "GPU during prefill and decode: any kernel running 41% prefill, ..., SM active ...". */
+static int gpu_text(const struct phasesplit_gpu *g, struct buf *b)
+{
+    static const char *const names[] = {"prefill", "decode", "mixed"};
+    if (!g->npts[PHASE_PREFILL] && !g->npts[PHASE_DECODE] && !g->npts[PHASE_MIXED])
+        return 0;
+    int rc = buf_puts(b, "GPU during prefill and decode (all devices):");
+    const char *what[2] = {"any kernel running", "SM active"};
+    for (int f = 0; f < 2 && !rc; f++) {
+        const double *v = f ? g->sm_active : g->busy;
+        if (v[PHASE_PREFILL] < 0 && v[PHASE_DECODE] < 0 && v[PHASE_MIXED] < 0)
+            continue;
+        rc = buf_printf(b, "%s %s", f ? ";" : "", what[f]);
+        for (int k = 0; k < 3 && !rc; k++)
+            rc = v[k] < 0 ? buf_printf(b, "%s - %s", k ? "," : "", names[k])
+                          : buf_printf(b, "%s %.1f%% %s", k ? "," : "", v[k], names[k]);
+    }
+    return rc ? rc : buf_puts(b, "\n");
 }
 
 int phasesplit_write_text(const struct phasesplit *ps, const struct profile *p, struct buf *b)
 {
     if (!ps->nrows)
-        return 0;
+        return gpu_text(&ps->gpu, b);
     static const char *const names[] = {"prefill", "decode", "mixed"};
     int rc = buf_printf(b,
                         "stages during prefill and decode (the load's requests: %.0f ms "
@@ -155,5 +201,5 @@ int phasesplit_write_text(const struct phasesplit *ps, const struct profile *p, 
         rc = buf_puts(b, "\n  (% of the stage's time in requests; by time, not by request: "
                          "\"mixed\" is time when some requests waited for their first token "
                          "while others streamed)\n");
-    return rc;
+    return rc ? rc : gpu_text(&ps->gpu, b);
 }

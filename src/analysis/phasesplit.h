@@ -9,8 +9,8 @@
 // request. At concurrency 1 the phases never overlap and the split is exact; under
 // concurrency the time where both phases run is its own column ("mixed"), never guessed.
 //
-// The segments are the hook for per-phase GPU utilization: a GPU sample timeline on the
-// samples' clock (branch wt/gpu) averages over phasesplit_segments' output the same way.
+// The GPU's figures (p->gpu, on the samples' clock) are averaged over the same segments:
+// each GPU point counts in the phase of the segment that holds its time.
 #ifndef CRUX_PHASESPLIT_H
 #define CRUX_PHASESPLIT_H
 
@@ -42,8 +42,16 @@ struct phasesplit_row {
     uint64_t ns[PHASE_N];
 };
 
+/* Means of the GPU points (every device together) that fall in each phase. */
+struct phasesplit_gpu {
+    uint64_t npts[PHASE_N];    /* points with "any kernel running" in the phase */
+    double busy[PHASE_N];      /* mean "any kernel running" %; -1 with no point */
+    double sm_active[PHASE_N]; /* mean GPM SM active %; -1 with no point that has it */
+};
+
 struct phasesplit {
     uint64_t phase_ns[PHASE_N]; /* length of each phase over the recording's requests */
+    struct phasesplit_gpu gpu;  /* from p->gpu; npts all 0 without GPU figures */
     struct phasesplit_row rows[PHASESPLIT_MAX_STAGES + 1];
     size_t nrows;
 };
@@ -55,8 +63,12 @@ struct phasesplit {
 void phasesplit_segments(const struct profile *p, struct phase_seg **out, size_t *n);
 /* Splits each PSPAN_STAGE span of `p` over the segments. */
 void phasesplit_compute(const struct profile *p, struct phasesplit *ps);
-/* A text table (stage, ms and share in prefill, decode, mixed) into `b`; nothing when no
- * stage span fell into a phase. ERR_TOO_LARGE at the buffer's cap. */
+/* The GPU's figures per phase (phasesplit_compute fills ps->gpu with it). */
+void phasesplit_gpu(const struct profile *p, const struct phase_seg *segs, size_t n,
+                    struct phasesplit_gpu *out);
+/* A text table (stage, ms and share in prefill, decode, mixed) into `b`, then a line of the
+ * GPU's figures per phase; nothing when no stage span and no GPU point fell into a phase.
+ * ERR_TOO_LARGE at the buffer's cap. */
 int phasesplit_write_text(const struct phasesplit *ps, const struct profile *p,
                           struct buf *b) MUST_CHECK;
 

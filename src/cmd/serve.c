@@ -12,6 +12,7 @@
 #include "cmd/cmd.h"
 #include "cmd/session.h"
 #include "profile/profile.h"
+#include "sampler/gpusampler.h"
 #include "sampler/sampler.h"
 #include "serve/httpd.h"
 #include "serve/live.h"
@@ -42,6 +43,7 @@ static const char USAGE[] =
     "  -s, --subprocesses     follow child processes (worker pools, forked servers)\n"
     "  -n, --native           native frames merged in (stops each thread briefly)\n"
     "      --no-categories    no time categories (no perf events)\n"
+    "      --no-gpu           no NVIDIA GPU gauges (on when libnvidia-ml.so.1 loads)\n"
     "      --max-seconds SEC  the longest profile a request may ask for (default 600)\n"
     "      --max-stacks N     distinct stacks kept before crux starts its table over,\n"
     "                         bounding its memory (default 200000)\n"
@@ -60,6 +62,7 @@ static const struct option OPTS[] = {{"pid", required_argument, 0, 'p'},
                                      {"subprocesses", no_argument, 0, 's'},
                                      {"native", no_argument, 0, 'n'},
                                      {"no-categories", no_argument, 0, 'C'},
+                                     {"no-gpu", no_argument, 0, 'G'},
                                      {"max-seconds", required_argument, 0, 'X'},
                                      {"max-stacks", required_argument, 0, 'K'},
                                      {"max-depth", required_argument, 0, 'm'},
@@ -74,7 +77,7 @@ struct serve_args {
     const char *listen;
     double rate, max_seconds, max_stacks;
     unsigned max_depth;
-    bool idle, subprocesses, native, no_categories, quiet;
+    bool idle, subprocesses, native, no_categories, no_gpu, quiet;
 };
 
 static int parse_args(int argc, char **argv, struct serve_args *a)
@@ -142,6 +145,9 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         case 'C':
             a->no_categories = true;
             break;
+        case 'G':
+            a->no_gpu = true;
+            break;
         case 'q':
             a->quiet = true;
             break;
@@ -201,6 +207,10 @@ int cmd_serve(int argc, char **argv)
     command_line(&a, &cmdline);
     struct stagestats spans;
     stagestats_init(&spans, 0);
+    /* NVML in its own thread, keeping only the latest figures (bounded over days) */
+    static struct gpu_sampler gpu;
+    if (!a.no_gpu)
+        gpusampler_start_live(&gpu, GPUSAMPLER_RATE_HZ);
     struct live live;
     live_init(&live, &(struct live_opts){.rate_hz = a.rate,
                                          .max_stacks = (uint64_t)a.max_stacks,
@@ -208,7 +218,8 @@ int cmd_serve(int argc, char **argv)
                                          .python_version = s.rt.version,
                                          .categories = !a.no_categories,
                                          .idle = a.idle,
-                                         .spans = &spans});
+                                         .spans = &spans,
+                                         .gpu = a.no_gpu ? NULL : &gpu});
     struct httpd *h = httpd_start(&live, a.listen, a.max_seconds, &eb);
     int status = 0;
     if (!h) {
@@ -253,6 +264,8 @@ int cmd_serve(int argc, char **argv)
         profile_fini(&p);
     }
     live_fini(&live);
+    if (!a.no_gpu)
+        gpusampler_stop(&gpu);
     stagestats_fini(&spans);
     buf_fini(&cmdline);
     int cstatus = session_stop(&s, &(struct session_stop){.first_sig = SIGINT});

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Chrome trace export: each thread's samples as nested slices (one per run of samples in the
 // same function at a depth), the agent's spans and the load generator's requests as slices on
-// lanes of their own, memory as a counter.
+// lanes of their own, memory and the GPUs as counters.
 #include "export/chrometrace.h"
 
 #include <stdio.h>
@@ -416,6 +416,43 @@ static void write_memory(struct jsonw *w, const struct profile *p)
     }
 }
 
+/* One counter event `name` (one value under `key`) on the target's process track. */
+static void write_counter(struct jsonw *w, const struct profile *p, const char *name, uint64_t t_ns,
+                          const char *key, double v)
+{
+    jsonw_obj_begin(w);
+    jsonw_key(w, "name");
+    jsonw_str(w, name);
+    event_head(w, "C", t_ns, p->meta.pid, 0);
+    jsonw_key(w, "args");
+    jsonw_obj_begin(w);
+    jsonw_key(w, key);
+    jsonw_double(w, v);
+    jsonw_obj_end(w);
+    jsonw_obj_end(w);
+}
+
+/* The GPUs as counter tracks of the target's process (a GPU is no process of its own, and
+ * the viewers draw counters per process): per device, any kernel running %, SM active %
+ * (GPM only) and memory used. */
+static void write_gpu(struct jsonw *w, const struct profile *p)
+{
+    char busy[64], sm[64], mem[64];
+    for (size_t i = 0; i < p->gpu.npts && !jsonw_error(w); i++) {
+        const struct pgpu_point *pt = &p->gpu.pts[i];
+        uint32_t idx = pt->dev < p->gpu.ndevs ? p->gpu.devs[pt->dev].index : pt->dev;
+        snprintf(busy, sizeof(busy), "GPU %u any kernel running %%", idx);
+        snprintf(sm, sizeof(sm), "GPU %u SM active %%", idx);
+        snprintf(mem, sizeof(mem), "GPU %u memory used", idx);
+        if (pt->util_gpu >= 0)
+            write_counter(w, p, busy, pt->t_ns, "percent", pt->util_gpu);
+        if (pt->sm_active >= 0)
+            write_counter(w, p, sm, pt->t_ns, "percent", pt->sm_active);
+        if (pt->mem_used != PGPU_NA_U64)
+            write_counter(w, p, mem, pt->t_ns, "bytes", (double)pt->mem_used);
+    }
+}
+
 static void write_other(struct jsonw *w, const struct profile *p, const struct export_opts *o,
                         const struct tracks *t)
 {
@@ -451,6 +488,7 @@ int chrometrace_write(const struct profile *p, const struct export_opts *o, stru
     write_spans(&w, p);
     write_reqs(&w, p);
     write_memory(&w, p);
+    write_gpu(&w, p);
     jsonw_arr_end(&w);
     jsonw_key(&w, "displayTimeUnit");
     jsonw_str(&w, "ms");

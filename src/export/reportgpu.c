@@ -2,8 +2,10 @@
 // The report's GPU section: the GPU verdict, an SVG timeline and the run facts of the GPUs.
 #include "export/reportgpu.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "analysis/phasesplit.h"
 #include "export/export.h"
 #include "util/xalloc.h"
 
@@ -25,6 +27,35 @@ static void pct_json(struct jsonw *w, const char *key, double v)
         jsonw_double(w, v);
     else
         jsonw_null(w);
+}
+
+/* "phases": the GPU's means during prefill, decode and mixed (record --load of a streaming
+ * server; docs/load.md), or null when no GPU point fell into a phase. */
+static void phases_json(struct jsonw *w, const struct profile *p)
+{
+    static const char *const names[] = {"prefill", "decode", "mixed"};
+    struct phase_seg *segs;
+    size_t n;
+    phasesplit_segments(p, &segs, &n);
+    struct phasesplit_gpu g;
+    phasesplit_gpu(p, segs, n, &g);
+    free(segs);
+    jsonw_key(w, "phases");
+    if (!g.npts[PHASE_PREFILL] && !g.npts[PHASE_DECODE] && !g.npts[PHASE_MIXED]) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_obj_begin(w);
+    for (int k = 0; k < 3; k++) {
+        jsonw_key(w, names[k]);
+        jsonw_obj_begin(w);
+        jsonw_key(w, "points");
+        jsonw_u64(w, g.npts[k]);
+        pct_json(w, "any_kernel_running", g.busy[k]);
+        pct_json(w, "sm_active", g.sm_active[k]);
+        jsonw_obj_end(w);
+    }
+    jsonw_obj_end(w);
 }
 
 void reportgpu_json(struct jsonw *w, const struct profile *p, const struct analysis *a)
@@ -66,6 +97,7 @@ void reportgpu_json(struct jsonw *w, const struct profile *p, const struct analy
     pct_json(w, "tensor_active", v->tensor);
     pct_json(w, "dram_bandwidth", v->dram);
     pct_json(w, "target_sm_util", v->proc_sm);
+    phases_json(w, p);
     jsonw_obj_end(w);
 }
 

@@ -65,6 +65,44 @@ static void read_failed(struct gpu_thread *t, unsigned i, int rc, const struct e
         snprintf(what, sizeof(what), "GPU %u: some reads failed", i);
     }
     note(t, what, eb);
+    if (d->gone && t->gs->live) {
+        pthread_mutex_lock(&t->gs->lock);
+        t->gs->latest.dev[i].gone = true;
+        t->gs->latest.lost++;
+        pthread_mutex_unlock(&t->gs->lock);
+    }
+}
+
+/* Live mode: device `i`'s process figure `pp` replaces the one kept for its pid (a figure
+ * the call did not give keeps its last value); figures not renewed for a while go. */
+static void live_proc(struct gpu_live *lv, const struct pgpu_proc *pp)
+{
+    size_t k = 0;
+    while (k < lv->nprocs && (lv->procs[k].dev != pp->dev || lv->procs[k].pid != pp->pid))
+        k++;
+    if (k == lv->nprocs) {
+        if (lv->nprocs == GPUSAMPLER_LIVE_PROCS)
+            return;
+        lv->procs[lv->nprocs++] = *pp;
+        return;
+    }
+    struct pgpu_proc *q = &lv->procs[k];
+    q->t_ns = pp->t_ns;
+    if (pp->sm_util >= 0)
+        q->sm_util = pp->sm_util;
+    if (pp->mem_util >= 0)
+        q->mem_util = pp->mem_util;
+    if (pp->mem_used != PGPU_NA_U64)
+        q->mem_used = pp->mem_used;
+}
+
+static void live_prune(struct gpu_live *lv, uint64_t now)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < lv->nprocs; i++)
+        if (lv->procs[i].t_ns + GPUSAMPLER_LIVE_STALE_NS >= now)
+            lv->procs[k++] = lv->procs[i];
+    lv->nprocs = k;
 }
 
 static void read_procs(struct gpu_thread *t, unsigned i, uint64_t now)
@@ -88,7 +126,13 @@ static void read_procs(struct gpu_thread *t, unsigned i, uint64_t now)
                                .sm_util = pct(f->sm_util),
                                .mem_util = pct(f->mem_util),
                                .mem_used = f->mem_used};
-        pgpu_add_proc(&t->gs->data, &pp);
+        if (t->gs->live) {
+            pthread_mutex_lock(&t->gs->lock);
+            live_proc(&t->gs->latest, &pp);
+            pthread_mutex_unlock(&t->gs->lock);
+        } else {
+            pgpu_add_proc(&t->gs->data, &pp);
+        }
     }
 }
 
@@ -123,7 +167,15 @@ static bool round_once(struct gpu_thread *t)
         pt.power_mw = r.power_mw;
         pt.pcie_tx_kbs = r.pcie_tx_kbs;
         pt.pcie_rx_kbs = r.pcie_rx_kbs;
-        pgpu_add_point(&t->gs->data, &pt);
+        if (t->gs->live) {
+            pthread_mutex_lock(&t->gs->lock);
+            t->gs->latest.dev[i].last = pt;
+            t->gs->latest.dev[i].have = true;
+            live_prune(&t->gs->latest, now);
+            pthread_mutex_unlock(&t->gs->lock);
+        } else {
+            pgpu_add_point(&t->gs->data, &pt);
+        }
         if (!t->dev[i].no_procs)
             read_procs(t, i, now);
     }
@@ -150,8 +202,21 @@ static void describe(struct gpu_thread *t)
         int k = pgpu_add_dev(g, i, di.name, di.uuid[0] ? di.uuid : NULL, di.mem_total);
         if (k >= 0)
             g->devs[k].gpm = di.gpm;
+        if (t->gs->live && i < PGPU_MAX_DEVS) {
+            pthread_mutex_lock(&t->gs->lock);
+            struct gpu_live_dev *ld = &t->gs->latest.dev[i];
+            ld->index = i;
+            snprintf(ld->name, sizeof(ld->name), "%s", di.name);
+            ld->mem_total = di.mem_total;
+            ld->gpm = di.gpm;
+            t->gs->latest.ndevs = i + 1;
+            pthread_mutex_unlock(&t->gs->lock);
+        }
     }
     g->on = true;
+    pthread_mutex_lock(&t->gs->lock);
+    t->gs->latest.on = true;
+    pthread_mutex_unlock(&t->gs->lock);
 }
 
 /* Waits until the next round is due or stop is set; returns true to go on. */
@@ -201,9 +266,10 @@ static void *run(void *arg)
     return NULL;
 }
 
-void gpusampler_start(struct gpu_sampler *gs, double rate_hz)
+static void start(struct gpu_sampler *gs, double rate_hz, bool live)
 {
     memset(gs, 0, sizeof(*gs));
+    gs->live = live;
     pgpu_init(&gs->data);
     gs->rate_hz = rate_hz > 0 ? rate_hz : GPUSAMPLER_RATE_HZ;
     pthread_mutex_init(&gs->lock, NULL);
@@ -216,6 +282,23 @@ void gpusampler_start(struct gpu_sampler *gs, double rate_hz)
     gs->started = rc == 0;
     if (!gs->started)
         pgpu_add_note(&gs->data, "GPU sampling off: cannot start its thread");
+}
+
+void gpusampler_start(struct gpu_sampler *gs, double rate_hz)
+{
+    start(gs, rate_hz, false);
+}
+
+void gpusampler_start_live(struct gpu_sampler *gs, double rate_hz)
+{
+    start(gs, rate_hz, true);
+}
+
+void gpusampler_latest(struct gpu_sampler *gs, struct gpu_live *out)
+{
+    pthread_mutex_lock(&gs->lock);
+    *out = gs->latest;
+    pthread_mutex_unlock(&gs->lock);
 }
 
 /* Keeps the process figures of sampled processes only; rebases every time. */
@@ -241,7 +324,7 @@ static void rebase(struct pgpu *g, uint64_t start_ns, const struct profile *p)
     hmap_fini(&pids);
 }
 
-void gpusampler_finish(struct gpu_sampler *gs, uint64_t start_ns, struct profile *p)
+static void join(struct gpu_sampler *gs)
 {
     if (gs->started) {
         pthread_mutex_lock(&gs->lock);
@@ -252,6 +335,17 @@ void gpusampler_finish(struct gpu_sampler *gs, uint64_t start_ns, struct profile
     }
     pthread_cond_destroy(&gs->wake);
     pthread_mutex_destroy(&gs->lock);
+}
+
+void gpusampler_finish(struct gpu_sampler *gs, uint64_t start_ns, struct profile *p)
+{
+    join(gs);
     rebase(&gs->data, start_ns, p);
     pgpu_move(&p->gpu, &gs->data);
+}
+
+void gpusampler_stop(struct gpu_sampler *gs)
+{
+    join(gs);
+    pgpu_fini(&gs->data);
 }

@@ -436,6 +436,112 @@ static int self_metrics(struct buf *out)
     return rc;
 }
 
+/* One GPU gauge line: NAME{gpu="I",name="N"[,pid="P"]} V. */
+static int gpu_line(struct buf *out, const char *metric, const struct gpu_live_dev *d, uint32_t pid,
+                    double v)
+{
+    int rc = buf_printf(out, "%s{gpu=\"%u\",name=\"", metric, d->index);
+    rc = rc ? rc : label_value(out, d->name, strlen(d->name));
+    if (!rc && pid)
+        rc = buf_printf(out, "\",pid=\"%u", pid);
+    return rc ? rc : buf_printf(out, "\"} %.17g\n", v);
+}
+
+/* A process `pid` is the target's (it has a resident-memory point in the last 5 s). */
+static bool is_target(const struct live *l, uint32_t pid)
+{
+    for (size_t i = 0; i < l->nrss; i++)
+        if (l->rss[i].pid == pid)
+            return true;
+    return false;
+}
+
+/* The GPU gauges from a live GPU sampler's latest figures (docs/serve.md): devices lost, or
+ * whose figures are older than GPUSAMPLER_LIVE_STALE_NS, drop out. Called with l->mu held. */
+static int gpu_metrics(struct live *l, struct buf *out)
+{
+    if (!l->o.gpu)
+        return 0;
+    struct gpu_live *g = xmalloc(sizeof(*g));
+    gpusampler_latest(l->o.gpu, g);
+    if (!g->on) {
+        free(g);
+        return 0;
+    }
+    uint64_t now = sampler_now_ns();
+    bool fresh[PGPU_MAX_DEVS] = {false};
+    uint32_t nfresh = 0;
+    for (uint32_t i = 0; i < g->ndevs && i < PGPU_MAX_DEVS; i++) {
+        const struct gpu_live_dev *d = &g->dev[i];
+        fresh[i] = !d->gone && d->have && d->last.t_ns + GPUSAMPLER_LIVE_STALE_NS >= now;
+        nfresh += fresh[i];
+    }
+    int rc = head(out, "crux_gpu_devices", "gauge", "NVIDIA GPUs whose figures crux reads now.");
+    rc = rc ? rc : buf_printf(out, "crux_gpu_devices %u\n", nfresh);
+    rc = rc ? rc
+            : head(out, "crux_gpu_devices_lost_total", "counter",
+                   "GPUs crux stopped reading: lost (NVML_ERROR_GPU_IS_LOST) or reads failing.");
+    rc = rc ? rc : buf_printf(out, "crux_gpu_devices_lost_total %u\n", g->lost);
+    enum { BUSY, SM, USED, TOTAL, POWER, CLOCK, NGAUGE };
+    static const char *const gname[NGAUGE][2] = {
+        {"crux_gpu_kernel_busy_ratio",
+         "Share of the last NVML sample period in which any kernel ran (utilization.gpu; one "
+         "tiny kernel reads as 1)."},
+        {"crux_gpu_sm_active_ratio",
+         "Share of the SMs busy (NVML GPM, Hopper and later only): how much of the chip the "
+         "kernels used."},
+        {"crux_gpu_memory_used_bytes", "Device memory used, in bytes."},
+        {"crux_gpu_memory_total_bytes", "Device memory, in bytes."},
+        {"crux_gpu_power_watts", "Power drawn, in watts."},
+        {"crux_gpu_sm_clock_hz", "SM clock, in hertz."},
+    };
+    for (int m = 0; !rc && m < NGAUGE; m++) {
+        rc = head(out, gname[m][0], "gauge", gname[m][1]);
+        for (uint32_t i = 0; !rc && i < g->ndevs && i < PGPU_MAX_DEVS; i++) {
+            const struct gpu_live_dev *d = &g->dev[i];
+            const struct pgpu_point *pt = &d->last;
+            if (!fresh[i])
+                continue;
+            double v = -1;
+            if (m == BUSY && pt->util_gpu >= 0)
+                v = pt->util_gpu / 100.0;
+            else if (m == SM && pt->sm_active >= 0)
+                v = pt->sm_active / 100.0;
+            else if (m == USED && pt->mem_used != PGPU_NA_U64)
+                v = (double)pt->mem_used;
+            else if (m == TOTAL && d->mem_total)
+                v = (double)d->mem_total;
+            else if (m == POWER && pt->power_mw != PGPU_NA_U32)
+                v = pt->power_mw / 1e3;
+            else if (m == CLOCK && pt->sm_clock != PGPU_NA_U32)
+                v = pt->sm_clock * 1e6;
+            if (v >= 0)
+                rc = gpu_line(out, gname[m][0], d, 0, v);
+        }
+    }
+    /* per process: the target's only (other processes on a shared GPU are not ours to show) */
+    static const char *const pname[2][2] = {
+        {"crux_gpu_process_memory_used_bytes",
+         "GPU memory used by each sampled process, in bytes."},
+        {"crux_gpu_process_sm_utilization_ratio",
+         "Share of time each sampled process had a kernel running (NVML process samples)."},
+    };
+    for (int m = 0; !rc && m < 2; m++) {
+        rc = head(out, pname[m][0], "gauge", pname[m][1]);
+        for (size_t k = 0; !rc && k < g->nprocs; k++) {
+            const struct pgpu_proc *pp = &g->procs[k];
+            if (pp->dev >= PGPU_MAX_DEVS || !fresh[pp->dev] || !is_target(l, pp->pid))
+                continue;
+            if (m == 0 && pp->mem_used != PGPU_NA_U64)
+                rc = gpu_line(out, pname[m][0], &g->dev[pp->dev], pp->pid, (double)pp->mem_used);
+            else if (m == 1 && pp->sm_util >= 0)
+                rc = gpu_line(out, pname[m][0], &g->dev[pp->dev], pp->pid, pp->sm_util / 100.0);
+        }
+    }
+    free(g);
+    return rc;
+}
+
 int live_metrics(struct live *l, struct buf *out)
 {
     static const char *const state[2] = {"working", "idle"};
@@ -524,6 +630,7 @@ int live_metrics(struct live *l, struct buf *out)
         rc = head(out, plain[i].name, plain[i].type, plain[i].help);
         rc = rc ? rc : buf_printf(out, "%s %.17g\n", plain[i].name, plain[i].v);
     }
+    rc = rc ? rc : gpu_metrics(l, out);
     pthread_mutex_unlock(&l->mu);
     return rc ? rc : self_metrics(out);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "profile/profile.h"
+#include "sampler/gpusampler.h"
 #include "sampler/sampler.h"
 #include "stages/stagestats.h"
 #include "util/buf.h"
@@ -58,6 +59,7 @@ struct live_opts {
     bool categories;
     bool idle;                /* windows keep idle threads' samples (--idle) */
     struct stagestats *spans; /* the sampler's span sink, emptied at each drain */
+    struct gpu_sampler *gpu;  /* a live GPU sampler whose latest figures /metrics shows; NULL */
 };
 
 struct live {

@@ -186,3 +186,38 @@ def test_chrome_trace_parses_in_chromium(crux, one_interp):
     doc = json.loads(text)
     assert got["events"] == len(doc["traceEvents"]) and got["bad"] == 0, got["bad"]
     assert truth["hostile"] in got["names"]
+
+
+def test_chrome_trace_gpu_counters(crux, one_interp, tmp_path):
+    """The GPUs as counter tracks (the NVML stand-in playing a constant step, tests/gpu/):
+    per device any kernel running %, SM active % and memory used, on the target's process,
+    with the trace's values; the saved recording gives the same trace again."""
+    from test_gpu import H100, STANDIN, record
+    if not (STANDIN / "libnvidia-ml.so.1").exists():
+        pytest.fail("%s not built: run `make nvml-standin`" % STANDIN)
+    db = tmp_path / "run.db"
+    _, path = record(crux, one_interp, tmp_path, H100 + "step 40 20 30 25 10 15\n",
+                     options=["--save", db, "-f", "chrome"], out="gpu.chrome", standin_dir=STANDIN)
+    with open(str(path), encoding="utf-8") as f:
+        doc = json.load(f)
+    check_trace(doc)
+    pids = set(e["pid"] for e in doc["traceEvents"] if e["ph"] == "M" and
+               e["name"] == "process_name")
+    counters = {}
+    for e in doc["traceEvents"]:
+        if e["ph"] == "C" and e["name"].startswith("GPU "):
+            assert e["pid"] in pids, e  # on a process the trace names
+            counters.setdefault(e["name"], []).append(e)
+    assert set(counters) == {"GPU 0 any kernel running %", "GPU 0 SM active %",
+                             "GPU 0 memory used"}, sorted(counters)
+    n = len(counters["GPU 0 any kernel running %"])
+    assert n >= 5, "10 a second over 2 s"
+    assert all(e["args"] == {"percent": 40} for e in counters["GPU 0 any kernel running %"])
+    assert all(e["args"] == {"percent": 30} for e in counters["GPU 0 SM active %"])
+    total = 81559 << 20
+    assert all(e["args"] == {"bytes": total // 100 * 20} for e in counters["GPU 0 memory used"])
+    again = tmp_path / "again.trace.json"
+    result = crux.run("report", db, "-o", again)
+    assert result.returncode == 0, result.describe()
+    with open(str(again), encoding="utf-8") as f:
+        assert json.load(f) == doc, "crux report of the saved recording differs"

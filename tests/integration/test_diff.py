@@ -256,3 +256,28 @@ def test_ab_flame_graph_in_chromium(crux_bin, runs, tmp_path):
             coloured[name] = "red" if rgb[0] > rgb[2] else "blue"
     assert coloured.get("tokenize") == "red", coloured
     assert set(coloured) <= set(flagged_functions(doc)), (coloured, flagged_functions(doc))
+
+
+def test_prefill_share_diff_and_gate(crux_bin, tmp_path):
+    """Load JSON with stats.prefill_decode (crux load --json): diff compares the prefill share
+    over repeats (Welch over runs) and the gate takes a limit in points."""
+    for side, vals in (("base", [0.40, 0.41, 0.39]), ("new", [0.55, 0.56, 0.54])):
+        for i, v in enumerate(vals):
+            (tmp_path / ("%s%d.json" % (side, i))).write_text(json.dumps({"stats": {
+                "ok": 100, "errors": 0, "throughput": 10.0 + 0.1 * i,
+                "prefill_decode": {"streams": 24, "prefill_share": v,
+                                   "decode_share": 1 - v}}}))
+    base, new = str(tmp_path / "base*.json"), str(tmp_path / "new*.json")
+    r = run([crux_bin, "diff", base, new, "-f", "json", "-o", str(tmp_path / "d.json")])
+    assert r.returncode == 0, r.stderr
+    est = json.loads((tmp_path / "d.json").read_text())
+    text = json.dumps(est)
+    assert "prefill_share" in text, text[:2000]
+    r = run([crux_bin, "diff", base, new])
+    line = [l for l in r.stdout.splitlines() if "prefill_share" in l]
+    assert line and "40.00% ->    55.00%" in line[0] and "+15.0 pt" in line[0], r.stdout
+    for limit, want in (("+5pt", 1), ("+20pt", 0)):
+        th = tmp_path / "th.txt"
+        th.write_text("prefill_share %s\n" % limit)
+        r = run([crux_bin, "gate", new, "--baseline", base, "-t", str(th)])
+        assert r.returncode == want, (limit, r.stdout, r.stderr)

@@ -7,6 +7,8 @@ finished, which is the truth the shares are checked against."""
 import json
 import re
 
+import pytest
+
 from load_helpers import run_load, server_log, start_server
 
 FIRST, PER_PROMPT, GAP = 0.005, 0.0005, 0.008
@@ -178,3 +180,49 @@ def test_record_load_stages_by_phase(crux, one_interp, tmp_path):
     # [prefill ms, %, decode ms, %, mixed ms, %]
     assert rows["prefill"][1] > 95 and rows["decode"][3] > 95, rows
     assert rows["prefill"][4] == 0 and rows["decode"][4] == 0, rows  # concurrency 1: no mix
+
+
+def test_record_load_gpu_by_phase(crux, one_interp, tmp_path):
+    """The GPU per phase, with the NVML stand-in playing one constant step: the requests'
+    prefill and decode segments cannot be lined up with a changing trace from outside, so the
+    check is that each phase's mean is there and equals the constant (any kernel running 40%,
+    SM active 30%), in the text and in the JSON."""
+    from conftest import TARGETS, target_env
+    from crux_helpers import free_port
+    from test_gpu import H100, STANDIN
+    from test_stages import agent_dir
+    if not (STANDIN / "libnvidia-ml.so.1").exists():
+        pytest.fail("%s not built: run `make nvml-standin`" % STANDIN)
+    port = free_port()
+    argv, truth = crux.target_argv(one_interp, "serve_llm_stages.py", "--port", port)
+    reqs = tmp_path / "prompts.jsonl"
+    with open(str(reqs), "w") as f:
+        for i, (n_prompt, n_out) in enumerate(SHAPES):
+            f.write(json.dumps({"body": {"prompt": words(n_prompt, i), "max_tokens": n_out,
+                                         "stream": True}}) + "\n")
+    trace = tmp_path / "nvml.trace"
+    trace.write_text(H100 + "step 40 20 30 25 10 15\n")
+    env = target_env()
+    env["PYTHONPATH"] = "%s:%s" % (agent_dir(one_interp.id), TARGETS)
+    env["LD_LIBRARY_PATH"] = str(STANDIN)
+    env["CRUX_NVML_TRACE"] = str(trace)
+    out = tmp_path / "verdict.json"
+    result = crux.run("record", "--rate", "100", "--load",
+                      "http://127.0.0.1:%d/v1/completions" % port,
+                      "--load-requests-file", reqs, "--load-requests", len(SHAPES) * 4,
+                      "--load-concurrency", "1", "-f", "verdict", "-o", out, "--", *argv,
+                      env=env)
+    crux.check_sanitizers(result)
+    assert result.returncode == 0, result.describe()
+    m = re.search(r"^GPU during prefill and decode \(all devices\): any kernel running "
+                  r"(\S+)% prefill, (\S+)% decode, - mixed; SM active (\S+)% prefill, "
+                  r"(\S+)% decode, - mixed$", result.stderr, re.M)
+    assert m, result.stderr
+    assert [float(x) for x in m.groups()] == [40.0, 40.0, 30.0, 30.0], m.group(0)
+    with open(str(out)) as f:
+        phases = json.load(f)["gpu"]["phases"]
+    for ph in ("prefill", "decode"):
+        assert phases[ph]["points"] > 0, phases
+        assert phases[ph]["any_kernel_running"] == pytest.approx(40.0), phases
+        assert phases[ph]["sm_active"] == pytest.approx(30.0), phases
+    assert phases["mixed"]["points"] == 0 and phases["mixed"]["any_kernel_running"] is None
