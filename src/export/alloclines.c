@@ -47,6 +47,38 @@ static int table(struct buf *out, const struct profile *p, const struct alloc_si
     return rc;
 }
 
+static int copy_table(struct buf *out, const struct profile *p, const struct alloc_site *v,
+                      size_t n, bool lines)
+{
+    int rc = buf_printf(out, "\ncopies by %s\n   copy MB     MB/s     calls  %s\n",
+                        lines ? "line" : "function", lines ? "line" : "function");
+    char tmp[512];
+    for (size_t i = 0; !rc && i < n && i < TEXT_ROWS; i++) {
+        const struct alloc_site *s = &v[i];
+        rc = buf_printf(out, "  %8.1f %8.1f %9.0f  %s\n", mb((int64_t)s->copy_bytes),
+                        allocs_rate(p, s->copy_bytes) / (1024.0 * 1024.0), s->copies,
+                        frame_text(p, s->frame, tmp, sizeof(tmp), lines));
+    }
+    return rc;
+}
+
+/* Copy volume: what memcpy and memmove copied, per line and function. */
+static int copies_text(struct buf *out, const struct profile *p, const struct alloc_view *v)
+{
+    if (!p->copy_sample_bytes)
+        return buf_puts(out, "\ncopies: not sampled (CRUX_COPIES=0)\n");
+    int rc = buf_printf(out,
+                        "\ncopies (memcpy/memmove, a sample every %.1f MB copied): %.1f MB "
+                        "copied, %.1f MB/s over the recording\n",
+                        mb((int64_t)p->copy_sample_bytes), mb((int64_t)v->copy_total),
+                        allocs_rate(p, v->copy_total) / (1024.0 * 1024.0));
+    if (!rc && v->ncopy_lines)
+        rc = copy_table(out, p, v->copy_lines, v->ncopy_lines, true);
+    if (!rc && v->ncopy_funcs)
+        rc = copy_table(out, p, v->copy_funcs, v->ncopy_funcs, false);
+    return rc;
+}
+
 static int stack_text(struct buf *out, const struct profile *p, uint32_t stack)
 {
     uint32_t frames[STACK_MAX];
@@ -102,6 +134,8 @@ int alloclines_text(const struct profile *p, struct buf *out)
     if (!rc && !leaks)
         rc = buf_puts(out, "\nleaks: none found\n");
     if (!rc)
+        rc = copies_text(out, p, &v);
+    if (!rc)
         rc = buf_puts(out, "\nlive MB and allocation rate over time\n");
     for (int b = 0; !rc && b < ALLOCS_TIMELINE; b += 4) {
         double t = (double)v.duration_ns * (b + 1) / ALLOCS_TIMELINE / 1e9;
@@ -131,6 +165,48 @@ static void json_frame(struct jsonw *w, const struct profile *p, uint32_t frame)
     jsonw_str(w, profile_string(p, f->file));
     jsonw_key(w, "line");
     jsonw_i64(w, f->line);
+}
+
+static void json_copy_sites(struct jsonw *w, const struct profile *p, const struct alloc_site *v,
+                            size_t n)
+{
+    jsonw_arr_begin(w);
+    for (size_t i = 0; i < n && i < JSON_ROWS; i++) {
+        jsonw_obj_begin(w);
+        json_frame(w, p, v[i].frame);
+        jsonw_key(w, "bytes");
+        jsonw_u64(w, v[i].copy_bytes);
+        jsonw_key(w, "calls");
+        jsonw_double(w, v[i].copies);
+        jsonw_key(w, "bytes_per_s");
+        jsonw_double(w, allocs_rate(p, v[i].copy_bytes));
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
+/* "copies": null when copies were not sampled. */
+static void json_copies(struct jsonw *w, const struct profile *p, const struct alloc_view *v)
+{
+    jsonw_key(w, "copies");
+    if (!p->copy_sample_bytes) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_obj_begin(w);
+    jsonw_key(w, "sample_bytes");
+    jsonw_u64(w, p->copy_sample_bytes);
+    jsonw_key(w, "events");
+    jsonw_u64(w, v->copy_events);
+    jsonw_key(w, "total_bytes");
+    jsonw_u64(w, v->copy_total);
+    jsonw_key(w, "bytes_per_s");
+    jsonw_double(w, allocs_rate(p, v->copy_total));
+    jsonw_key(w, "lines");
+    json_copy_sites(w, p, v->copy_lines, v->ncopy_lines);
+    jsonw_key(w, "functions");
+    json_copy_sites(w, p, v->copy_funcs, v->ncopy_funcs);
+    jsonw_obj_end(w);
 }
 
 static void json_sites(struct jsonw *w, const struct profile *p, const struct alloc_site *v,
@@ -224,6 +300,7 @@ void alloclines_json(struct jsonw *w, const struct profile *p)
         jsonw_arr_end(w);
     }
     jsonw_arr_end(w);
+    json_copies(w, p, &v);
     jsonw_obj_end(w);
     allocs_view_fini(&v);
 }

@@ -155,6 +155,7 @@ struct preq {
 enum palloc_kind {
     PALLOC_ALLOC = 4, /* a sampled allocation (the agent's record kinds) */
     PALLOC_FREE = 5,  /* the free of a sampled allocation */
+    PALLOC_COPY = 6,  /* a sampled memcpy/memmove: `bytes` copied (estimated), no free */
 };
 
 /* One allocation event of record --allocations: a sampled block allocated, or freed. 40 bytes.
@@ -245,6 +246,7 @@ struct profile {
     size_t nallocs, capallocs;
     uint64_t allocs_dropped;     /* events past PROFILE_MAX_ALLOCS or lost by the ring */
     uint64_t alloc_sample_bytes; /* mean bytes between samples; 0 = every allocation */
+    uint64_t copy_sample_bytes;  /* mean bytes copied between copy samples; 0 = copies off */
     bool allocations;            /* allocations were recorded (the views show them) */
     struct pthreadname *tnames;  /* in order of first sight */
     size_t ntnames, captnames;

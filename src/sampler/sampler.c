@@ -69,9 +69,9 @@ struct sproc {
     struct hmap native_frames; /* native_sym address -> profile frame id */
     struct asyncreader ar;     /* --async */
     bool async_on;
-    struct hmap task_w;    /* this round: suspended tasks' stack id -> count */
-    struct stagering ring; /* the crux agent's ring, when the target imported it */
-    struct hmap alloc_stacks;  /* the agent's allocation stack entry -> profile stack id */
+    struct hmap task_w;       /* this round: suspended tasks' stack id -> count */
+    struct stagering ring;    /* the crux agent's ring, when the target imported it */
+    struct hmap alloc_stacks; /* the agent's allocation stack entry -> profile stack id */
     bool ring_on;
     uint64_t ring_retry_ns;
     uint32_t proc_frame; /* "NAME (PID)" frame rooting its stacks with --subprocesses */
@@ -339,6 +339,9 @@ static void drain_allocs(struct sampler *s, struct sproc *sp)
         if (pread(sp->ring.fd, &sb, sizeof(sb), offsetof(struct agentshm_hdr, sample_bytes)) ==
             (ssize_t)sizeof(sb))
             s->p->alloc_sample_bytes = sb;
+        if (pread(sp->ring.fd, &sb, sizeof(sb), offsetof(struct agentshm_hdr, copy_sample_bytes)) ==
+            (ssize_t)sizeof(sb))
+            s->p->copy_sample_bytes = sb;
     }
 }
 
