@@ -94,6 +94,26 @@ static struct alloc_site *copy_sites(const struct alloc_site *v, size_t n, size_
     return c;
 }
 
+size_t allocs_peak_holders(const struct alloc_view *v, const struct alloc_site **out, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < v->nlines; i++) {
+        const struct alloc_site *s = &v->lines[i];
+        if (s->peak_live <= 0)
+            continue;
+        /* insertion into the top `max`, by peak_live descending */
+        size_t j = k < max ? k++ : max;
+        while (j > 0 && out[j - 1]->peak_live < s->peak_live) {
+            if (j < max)
+                out[j] = out[j - 1];
+            j--;
+        }
+        if (j < max)
+            out[j] = s;
+    }
+    return k;
+}
+
 double allocs_rate(const struct profile *p, uint64_t bytes)
 {
     return p->meta.duration_ns ? (double)bytes * 1e9 / (double)p->meta.duration_ns : 0.0;

@@ -65,6 +65,9 @@ double allocs_trend_likelihood(const double *x, size_t n);
 /* The Horvitz-Thompson weight of a block of `size` bytes sampled with mean gap `mean`: size
  * over its probability 1 - exp(-size / mean) of holding a sample point. */
 double allocs_ht_weight(double size, double mean);
+/* The lines holding the most live bytes at the heap's peak, most first: up to `max` pointers
+ * into v->lines (valid until allocs_view_fini) in `out`; returns how many (peak_live > 0). */
+size_t allocs_peak_holders(const struct alloc_view *v, const struct alloc_site **out, size_t max);
 /* Bytes per second of `bytes` over the recording `p` (meta.duration_ns; 0 when unknown). */
 double allocs_rate(const struct profile *p, uint64_t bytes);
 

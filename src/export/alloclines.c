@@ -2,6 +2,7 @@
 // The allocation tables (alloclines.h), from analysis/allocs.h's views.
 #include "export/alloclines.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "analysis/allocs.h"
@@ -9,6 +10,7 @@
 #define TEXT_ROWS 25
 #define JSON_ROWS 200
 #define STACK_MAX 64
+#define HOLDERS 5
 
 static double mb(int64_t bytes)
 {
@@ -79,6 +81,27 @@ static int copies_text(struct buf *out, const struct profile *p, const struct al
     return rc;
 }
 
+/* A target killed by SIGKILL: said first, with the lines that held the most at the peak. */
+static int killed_text(struct buf *out, const struct profile *p, const struct alloc_view *v)
+{
+    if (p->meta.killed_signal != SIGKILL)
+        return 0;
+    const char *why = p->meta.oom_kills > 0    ? "out of memory: the kernel's OOM killer acted"
+                      : p->meta.oom_kills == 0 ? "not by the OOM killer"
+                                               : "whether for memory cannot be told";
+    int rc = buf_printf(out,
+                        "\nthe target was killed by SIGKILL (%s); held at the peak (%.1f MB live "
+                        "at %.2f s):\n",
+                        why, mb(v->peak_live), (double)v->peak_ns / 1e9);
+    const struct alloc_site *top[HOLDERS];
+    size_t n = allocs_peak_holders(v, top, HOLDERS);
+    char tmp[512];
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = buf_printf(out, "  %8.1f MB  %s\n", mb(top[i]->peak_live),
+                        frame_text(p, top[i]->frame, tmp, sizeof(tmp), true));
+    return rc;
+}
+
 static int stack_text(struct buf *out, const struct profile *p, uint32_t stack)
 {
     uint32_t frames[STACK_MAX];
@@ -106,6 +129,8 @@ int alloclines_text(const struct profile *p, struct buf *out)
     if (!rc && p->allocs_dropped)
         rc = buf_printf(out, " (%llu events lost: live bytes may be overstated)",
                         (unsigned long long)p->allocs_dropped);
+    if (!rc)
+        rc = killed_text(out, p, &v);
     if (!rc)
         rc = buf_puts(out, "\npeak: live at the heap's high-water mark; end: live at the end; "
                            "temp: freed within 10 ms\n");
@@ -180,6 +205,39 @@ static void json_copy_sites(struct jsonw *w, const struct profile *p, const stru
         jsonw_double(w, v[i].copies);
         jsonw_key(w, "bytes_per_s");
         jsonw_double(w, allocs_rate(p, v[i].copy_bytes));
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
+/* "killed": null unless the target died of a signal; "peak_holders": the top lines at the peak. */
+static void json_killed(struct jsonw *w, const struct profile *p, const struct alloc_view *v)
+{
+    jsonw_key(w, "killed");
+    if (!p->meta.killed_signal) {
+        jsonw_null(w);
+    } else {
+        jsonw_obj_begin(w);
+        jsonw_key(w, "signal");
+        jsonw_i64(w, p->meta.killed_signal);
+        jsonw_key(w, "out_of_memory"); /* null: cannot be told */
+        if (p->meta.killed_signal != SIGKILL)
+            jsonw_bool(w, false);
+        else if (p->meta.oom_kills < 0)
+            jsonw_null(w);
+        else
+            jsonw_bool(w, p->meta.oom_kills > 0);
+        jsonw_obj_end(w);
+    }
+    jsonw_key(w, "peak_holders");
+    jsonw_arr_begin(w);
+    const struct alloc_site *top[HOLDERS];
+    size_t n = allocs_peak_holders(v, top, HOLDERS);
+    for (size_t i = 0; i < n; i++) {
+        jsonw_obj_begin(w);
+        json_frame(w, p, top[i]->frame);
+        jsonw_key(w, "peak_live_bytes");
+        jsonw_i64(w, top[i]->peak_live);
         jsonw_obj_end(w);
     }
     jsonw_arr_end(w);
@@ -301,6 +359,7 @@ void alloclines_json(struct jsonw *w, const struct profile *p)
     }
     jsonw_arr_end(w);
     json_copies(w, p, &v);
+    json_killed(w, p, &v);
     jsonw_obj_end(w);
     allocs_view_fini(&v);
 }

@@ -194,12 +194,14 @@ struct pmeta {
     char *command;        /* launched command line or "--pid N" */
     char *python_version; /* "3.12.1" */
     uint32_t pid;
-    double rate_hz;        /* requested rate */
-    uint64_t duration_ns;  /* wall time recorded */
-    uint64_t epoch_ns;     /* wall-clock time recording began, ns since the epoch; 0 unknown */
-    uint64_t ticks;        /* sampling rounds attempted */
-    uint64_t errors;       /* thread-samples dropped as unreadable */
-    bool categories;       /* samples carry enum sample_cat */
+    double rate_hz;       /* requested rate */
+    uint64_t duration_ns; /* wall time recorded */
+    int killed_signal;    /* the launched target died of this signal; 0 = it did not */
+    int64_t oom_kills; /* killed by SIGKILL: OOM kills the kernel counted meanwhile (-1 unknown) */
+    uint64_t epoch_ns; /* wall-clock time recording began, ns since the epoch; 0 unknown */
+    uint64_t ticks;    /* sampling rounds attempted */
+    uint64_t errors;   /* thread-samples dropped as unreadable */
+    bool categories;   /* samples carry enum sample_cat */
     char *categories_note; /* how categories were determined, or why only partly */
     bool native;           /* stacks include native frames */
     char *load_text;       /* record --load: the load generator's summary (crux load's text) */
