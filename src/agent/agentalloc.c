@@ -100,6 +100,11 @@ void agentalloc_layout(struct agentshm_hdr *h, uint64_t off, uint32_t nrec, uint
     h->codes_used = 1;
     h->stacks_used = 1;
     h->sample_bytes = sample_bytes;
+    /* copy volume: $CRUX_COPIES bytes between samples (crux sets it; 0 = off) */
+    const char *c = getenv("CRUX_COPIES");
+    char *end = NULL;
+    unsigned long long cb = c && *c ? strtoull(c, &end, 10) : 0;
+    h->copy_sample_bytes = end && !*end ? cb : 0;
 }
 
 static void ilock(void)
@@ -425,7 +430,7 @@ int agentalloc_start(struct agentshm_hdr *h)
     g_stacks = (struct agentshm_stack *)((char *)h + h->stacks_off);
     g_codes[0].state = AGENTSHM_NAME_READY;
     g_stacks[0].state = AGENTSHM_NAME_READY;
-    struct crux_alloc_cfg cfg = {h, stack_now, h->sample_bytes};
+    struct crux_alloc_cfg cfg = {h, stack_now, h->sample_bytes, h->copy_sample_bytes};
     if (s_start(&cfg))
         return -1;
     if (!g_hooked)

@@ -86,6 +86,8 @@ struct agentshm_hdr {
     uint32_t stacks_used;     /* stack entries claimed; entry 0 is the empty stack */
     uint64_t sample_bytes;    /* mean bytes allocated between samples; 0 = every allocation */
     uint64_t alloc_dropped;   /* samples not made: the live table or a stack table full */
+    /* Added within version 1 (zero in files that predate it): copy volume. */
+    uint64_t copy_sample_bytes; /* mean bytes copied between AGENTSHM_COPY samples; 0 = off */
 };
 
 /* ---- the allocation section ------------------------------------------------------------- */
@@ -101,6 +103,14 @@ struct agentshm_hdr {
 enum {
     AGENTSHM_ALLOC = 4, /* a sampled allocation: addr, size, weight, t_ns, stack */
     AGENTSHM_FREE = 5,  /* its free: the allocation's size, weight, stack and born_ns */
+    AGENTSHM_COPY = 6,  /* a sampled memcpy/memmove: size copied, weight, t_ns, stack; addr 0,
+                         * domain AGENTSHM_COPY_* */
+};
+
+/* Which function copied (agentshm_arec.domain of an AGENTSHM_COPY record). */
+enum {
+    AGENTSHM_COPY_MEMCPY = 0,  /* memcpy, __memcpy_chk */
+    AGENTSHM_COPY_MEMMOVE = 1, /* memmove, __memmove_chk */
 };
 
 /* Which allocator an allocation went through (agentshm_arec.domain). */

@@ -5,6 +5,7 @@
 // held across a call out, and a per-thread guard so that nothing recurses.
 #include "allocshim.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -47,7 +48,20 @@ static uint64_t g_live_mask, g_live_used;
 static uint16_t *g_filter; /* per hash bucket of addresses: sampled blocks live in it */
 static int g_lock;
 
+/* Copy volume (docs/memory.md): memcpy and memmove are sampled by bytes copied, like
+ * allocations, with their own countdown and mean. */
+typedef void *(*copy_fn)(void *, const void *, size_t);
+static void *copy_early(void *d, const void *s, size_t n);
+static void *move_early(void *d, const void *s, size_t n);
+/* glibc's (IFUNC-resolved) implementations, looked up once in the constructor; until then a
+ * plain loop. */
+static copy_fn g_memcpy = copy_early, g_memmove = move_early;
+static int g_copy_on;
+static uint64_t g_copy_mean;
+
 static TLS int t_guard;
+static TLS int64_t t_copy_left; /* bytes to copy before this thread's next copy sample */
+static TLS int t_copy_init;
 static TLS int64_t t_left; /* bytes to allocate before this thread's next sample */
 static TLS uint64_t t_rng;
 static TLS uint32_t t_tid;
@@ -84,7 +98,7 @@ static uint64_t mix(uint64_t x)
 /* Bytes to the next sample: exponential with mean sample_bytes, so that sample points form a
  * Poisson process along each thread's allocated bytes (memoryless: a block of n bytes holds
  * one with probability 1 - exp(-n / mean), whatever came before). */
-static int64_t draw_gap(void)
+static int64_t draw_gap_mean(uint64_t mean)
 {
     if (!t_rng)
         t_rng = mix(((uint64_t)syscall(SYS_gettid) << 32) ^ now_ns()) | 1;
@@ -92,7 +106,12 @@ static int64_t draw_gap(void)
     t_rng ^= t_rng >> 7;
     t_rng ^= t_rng << 17;
     double u = ((double)(t_rng >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
-    return (int64_t)(-log(u) * (double)g_cfg.sample_bytes) + 1;
+    return (int64_t)(-log(u) * (double)mean) + 1;
+}
+
+static int64_t draw_gap(void)
+{
+    return draw_gap_mean(g_cfg.sample_bytes);
 }
 
 static int attached(void)
@@ -261,14 +280,17 @@ EXPORT int crux_alloc_start(const struct crux_alloc_cfg *cfg)
     g_live_used = 0;
     g_lock = 0;
     g_cfg = *cfg;
+    g_copy_mean = cfg->copy_bytes;
     g_recs = (struct agentshm_arec *)((char *)h + h->arecs_off);
     g_rec_mask = h->arec_count - 1;
     __atomic_store_n(&g_on, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_copy_on, cfg->copy_bytes != 0, __ATOMIC_RELEASE);
     return 0;
 }
 
 EXPORT void crux_alloc_stop(void)
 {
+    __atomic_store_n(&g_copy_on, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&g_on, 0, __ATOMIC_RELEASE);
 }
 
@@ -277,12 +299,21 @@ EXPORT void crux_alloc_stop(void)
 static void after_fork_child(void)
 {
     g_on = 0;
+    g_copy_on = 0;
     g_lock = 0;
     t_guard = 0;
 }
 
 __attribute__((constructor)) static void shim_init(void)
 {
+    /* dlsym resolves the IFUNC to the implementation glibc chose for this CPU; anything dlsym
+     * copies meanwhile goes through the early loops. */
+    copy_fn f = (copy_fn)dlsym(RTLD_NEXT, "memcpy");
+    copy_fn m = (copy_fn)dlsym(RTLD_NEXT, "memmove");
+    if (f)
+        __atomic_store_n(&g_memcpy, f, __ATOMIC_RELEASE);
+    if (m)
+        __atomic_store_n(&g_memmove, m, __ATOMIC_RELEASE);
     pthread_atfork(NULL, NULL, after_fork_child);
 }
 
@@ -362,4 +393,104 @@ EXPORT void *aligned_alloc(size_t align, size_t n)
 EXPORT void *memalign(size_t align, size_t n)
 {
     return aligned(align, n);
+}
+
+/* ---- the interposed memcpy family ------------------------------------------------------------ */
+
+/* Before the constructor: byte loops through volatile pointers, which the compiler cannot turn
+ * back into a call to memcpy (that would be this function). */
+static void *copy_early(void *d, const void *s, size_t n)
+{
+    volatile unsigned char *dst = d;
+    const volatile unsigned char *src = s;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
+    return d;
+}
+
+static void *move_early(void *d, const void *s, size_t n)
+{
+    volatile unsigned char *dst = d;
+    const volatile unsigned char *src = s;
+    if (dst <= src || dst >= src + n)
+        return copy_early(d, s, n);
+    for (size_t i = n; i > 0; i--)
+        dst[i - 1] = src[i - 1];
+    return d;
+}
+
+/* The thread's copy countdown ran out within a copy of `n` bytes: one sample, weighted like an
+ * allocation's (Horvitz-Thompson), with the copying thread's Python stack. */
+__attribute__((noinline, cold)) static void copy_sample(size_t n, uint32_t which)
+{
+    if (!t_copy_init) {
+        /* the first gap of a thread is drawn here: t_copy_left started at 0 */
+        t_copy_init = 1;
+        t_copy_left += draw_gap_mean(g_copy_mean);
+        if (t_copy_left > 0)
+            return;
+    }
+    while (t_copy_left <= 0)
+        t_copy_left += draw_gap_mean(g_copy_mean);
+    if (t_guard || !g_on || !attached())
+        return;
+    t_guard = 1;
+    double m = (double)g_copy_mean;
+    double pr = -expm1(-(double)n / m);
+    uint64_t weight = pr > 0 ? (uint64_t)((double)n / pr + 0.5) : (uint64_t)m;
+    struct live b = {0, n, weight, now_ns(), 0, which};
+    b.stack = g_cfg.stack ? g_cfg.stack() : 0;
+    emit(AGENTSHM_COPY, &b, b.born_ns);
+    t_guard = 0;
+}
+
+/* The sampled path: the sample, then glibc's copy (a tail call from the hooks, so that their
+ * unsampled path saves no registers). */
+__attribute__((noinline, cold)) static void *copy_slow(void *d, const void *s, size_t n,
+                                                       uint32_t which)
+{
+    copy_sample(n, which);
+    copy_fn f = which == AGENTSHM_COPY_MEMCPY ? g_memcpy : g_memmove;
+    return f(d, s, n);
+}
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+/* The unsampled path is a flag load, a thread-local subtract and two branches before the jump
+ * to glibc's (docs/memory.md has its measured cost). */
+static inline __attribute__((always_inline)) void *copy_hook(copy_fn *fn, uint32_t which, void *d,
+                                                             const void *s, size_t n)
+{
+    if (__builtin_expect(__atomic_load_n(&g_copy_on, __ATOMIC_RELAXED), 0)) {
+        int64_t left = t_copy_left - (int64_t)n;
+        t_copy_left = left;
+        if (__builtin_expect(left <= 0, 0))
+            return copy_slow(d, s, n, which);
+    }
+    return __atomic_load_n(fn, __ATOMIC_RELAXED)(d, s, n);
+}
+
+EXPORT void *memcpy(void *d, const void *s, size_t n)
+{
+    return copy_hook(&g_memcpy, AGENTSHM_COPY_MEMCPY, d, s, n);
+}
+
+EXPORT void *memmove(void *d, const void *s, size_t n)
+{
+    return copy_hook(&g_memmove, AGENTSHM_COPY_MEMMOVE, d, s, n);
+}
+
+/* _FORTIFY_SOURCE's checked forms (CPython and numpy import them): the same check glibc makes. */
+EXPORT void *__memcpy_chk(void *d, const void *s, size_t n, size_t dlen)
+{
+    if (n > dlen)
+        __chk_fail();
+    return copy_hook(&g_memcpy, AGENTSHM_COPY_MEMCPY, d, s, n);
+}
+
+EXPORT void *__memmove_chk(void *d, const void *s, size_t n, size_t dlen)
+{
+    if (n > dlen)
+        __chk_fail();
+    return copy_hook(&g_memmove, AGENTSHM_COPY_MEMMOVE, d, s, n);
 }

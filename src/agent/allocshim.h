@@ -19,6 +19,8 @@ struct crux_alloc_cfg {
     struct agentshm_hdr *hdr;  /* the ring, with its allocation section */
     crux_alloc_stack_fn stack; /* the agent's stack capture */
     uint64_t sample_bytes;     /* mean bytes between samples; 0 = every allocation */
+    uint64_t copy_bytes;       /* mean bytes copied (memcpy, memmove) between copy samples;
+                                * 0 = copies not sampled */
 };
 
 /* Starts sampling into `cfg->hdr` (copied); a second call restarts with an empty live table.

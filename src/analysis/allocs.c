@@ -73,14 +73,69 @@ static int by_bytes(const void *a, const void *b)
     return x->frame < y->frame ? -1 : x->frame > y->frame;
 }
 
+static int by_copy_bytes(const void *a, const void *b)
+{
+    const struct alloc_site *x = a, *y = b;
+    if (x->copy_bytes != y->copy_bytes)
+        return x->copy_bytes > y->copy_bytes ? -1 : 1;
+    return x->frame < y->frame ? -1 : x->frame > y->frame;
+}
+
+/* The sites of `v` that copied, sorted by bytes copied; returns a new array, the caller frees. */
+static struct alloc_site *copy_sites(const struct alloc_site *v, size_t n, size_t *out_n)
+{
+    size_t k = 0;
+    struct alloc_site *c = xmalloc((n ? n : 1) * sizeof(*c));
+    for (size_t i = 0; i < n; i++)
+        if (v[i].copy_bytes)
+            c[k++] = v[i];
+    qsort(c, k, sizeof(*c), by_copy_bytes);
+    *out_n = k;
+    return c;
+}
+
+size_t allocs_peak_holders(const struct alloc_view *v, const struct alloc_site **out, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < v->nlines; i++) {
+        const struct alloc_site *s = &v->lines[i];
+        if (s->peak_live <= 0)
+            continue;
+        /* insertion into the top `max`, by peak_live descending */
+        size_t j = k < max ? k++ : max;
+        while (j > 0 && out[j - 1]->peak_live < s->peak_live) {
+            if (j < max)
+                out[j] = out[j - 1];
+            j--;
+        }
+        if (j < max)
+            out[j] = s;
+    }
+    return k;
+}
+
+double allocs_rate(const struct profile *p, uint64_t bytes)
+{
+    return p->meta.duration_ns ? (double)bytes * 1e9 / (double)p->meta.duration_ns : 0.0;
+}
+
+static int64_t live_delta(const struct palloc *e)
+{
+    if (e->kind == PALLOC_ALLOC)
+        return (int64_t)e->bytes;
+    return e->kind == PALLOC_FREE ? -(int64_t)e->bytes : 0;
+}
+
 static void add(struct alloc_site *s, const struct palloc *e, int64_t *live_of)
 {
-    if (e->kind == PALLOC_ALLOC) {
+    *live_of += live_delta(e);
+    if (e->kind == PALLOC_COPY) {
+        s->copy_bytes += e->bytes;
+        s->copies += e->count;
+    } else if (e->kind == PALLOC_ALLOC) {
         s->bytes += e->bytes;
         s->count += e->count;
-        *live_of += (int64_t)e->bytes;
     } else {
-        *live_of -= (int64_t)e->bytes;
         if (e->t_ns - e->born_ns < ALLOCS_TEMP_NS || e->t_ns < e->born_ns)
             s->temp += e->bytes;
     }
@@ -137,12 +192,13 @@ void allocs_view_build(const struct profile *p, struct alloc_view *v)
         }
         add(&lines.v[li[k]], e, &llive[li[k]]);
         add(&funcs.v[fi[k]], e, &flive[fi[k]]);
+        live += live_delta(e);
         if (e->kind == PALLOC_ALLOC) {
-            live += (int64_t)e->bytes;
             v->total_bytes += e->bytes;
             v->rate[bucket] += e->bytes;
-        } else {
-            live -= (int64_t)e->bytes;
+        } else if (e->kind == PALLOC_COPY) {
+            v->copy_total += e->bytes;
+            v->copy_events++;
         }
         v->live[bucket] = live;
         if (live > v->peak_live) {
@@ -169,7 +225,7 @@ void allocs_view_build(const struct profile *p, struct alloc_view *v)
     memset(flive, 0, funcs.n * sizeof(*flive));
     for (size_t k = 0; k <= peak_k && v->peak_live > 0; k++) {
         const struct palloc *e = &p->allocs[order[k]];
-        int64_t d = e->kind == PALLOC_ALLOC ? (int64_t)e->bytes : -(int64_t)e->bytes;
+        int64_t d = live_delta(e);
         llive[li[k]] += d;
         flive[fi[k]] += d;
     }
@@ -194,6 +250,8 @@ void allocs_view_build(const struct profile *p, struct alloc_view *v)
         funcs.v[s].peak_live = flive[s];
     qsort(lines.v, lines.n, sizeof(*lines.v), by_bytes);
     qsort(funcs.v, funcs.n, sizeof(*funcs.v), by_bytes);
+    v->copy_lines = copy_sites(lines.v, lines.n, &v->ncopy_lines);
+    v->copy_funcs = copy_sites(funcs.v, funcs.n, &v->ncopy_funcs);
     v->lines = lines.v;
     v->nlines = lines.n;
     v->funcs = funcs.v;
@@ -212,5 +270,7 @@ void allocs_view_fini(struct alloc_view *v)
 {
     free(v->lines);
     free(v->funcs);
+    free(v->copy_lines);
+    free(v->copy_funcs);
     memset(v, 0, sizeof(*v));
 }

@@ -32,6 +32,8 @@ struct alloc_site {
     double likelihood; /* the leak test: probability its live bytes trend upward */
     int64_t growth;    /* live bytes at the end of its series over the start */
     bool leak;
+    uint64_t copy_bytes; /* bytes copied by memcpy/memmove here (estimated, PALLOC_COPY) */
+    double copies;       /* copy calls (estimated) */
 };
 
 struct alloc_view {
@@ -45,9 +47,15 @@ struct alloc_view {
     uint64_t duration_ns;           /* last event time */
     int64_t live[ALLOCS_TIMELINE];  /* live bytes at the end of each timeline bucket */
     uint64_t rate[ALLOCS_TIMELINE]; /* bytes allocated in each bucket */
+    /* Copy volume: the sites with copy_bytes > 0, sorted by copy_bytes, descending (copies of
+     * the entries above, owned by the view). */
+    struct alloc_site *copy_lines, *copy_funcs;
+    size_t ncopy_lines, ncopy_funcs;
+    uint64_t copy_total; /* bytes copied, all sites */
+    uint64_t copy_events;
 };
 
-/* Builds the views of `p`'s allocation events. */
+/* Builds the views of `p`'s allocation and copy events; allocs_view_fini frees them. */
 void allocs_view_build(const struct profile *p, struct alloc_view *v);
 void allocs_view_fini(struct alloc_view *v);
 
@@ -57,5 +65,10 @@ double allocs_trend_likelihood(const double *x, size_t n);
 /* The Horvitz-Thompson weight of a block of `size` bytes sampled with mean gap `mean`: size
  * over its probability 1 - exp(-size / mean) of holding a sample point. */
 double allocs_ht_weight(double size, double mean);
+/* The lines holding the most live bytes at the heap's peak, most first: up to `max` pointers
+ * into v->lines (valid until allocs_view_fini) in `out`; returns how many (peak_live > 0). */
+size_t allocs_peak_holders(const struct alloc_view *v, const struct alloc_site **out, size_t max);
+/* Bytes per second of `bytes` over the recording `p` (meta.duration_ns; 0 when unknown). */
+double allocs_rate(const struct profile *p, uint64_t bytes);
 
 #endif

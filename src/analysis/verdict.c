@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/memverdict.h"
 #include "util/buf.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
@@ -1096,6 +1097,7 @@ void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
         fprintf(f, "crux verdict: no clear bottleneck: %s\n", a->reason);
     }
     gpu_print(p, a, f);
+    memverdict_print(p, f);
     if (a->no_request > 0)
         fprintf(f,
                 "  scope: %.0f ticks with requests in flight; the %.0f%% of the recording with "

@@ -10,8 +10,9 @@
 
 #include "util/xalloc.h"
 
-static const char *const VARS[ALLOCENV_VARS] = {"LD_PRELOAD", "PYTHONPATH", "CRUX_ALLOCATIONS",
-                                                "CRUX_ALLOC_SHIM", "CRUX_AGENT_ATTACHED"};
+static const char *const VARS[ALLOCENV_VARS] = {"LD_PRELOAD",          "PYTHONPATH",
+                                                "CRUX_ALLOCATIONS",    "CRUX_ALLOC_SHIM",
+                                                "CRUX_AGENT_ATTACHED", "CRUX_COPIES"};
 
 int allocenv_parse(const char *arg, char *out, size_t cap)
 {
@@ -120,6 +121,13 @@ int allocenv_setup(struct allocenv *e, const char *value, struct errbuf *eb)
     if (k > 0 && (size_t)k < sizeof(path))
         prepend("PYTHONPATH", path, ':');
     setenv("CRUX_ALLOCATIONS", value, 1);
+    /* copy volume rides along; the user's $CRUX_COPIES (bytes, 0 = off) wins */
+    const char *copies = getenv("CRUX_COPIES");
+    if (!copies || !*copies) {
+        char cb[24];
+        snprintf(cb, sizeof(cb), "%u", ALLOCENV_COPY_BYTES);
+        setenv("CRUX_COPIES", cb, 1);
+    }
     /* the agent records from its import on when its parent is the recorder */
     snprintf(me, sizeof(me), "%d", (int)getpid());
     setenv("CRUX_AGENT_ATTACHED", me, 1);

@@ -9,7 +9,9 @@
 #include "util/err.h"
 
 #define ALLOCENV_DEFAULT_BYTES (512u * 1024u)
-#define ALLOCENV_VARS 5
+#define ALLOCENV_VARS 6
+/* Mean bytes copied (memcpy, memmove) between copy samples, unless $CRUX_COPIES says (0: off). */
+#define ALLOCENV_COPY_BYTES (1024u * 1024u)
 
 /* The variables set, with their previous values, to put back after the launch. */
 struct allocenv {

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "store/runs.h"
 #include "store/store.h"
 #include "target/mem.h"
+#include "target/oomwatch.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -471,6 +473,41 @@ static void fingerprint(const struct record_args *a, const struct session *s, st
     }
 }
 
+/* A target killed by a signal: said, and kept in the profile; what was recorded is written as
+ * usual. For SIGKILL, whether the kernel's OOM killer acted meanwhile (the likely killer). */
+static void note_killed(struct profile *p, struct session *s, const struct oomwatch *oom)
+{
+    /* The sampler stops when the target's threads are gone, before the kernel has torn the
+     * process down (freeing a big heap takes a while): reap it here (session_finish would),
+     * waiting up to 2 s while it is exiting. */
+    for (int i = 0; s->launched && !s->child_exited && i < 200; i++) {
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->child_status = status;
+            s->child_exited = true;
+        } else if (oomwatch_exiting(s->pid)) {
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+        } else {
+            break;
+        }
+    }
+    if (!s->launched || !s->child_exited || !WIFSIGNALED(s->child_status))
+        return;
+    p->meta.killed_signal = WTERMSIG(s->child_status);
+    if (p->meta.killed_signal != SIGKILL)
+        return;
+    p->meta.oom_kills = oomwatch_kills(oom);
+    if (p->meta.oom_kills > 0)
+        fprintf(stderr,
+                "crux: the target was killed by SIGKILL: out of memory (the kernel's OOM killer "
+                "acted %lld time(s) meanwhile); what was recorded is kept\n",
+                (long long)p->meta.oom_kills);
+    else
+        fprintf(stderr, "crux: the target was killed by SIGKILL (%s); what was recorded is kept\n",
+                p->meta.oom_kills ? "whether for memory cannot be told: /proc/vmstat unreadable"
+                                  : "not by the OOM killer");
+}
+
 int cmd_record(int argc, char **argv)
 {
     static struct record_load load; /* large; one recording per process */
@@ -596,10 +633,13 @@ int cmd_record(int argc, char **argv)
                 so.load_inflight = &load.inflight;
         }
         p.meta.epoch_ns = unix_now_ns();
+        struct oomwatch oom;
+        oomwatch_start(&oom);
         static struct gpu_sampler gpu; /* NVML in its own thread, beside the stack sampler */
         if (!a.no_gpu)
             gpusampler_start(&gpu, GPUSAMPLER_RATE_HZ);
         rc = sampler_run(&s.rt, &so, &p, &st, &eb);
+        note_killed(&p, &s, &oom);
         if (!a.no_gpu) {
             gpusampler_finish(&gpu, st.start_ns, &p);
             if (a.stats)

@@ -2,6 +2,7 @@
 // The allocation tables (alloclines.h), from analysis/allocs.h's views.
 #include "export/alloclines.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "analysis/allocs.h"
@@ -9,6 +10,7 @@
 #define TEXT_ROWS 25
 #define JSON_ROWS 200
 #define STACK_MAX 64
+#define HOLDERS 5
 
 static double mb(int64_t bytes)
 {
@@ -47,6 +49,59 @@ static int table(struct buf *out, const struct profile *p, const struct alloc_si
     return rc;
 }
 
+static int copy_table(struct buf *out, const struct profile *p, const struct alloc_site *v,
+                      size_t n, bool lines)
+{
+    int rc = buf_printf(out, "\ncopies by %s\n   copy MB     MB/s     calls  %s\n",
+                        lines ? "line" : "function", lines ? "line" : "function");
+    char tmp[512];
+    for (size_t i = 0; !rc && i < n && i < TEXT_ROWS; i++) {
+        const struct alloc_site *s = &v[i];
+        rc = buf_printf(out, "  %8.1f %8.1f %9.0f  %s\n", mb((int64_t)s->copy_bytes),
+                        allocs_rate(p, s->copy_bytes) / (1024.0 * 1024.0), s->copies,
+                        frame_text(p, s->frame, tmp, sizeof(tmp), lines));
+    }
+    return rc;
+}
+
+/* Copy volume: what memcpy and memmove copied, per line and function. */
+static int copies_text(struct buf *out, const struct profile *p, const struct alloc_view *v)
+{
+    if (!p->copy_sample_bytes)
+        return buf_puts(out, "\ncopies: not sampled (CRUX_COPIES=0)\n");
+    int rc = buf_printf(out,
+                        "\ncopies (memcpy/memmove, a sample every %.1f MB copied): %.1f MB "
+                        "copied, %.1f MB/s over the recording\n",
+                        mb((int64_t)p->copy_sample_bytes), mb((int64_t)v->copy_total),
+                        allocs_rate(p, v->copy_total) / (1024.0 * 1024.0));
+    if (!rc && v->ncopy_lines)
+        rc = copy_table(out, p, v->copy_lines, v->ncopy_lines, true);
+    if (!rc && v->ncopy_funcs)
+        rc = copy_table(out, p, v->copy_funcs, v->ncopy_funcs, false);
+    return rc;
+}
+
+/* A target killed by SIGKILL: said first, with the lines that held the most at the peak. */
+static int killed_text(struct buf *out, const struct profile *p, const struct alloc_view *v)
+{
+    if (p->meta.killed_signal != SIGKILL)
+        return 0;
+    const char *why = p->meta.oom_kills > 0    ? "out of memory: the kernel's OOM killer acted"
+                      : p->meta.oom_kills == 0 ? "not by the OOM killer"
+                                               : "whether for memory cannot be told";
+    int rc = buf_printf(out,
+                        "\nthe target was killed by SIGKILL (%s); held at the peak (%.1f MB live "
+                        "at %.2f s):\n",
+                        why, mb(v->peak_live), (double)v->peak_ns / 1e9);
+    const struct alloc_site *top[HOLDERS];
+    size_t n = allocs_peak_holders(v, top, HOLDERS);
+    char tmp[512];
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = buf_printf(out, "  %8.1f MB  %s\n", mb(top[i]->peak_live),
+                        frame_text(p, top[i]->frame, tmp, sizeof(tmp), true));
+    return rc;
+}
+
 static int stack_text(struct buf *out, const struct profile *p, uint32_t stack)
 {
     uint32_t frames[STACK_MAX];
@@ -75,6 +130,8 @@ int alloclines_text(const struct profile *p, struct buf *out)
         rc = buf_printf(out, " (%llu events lost: live bytes may be overstated)",
                         (unsigned long long)p->allocs_dropped);
     if (!rc)
+        rc = killed_text(out, p, &v);
+    if (!rc)
         rc = buf_puts(out, "\npeak: live at the heap's high-water mark; end: live at the end; "
                            "temp: freed within 10 ms\n");
     if (!rc)
@@ -101,6 +158,8 @@ int alloclines_text(const struct profile *p, struct buf *out)
     }
     if (!rc && !leaks)
         rc = buf_puts(out, "\nleaks: none found\n");
+    if (!rc)
+        rc = copies_text(out, p, &v);
     if (!rc)
         rc = buf_puts(out, "\nlive MB and allocation rate over time\n");
     for (int b = 0; !rc && b < ALLOCS_TIMELINE; b += 4) {
@@ -131,6 +190,81 @@ static void json_frame(struct jsonw *w, const struct profile *p, uint32_t frame)
     jsonw_str(w, profile_string(p, f->file));
     jsonw_key(w, "line");
     jsonw_i64(w, f->line);
+}
+
+static void json_copy_sites(struct jsonw *w, const struct profile *p, const struct alloc_site *v,
+                            size_t n)
+{
+    jsonw_arr_begin(w);
+    for (size_t i = 0; i < n && i < JSON_ROWS; i++) {
+        jsonw_obj_begin(w);
+        json_frame(w, p, v[i].frame);
+        jsonw_key(w, "bytes");
+        jsonw_u64(w, v[i].copy_bytes);
+        jsonw_key(w, "calls");
+        jsonw_double(w, v[i].copies);
+        jsonw_key(w, "bytes_per_s");
+        jsonw_double(w, allocs_rate(p, v[i].copy_bytes));
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
+/* "killed": null unless the target died of a signal; "peak_holders": the top lines at the peak. */
+static void json_killed(struct jsonw *w, const struct profile *p, const struct alloc_view *v)
+{
+    jsonw_key(w, "killed");
+    if (!p->meta.killed_signal) {
+        jsonw_null(w);
+    } else {
+        jsonw_obj_begin(w);
+        jsonw_key(w, "signal");
+        jsonw_i64(w, p->meta.killed_signal);
+        jsonw_key(w, "out_of_memory"); /* null: cannot be told */
+        if (p->meta.killed_signal != SIGKILL)
+            jsonw_bool(w, false);
+        else if (p->meta.oom_kills < 0)
+            jsonw_null(w);
+        else
+            jsonw_bool(w, p->meta.oom_kills > 0);
+        jsonw_obj_end(w);
+    }
+    jsonw_key(w, "peak_holders");
+    jsonw_arr_begin(w);
+    const struct alloc_site *top[HOLDERS];
+    size_t n = allocs_peak_holders(v, top, HOLDERS);
+    for (size_t i = 0; i < n; i++) {
+        jsonw_obj_begin(w);
+        json_frame(w, p, top[i]->frame);
+        jsonw_key(w, "peak_live_bytes");
+        jsonw_i64(w, top[i]->peak_live);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
+/* "copies": null when copies were not sampled. */
+static void json_copies(struct jsonw *w, const struct profile *p, const struct alloc_view *v)
+{
+    jsonw_key(w, "copies");
+    if (!p->copy_sample_bytes) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_obj_begin(w);
+    jsonw_key(w, "sample_bytes");
+    jsonw_u64(w, p->copy_sample_bytes);
+    jsonw_key(w, "events");
+    jsonw_u64(w, v->copy_events);
+    jsonw_key(w, "total_bytes");
+    jsonw_u64(w, v->copy_total);
+    jsonw_key(w, "bytes_per_s");
+    jsonw_double(w, allocs_rate(p, v->copy_total));
+    jsonw_key(w, "lines");
+    json_copy_sites(w, p, v->copy_lines, v->ncopy_lines);
+    jsonw_key(w, "functions");
+    json_copy_sites(w, p, v->copy_funcs, v->ncopy_funcs);
+    jsonw_obj_end(w);
 }
 
 static void json_sites(struct jsonw *w, const struct profile *p, const struct alloc_site *v,
@@ -224,6 +358,8 @@ void alloclines_json(struct jsonw *w, const struct profile *p)
         jsonw_arr_end(w);
     }
     jsonw_arr_end(w);
+    json_copies(w, p, &v);
+    json_killed(w, p, &v);
     jsonw_obj_end(w);
     allocs_view_fini(&v);
 }

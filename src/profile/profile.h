@@ -155,6 +155,7 @@ struct preq {
 enum palloc_kind {
     PALLOC_ALLOC = 4, /* a sampled allocation (the agent's record kinds) */
     PALLOC_FREE = 5,  /* the free of a sampled allocation */
+    PALLOC_COPY = 6,  /* a sampled memcpy/memmove: `bytes` copied (estimated), no free */
 };
 
 /* One allocation event of record --allocations: a sampled block allocated, or freed. 40 bytes.
@@ -193,12 +194,14 @@ struct pmeta {
     char *command;        /* launched command line or "--pid N" */
     char *python_version; /* "3.12.1" */
     uint32_t pid;
-    double rate_hz;        /* requested rate */
-    uint64_t duration_ns;  /* wall time recorded */
-    uint64_t epoch_ns;     /* wall-clock time recording began, ns since the epoch; 0 unknown */
-    uint64_t ticks;        /* sampling rounds attempted */
-    uint64_t errors;       /* thread-samples dropped as unreadable */
-    bool categories;       /* samples carry enum sample_cat */
+    double rate_hz;       /* requested rate */
+    uint64_t duration_ns; /* wall time recorded */
+    int killed_signal;    /* the launched target died of this signal; 0 = it did not */
+    int64_t oom_kills; /* killed by SIGKILL: OOM kills the kernel counted meanwhile (-1 unknown) */
+    uint64_t epoch_ns; /* wall-clock time recording began, ns since the epoch; 0 unknown */
+    uint64_t ticks;    /* sampling rounds attempted */
+    uint64_t errors;   /* thread-samples dropped as unreadable */
+    bool categories;   /* samples carry enum sample_cat */
     char *categories_note; /* how categories were determined, or why only partly */
     bool native;           /* stacks include native frames */
     char *load_text;       /* record --load: the load generator's summary (crux load's text) */
@@ -245,6 +248,7 @@ struct profile {
     size_t nallocs, capallocs;
     uint64_t allocs_dropped;     /* events past PROFILE_MAX_ALLOCS or lost by the ring */
     uint64_t alloc_sample_bytes; /* mean bytes between samples; 0 = every allocation */
+    uint64_t copy_sample_bytes;  /* mean bytes copied between copy samples; 0 = copies off */
     bool allocations;            /* allocations were recorded (the views show them) */
     struct pthreadname *tnames;  /* in order of first sight */
     size_t ntnames, captnames;

@@ -339,6 +339,9 @@ static void drain_allocs(struct sampler *s, struct sproc *sp)
         if (pread(sp->ring.fd, &sb, sizeof(sb), offsetof(struct agentshm_hdr, sample_bytes)) ==
             (ssize_t)sizeof(sb))
             s->p->alloc_sample_bytes = sb;
+        if (pread(sp->ring.fd, &sb, sizeof(sb), offsetof(struct agentshm_hdr, copy_sample_bytes)) ==
+            (ssize_t)sizeof(sb))
+            s->p->copy_sample_bytes = sb;
     }
 }
 

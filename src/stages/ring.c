@@ -432,7 +432,8 @@ size_t stagering_drain_allocs(struct stagering *r, struct agentshm_arec *out, si
             r->alost++;
             continue;
         }
-        if ((rb->kind != AGENTSHM_ALLOC && rb->kind != AGENTSHM_FREE) ||
+        if ((rb->kind != AGENTSHM_ALLOC && rb->kind != AGENTSHM_FREE &&
+             rb->kind != AGENTSHM_COPY) ||
             rb->stack >= AGENTSHM_STACKS) {
             r->bad++;
             continue;

@@ -136,10 +136,49 @@ static int test_views(void)
     return 0;
 }
 
+/* Copy events add to their site's copy bytes and calls, never to live bytes or the peak. */
+static int test_copies(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.allocations = true;
+    p.copy_sample_bytes = 1 << 20;
+    p.meta.duration_ns = 2000000000ull;
+    uint32_t fa =
+        profile_frame(&p, profile_str(&p, "a", 1), profile_str(&p, "c.py", 4), 5, FRAME_PYTHON);
+    uint32_t fb =
+        profile_frame(&p, profile_str(&p, "b", 1), profile_str(&p, "c.py", 4), 9, FRAME_PYTHON);
+    uint32_t sa = profile_push(&p, 0, fa), sb = profile_push(&p, 0, fb);
+    for (uint64_t i = 0; i < 10; i++) {
+        ev(&p, i * 1000, i * 1000, 8 << 20, sa, PALLOC_COPY);
+        ev(&p, i * 1000 + 1, i * 1000 + 1, 1 << 20, sb, PALLOC_COPY);
+    }
+    ev(&p, 50000, 50000, 4096, sb, PALLOC_ALLOC);
+    struct alloc_view v;
+    allocs_view_build(&p, &v);
+    CHECK(v.copy_total == 90ull << 20 && v.copy_events == 20, "%llu",
+          (unsigned long long)v.copy_total);
+    CHECK(v.peak_live == 4096 && v.end_live == 4096 && v.total_bytes == 4096, "%lld",
+          (long long)v.peak_live);
+    CHECK(v.ncopy_lines == 2 && v.copy_lines[0].frame == fa && v.copy_lines[1].frame == fb, "%zu",
+          v.ncopy_lines);
+    CHECK(v.copy_lines[0].copy_bytes == 80ull << 20 && fabs(v.copy_lines[0].copies - 10) < 1e-9,
+          "a");
+    CHECK(fabs(allocs_rate(&p, v.copy_lines[0].copy_bytes) - 40.0 * 1048576) < 1, "rate");
+    CHECK(v.ncopy_funcs == 2 && v.copy_funcs[1].copy_bytes == 10ull << 20, "funcs");
+    /* the allocation table is unchanged: the copy-only line has no allocated bytes */
+    for (size_t i = 0; i < v.nlines; i++)
+        CHECK(v.lines[i].frame != fa || v.lines[i].bytes == 0, "a allocates nothing");
+    allocs_view_fini(&v);
+    profile_fini(&p);
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_poisson_estimates_are_unbiased);
     RUN(test_trend_score);
     RUN(test_views);
+    RUN(test_copies);
     return TEST_SUMMARY("allocs");
 }
