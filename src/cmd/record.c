@@ -44,13 +44,13 @@ struct record_args {
     double duration;
     bool idle, gil, threads, blocking, quiet, stats;
     bool subprocesses, no_categories, no_memory, native, no_summary;
-    bool no_gpu;       /* --no-gpu: no NVML sampling */
-    bool keep_running; /* --keep-running: leave a launched command running at the end */
-    bool async_tasks;  /* --async: asyncio task stacks */
-    const char *save;  /* --save FILE: the raw recording as SQLite */
-    const char *rules; /* --rules FILE: stage rules for the report and the summary */
-    const char *label; /* --label NAME: keep the run in the store under NAME */
-    const char *store; /* --store DIR: the run store (--label keeps it in .crux/runs) */
+    bool no_gpu;          /* --no-gpu: no NVML sampling */
+    bool keep_running;    /* --keep-running: leave a launched command running at the end */
+    bool async_tasks;     /* --async: asyncio task stacks */
+    const char *save;     /* --save FILE: the raw recording as SQLite */
+    const char *rules;    /* --rules FILE: stage rules for the report and the summary */
+    const char *label;    /* --label NAME: keep the run in the store under NAME */
+    const char *store;    /* --store DIR: the run store (--label keeps it in .crux/runs) */
     char allocations[32]; /* --allocations: $CRUX_ALLOCATIONS for the child; "" = off */
     unsigned max_depth;
     struct otlpexport otlp_out; /* --otlp-endpoint, --otlp-service */
@@ -99,7 +99,7 @@ static const char USAGE[] =
     "                       (it keeps writing to crux's stdout and stderr)\n"
     "  -i, --idle           show samples of idle (sleeping, blocked) threads in the\n"
     "                       outputs (the verdict always counts them)\n"
-    "      --async          asyncio task stacks (3.11-3.13): the running task's await\n"
+    "      --async          asyncio task stacks (3.8-3.13): the running task's await\n"
     "                       chain under <task NAME>, and one sample per suspended task\n"
     "                       per tick ending in [await] WHAT (docs/async.md)\n"
     "  -g, --gil            keep only samples of the thread holding the GIL\n"
@@ -406,7 +406,7 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
     }
     if (st->async_unsupported)
         fprintf(stderr,
-                "crux: --async: task stacks need CPython 3.11-3.13; recorded without them\n");
+                "crux: --async: task stacks need CPython 3.8-3.13; recorded without them\n");
     if (st->late_ticks)
         fprintf(stderr,
                 "crux: %llu ticks were late (the rate was higher than crux could "

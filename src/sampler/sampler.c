@@ -69,9 +69,9 @@ struct sproc {
     struct hmap native_frames; /* native_sym address -> profile frame id */
     struct asyncreader ar;     /* --async */
     bool async_on;
-    struct hmap task_w;    /* this round: suspended tasks' stack id -> count */
-    struct stagering ring; /* the crux agent's ring, when the target imported it */
-    struct hmap alloc_stacks;  /* the agent's allocation stack entry -> profile stack id */
+    struct hmap task_w;       /* this round: suspended tasks' stack id -> count */
+    struct stagering ring;    /* the crux agent's ring, when the target imported it */
+    struct hmap alloc_stacks; /* the agent's allocation stack entry -> profile stack id */
     bool ring_on;
     uint64_t ring_retry_ns;
     uint32_t proc_frame; /* "NAME (PID)" frame rooting its stacks with --subprocesses */
@@ -197,7 +197,7 @@ static int loop_thread(const struct pyreader *r)
             continue;
         for (uint32_t k = 0; k < th->nframes; k++) {
             const struct pycode *c = pyreader_code(r, &r->frames[th->first + k]);
-            if (strcmp(c->qualname, "BaseEventLoop._run_once") == 0)
+            if (taskstacks_code_is(c, "BaseEventLoop._run_once", "asyncio/base_events.py"))
                 return (int)t;
         }
     }
