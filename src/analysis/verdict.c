@@ -301,6 +301,8 @@ static void from_samples(struct acc *c)
         bool served = false;
         for (size_t k = i; k < j; k++) {
             const struct psample *s = &p->samples[k];
+            if (s->flags & SAMPLE_TASK)
+                continue; /* a suspended asyncio task (record --async), not a thread's time */
             double wt = s->weight ? s->weight : 1;
             served = served || !(s->flags & SAMPLE_NO_REQUEST);
             uint32_t stage = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
@@ -336,6 +338,8 @@ static void from_samples(struct acc *c)
         }
         for (size_t k = i; k < j; k++) {
             const struct psample *s = &p->samples[k];
+            if (s->flags & SAMPLE_TASK)
+                continue;
             unsigned cls = sample_cls(s);
             uint64_t n = s->weight ? s->weight : 1;
             if (s->state != TSTATE_UNKNOWN || s->cat != CAT_NONE)
@@ -460,7 +464,7 @@ static void thread_stages(struct acc *c)
         for (size_t i = 0; i < p->nsamples; i++) {
             const struct psample *s = &p->samples[i];
             uint64_t key = ((uint64_t)s->pid << 32 | s->tid), v;
-            if (!hmap_get(&c->thr, key ? key : 1, &v))
+            if ((s->flags & SAMPLE_TASK) || !hmap_get(&c->thr, key ? key : 1, &v))
                 continue;
             uint32_t st = s->stage ? tag_stage(c, s->stage) : a->stack_stage[s->stack];
             if (st < a->nstages)

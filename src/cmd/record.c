@@ -102,7 +102,7 @@ static const char USAGE[] =
     "                       (it keeps writing to crux's stdout and stderr)\n"
     "  -i, --idle           show samples of idle (sleeping, blocked) threads in the\n"
     "                       outputs (the verdict always counts them)\n"
-    "      --async          asyncio task stacks (3.11-3.13): the running task's await\n"
+    "      --async          asyncio task stacks (3.8-3.13): the running task's await\n"
     "                       chain under <task NAME>, and one sample per suspended task\n"
     "                       per tick ending in [await] WHAT (docs/async.md)\n"
     "  -g, --gil            keep only samples of the thread holding the GIL\n"
@@ -423,7 +423,7 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
     }
     if (st->async_unsupported)
         fprintf(stderr,
-                "crux: --async: task stacks need CPython 3.11-3.13; recorded without them\n");
+                "crux: --async: task stacks need CPython 3.8-3.13; recorded without them\n");
     if (st->late_ticks)
         fprintf(stderr,
                 "crux: %llu ticks were late (the rate was higher than crux could "

@@ -22,21 +22,66 @@
 #include "util/xalloc.h"
 
 /* 3.11/3.12 frame states (pycore_frame.h): CREATED -2, SUSPENDED -1, EXECUTING 0; 3.13 splits
- * SUSPENDED into SUSPENDED -2 and SUSPENDED_YIELD_FROM -1 and moves CREATED to -3. */
+ * SUSPENDED into SUSPENDED -2 and SUSPENDED_YIELD_FROM -1 and moves CREATED to -3. 3.8-3.10
+ * keep the state in the frame object (f_executing; 3.10 f_state): see coro_state. PyGenObject
+ * before 3.11: gi_frame right after the object header; PyFrameObject: f_valuestack at 64,
+ * f_stacktop at 72 (3.8, 3.9), f_stackdepth at 80 (3.10, which dropped f_stacktop). */
 static const struct asyncio_offsets TABLE[] = {
-    {11, 176, 16, 128, 136, 144, 80, 75, -2, -1, -1, 0, "_all_tasks"},
-    {12, 176, 16, 128, 136, 144, 72, 67, -2, -1, -1, 0, "_scheduled_tasks"},
-    {13, 144, 16, 112, 120, 128, 72, 67, -3, -2, -1, 0, "_scheduled_tasks"},
+    {.minor = 8,
+     .tk_size = 144,
+     .tk_loop = 16,
+     .tk_waiter = 104,
+     .tk_coro = 112,
+     .tk_name = 120,
+     .gen_iframe = -1,
+     .gen_state = -1,
+     .gen_frame = 16,
+     .fr_valuestack = 64,
+     .fr_stacktop = 72,
+     .fr_stackdepth = -1,
+     .registry = "_all_tasks"},
+    {.minor = 9,
+     .tk_size = 184,
+     .tk_loop = 16,
+     .tk_waiter = 144,
+     .tk_coro = 152,
+     .tk_name = 160,
+     .gen_iframe = -1,
+     .gen_state = -1,
+     .gen_frame = 16,
+     .fr_valuestack = 64,
+     .fr_stacktop = 72,
+     .fr_stackdepth = -1,
+     .registry = "_all_tasks"},
+    {.minor = 10,
+     .tk_size = 192,
+     .tk_loop = 16,
+     .tk_waiter = 152,
+     .tk_coro = 160,
+     .tk_name = 168,
+     .gen_iframe = -1,
+     .gen_state = -1,
+     .gen_frame = 16,
+     .fr_valuestack = 64,
+     .fr_stacktop = -1,
+     .fr_stackdepth = 80,
+     .registry = "_all_tasks"},
+    {11, 176, 16, 128, 136, 144, 80, 75, -1, -1, -1, -1, -2, -1, -1, 0, "_all_tasks"},
+    {12, 176, 16, 128, 136, 144, 72, 67, -1, -1, -1, -1, -2, -1, -1, 0, "_scheduled_tasks"},
+    {13, 144, 16, 112, 120, 128, 72, 67, -1, -1, -1, -1, -3, -2, -1, 0, "_scheduled_tasks"},
 };
 
-#define SET_HEAD 48   /* PySetObject up to `table` (used 24, mask 32, table 40; 3.8-3.13) */
-#define SET_MAX 65536 /* entries of the set's table copied */
-#define OBJ_READ 160  /* bytes of a coroutine (header + frame) or another object copied */
-#define FI_FUTURE 16  /* FutureIterObject.future (3.8-3.13) */
-#define WR_OBJECT 16  /* PyWeakReference.wr_object */
-#define TP_NAME 24    /* PyTypeObject.tp_name */
-#define LIST_ITEMS 24 /* PyListObject.ob_item */
+#define SET_HEAD 48    /* PySetObject up to `table` (used 24, mask 32, table 40; 3.8-3.13) */
+#define SET_MAX 65536  /* entries of the set's table copied */
+#define OBJ_READ 160   /* bytes of a coroutine (header + frame) or another object copied */
+#define OBJ_STRIDE 192 /* bytes between copies in a->buf: a Task (192 on 3.10) or OBJ_READ */
+#define FI_FUTURE 16   /* FutureIterObject.future (3.8-3.13) */
+#define WR_OBJECT 16   /* PyWeakReference.wr_object */
+#define TP_NAME 24     /* PyTypeObject.tp_name */
+#define LIST_ITEMS 24  /* PyListObject.ob_item */
 #define STACKTOP_MAX 4096
+#define FRAME38_READ 120          /* PyFrameObject (3.8-3.10) up to f_executing / f_state */
+#define VALUESTACK_MAX (1u << 20) /* bytes from a frame object to its value stack, at most */
 
 static uint64_t u64(const uint8_t *b, int32_t off)
 {
@@ -74,9 +119,15 @@ void asyncreader_init(struct asyncreader *a, const struct pyruntime *rt)
     memset(a, 0, sizeof(*a));
     a->rt = rt;
     const struct asyncio_offsets *ao = asyncio_offsets_for(rt->off.minor);
-    /* The frame fields must lie inside the copy of a coroutine. */
-    if (ao && rt->off.if_size > 0 && ao->gen_iframe + rt->off.if_size <= OBJ_READ &&
-        rt->off.if_stacktop >= 0 && offsets_fit_objects(&rt->off))
+    const struct py_offsets *o = &rt->off;
+    /* The frame fields must lie inside the copy of a coroutine (3.11+) or of its frame. */
+    bool embedded = ao && ao->gen_frame < 0 && o->if_size > 0 &&
+                    ao->gen_iframe + o->if_size <= OBJ_READ && o->if_stacktop >= 0;
+    bool heap = ao && ao->gen_frame >= 0 && o->fo_size > 0 && o->fo_state < FRAME38_READ &&
+                o->fo_lasti + 4 <= FRAME38_READ && o->fo_code + 8 <= FRAME38_READ &&
+                ao->fr_valuestack + 8 <= FRAME38_READ && ao->fr_stacktop + 8 <= FRAME38_READ &&
+                ao->fr_stackdepth + 4 <= FRAME38_READ;
+    if ((embedded || heap) && ao->tk_size <= OBJ_STRIDE && offsets_fit_objects(o))
         a->ao = ao;
     if (!a->ao)
         return;
@@ -87,11 +138,16 @@ void asyncreader_init(struct asyncreader *a, const struct pyruntime *rt)
     a->table_cap = SET_MAX;
     a->table = xcalloc(2 * a->table_cap, sizeof(uint64_t));
     a->addr = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
-    a->buf = xcalloc(ASYNCIO_MAX_TASKS, OBJ_READ);
+    a->buf = xcalloc(ASYNCIO_MAX_TASKS, OBJ_STRIDE);
     a->ok = xcalloc(ASYNCIO_MAX_TASKS, 1);
     a->spans = xcalloc(ASYNCIO_MAX_TASKS, sizeof(*a->spans));
     a->cur = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
     a->depth = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint16_t));
+    a->fbuf = xcalloc(ASYNCIO_MAX_TASKS, FRAME38_READ);
+    a->fok = xcalloc(ASYNCIO_MAX_TASKS, 1);
+    a->ok2 = xcalloc(ASYNCIO_MAX_TASKS, 1);
+    a->fidx = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint32_t));
+    a->codes = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
     hmap_init(&a->index);
     hmap_init(&a->names);
 }
@@ -112,16 +168,21 @@ void asyncreader_fini(struct asyncreader *a)
     free(a->spans);
     free(a->cur);
     free(a->depth);
+    free(a->fbuf);
+    free(a->fok);
+    free(a->ok2);
+    free(a->fidx);
+    free(a->codes);
     free(a->arena);
     memset(a, 0, sizeof(*a));
 }
 
-/* Reads `n` objects of `len` bytes at a->addr[] into a->buf (OBJ_READ apart); a->ok[i] says
+/* Reads `n` objects of `len` bytes at a->addr[] into a->buf (OBJ_STRIDE apart); a->ok[i] says
  * which were read. */
 static int read_level(struct asyncreader *a, size_t n, size_t len)
 {
     for (size_t i = 0; i < n; i++)
-        a->spans[i] = (struct mem_span){a->addr[i], a->buf + i * OBJ_READ, len};
+        a->spans[i] = (struct mem_span){a->addr[i], a->buf + i * OBJ_STRIDE, len};
     a->reads++;
     int rc = mem_readv(a->rt->pid, a->spans, n, a->ok);
     return rc < 0 ? rc : 0;
@@ -210,7 +271,7 @@ static int registry_tasks(struct asyncreader *a, size_t *n)
         return rc;
     const struct py_offsets *o = &a->rt->off;
     for (size_t i = 0; i < k; i++) {
-        const uint8_t *b = a->buf + i * OBJ_READ;
+        const uint8_t *b = a->buf + i * OBJ_STRIDE;
         if (!a->ok[i] || (a->rt->type_weakref && u64(b, o->ob_type) != a->rt->type_weakref))
             continue;
         uint64_t t = u64(b, WR_OBJECT);
@@ -299,31 +360,162 @@ static bool push_frame(struct asyncreader *a, struct atask *t, uint32_t code, in
     return true;
 }
 
-/* Checks the copy `b` of the coroutine (or generator) at `addr` and appends its frame to task
- * `t`. Returns 1 when it is suspended in an await (*yf gets the awaited object), 0 when it ends
- * the chain, ERR_CORRUPT when it fails a check. */
+/* A coroutine's state in a round. */
+enum coro_st {
+    CS_OTHER = 0,  /* finished, or not a frame in use: the chain moved since it was copied */
+    CS_SUSPENDED,  /* suspended in a plain yield (3.13 says so; a generator-based coroutine) */
+    CS_YIELD_FROM, /* suspended in an await */
+    CS_RUNNING,
+    CS_CREATED,
+};
+
+/* The frame of the j-th object of the level, whose copy is `b`: embedded in the coroutine
+ * (3.11+), or the copy frames38 read (3.8-3.10; NULL when it has none). */
+static const uint8_t *frame_of(const struct asyncreader *a, const uint8_t *b, size_t j)
+{
+    if (a->ao->gen_frame < 0)
+        return b + a->ao->gen_iframe;
+    return a->fok[j] ? a->fbuf + j * FRAME38_READ : NULL;
+}
+
+static uint64_t frame_code(const struct asyncreader *a, const uint8_t *f)
+{
+    return u64(f, a->ao->gen_frame < 0 ? a->rt->off.if_code : a->rt->off.fo_code);
+}
+
+/* 3.8-3.10: a coroutine's frame is an object of its own (gi_frame, NULL once it finished):
+ * reads the frames of the level's n objects (a->addr, copies in a->buf) that are coroutines
+ * or generators into a->fbuf, in one batched read; a->fok says which were read. */
+static int frames38(struct asyncreader *a, struct pyreader *r, size_t n, uint64_t now_ns)
+{
+    if (a->ao->gen_frame < 0)
+        return 0;
+    const struct py_offsets *o = &a->rt->off;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *b = a->buf + i * OBJ_STRIDE;
+        uint64_t type = u64(b, o->ob_type), f = u64(b, a->ao->gen_frame);
+        a->fok[i] = 0;
+        if (!a->ok[i] || (type != a->rt->type_coro && type != a->rt->type_gen) || !f || (f & 7))
+            continue;
+        a->fidx[m] = (uint32_t)i;
+        a->spans[m++] = (struct mem_span){f, a->fbuf + i * FRAME38_READ, FRAME38_READ};
+    }
+    if (!m)
+        return 0;
+    a->reads++;
+    int rc = mem_readv(a->rt->pid, a->spans, m, a->ok2);
+    if (rc < 0)
+        return rc;
+    for (size_t k = 0; k < m; k++)
+        a->fok[a->fidx[k]] = a->ok2[k];
+    /* Their code objects: a frame gives no bytecode pointer to check a cached entry against
+     * (a freed code object's address reused), so entries are re-checked in one batch. */
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a->fok[i])
+            a->codes[c++] = u64(a->fbuf + i * FRAME38_READ, o->fo_code);
+    return codecache_check_many(&r->codes, a->codes, c, now_ns);
+}
+
+/* The state of the coroutine with copy `b` and frame copy `f` (NULL: none). */
+static enum coro_st coro_state(const struct asyncreader *a, const uint8_t *b, const uint8_t *f)
+{
+    const struct asyncio_offsets *ao = a->ao;
+    const struct py_offsets *o = &a->rt->off;
+    if (ao->gen_frame < 0) {
+        int8_t st = (int8_t)b[ao->gen_state];
+        if (st == ao->st_executing)
+            return CS_RUNNING;
+        if (st == ao->st_created)
+            return CS_CREATED;
+        /* 3.11, 3.12 have one suspended state: a coroutine only suspends in an await. */
+        if (st == ao->st_yield_from)
+            return CS_YIELD_FROM;
+        return st == ao->st_suspended ? CS_SUSPENDED : CS_OTHER;
+    }
+    /* A frame on a free list or cleared has no references. */
+    if (!f || (int64_t)u64(f, 0) <= 0)
+        return CS_OTHER;
+    int8_t st = (int8_t)f[o->fo_state];
+    if (o->minor >= 10) /* f_state: CREATED -2, SUSPENDED -1, EXECUTING 0 */
+        return st == 0 ? CS_RUNNING : st == -2 ? CS_CREATED : st == -1 ? CS_YIELD_FROM : CS_OTHER;
+    if (st) /* f_executing */
+        return CS_RUNNING;
+    int32_t lasti;
+    memcpy(&lasti, f + o->fo_lasti, 4);
+    if (lasti == -1)
+        return CS_CREATED;
+    /* f_stacktop is NULL once the frame returned (and while it runs). */
+    return u64(f, ao->fr_stacktop) ? CS_YIELD_FROM : CS_OTHER;
+}
+
+/* 3.8-3.10: the line of suspended frame copy `f` and the address of the top of its value
+ * stack (what _PyGen_yf returns when suspended in YIELD_FROM: the awaited object). `faddr`:
+ * the frame's address. Returns 1 with *yf set, 0 when the stack is empty (a plain yield),
+ * ERR_CORRUPT when it fails a check. */
+static int frame38_top(const struct asyncreader *a, const uint8_t *f, uint64_t faddr, uint64_t *yf)
+{
+    const struct asyncio_offsets *ao = a->ao;
+    uint64_t vs = u64(f, ao->fr_valuestack);
+    if ((vs & 7) || vs < faddr + (uint64_t)ao->fr_valuestack || vs - faddr > VALUESTACK_MAX)
+        return ERR_CORRUPT; /* the value stack ends the frame object's own allocation */
+    int64_t depth;
+    if (ao->fr_stacktop >= 0) {
+        uint64_t top = u64(f, ao->fr_stacktop);
+        if (top < vs || ((top - vs) & 7))
+            return ERR_CORRUPT;
+        depth = (int64_t)((top - vs) / 8);
+    } else {
+        int32_t d;
+        memcpy(&d, f + ao->fr_stackdepth, 4);
+        depth = d;
+    }
+    if (depth < 0 || depth > STACKTOP_MAX)
+        return ERR_CORRUPT;
+    if (depth == 0)
+        return 0;
+    *yf = vs + 8 * (uint64_t)(depth - 1);
+    return 1;
+}
+
+/* Checks the copy `b` of the coroutine (or generator) at `addr`, with frame copy `f`, and
+ * appends its frame to task `t`. Returns 1 when it is suspended in an await (*yf gets the
+ * address of the slot holding the awaited object), 0 when it ends the chain, ERR_CORRUPT when
+ * it fails a check. */
 static int coro_frame(struct asyncreader *a, struct pyreader *r, struct atask *t, const uint8_t *b,
-                      uint64_t addr, uint64_t now_ns, uint64_t *yf)
+                      const uint8_t *f, uint64_t addr, uint64_t now_ns, uint64_t *yf)
 {
     const struct py_offsets *o = &a->rt->off;
     const struct asyncio_offsets *ao = a->ao;
-    int8_t state = (int8_t)b[ao->gen_state];
-    const uint8_t *f = b + ao->gen_iframe;
-    if (state != ao->st_suspended && state != ao->st_yield_from)
+    enum coro_st state = coro_state(a, b, f);
+    if (state != CS_SUSPENDED && state != CS_YIELD_FROM)
         return ERR_CORRUPT; /* finished or running: the chain moved since the caller's copy */
-    if (o->if_owner >= 0 && f[o->if_owner] != 1 /* FRAME_OWNED_BY_GENERATOR */)
+    if (ao->gen_frame < 0 && o->if_owner >= 0 && f[o->if_owner] != 1 /* FRAME_OWNED_BY_GENERATOR */)
         return ERR_CORRUPT;
     const struct pycode *c;
-    if (codecache_get(&r->codes, u64(f, o->if_code), now_ns, &c))
+    if (codecache_get(&r->codes, frame_code(a, f), now_ns, &c))
         return ERR_CORRUPT;
-    int64_t off = (int64_t)(u64(f, o->if_instr) - c->code_start);
-    if (off < -2 || off >= (int64_t)c->code_bytes)
-        return ERR_CORRUPT;
+    int64_t off;
+    if (ao->gen_frame >= 0) {
+        /* f_lasti: bytes (3.8, 3.9) or code units (3.10); in YIELD_FROM it names the
+         * instruction before it (re-run on resume), on the await's line. */
+        int32_t lasti;
+        memcpy(&lasti, f + o->fo_lasti, 4);
+        off = o->minor >= 10 ? (int64_t)lasti * 2 : lasti;
+        if (off < 0 || off >= (int64_t)c->code_bytes)
+            return ERR_CORRUPT;
+    } else {
+        off = (int64_t)(u64(f, o->if_instr) - c->code_start);
+        if (off < -2 || off >= (int64_t)c->code_bytes)
+            return ERR_CORRUPT;
+    }
     if (!push_frame(a, t, (uint32_t)(c - r->codes.v), codecache_line(c, off)))
         return 0;
-    /* 3.13 says so in the state; 3.11, 3.12: a coroutine only suspends in an await. */
-    if (ao->st_yield_from != ao->st_suspended && state != ao->st_yield_from)
+    if (state != CS_YIELD_FROM)
         return 0;
+    if (ao->gen_frame >= 0)
+        return frame38_top(a, f, u64(b, ao->gen_frame), yf);
     int32_t top;
     memcpy(&top, f + o->if_stacktop, 4);
     if (top < 1 || top > STACKTOP_MAX)
@@ -340,7 +532,7 @@ static void parse_tasks(struct asyncreader *a, size_t n)
     const struct py_offsets *o = &a->rt->off;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *b = a->buf + i * OBJ_READ;
+        const uint8_t *b = a->buf + i * OBJ_STRIDE;
         if (!a->ok[i] || u64(b, o->ob_type) != a->type_task) {
             continue; /* a Python Task subclass, or freed since the reference was read */
         }
@@ -368,36 +560,40 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
     size_t n = a->ntasks;
     for (size_t i = 0; i < n; i++)
         a->addr[i] = a->tasks[i].coro;
-    int rc = read_level(a, n, (size_t)ao->gen_iframe + (size_t)o->if_size);
+    size_t len = ao->gen_frame >= 0 ? (size_t)ao->gen_frame + 8
+                                    : (size_t)ao->gen_iframe + (size_t)o->if_size;
+    int rc = read_level(a, n, len);
+    if (!rc)
+        rc = frames38(a, r, n, now_ns);
     if (rc)
         return rc;
     a->nframes = 0;
     /* Level 0: the task's own coroutine. cur[i] = the value-stack slot holding what it awaits. */
     for (size_t i = 0; i < n; i++) {
         struct atask *t = &a->tasks[i];
-        const uint8_t *b = a->buf + i * OBJ_READ;
+        const uint8_t *b = a->buf + i * OBJ_STRIDE;
         a->cur[i] = 0;
         a->depth[i] = 0;
         t->first = (uint32_t)a->nframes;
         uint64_t type = u64(b, o->ob_type);
-        if (!a->ok[i] || (type != a->rt->type_coro && type != a->rt->type_gen)) {
+        const uint8_t *f = frame_of(a, b, i);
+        if (!a->ok[i] || (type != a->rt->type_coro && type != a->rt->type_gen) || !f) {
             t->state = 0;
             a->torn++;
             continue;
         }
-        const uint8_t *f = b + ao->gen_iframe;
-        t->root_code = u64(f, o->if_code);
-        int8_t st = (int8_t)b[ao->gen_state];
-        if (st == ao->st_executing) {
+        t->root_code = frame_code(a, f);
+        enum coro_st st = coro_state(a, b, f);
+        if (st == CS_RUNNING) {
             t->state = ATASK_RUNNING;
             continue;
         }
-        if (st == ao->st_created) {
+        if (st == CS_CREATED) {
             t->state = ATASK_CREATED;
             continue;
         }
         uint64_t yf = 0;
-        int k = coro_frame(a, r, t, b, t->coro, now_ns, &yf);
+        int k = coro_frame(a, r, t, b, f, t->coro, now_ns, &yf);
         if (k < 0) {
             t->state = 0;
             a->torn++;
@@ -431,14 +627,16 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
         for (size_t i = 0; i < n; i++) {
             if (!a->cur[i])
                 continue;
-            slot_of[i] = a->ok[j] ? u64(a->buf + j * OBJ_READ, 0) : 0;
+            slot_of[i] = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, 0) : 0;
             j++;
         }
         j = 0;
         for (size_t i = 0; i < n; i++) {
             if (!a->cur[i])
                 continue;
-            if (!slot_of[i] || (slot_of[i] & 7)) {
+            /* None on top: the coroutine is being resumed (gen_send_ex pushed the sent value
+             * before the frame's state says it runs): torn. */
+            if (!slot_of[i] || (slot_of[i] & 7) || slot_of[i] == a->rt->type_none) {
                 a->cur[i] = 0;
                 a->tasks[i].state = 0;
                 a->torn++;
@@ -447,6 +645,8 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
             a->addr[j++] = slot_of[i];
         }
         rc = read_level(a, j, OBJ_READ);
+        if (!rc)
+            rc = frames38(a, r, j, now_ns);
         if (rc)
             return rc;
         j = 0;
@@ -454,7 +654,8 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
             if (!a->cur[i])
                 continue;
             struct atask *t = &a->tasks[i];
-            const uint8_t *b = a->buf + j * OBJ_READ;
+            const uint8_t *b = a->buf + j * OBJ_STRIDE;
+            const uint8_t *f = frame_of(a, b, j);
             uint64_t obj = a->addr[j];
             bool ok = a->ok[j];
             j++;
@@ -486,7 +687,7 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
                 }
                 a->depth[i]++;
                 uint64_t yf = 0;
-                int k = coro_frame(a, r, t, b, obj, now_ns, &yf);
+                int k = f ? coro_frame(a, r, t, b, f, obj, now_ns, &yf) : ERR_CORRUPT;
                 if (k < 0) {
                     t->state = 0;
                     a->torn++;
@@ -514,7 +715,7 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
     for (size_t i = 0; i < n; i++) {
         if (!leaf_fut[i])
             continue;
-        uint64_t ft = a->ok[j] ? u64(a->buf + j * OBJ_READ, o->ob_type) : 0;
+        uint64_t ft = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, o->ob_type) : 0;
         j++;
         if (ft && !(ft & 7))
             snprintf(a->tasks[i].awaits, sizeof(a->tasks[i].awaits), "%s", type_name(a, ft));
@@ -544,7 +745,7 @@ static void link_waiters(struct asyncreader *a)
         const struct atask *t = &a->tasks[i];
         wtype[i] = 0;
         if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7)) {
-            wtype[i] = a->ok[j] ? u64(a->buf + j * OBJ_READ, o->ob_type) : 0;
+            wtype[i] = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, o->ob_type) : 0;
             j++;
         }
     }

@@ -5,8 +5,9 @@
 // gather). A round reads level by level in batched reads (registry, weak references, tasks,
 // coroutines, then one level of the await chain per read), every object's type checked, every
 // walk bounded (tasks, chain depth, cycle check); a task that fails a check is dropped and
-// counted, never guessed. Supported on 3.11-3.13 (C tasks, embedded coroutine frames);
-// asyncio_supported() says so for a runtime. docs/async.md explains the layouts and checks.
+// counted, never guessed. Supported on 3.8-3.13 (C tasks; coroutine frames on the heap before
+// 3.11, embedded after); asyncio_supported() says so for a runtime. docs/async.md explains
+// the layouts and checks.
 #ifndef CRUX_ASYNCIO_H
 #define CRUX_ASYNCIO_H
 
@@ -58,8 +59,12 @@ struct atask {
  * generator object (installed headers). -1: absent. */
 struct asyncio_offsets {
     uint32_t minor;
-    int32_t tk_size, tk_loop, tk_waiter, tk_coro, tk_name;        /* TaskObj */
-    int32_t gen_iframe, gen_state;                                /* PyGenObject, int8 state */
+    int32_t tk_size, tk_loop, tk_waiter, tk_coro, tk_name; /* TaskObj */
+    int32_t gen_iframe, gen_state; /* PyGenObject (3.11+): embedded frame, int8 frame state */
+    int32_t gen_frame;             /* PyGenObject.gi_frame (3.8-3.10): the frame object */
+    /* PyFrameObject (3.8-3.10): f_valuestack, f_stacktop (3.8, 3.9: NULL while it runs),
+     * f_stackdepth (3.10, int) */
+    int32_t fr_valuestack, fr_stacktop, fr_stackdepth;
     int8_t st_created, st_suspended, st_yield_from, st_executing; /* frame states */
     const char *registry; /* asyncio.tasks' WeakSet of tasks */
 };
@@ -94,6 +99,11 @@ struct asyncreader {
     struct mem_span *spans;
     uint64_t *cur; /* per task: the coroutine of its chain being followed (0: done) */
     uint16_t *depth;
+    uint8_t *fbuf;   /* 3.8-3.10: the frame objects of the level's coroutines */
+    uint8_t *fok;    /* per object of the level: its frame was read */
+    uint8_t *ok2;    /* per span of the frames' read */
+    uint32_t *fidx;  /* per span: its object */
+    uint64_t *codes; /* the level's code objects (checked in one batch on 3.8-3.10) */
 
     /* Figures over the recording. */
     uint64_t rounds, tasks_read, dropped, torn, skipped, missing, reads, busy_ns, cpu_ns;
@@ -104,7 +114,7 @@ struct asyncreader {
 void asyncreader_init(struct asyncreader *a, const struct pyruntime *rt);
 /* Releases everything. */
 void asyncreader_fini(struct asyncreader *a);
-/* Whether the runtime's version is one the reader knows (3.11-3.13). */
+/* Whether the runtime's version is one the reader knows (3.8-3.13). */
 static inline bool asyncio_supported(const struct asyncreader *a)
 {
     return a->ao != NULL;

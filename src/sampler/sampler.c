@@ -197,7 +197,7 @@ static int loop_thread(const struct pyreader *r)
             continue;
         for (uint32_t k = 0; k < th->nframes; k++) {
             const struct pycode *c = pyreader_code(r, &r->frames[th->first + k]);
-            if (strcmp(c->qualname, "BaseEventLoop._run_once") == 0)
+            if (taskstacks_code_is(c, "BaseEventLoop._run_once", "asyncio/base_events.py"))
                 return (int)t;
         }
     }

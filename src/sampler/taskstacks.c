@@ -76,13 +76,23 @@ bool taskstacks_emits(const struct asyncreader *a, size_t i)
     return a->tasks[i].state == ATASK_SUSPENDED && !a->tasks[i].awaits_tasks;
 }
 
+bool taskstacks_code_is(const struct pycode *c, const char *qualname, const char *file)
+{
+    if (strcmp(c->qualname, qualname) == 0)
+        return true;
+    const char *dot = strrchr(qualname, '.');
+    size_t fl = strlen(c->filename), sl = strlen(file);
+    return dot && strcmp(c->qualname, dot + 1) == 0 && fl >= sl &&
+           strcmp(c->filename + fl - sl, file) == 0;
+}
+
 int taskstacks_running(const struct taskstacks *ts, const struct pythread *th, int *task)
 {
     /* Root first: the frame after Handle._run whose code is a running task's coroutine. */
     const struct pyframe *fr = &ts->r->frames[th->first];
     for (uint32_t k = th->nframes; k > 1; k--) {
         const struct pycode *caller = &ts->r->codes.v[fr[k - 1].code];
-        if (strcmp(caller->qualname, "Handle._run") != 0)
+        if (!taskstacks_code_is(caller, "Handle._run", "asyncio/events.py"))
             continue;
         const struct pycode *c = &ts->r->codes.v[fr[k - 2].code];
         int i = asyncreader_running(ts->a, c->addr);

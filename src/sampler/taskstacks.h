@@ -26,6 +26,10 @@ struct taskstacks {
     void *arg;
 };
 
+/* Whether `c` is asyncio's function `qualname` ("Handle._run") defined in a file ending in
+ * `file` ("asyncio/events.py"): before 3.11 code objects have no qualified name, only the
+ * name, so the file tells which class's method it is. */
+bool taskstacks_code_is(const struct pycode *c, const char *qualname, const char *file);
 /* Index of the frame in `th`'s stack (0 = leaf) where a running task's coroutine starts (the
  * frame Handle._run called), and that task's index in *task; -1 when the thread runs no
  * task now. */

@@ -284,6 +284,41 @@ static int test_per_tick_weights(void)
     return 0;
 }
 
+/* record --async: suspended tasks' samples (SAMPLE_TASK, idle, weighted by the tasks sharing
+ * a stack) are wall time per task, not the thread's: the verdict and the thread's states are
+ * those of test_per_tick_weights' main thread alone, however many tasks wait. */
+static int test_task_samples_left_out(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.keep_samples = true;
+    uint32_t main_ = py(&p, "main", "/app/run.py", 3);
+    uint32_t dumps = py(&p, "dumps", "/usr/lib/python3.11/pickle.py", 1);
+    uint32_t sleep = py(&p, "sleep", "/usr/lib/python3.11/asyncio/tasks.py", 665);
+    uint32_t s_work = stack2(&p, main_, dumps), s_task = stack2(&p, main_, sleep);
+    for (uint64_t t = 0; t < 400; t++) {
+        profile_add(
+            &p,
+            &(struct psample){
+                .t_ns = t * 1000000, .stack = s_work, .tid = 1, .pid = 9, .state = TSTATE_RUNNING});
+        profile_add(&p, &(struct psample){.t_ns = t * 1000000,
+                                          .stack = s_task,
+                                          .tid = 1,
+                                          .pid = 9,
+                                          .state = TSTATE_IDLE,
+                                          .flags = SAMPLE_TASK,
+                                          .weight = 1000});
+    }
+    struct analysis a;
+    analysis_run(&a, &p, NULL);
+    CHECK(a.has_verdict && a.verdict.type == BT_SERIAL, "serialization, type %d", a.verdict.type);
+    CHECK(fabs(a.verdict.s.p - 1.0) < 1e-9, "share %f", a.verdict.s.p);
+    CHECK(a.nthreads == 1 && a.threads[0].samples == 400 && a.threads[0].idle == 0, "thread");
+    analysis_fini(&a);
+    profile_fini(&p);
+    return 0;
+}
+
 /* record --load: a server that waits in select() for new requests 70% of the time and runs
  * its model the rest. The ticks with no request in flight are left out: the verdict is the
  * model, not the wait for requests, and the summary says how much was left out. */
@@ -436,7 +471,8 @@ static int test_summary_and_formats(void)
           text);
     CHECK(strstr(text, "close second: host bound"), "second candidate: %s", text);
     CHECK(strstr(text, "stages: io-wait 55.0%, tokenize 45.0%"), "stages: %s", text);
-    CHECK(strstr(text, "functions (self, wall): EpollSelector.select (python3.11/selectors.py) 55.0%"),
+    CHECK(strstr(text,
+                 "functions (self, wall): EpollSelector.select (python3.11/selectors.py) 55.0%"),
           "functions: %s", text);
     free(text);
     struct buf out;
@@ -466,8 +502,7 @@ static void tick(struct profile *p, uint64_t t, uint32_t tid, uint32_t stack, bo
                                      .pid = 9,
                                      .state = running ? TSTATE_RUNNING : TSTATE_IDLE,
                                      .cat = cat,
-                                     .ev = kind != EV_NONE ? profile_evidence(p, kind, label)
-                                                           : 0});
+                                     .ev = kind != EV_NONE ? profile_evidence(p, kind, label) : 0});
 }
 
 static const char *ev_label(const struct profile *p, const struct candidate *c)
@@ -522,8 +557,8 @@ static int test_cpu_is_never_waiting(void)
     struct profile p;
     profile_init(&p);
     p.keep_samples = true;
-    uint32_t run = py(&p, "BaseEventLoop._run_once", "/usr/lib/python3.11/asyncio/base_events.py",
-                      1922);
+    uint32_t run =
+        py(&p, "BaseEventLoop._run_once", "/usr/lib/python3.11/asyncio/base_events.py", 1922);
     uint32_t cb = py(&p, "handle", "/app/srv.py", 8);
     uint32_t sel = py(&p, "EpollSelector.select", "/usr/lib/python3.11/selectors.py", 468);
     uint32_t s_cb = stack2(&p, run, cb), s_sel = stack2(&p, run, sel);
@@ -664,6 +699,7 @@ int main(void)
     RUN(test_per_tick_weights);
     RUN(test_per_tick_processes);
     RUN(test_no_request_ticks);
+    RUN(test_task_samples_left_out);
     RUN(test_counts_parked_thread);
     RUN(test_gpu_underused);
     RUN(test_summary_and_formats);
