@@ -317,6 +317,10 @@ static void gap_text(struct out *o, const struct mem_verdict *m)
          "<b>%.1f MB</b> (%.0f%% of RSS). ",
          mb((double)m->rss_at_peak), mb((double)m->peak_live), mb((double)m->gap),
          100.0 * (double)m->gap / (double)m->rss_at_peak);
+    if (m->gap < 0)
+        put(o, "RSS is below the estimate of live bytes: the gap is within the sampling error "
+               "(and RSS is read once a round, up to a round from the peak), so nothing is "
+               "retained beyond live objects. ");
     put(o, "<span class=\"method\">The gap is not all fragmentation: it holds the interpreter and "
            "its libraries (code, data, loaded modules), memory allocated before the hooks were "
            "installed, pymalloc arenas kept for freed objects, and memory glibc malloc keeps on "
@@ -332,6 +336,7 @@ static const char STYLE[] =
     ".memchart polyline{stroke-width:1.5;vector-effect:non-scaling-stroke}\n"
     ".mlive{stroke:#1f77b4}.mrss{stroke:#d62728}.mrate{fill:#e8b04a;opacity:.45}\n"
     ".mstack{margin:2px 0;padding-left:22px;font-size:11px}\n"
+    "#allocations .gkey span{margin-right:14px}\n"
     "</style>\n";
 
 int reportmem_html(struct buf *b, const struct profile *p, const struct analysis *a)
