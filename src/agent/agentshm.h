@@ -119,6 +119,7 @@ enum {
     AGENTSHM_DOM_MEM = 1,    /* PyMem_Malloc */
     AGENTSHM_DOM_OBJ = 2,    /* PyObject_Malloc */
     AGENTSHM_DOM_NATIVE = 3, /* malloc and friends from native code (the preload shim) */
+    AGENTSHM_DOM_MMAP = 4,   /* an anonymous mmap from outside any allocator (the shim) */
 };
 
 /* One code object: text holds file_len bytes of co_filename then name_len bytes of the

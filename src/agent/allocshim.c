@@ -494,3 +494,44 @@ EXPORT void *__memmove_chk(void *d, const void *s, size_t n, size_t dlen)
         __chk_fail();
     return copy_hook(&g_memmove, AGENTSHM_COPY_MEMMOVE, d, s, n);
 }
+
+/* ---- anonymous mmap/munmap (docs/memory.md) ---------------------------------------------------
+ * Counted only when called from outside any hooked allocator: glibc malloc's own mmap of a large
+ * block and pymalloc's arenas happen inside a hooked call (the guard is set) and pass through,
+ * so each byte is counted once, at the level the program asked for it. Left out: file mappings,
+ * MAP_FIXED (remapping part of an existing mapping, the loader's .bss), MAP_STACK (thread
+ * stacks) and PROT_NONE reservations (address space, no memory). A munmap is matched by its
+ * start address only: unmapping part of a sampled mapping leaves it counted whole. The real
+ * calls are raw syscalls: glibc's __mmap is GLIBC_PRIVATE and dlsym may allocate. */
+
+static void *sys_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
+{
+    return (void *)syscall(SYS_mmap, a, n, prot, flags, fd, off);
+}
+
+EXPORT void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
+{
+    void *p = sys_mmap(a, n, prot, flags, fd, off);
+    if (g_on && !t_guard && p != MAP_FAILED && (flags & MAP_ANONYMOUS) &&
+        !(flags & (MAP_FIXED | MAP_STACK)) && prot != PROT_NONE) {
+        t_guard = 1;
+        crux_alloc_note(p, n, AGENTSHM_DOM_MMAP);
+        t_guard = 0;
+    }
+    return p;
+}
+
+EXPORT void *mmap64(void *a, size_t n, int prot, int flags, int fd, off_t off)
+{
+    return mmap(a, n, prot, flags, fd, off);
+}
+
+EXPORT int munmap(void *a, size_t n)
+{
+    if (g_on && !t_guard && a) {
+        t_guard = 1;
+        crux_alloc_note_free(a);
+        t_guard = 0;
+    }
+    return (int)syscall(SYS_munmap, a, n);
+}

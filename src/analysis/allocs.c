@@ -235,11 +235,15 @@ void allocs_view_build(const struct profile *p, struct alloc_view *v)
         const double *x = &series[s * ALLOCS_SERIES];
         a->growth = (int64_t)(x[ALLOCS_SERIES - 1] - x[0]);
         a->likelihood = allocs_trend_likelihood(x, ALLOCS_SERIES);
-        /* still growing over the second half, by a quarter of its growth and with the same
-         * trend test: a cache that filled early and stays full is not a leak, however steep
-         * its start and however its sampled size wobbles */
+        /* still growing over the second half, to a new high above the first half's by a
+         * quarter of its growth, and with the same trend test: a cache that filled early and
+         * stays full is not a leak, however steep its start and however its sampled size
+         * wobbles (a dip and a recovery late in the run is not a new high) */
         const double *half = x + ALLOCS_SERIES / 2;
-        bool late = x[ALLOCS_SERIES - 1] - half[0] >= 0.25 * (double)a->growth &&
+        double first_max = x[0];
+        for (size_t k = 1; k < ALLOCS_SERIES / 2; k++)
+            first_max = x[k] > first_max ? x[k] : first_max;
+        bool late = x[ALLOCS_SERIES - 1] - first_max >= 0.25 * (double)a->growth &&
                     allocs_trend_likelihood(half, ALLOCS_SERIES - ALLOCS_SERIES / 2) >=
                         ALLOCS_LEAK_LIKELIHOOD;
         a->leak = a->frame != UINT32_MAX && a->likelihood >= ALLOCS_LEAK_LIKELIHOOD && late &&

@@ -917,6 +917,7 @@ void analysis_run(struct analysis *a, const struct profile *p, const struct stag
         a->has_state = a->has_cats;
     decide(a);
     apply_gpu(a, p);
+    mem_verdict_run(&a->mem, p);
     hot_tables(&c);
     asleep_table(&c);
     thread_stages(&c);
@@ -1070,6 +1071,17 @@ static void gpu_print(const struct profile *p, const struct analysis *a, FILE *f
         fprintf(f, "  gpu note: %s\n", p->gpu.note);
 }
 
+/* The memory line (record --allocations): growing heap or churn with its figures. */
+static void mem_print(const struct profile *p, const struct analysis *a, FILE *f)
+{
+    if (a->mem.kind == MEMK_NONE)
+        return;
+    char fig[512];
+    mem_verdict_figures(&a->mem, p, fig, sizeof(fig));
+    fprintf(f, "  memory: %s: %s\n", mem_kind_label(a->mem.kind), fig);
+    fprintf(f, "  memory fix: %s\n", mem_kind_fix(a->mem.kind));
+}
+
 void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
 {
     struct buf b;
@@ -1101,7 +1113,7 @@ void verdict_print(const struct profile *p, const struct analysis *a, FILE *f)
         fprintf(f, "crux verdict: no clear bottleneck: %s\n", a->reason);
     }
     gpu_print(p, a, f);
-    memverdict_print(p, f);
+    mem_print(p, a, f);
     if (a->no_request > 0)
         fprintf(f,
                 "  scope: %.0f ticks with requests in flight; the %.0f%% of the recording with "

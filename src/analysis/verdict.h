@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "analysis/gpuverdict.h"
+#include "analysis/memverdict.h"
 #include "analysis/stages.h"
 #include "profile/profile.h"
 #include "util/buf.h"
@@ -72,6 +73,7 @@ struct analysis {
     bool has_cats;           /* categories present */
     bool gpu_present;        /* frames show a CUDA device in use */
     struct gpu_verdict gpu;  /* what the GPU did, from NVML (gpu.kind GPUK_NONE: no figures) */
+    struct mem_verdict mem;  /* what memory did (record --allocations; mem.recorded) */
     uint64_t samples;        /* thread-samples */
     uint64_t cat[PCAT_N];    /* thread-samples per category (state mapped in when no cat) */
     struct share *stage;     /* per stage, share of wall */

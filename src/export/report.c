@@ -4,6 +4,7 @@
 // for colouring by stage or category and drawing the thread and memory timelines.
 #include "export/report.h"
 #include "export/reportgpu.h"
+#include "export/reportmem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,7 @@ static void verdict_json(struct jsonw *w, const struct profile *p, const struct 
     jsonw_key(w, "functions");
     hot_json(w, p, a, a->funcs, a->nfuncs < 20 ? a->nfuncs : 20, false);
     reportgpu_json(w, p, a);
+    reportmem_json(w, p, a);
 }
 
 /* Stack id of every flame tree node, in the tree's preorder. */
@@ -724,6 +726,8 @@ static void write_page(struct out *o, const struct profile *p, const struct flam
     write_stages(o, a);
     if (!o->rc)
         o->rc = reportgpu_html(o->b, p, a);
+    if (!o->rc)
+        o->rc = reportmem_html(o->b, p, a);
     put(o, report_assets_flame_intro);
     put(o, "</div>\n");
     put(o, flamegraph_assets_head);

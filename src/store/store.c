@@ -2,6 +2,7 @@
 // Saved recordings in SQLite (libsqlite3: a documented, queryable single-file format that any
 // user has a shell for). One transaction and prepared statements per table.
 #include "store/store.h"
+#include "store/storealloc.h"
 #include "store/storegpu.h"
 
 #include <errno.h>
@@ -381,6 +382,7 @@ int store_save(const struct profile *p, const char *path, struct errbuf *eb)
     rc = rc ? rc : save_spans(db, p);
     rc = rc ? rc : save_reqs(db, p);
     rc = rc ? rc : storegpu_save(db, p);
+    rc = rc ? rc : storealloc_save(db, p);
     if (!rc && sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
         rc = ERR_IO;
     if (rc) {
@@ -794,6 +796,7 @@ int store_load(const char *path, struct profile *p, struct errbuf *eb)
         rc = load_spans(db, p, eb, path);
     rc = rc ? rc : load_reqs(db, p, eb, path);
     rc = rc ? rc : storegpu_load(db, p, eb, path);
+    rc = rc ? rc : storealloc_load(db, p, eb, path);
     sqlite3_close(db);
     return rc;
 }

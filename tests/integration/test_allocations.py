@@ -2,7 +2,9 @@
 
 Every interpreter the agent is built for: the seed's leak named at its line with most of the
 growth, the fixed job and a bounded LRU cache not flagged, sampled against exact per site; a
-200 MB numpy array at its line (Debian's python3, which has numpy).
+200 MB numpy array at its line (Debian's python3, which has numpy); an anonymous mmap at its
+line and its munmap seen; a saved recording (--save) giving the same allocation views and an
+HTML report with the memory section; the verdict's memory line for a growing heap.
 """
 import json
 import os
@@ -13,6 +15,24 @@ from crux_helpers import load_truth
 
 MB = 1 << 20
 AGENT = os.path.join(os.path.dirname(__file__), "..", "..", "build", "agent")
+
+
+def record_text(crux, interp, mode, *options):
+    """The live --format lines text of `mode`, recorded with `options`."""
+    argv, truth_path = crux.target_argv(interp, "allocs.py")
+    argv = argv[:2] + [mode] + argv[2:]
+    out = crux.tmp / ("%s.txt" % mode)
+    result = crux.run("record", "--rate", "50", "--format", "lines", "-o", out, *options,
+                      "--", *argv)
+    assert result.returncode == 0, result.describe()
+    return out.read_text(encoding="utf-8"), load_truth(truth_path), result
+
+
+def alloc_section(text):
+    """The allocation part of the lines text: from its heading to the end."""
+    k = text.find("\nallocations (")
+    assert k >= 0, text[-2000:]
+    return text[k:]
 
 
 def record(crux, interp, mode, *options):
@@ -95,3 +115,56 @@ def test_sampled_matches_exact(crux, interp):
         assert abs(s["bytes"] - e["bytes"]) <= 0.1 * e["bytes"], (tag, s, e)
         checked += 1
     assert checked >= 3
+
+
+def test_mmap_counted_at_its_line_and_unmapped(crux, interp):
+    needs_agent(interp)
+    allocs, truth = record(crux, interp, "mmap", "--allocations")
+    [s] = site(allocs, truth["MMAP"])
+    # counted once (the shim's mmap hook; Python's mmap module maps directly, no malloc)
+    assert abs(s["bytes"] - 64 * MB) <= 6.4 * MB, s
+    assert abs(s["peak_live_bytes"] - 64 * MB) <= 6.4 * MB, s
+    assert s["end_live_bytes"] <= 1 * MB, s  # munmap seen
+
+
+def test_saved_recording_gives_the_same_views(crux, interp):
+    needs_agent(interp)
+    db = crux.tmp / "leak.db"
+    live, truth, _ = record_text(crux, interp, "leak", "--allocations", "--save", db)
+    out = crux.tmp / "saved.txt"
+    result = crux.run("report", db, "--format", "lines", "-o", out)
+    assert result.returncode == 0, result.describe()
+    saved = out.read_text(encoding="utf-8")
+    assert alloc_section(saved) == alloc_section(live)
+    assert "[leak]" in alloc_section(saved)
+    html = crux.tmp / "r.html"
+    result = crux.run("report", db, "-o", html)
+    assert result.returncode == 0, result.describe()
+    page = html.read_text(encoding="utf-8")
+    assert '<section id="allocations">' in page
+    assert "<b>growing heap</b>" in page
+    assert 'id="memleaks"' in page and "allocs.py:%d" % truth["LEAK"] in page
+    assert 'id="mempeak"' in page and 'id="memgap"' in page and "memchart" in page
+    data = json.loads(page.split('id="crux-data">', 1)[1].split("</script>", 1)[0])
+    mem = data["report"]["allocations"]
+    assert mem["kind"] == "growing_heap" and mem["leaks"] >= 1, mem
+    assert mem["rss_at_peak"] > 0 and mem["gap_bytes"] == mem["rss_at_peak"] - \
+        mem["peak_live_bytes"], mem
+
+
+def test_verdict_memory_line(crux, interp):
+    needs_agent(interp)
+    db = crux.tmp / "v.db"
+    _, truth, _ = record_text(crux, interp, "leak", "--allocations", "--save", db)
+    out = crux.tmp / "summary.txt"
+    result = crux.run("report", db, "-f", "summary", "-o", out)
+    assert result.returncode == 0, result.describe()
+    text = out.read_text(encoding="utf-8")
+    assert "memory: growing heap: live heap grew" in text, text
+    assert "allocs.py:%d" % truth["LEAK"] in text, text
+    # the fixed job: no growing heap (its compute loop's int churn may be called churn)
+    db2 = crux.tmp / "f.db"
+    record_text(crux, interp, "fixed", "--allocations", "--save", db2)
+    result = crux.run("report", db2, "-f", "summary", "-o", out)
+    assert result.returncode == 0, result.describe()
+    assert "growing heap" not in out.read_text(encoding="utf-8")

@@ -93,3 +93,32 @@ def test_hostile_names_render_as_text(crux, one_interp, browser):
     assert not p.dialogs, "a name ran as script: %s" % p.dialogs
     assert p.page.evaluate("document.querySelectorAll('script').length") == 2
     assert not p.errors, p.errors
+
+
+def test_memory_section_renders(crux, one_interp, browser, tmp_path):
+    """record --allocations: the report's memory section shows the verdict, the chart, the
+    leak at its line with its stack (folded, opens on click) and the RSS gap."""
+    agent = Path(__file__).resolve().parents[2] / "build" / "agent" / one_interp.id / "crux"
+    if not agent.is_dir():
+        pytest.skip("no agent built for %s (make agent)" % one_interp.id)
+    argv, truth_path = crux.target_argv(one_interp, "allocs.py")
+    argv = argv[:2] + ["leak"] + argv[2:]
+    out = tmp_path / "mem.html"
+    result = crux.run("record", "--rate", "50", "--allocations", "-o", out, "--", *argv)
+    assert result.returncode == 0, result.describe()
+    truth = load_truth(truth_path)
+    p = Page(browser, out)
+    page = p.page
+    sec = page.locator("#allocations")
+    assert sec.is_visible()
+    assert page.locator("#allocations .mverdict b").inner_text() == "growing heap"
+    assert page.locator("#allocations svg.memchart polyline.mlive").count() == 1
+    assert page.locator("#allocations svg.memchart polyline.mrss").count() == 1
+    row = page.locator("#memleaks tbody tr").first
+    assert "allocs.py:%d" % truth["LEAK"] in row.inner_text()
+    row.locator("summary").click()
+    assert row.locator("ol.mstack li").first.is_visible()
+    assert "gap of" in page.locator("#memgap").inner_text()
+    assert p.errors == [] and p.dialogs == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    sec.screenshot(path=str(ARTIFACTS / "report-memory.png"))

@@ -358,9 +358,83 @@ static int test_bad_files(void)
     return 0;
 }
 
+/* Allocation events (record --allocations): a leak at one line, churn at another. */
+static void add_allocs(struct profile *p)
+{
+    uint32_t a = py(p, "grow", "/app/job.py", 12), b = py(p, "churn", "/app/job.py", 20);
+    uint32_t s1 = profile_stack(p, (uint32_t[]){a}, 1), s2 = profile_stack(p, (uint32_t[]){b}, 1);
+    for (uint64_t k = 0; k < 400; k++) {
+        uint64_t t = k * 5000000 + 3;
+        profile_add_alloc(p, &(struct palloc){.t_ns = t,
+                                              .bytes = 1 << 20,
+                                              .born_ns = t,
+                                              .stack = k % 2 ? s1 : s2,
+                                              .count = 2.5f,
+                                              .kind = PALLOC_ALLOC});
+        if (k % 2 == 0)
+            profile_add_alloc(p, &(struct palloc){.t_ns = t + 1000,
+                                                  .bytes = 1 << 20,
+                                                  .born_ns = t,
+                                                  .stack = s2,
+                                                  .count = 2.5f,
+                                                  .kind = PALLOC_FREE});
+    }
+    p->allocations = true;
+    p->alloc_sample_bytes = 524288;
+    p->allocs_dropped = 7;
+}
+
+/* The events come back as they were, so every allocation view is the same; a file without
+ * the table loads with none; a bad event is refused. */
+static int test_allocations_round_trip(void)
+{
+    struct profile p, q;
+    build(&p);
+    add_allocs(&p);
+    char path[128];
+    tmp_db(path, sizeof(path), "alloc");
+    struct errbuf eb = {{0}};
+    CHECK(store_save(&p, path, &eb) == 0, "save: %s", eb.msg);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == 0, "load: %s", eb.msg);
+    CHECK(q.allocations && q.alloc_sample_bytes == 524288 && q.allocs_dropped == 7, "meta");
+    CHECK(q.nallocs == p.nallocs, "%zu events, want %zu", q.nallocs, p.nallocs);
+    for (size_t i = 0; i < q.nallocs; i++)
+        CHECK(q.allocs[i].t_ns == p.allocs[i].t_ns && q.allocs[i].bytes == p.allocs[i].bytes &&
+                  q.allocs[i].born_ns == p.allocs[i].born_ns &&
+                  q.allocs[i].stack == p.allocs[i].stack &&
+                  q.allocs[i].count == p.allocs[i].count && q.allocs[i].kind == p.allocs[i].kind,
+              "event %zu", i);
+    CHECK(same_output(&p, &q, EXPORT_LINES), "same lines text");
+    CHECK(same_output(&p, &q, EXPORT_LINES_JSON), "same lines JSON");
+    CHECK(same_output(&p, &q, EXPORT_HTML), "same report");
+    profile_fini(&q);
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db, "UPDATE alloc_events SET stack = 99999 WHERE rowid = 3", NULL, NULL,
+                       NULL) == SQLITE_OK,
+          "update");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == ERR_CORRUPT && strstr(eb.msg, "missing stack"), "%s",
+          eb.msg);
+    profile_fini(&q);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open");
+    CHECK(sqlite3_exec(db, "DROP TABLE alloc_events", NULL, NULL, NULL) == SQLITE_OK, "drop");
+    sqlite3_close(db);
+    profile_init(&q);
+    CHECK(store_load(path, &q, &eb) == 0 && !q.allocations && q.nallocs == 0, "older file: %s",
+          eb.msg);
+    profile_fini(&q);
+    profile_fini(&p);
+    unlink(path);
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_round_trip);
+    RUN(test_allocations_round_trip);
     RUN(test_empty_profile);
     RUN(test_format3_no_columns);
     RUN(test_bad_files);

@@ -1,12 +1,14 @@
-"""Allocation targets for test_allocations.py: MODE is leak, fixed, lru, numpy or mix.
+"""Allocation targets for test_allocations.py: MODE is leak, fixed, lru, numpy, mix or mmap.
 
 leak: the seed case, a list of per-batch results never cleared, each batch a long compute
 then a quick 1 MiB allocation on the append line. fixed: the same, results written out.
 lru: a bounded functools.lru_cache of 1 MiB values. numpy: 200 MB in big(). mix: sites of
-different sizes for the sampled-vs-exact comparison. The truth file names the lines.
+different sizes for the sampled-vs-exact comparison. mmap: a 64 MiB anonymous mmap.mmap kept
+across a compute, then closed. The truth file names the lines.
 """
 import functools
 import json
+import mmap
 import os
 import sys
 
@@ -68,6 +70,15 @@ def mix():
         s = str(i) * 20  # MIX_D
 
 
+def mapped():
+    m = mmap.mmap(-1, 64 * MIB)  # MMAP
+    for off in range(0, 64 * MIB, 4096):
+        m[off] = 1
+    compute(300000)
+    m.close()
+    compute(100000)
+
+
 def line_of(tag):
     with open(__file__) as f:
         for n, text in enumerate(f, 1):
@@ -91,8 +102,11 @@ def main():
         del a
     elif mode == "mix":
         mix()
+    elif mode == "mmap":
+        mapped()
     if truth:
-        tags = ["LEAK", "FIXED", "LRU", "NUMPY", "MIX_A", "MIX_B", "MIX_C", "MIX_D"]
+        tags = ["LEAK", "FIXED", "LRU", "NUMPY", "MIX_A", "MIX_B", "MIX_C", "MIX_D",
+                "MMAP"]
         with open(truth, "w") as f:
             json.dump({t: line_of(t) for t in tags}, f)
 
