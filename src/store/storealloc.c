@@ -33,10 +33,12 @@ static int save_meta(sqlite3 *db, const struct profile *p)
     sqlite3_stmt *st;
     if (prep(db, "INSERT INTO meta(key, value) VALUES(?, ?)", &st))
         return ERR_IO;
-    const char *keys[3] = {"alloc_recorded", "alloc_sample_bytes", "alloc_dropped"};
-    const int64_t vals[3] = {1, (int64_t)p->alloc_sample_bytes, (int64_t)p->allocs_dropped};
+    const char *keys[4] = {"alloc_recorded", "alloc_sample_bytes", "alloc_dropped",
+                           "alloc_copy_sample_bytes"};
+    const int64_t vals[4] = {1, (int64_t)p->alloc_sample_bytes, (int64_t)p->allocs_dropped,
+                             (int64_t)p->copy_sample_bytes};
     int rc = 0;
-    for (int i = 0; i < 3 && !rc; i++) {
+    for (int i = 0; i < 4 && !rc; i++) {
         sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, vals[i]);
         rc = step_reset(st);
@@ -109,6 +111,8 @@ static int load_meta(sqlite3 *db, struct profile *p)
             p->alloc_sample_bytes = (uint64_t)v;
         else if (strcmp(k, "alloc_dropped") == 0)
             p->allocs_dropped = (uint64_t)v;
+        else if (strcmp(k, "alloc_copy_sample_bytes") == 0)
+            p->copy_sample_bytes = (uint64_t)v;
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : ERR_IO;
@@ -121,7 +125,7 @@ static const char *row_event(sqlite3_stmt *st, const struct profile *p, struct p
     int64_t bytes = sqlite3_column_int64(st, 2), stack = sqlite3_column_int64(st, 4);
     int64_t age = sqlite3_column_int64(st, 5);
     double count = sqlite3_column_double(st, 3);
-    if (kind != PALLOC_ALLOC && kind != PALLOC_FREE)
+    if (kind != PALLOC_ALLOC && kind != PALLOC_FREE && kind != PALLOC_COPY)
         return "an allocation event of unknown kind";
     if (t < 0 || age < 0 || age > t)
         return "an allocation event before the recording started";
