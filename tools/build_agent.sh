@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-build/agent}"
 cc="${CC:-gcc}"
-srcs="src/agent/agent.c src/agent/agentalloc.c"
-deps="$srcs src/agent/agentshm.h src/agent/agentalloc.h src/agent/allocshim.h tools/build_agent.sh"
+srcs="src/agent/agent.c src/agent/agentalloc.c src/agent/agentnative.c"
+deps="$srcs src/agent/agentshm.h src/agent/agentalloc.h src/agent/allocshim.h src/agent/agentnative.h src/agent/gotpatch.h tools/build_agent.sh"
 pys="src/agent/crux/__init__.py src/agent/crux/otel.py"
 
 interpreters() {
@@ -33,10 +33,11 @@ interpreters() {
 shim="$out/libcrux_alloc.so"
 mkdir -p "$out/boot"
 if [ ! -f "$shim" ] || [ src/agent/allocshim.c -nt "$shim" ] || [ src/agent/allocshim.h -nt "$shim" ] ||
+    [ src/agent/gotpatch.c -nt "$shim" ] || [ src/agent/gotpatch.h -nt "$shim" ] ||
     [ src/agent/agentshm.h -nt "$shim" ] || [ tools/build_agent.sh -nt "$shim" ]; then
     echo "agent: $shim"
     $cc -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror \
-        -ftls-model=initial-exec -Isrc/agent -o "$shim.tmp" src/agent/allocshim.c -lpthread -lm
+        -ftls-model=initial-exec -Isrc/agent -o "$shim.tmp" src/agent/allocshim.c src/agent/gotpatch.c -ldl -lpthread -lm
     mv "$shim.tmp" "$shim"
 fi
 # What `crux record --allocations --pid` loads into a running process (src/target/inject.c).

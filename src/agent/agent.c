@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agentalloc.h"
+#include "agentnative.h"
 #include "agentshm.h"
 
 /* The ring of this process, or NULL (disabled, failed, or not yet made after a fork). */
@@ -611,7 +612,8 @@ static PyObject *mod_alloc_stop(PyObject *mod, PyObject *unused)
 /* _alloc_attach(shim, sample_bytes): called by crux's attach code (src/agent/attachlib.c) in a
  * running process, with the GIL: makes the ring with an allocation section (replacing one
  * without: stage writers hold the GIL too) and starts the hooks of the PyMem and PyObject
- * domains. Called again by a later attach, it restarts the engine on the same ring. */
+ * domains, and native malloc's through the GOT (agentnative.h). Called again by a later attach,
+ * it restarts the engine on the same ring. Returns (ring path, native report). */
 static PyObject *mod_alloc_attach(PyObject *mod, PyObject *args)
 {
     (void)mod;
@@ -640,7 +642,11 @@ static PyObject *mod_alloc_attach(PyObject *mod, PyObject *args)
                      agentalloc_error());
         return NULL;
     }
-    return PyUnicode_FromString(g_path);
+    char native[160];
+    if (agentnative_attach(g_hdr, native, sizeof(native))) {
+        /* the report says why: it goes back to crux in the status file */
+    }
+    return Py_BuildValue("(ss)", g_path, native);
 }
 
 static PyObject *mod_set_decorate(PyObject *mod, PyObject *fn)

@@ -58,6 +58,7 @@ struct dom {
 };
 static struct dom g_dom[3];
 static int g_hooked;
+static void *g_engine;          /* the engine's dlopen handle, or RTLD_DEFAULT when preloaded */
 static int g_skip_raw;          /* attached to a running process: RAW is not hooked */
 static const char *g_shim_path; /* the engine's path given by an attach, else NULL */
 static char g_dlerr[160];       /* why the engine could not be loaded */
@@ -392,6 +393,7 @@ static int resolve(void)
             return -1;
         }
     }
+    g_engine = h;
     *(void **)&s_enter = dlsym(h, "crux_alloc_enter");
     *(void **)&s_leave = dlsym(h, "crux_alloc_leave");
     *(void **)&s_note = dlsym(h, "crux_alloc_note");
@@ -416,6 +418,30 @@ static void hook(void)
         PyMem_SetAllocator(doms[i], &a);
     }
     g_hooked = 1;
+}
+
+void agentalloc_unhook(void)
+{
+    static const PyMemAllocatorDomain doms[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                 PYMEM_DOMAIN_OBJ};
+    if (!g_hooked)
+        return;
+    /* A hook put over ours since (tracemalloc's) would be dropped by restoring under it:
+     * ours then stay, inert. */
+    for (int i = g_skip_raw ? 1 : 0; i < 3; i++) {
+        PyMemAllocatorEx cur;
+        PyMem_GetAllocator(doms[i], &cur);
+        if (cur.ctx != &g_dom[i] || cur.malloc != h_malloc)
+            return;
+    }
+    for (int i = g_skip_raw ? 1 : 0; i < 3; i++)
+        PyMem_SetAllocator(doms[i], &g_dom[i].orig);
+    g_hooked = 0;
+}
+
+void *agentalloc_engine(void)
+{
+    return g_engine;
 }
 
 int agentalloc_start(struct agentshm_hdr *h)

@@ -25,6 +25,11 @@ void agentalloc_stop(void);
  * (kept local: it is not a preload there) and, when the hooks are installed now, the RAW
  * domain is left alone (it runs without the GIL). Needs the GIL. */
 int agentalloc_attach(struct agentshm_hdr *h, const char *shim);
+/* With the GIL: puts back the PyMem allocators agentalloc_attach replaced, when ours are still
+ * the ones installed (else they stay, inert); a later attach hooks again. */
+void agentalloc_unhook(void);
+/* The engine's dlopen handle (RTLD_DEFAULT when it is preloaded); NULL before a start. */
+void *agentalloc_engine(void);
 /* Why the engine could not be loaded (dlerror's text); a static string. */
 const char *agentalloc_error(void);
 

@@ -22,7 +22,8 @@ static uint64_t mono_us(void)
 }
 
 /* Waits for the status file to hold a report; 0 for "ok", else ERR_SYS with the report. */
-static int wait_status(const char *path, uint64_t deadline, char *msg, size_t cap)
+static int wait_status(const char *path, uint64_t deadline, char *msg, size_t cap, char *native,
+                       size_t native_cap)
 {
     for (;;) {
         char text[400] = "";
@@ -32,8 +33,11 @@ static int wait_status(const char *path, uint64_t deadline, char *msg, size_t ca
             close(fd);
         if (n > 0) {
             text[n] = '\0';
-            if (!strcmp(text, "ok"))
+            if (!strcmp(text, "ok") || !strncmp(text, "ok ", 3)) {
+                /* "ok native=...": what was hooked, for --stats */
+                snprintf(native, native_cap, "%.150s", text[2] ? text + 3 : "native=unknown");
                 return 0;
+            }
             snprintf(msg, cap, "the agent could not start in the target: %s", text);
             return ERR_SYS;
         }
@@ -100,7 +104,8 @@ int allocattach_start(pid_t pid, const char *value, struct allocattach *at)
                  (int)pid, strerror((int)-at->inject.entry_ret));
         rc = ERR_SYS;
     } else {
-        rc = wait_status(status, mono_us() + ALLOCATTACH_STATUS_WAIT_US, at->msg, sizeof(at->msg));
+        rc = wait_status(status, mono_us() + ALLOCATTACH_STATUS_WAIT_US, at->msg, sizeof(at->msg),
+                         at->native, sizeof(at->native));
     }
     at->total_us = mono_us() - t0;
     unlink(status);

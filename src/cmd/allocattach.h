@@ -16,6 +16,8 @@ struct allocattach {
     struct inject_result inject; /* the borrowed thread, its stops, the time it was ours */
     uint64_t total_us;           /* from the first stop to the hooks reported running */
     char msg[512];               /* on failure: one line, cause and fix */
+    char native[160];            /* on success: the agent's report of the native hooks
+                                  * ("native=1 got_slots=N objects=M skipped=K") */
 };
 
 /* Attaches to `pid` with `value` (what allocenv_parse() wrote: bytes or "all"). Returns 0 when

@@ -327,11 +327,9 @@ static int attach_allocations(const struct record_args *a, const struct session 
         return -1;
     }
     if (a->stats)
-        fprintf(stderr,
-                "crux-stats: attach_ms=%.1f thread_stopped_ms=%.2f stops=%u tid=%d "
-                "(Python allocators only: native malloc is not hooked on attach)\n",
+        fprintf(stderr, "crux-stats: attach_ms=%.1f thread_stopped_ms=%.2f stops=%u tid=%d %s\n",
                 (double)at.total_us / 1000.0, (double)at.inject.elapsed_us / 1000.0,
-                at.inject.tries, (int)at.inject.tid);
+                at.inject.tries, (int)at.inject.tid, at.native);
     return 0;
 }
 
