@@ -16,9 +16,9 @@
 // before the sleep).
 // A thread that was off CPU in the previous round and has not been switched in since (no
 // record in its ring) is still in the same wait: its state and category are not read again
-// (cat_still_off), for up to CAT_RECHECK_NS.
-// Off CPU: blocked in futex() on the GIL's condition variable or mutex -> gil, anything
-// else -> system.
+// (cat_known_state); one that is on a CPU, or was preempted off one, is runnable, for up to
+// CAT_RECHECK_NS. Off CPU: blocked in futex() on the GIL's condition variable or mutex -> gil,
+// anything else -> system.
 //
 // Beside the category, each sample gets the kernel's evidence for the verdict: on CPU, the
 // mapped file most of the interval's samples fell in, classified by name (BLAS, torch ->
@@ -274,18 +274,21 @@ static void on_cpu_evidence(struct categorizer *c, const struct perf_tally *t, u
     ev_set(ev, best == libc ? EV_CPU_NATIVE : cat_library_kind(path), base_of(path));
 }
 
-bool cat_still_off(struct categorizer *c, pid_t tid, char *state)
+bool cat_known_state(struct categorizer *c, pid_t tid, char *state)
 {
     uint64_t v;
     if (!c->perf.on || !c->perf.switches || !hmap_get(&c->by_tid, (uint64_t)tid, &v))
         return false;
     struct cat_thread *t = &c->v[v - 1];
-    if (!t->off_valid || t->off_round + 1 != c->round ||
-        c->round_ns - t->state_ns >= CAT_RECHECK_NS)
+    if (t->seen_round + 1 != c->round || c->round_ns - t->state_ns >= CAT_RECHECK_NS)
         return false;
-    if (!perf_still(&c->perf, tid))
+    enum perf_run k = perf_run_state(&c->perf, tid);
+    if (k == PERF_RUN_RUNNABLE)
+        *state = 'R';
+    else if (k == PERF_RUN_STILL && t->off_valid)
+        *state = t->state;
+    else
         return false;
-    *state = t->state;
     t->reuse_round = c->round;
     c->states_reused++;
     return true;
@@ -325,10 +328,13 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
     bool have = perf_take(&c->perf, tid, &tally);
     ev_set(ev, EV_NONE, "");
     ev->waited = false;
+    bool reused = t->reuse_round == c->round;
+    if (!reused)
+        t->state_ns = c->round_ns; /* read from /proc this round */
+    t->seen_round = c->round;
     if (state != 'R') {
-        if (t->reuse_round == c->round && t->off_valid) {
-            t->off_round = c->round; /* not switched in since: the same wait */
-            *ev = t->off_ev;
+        if (reused && t->off_valid) {
+            *ev = t->off_ev; /* not switched in since: the same wait */
             return t->off_cat;
         }
         uint8_t oc = off_cpu(c, t, state, gil, gil_lo, gil_hi, ev);
@@ -336,17 +342,18 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
         t->state = state;
         t->off_cat = oc;
         t->off_ev = *ev;
-        t->off_round = c->round;
-        t->state_ns = c->round_ns;
         return oc;
     }
     t->off_valid = false;
     if (!c->perf.on)
         return CAT_CPU;
     uint8_t cat = have ? from_tally(&tally, gil) : CAT_NONE;
-    /* On a CPU for half the interval or more: it worked, whatever its system call file says. */
-    bool busy = have && c->perf.switches && tally.known && tally.span_ns &&
-                tally.ran_ns * 2 >= tally.span_ns;
+    /* On a CPU now, or taken off one by preemption (not by a wait), or on one for half the
+     * interval or more: it worked, whatever its system call file says (it reads "running"
+     * or -1 for such a thread), so the file is not read. */
+    bool busy =
+        have && c->perf.switches && tally.known &&
+        (tally.oncpu || tally.preempted || (tally.span_ns && tally.ran_ns * 2 >= tally.span_ns));
     if (cat == CAT_NONE && !busy) {
         /* Runnable with no CPU time since the last round. Inside a blocking system call (a
          * read woken by data, a futex handed its lock) the thread is still in its wait, only

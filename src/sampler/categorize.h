@@ -42,13 +42,13 @@ struct cat_thread {
     int syscall_fd; /* /proc/PID/task/TID/syscall, kept open; -1 until needed */
     struct cat_memo memo[CAT_MEMO];
     uint8_t memo_next; /* the slot a new function takes */
-    /* Off CPU in round off_round: its state, category and evidence, read at state_ns. */
+    /* Off CPU in round seen_round: its state, category and evidence. */
     bool off_valid;
     char state;
     uint8_t off_cat;
     struct cat_evidence off_ev;
-    uint32_t off_round, reuse_round;
-    uint64_t state_ns;
+    uint32_t seen_round, reuse_round; /* cat_of's last round; cat_known_state's */
+    uint64_t state_ns;                /* when its state was last read from /proc */
     bool live;
 };
 
@@ -62,7 +62,7 @@ struct categorizer {
     uint32_t round;
     uint64_t round_ns;
     uint64_t syscall_reads;
-    uint64_t states_reused; /* /proc state (and syscall) reads saved by cat_still_off */
+    uint64_t states_reused; /* /proc state (and syscall) reads saved by cat_known_state */
 };
 
 /* Prepares categories for process `pid`. `python_path`: the mapped file holding the
@@ -79,12 +79,13 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
 /* The evidence kind (enum ev_kind) of on-CPU time in mapped file `path` (its name decides:
  * BLAS, OpenMP, torch, numpy -> model; _pickle, _json -> serialization; ...). */
 uint8_t cat_library_kind(const char *path);
-/* True when thread `tid` was off CPU in the previous round, has not been switched in since
- * (its perf ring has no record since) and its state was read less than CAT_RECHECK_NS ago:
- * `*state` is then that state, and the following cat_of gives the category and evidence of
- * the previous round without reading /proc. False when unknown (no switch records, a new
- * thread): read the state. Call after cat_round. */
-bool cat_still_off(struct categorizer *c, pid_t tid, char *state);
+/* The state of thread `tid` without a read of /proc, when its perf ring tells it: 'R' when
+ * it is on a CPU or was preempted off one; when it was off CPU in the previous round and has
+ * not been switched in since, that round's state, and the following cat_of gives that
+ * round's category and evidence without reading /proc either. Only for a thread seen in the
+ * previous round whose state was read less than CAT_RECHECK_NS ago (a read also proves the
+ * tid is still the target's). False otherwise: read the state. Call after cat_round. */
+bool cat_known_state(struct categorizer *c, pid_t tid, char *state);
 /* Every few seconds: forget threads not seen since the previous call. */
 void cat_prune(struct categorizer *c);
 /* Describes how categories are determined for this process ("perf events" or why not). */

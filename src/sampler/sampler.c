@@ -682,10 +682,10 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         for (size_t i = 0; i < npre && !states[t]; i++)
             if (pre_tid[i] == tid)
                 states[t] = pre_state[i];
-        /* A thread off CPU in the previous round that has not run since is in the same
-         * state: the switch records say so without a read of /proc. */
+        /* The switch records say without a read of /proc that a thread is running, or
+         * that one off CPU in the previous round has not run since (the same state). */
         if (!states[t] && tid && sp->cat_on && !o->blocking &&
-            cat_still_off(&sp->cat, tid, &states[t]))
+            cat_known_state(&sp->cat, tid, &states[t]))
             continue;
         if (!states[t]) {
             states[t] = tid ? proc_statcache_state(&sp->sc, tid) : 'R';

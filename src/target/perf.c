@@ -317,10 +317,12 @@ static void note_sample(struct perf *p, struct perf_thread *th, uint64_t now_ns,
 
 /* A switch in or out at `time_ns`: the CPU time of the span it closes counts from the
  * previous take on. */
-static void note_switch(struct perf *p, struct perf_thread *th, bool out, uint64_t time_ns)
+static void note_switch(struct perf *p, struct perf_thread *th, bool out, bool preempt,
+                        uint64_t time_ns)
 {
     struct perf_tally *t = &th->t;
     p->switch_records++;
+    t->preempted = out && preempt;
     if (out) {
         if (t->known && t->oncpu) {
             uint64_t from = th->in_ns > th->since_ns ? th->in_ns : th->since_ns;
@@ -356,7 +358,8 @@ static void drain_one(struct perf *p, struct perf_thread *th, uint64_t now_ns)
         } else if (eh.type == PERF_RECORD_SWITCH && eh.size >= sizeof(eh) + 16) {
             uint64_t body[2]; /* sample_id: pid, tid; time */
             ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
-            note_switch(p, th, (eh.misc & PERF_RECORD_MISC_SWITCH_OUT) != 0, body[1]);
+            note_switch(p, th, (eh.misc & PERF_RECORD_MISC_SWITCH_OUT) != 0,
+                        (eh.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) != 0, body[1]);
         } else if (eh.type == PERF_RECORD_LOST && eh.size >= sizeof(eh) + 16) {
             uint64_t body[2]; /* id, lost */
             ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
@@ -399,13 +402,19 @@ bool perf_take(struct perf *p, pid_t tid, struct perf_tally *out)
     return true;
 }
 
-bool perf_still(const struct perf *p, pid_t tid)
+enum perf_run perf_run_state(const struct perf *p, pid_t tid)
 {
     uint64_t v;
     if (!p->on || !p->switches || !hmap_get(&p->by_tid, (uint64_t)tid, &v))
-        return false;
+        return PERF_RUN_UNKNOWN;
     const struct perf_thread *th = &p->v[v - 1];
-    return th->ring && !th->t.moved && !(th->t.known && th->t.oncpu);
+    if (!th->ring)
+        return PERF_RUN_UNKNOWN;
+    /* A preempted task stays runnable until it runs again: it cannot block or stop
+     * without being switched in first. */
+    if (th->t.known && (th->t.oncpu || th->t.preempted))
+        return PERF_RUN_RUNNABLE;
+    return th->t.moved ? PERF_RUN_UNKNOWN : PERF_RUN_STILL;
 }
 
 void perf_prune(struct perf *p)

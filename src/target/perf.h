@@ -41,6 +41,7 @@ struct perf_tally {
     bool moved;       /* any record since the previous drain: it was switched in or out */
     bool known;       /* a switch or a sample was seen: oncpu and ran_ns mean something */
     bool oncpu;       /* on a CPU at the last drain */
+    bool preempted;   /* off a CPU by preemption: still runnable, not waiting on a call */
     uint64_t ran_ns;  /* CPU time since the previous take (up to the last drain) */
     uint64_t span_ns; /* the time since the previous take (up to the last drain) */
 };
@@ -96,9 +97,13 @@ void perf_drain(struct perf *p, uint64_t now_ns);
 /* Copies and clears the tally of `tid` (the on-CPU state and time as of the last drain);
  * false when the thread is not tracked. */
 bool perf_take(struct perf *p, pid_t tid, struct perf_tally *out);
-/* True when `tid` is tracked with switch records, was off CPU at the last drain and had no
- * record in it: it has not run since the drain before. */
-bool perf_still(const struct perf *p, pid_t tid);
+/* What the switch records say of `tid` at the last drain. */
+enum perf_run {
+    PERF_RUN_UNKNOWN = 0, /* not tracked, no switch records, or switched off a CPU lately */
+    PERF_RUN_RUNNABLE,    /* on a CPU, or preempted off one: runnable ('R') */
+    PERF_RUN_STILL,       /* off a CPU, not switched in or out since the drain before */
+};
+enum perf_run perf_run_state(const struct perf *p, pid_t tid);
 /* Closes the events of threads not marked live since the previous prune; clears the marks. */
 void perf_prune(struct perf *p);
 void perf_close(struct perf *p);
