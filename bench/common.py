@@ -96,16 +96,16 @@ STATS_RE = re.compile(r"crux-stats:(.*)")
 
 
 def parse_crux_stats(text):
-    """The key=value pairs of crux's --stats line as numbers, or {} when absent. The read
+    """The key=value pairs of crux's --stats lines as numbers, or {} when absent. The read
     figure is exposed as read_us_per_thread_sample whichever name this crux prints
     (read_cpu_us_per_thread_sample: CPU time; read_us_per_thread_sample: wall time)."""
-    m = None
-    for m in STATS_RE.finditer(text):
-        pass
-    if not m:
+    pairs = []
+    for m in STATS_RE.finditer(text):  # every crux-stats line: crux prints several
+        pairs += m.group(1).split()
+    if not pairs:
         return {}
     out = {}
-    for kv in m.group(1).split():
+    for kv in pairs:
         k, _, v = kv.partition("=")
         try:
             out[k] = float(v)

@@ -6,12 +6,19 @@
 // executable -> python; other user code -> native; kernel mode -> system. Samples in libc
 // and the loader (malloc, memcpy) go to python while the thread holds the GIL (the
 // interpreter called them) and to native otherwise (an extension that released the GIL).
-// A running thread with no kernel sample in the interval (it ran less than one period, or
-// it was runnable but waiting for a CPU) keeps its previous on-CPU category while it is in
-// the same function; elsewhere it counts as "cpu" (a thread that just woke from a sleep must
-// not inherit the native time of the call before the sleep).
-// Off CPU: blocked in futex() on the GIL's condition variable or mutex -> gil, anything
-// else -> system.
+// The kernel samples come at most every 2 ms of a thread's CPU time (sampler.c): fewer than
+// one per round at high rates, because each interrupts the target. A running thread with no
+// kernel sample in the interval that was on a CPU for at least half of it (the context-switch
+// records say) takes the category of its last sampled interval in the same function (a
+// few functions per thread are remembered); elsewhere, or when it ran less (it may have
+// been runnable but waiting for a CPU), see below; a function not remembered counts as
+// "cpu" (a thread that just woke from a sleep must not inherit the native time of the call
+// before the sleep).
+// A thread that was off CPU in the previous round and has not been switched in since (no
+// record in its ring) is still in the same wait: its state and category are not read again
+// (cat_known_state); one that is on a CPU, or was preempted off one, is runnable, for up to
+// CAT_RECHECK_NS. Off CPU: blocked in futex() on the GIL's condition variable or mutex -> gil,
+// anything else -> system.
 //
 // Beside the category, each sample gets the kernel's evidence for the verdict: on CPU, the
 // mapped file most of the interval's samples fell in, classified by name (BLAS, torch ->
@@ -127,6 +134,7 @@ void cat_fini(struct categorizer *c)
 void cat_round(struct categorizer *c, uint64_t now_ns)
 {
     c->round++;
+    c->round_ns = now_ns;
     waits_round(&c->waits);
     perf_drain(&c->perf, now_ns);
 }
@@ -140,8 +148,7 @@ static struct cat_thread *thread_of(struct categorizer *c, pid_t tid)
         c->cap = c->cap ? c->cap * 2 : 16;
         c->v = xrealloc(c->v, c->cap * sizeof(*c->v));
     }
-    c->v[c->n] = (struct cat_thread){.tid = tid, .syscall_fd = -1, .last = CAT_CPU};
-    c->v[c->n].last_ev.kind = EV_NONE;
+    c->v[c->n] = (struct cat_thread){.tid = tid, .syscall_fd = -1};
     c->n++;
     hmap_put(&c->by_tid, (uint64_t)tid, c->n);
     return &c->v[c->n - 1];
@@ -267,6 +274,50 @@ static void on_cpu_evidence(struct categorizer *c, const struct perf_tally *t, u
     ev_set(ev, best == libc ? EV_CPU_NATIVE : cat_library_kind(path), base_of(path));
 }
 
+bool cat_known_state(struct categorizer *c, pid_t tid, char *state)
+{
+    uint64_t v;
+    if (!c->perf.on || !c->perf.switches || !hmap_get(&c->by_tid, (uint64_t)tid, &v))
+        return false;
+    struct cat_thread *t = &c->v[v - 1];
+    if (t->seen_round + 1 != c->round || c->round_ns - t->state_ns >= CAT_RECHECK_NS)
+        return false;
+    enum perf_run k = perf_run_state(&c->perf, tid);
+    if (k == PERF_RUN_RUNNABLE)
+        *state = 'R';
+    else if (k == PERF_RUN_STILL && t->off_valid)
+        *state = t->state;
+    else
+        return false;
+    t->reuse_round = c->round;
+    c->states_reused++;
+    return true;
+}
+
+static void memo_put(struct cat_thread *t, uint64_t leaf, uint8_t cat,
+                     const struct cat_evidence *ev)
+{
+    struct cat_memo *m = NULL;
+    for (int i = 0; i < CAT_MEMO && !m; i++)
+        if (t->memo[i].leaf == leaf)
+            m = &t->memo[i];
+    if (!m) {
+        m = &t->memo[t->memo_next];
+        t->memo_next = (uint8_t)((t->memo_next + 1) % CAT_MEMO);
+    }
+    m->leaf = leaf;
+    m->cat = cat;
+    m->ev = *ev;
+}
+
+static const struct cat_memo *memo_get(const struct cat_thread *t, uint64_t leaf)
+{
+    for (int i = 0; i < CAT_MEMO; i++)
+        if (t->memo[i].leaf == leaf && leaf)
+            return &t->memo[i];
+    return NULL;
+}
+
 uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t gil_lo,
                uint64_t gil_hi, uint64_t leaf, struct cat_evidence *ev)
 {
@@ -277,12 +328,33 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
     bool have = perf_take(&c->perf, tid, &tally);
     ev_set(ev, EV_NONE, "");
     ev->waited = false;
-    if (state != 'R')
-        return off_cpu(c, t, state, gil, gil_lo, gil_hi, ev);
+    bool reused = t->reuse_round == c->round;
+    if (!reused)
+        t->state_ns = c->round_ns; /* read from /proc this round */
+    t->seen_round = c->round;
+    if (state != 'R') {
+        if (reused && t->off_valid) {
+            *ev = t->off_ev; /* not switched in since: the same wait */
+            return t->off_cat;
+        }
+        uint8_t oc = off_cpu(c, t, state, gil, gil_lo, gil_hi, ev);
+        t->off_valid = true;
+        t->state = state;
+        t->off_cat = oc;
+        t->off_ev = *ev;
+        return oc;
+    }
+    t->off_valid = false;
     if (!c->perf.on)
         return CAT_CPU;
     uint8_t cat = have ? from_tally(&tally, gil) : CAT_NONE;
-    if (cat == CAT_NONE) {
+    /* On a CPU now, or taken off one by preemption (not by a wait), or on one for half the
+     * interval or more: it worked, whatever its system call file says (it reads "running"
+     * or -1 for such a thread), so the file is not read. */
+    bool busy =
+        have && c->perf.switches && tally.known &&
+        (tally.oncpu || tally.preempted || (tally.span_ns && tally.ran_ns * 2 >= tally.span_ns));
+    if (cat == CAT_NONE && !busy) {
         /* Runnable with no CPU time since the last round. Inside a blocking system call (a
          * read woken by data, a futex handed its lock) the thread is still in its wait, only
          * behind other work for a CPU: the call's file says which (a task that is not on a
@@ -315,16 +387,14 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
     }
     if (cat != CAT_NONE) {
         on_cpu_evidence(c, &tally, cat, ev);
-        t->last = cat;
-        t->last_ev = *ev;
-        t->last_leaf = leaf;
-        t->last_round = c->round;
+        memo_put(t, leaf, cat, ev);
         return cat;
     }
-    if (t->last_leaf != leaf)
+    const struct cat_memo *m = memo_get(t, leaf);
+    if (!m)
         return CAT_CPU;
-    *ev = t->last_ev;
-    return t->last;
+    *ev = m->ev;
+    return m->cat;
 }
 
 void cat_prune(struct categorizer *c)

@@ -16,6 +16,9 @@
 #include "util/hmap.h"
 
 #define CAT_LABEL_MAX 64
+#define CAT_MEMO 4 /* functions per thread whose last on-CPU category is remembered */
+/* A thread off CPU whose ring shows no switch since is not read again for this long. */
+#define CAT_RECHECK_NS 100000000ULL
 
 /* The kernel's evidence for one thread-sample (profile.h enum ev_kind and a label naming the
  * library the CPU was in, or the call and descriptor a blocked thread waits on). */
@@ -27,13 +30,25 @@ struct cat_evidence {
     bool waited;
 };
 
+/* The category of the last on-CPU sample with kernel samples in one function. */
+struct cat_memo {
+    uint64_t leaf; /* the function (0: empty slot) */
+    uint8_t cat;
+    struct cat_evidence ev;
+};
+
 struct cat_thread {
     pid_t tid;
-    int syscall_fd;     /* /proc/PID/task/TID/syscall, kept open; -1 until needed */
-    uint8_t last;       /* category of the previous on-CPU sample */
-    uint64_t last_leaf; /* the function it was taken in */
-    uint32_t last_round;
-    struct cat_evidence last_ev; /* evidence of the previous on-CPU sample */
+    int syscall_fd; /* /proc/PID/task/TID/syscall, kept open; -1 until needed */
+    struct cat_memo memo[CAT_MEMO];
+    uint8_t memo_next; /* the slot a new function takes */
+    /* Off CPU in round seen_round: its state, category and evidence. */
+    bool off_valid;
+    char state;
+    uint8_t off_cat;
+    struct cat_evidence off_ev;
+    uint32_t seen_round, reuse_round; /* cat_of's last round; cat_known_state's */
+    uint64_t state_ns;                /* when its state was last read from /proc */
     bool live;
 };
 
@@ -45,7 +60,9 @@ struct categorizer {
     struct hmap by_tid;
     struct waits waits;
     uint32_t round;
+    uint64_t round_ns;
     uint64_t syscall_reads;
+    uint64_t states_reused; /* /proc state (and syscall) reads saved by cat_known_state */
 };
 
 /* Prepares categories for process `pid`. `python_path`: the mapped file holding the
@@ -62,6 +79,13 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
 /* The evidence kind (enum ev_kind) of on-CPU time in mapped file `path` (its name decides:
  * BLAS, OpenMP, torch, numpy -> model; _pickle, _json -> serialization; ...). */
 uint8_t cat_library_kind(const char *path);
+/* The state of thread `tid` without a read of /proc, when its perf ring tells it: 'R' when
+ * it is on a CPU or was preempted off one; when it was off CPU in the previous round and has
+ * not been switched in since, that round's state, and the following cat_of gives that
+ * round's category and evidence without reading /proc either. Only for a thread seen in the
+ * previous round whose state was read less than CAT_RECHECK_NS ago (a read also proves the
+ * tid is still the target's). False otherwise: read the state. Call after cat_round. */
+bool cat_known_state(struct categorizer *c, pid_t tid, char *state);
 /* Every few seconds: forget threads not seen since the previous call. */
 void cat_prune(struct categorizer *c);
 /* Describes how categories are determined for this process ("perf events" or why not). */

@@ -104,6 +104,7 @@ struct sampler {
 #define MAX_CHILD_FAILURES 100
 #define FIND_RETRY_NS 2000000000ULL /* a new program gets 2 s to map its runtime */
 #define RING_RETRY_NS 1000000000ULL /* look for the agent's ring once a second */
+#define CAT_IP_NS 2000000ULL        /* the shortest period of the category samples */
 
 /* The profile frame of a Python frame, looked up by (code entry, position run): the column
  * costs no more than the line did (decoded once per code object, found in the same search). */
@@ -461,10 +462,12 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
     }
     hmap_init(&sp->alloc_stacks);
     if (s->o->categories) {
-        /* One kernel sample per round of a busy thread (at least 100 us of CPU apart): each
-         * costs the target ~20 us on a nested-virtualised VM (bench/perf_tick.c,
-         * docs/benchmarks.md), so four per round cost ~10% of a busy thread at 1 kHz. */
-        uint64_t per = s->period > 100000 ? s->period : 100000;
+        /* At most one kernel sample per round of a busy thread, and at least CAT_IP_NS of
+         * its CPU time apart: each interrupts the target, ~20 us on a nested-virtualised VM
+         * (bench/perf_tick.c, docs/benchmarks.md), so one per round cost a busy thread 20%
+         * at 10 kHz; one per 2 ms costs it 1%. Rounds between samples take the category of
+         * the thread's last sample in the same function (categorize.c). */
+        uint64_t per = s->period > CAT_IP_NS ? s->period : CAT_IP_NS;
         cat_init(&sp->cat, sp->pid, sp->rt.elf_path, per);
         sp->cat_on = true;
     }
@@ -679,8 +682,15 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         for (size_t i = 0; i < npre && !states[t]; i++)
             if (pre_tid[i] == tid)
                 states[t] = pre_state[i];
-        if (!states[t])
+        /* The switch records say without a read of /proc that a thread is running, or
+         * that one off CPU in the previous round has not run since (the same state). */
+        if (!states[t] && tid && sp->cat_on && !o->blocking &&
+            cat_known_state(&sp->cat, tid, &states[t]))
+            continue;
+        if (!states[t]) {
             states[t] = tid ? proc_statcache_state(&sp->sc, tid) : 'R';
+            st->state_reads += tid != 0;
+        }
     }
     uint64_t gil_lo = 0, gil_hi = 0;
     if (sp->cat_on)
@@ -1012,6 +1022,9 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
         if (sp->cat_on) {
             st->perf_samples += sp->cat.perf.samples;
             st->perf_lost += sp->cat.perf.lost;
+            st->perf_switches += sp->cat.perf.switch_records;
+            st->states_reused += sp->cat.states_reused;
+            st->syscall_reads += sp->cat.syscall_reads;
         }
         proc_gone(&s, sp);
         free(sp);

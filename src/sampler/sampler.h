@@ -29,6 +29,10 @@ struct sampler_stats {
     uint64_t read_ns;     /* wall time reading stacks (the rest: /proc states, profile) */
     uint64_t processes;   /* processes sampled (the target and its followed children) */
     uint64_t perf_samples, perf_lost; /* kernel samples behind the time categories */
+    uint64_t perf_switches;           /* context-switch records read (no interrupt each) */
+    uint64_t state_reads;             /* /proc/PID/task/TID/stat reads for thread states */
+    uint64_t states_reused; /* states (and syscall reads) not read: not switched in since */
+    uint64_t syscall_reads; /* /proc/PID/task/TID/syscall reads for off-CPU categories */
     uint64_t native_samples, native_failed, native_mismatch; /* --native */
     uint64_t native_stop_median_ns, native_stop_p99_ns;      /* one thread stopped */
     uint64_t staged;                                         /* samples tagged by stage */

@@ -3,6 +3,12 @@
 // own ring: the kernel refuses to redirect (PERF_EVENT_IOC_SET_OUTPUT) one task's event into
 // another task's per-task ring, and refuses mmap of inherited per-task events. A drain reads
 // each ring's head from shared memory; it costs no system call.
+//
+// The samples interrupt the thread (a timer interrupt in its context: 12-31 us each on a
+// nested-virtualised VM, docs/benchmarks.md), so their period is longer than the sampling
+// interval at high rates (sampler.c). The context-switch records in the same ring interrupt
+// nothing: the scheduler writes them as it switches. They tell whether a thread ran since
+// the last round at all, so a thread that did not is not read again (categorize.c).
 #include "target/perf.h"
 
 #include <errno.h>
@@ -28,7 +34,7 @@ static long perf_event_open(struct perf_event_attr *a, pid_t tid, int cpu, int g
     return syscall(SYS_perf_event_open, a, tid, cpu, group, flags);
 }
 
-static void attr_init(struct perf_event_attr *a, uint64_t period_ns, bool kernel)
+static void attr_init(struct perf_event_attr *a, uint64_t period_ns, bool kernel, bool switches)
 {
     memset(a, 0, sizeof(*a));
     a->size = sizeof(*a);
@@ -39,6 +45,13 @@ static void attr_init(struct perf_event_attr *a, uint64_t period_ns, bool kernel
     a->exclude_kernel = !kernel;
     a->exclude_hv = 1;
     a->wakeup_events = 1u << 30; /* never wake anyone: the ring is polled */
+    if (switches) {
+        /* A record at every switch of the thread, timed on the sampler's clock. */
+        a->context_switch = 1;
+        a->sample_id_all = 1;
+        a->use_clockid = 1;
+        a->clockid = CLOCK_MONOTONIC;
+    }
 }
 
 static const char *base_name(const char *path)
@@ -150,6 +163,13 @@ static void load_ranges(struct perf *p, uint64_t now_ns)
     maps_fini(&m);
 }
 
+static uint64_t now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static void set_off(struct perf *p, const char *fmt, int e)
 {
     p->on = false;
@@ -160,11 +180,16 @@ static void set_off(struct perf *p, const char *fmt, int e)
 static int open_thread(struct perf *p, pid_t tid, uint8_t **ring)
 {
     struct perf_event_attr a;
-    attr_init(&a, p->period_ns, p->kernel);
+    attr_init(&a, p->period_ns, p->kernel, p->switches);
     long fd = perf_event_open(&a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0 && p->switches && tid == p->pid && errno == EINVAL) {
+        p->switches = false; /* a kernel before 4.3 (context_switch) or 4.1 (clockid) */
+        attr_init(&a, p->period_ns, p->kernel, false);
+        fd = perf_event_open(&a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    }
     if (fd < 0 && p->kernel && tid == p->pid && (errno == EACCES || errno == EPERM)) {
         p->kernel = false; /* unprivileged: user-mode samples only */
-        attr_init(&a, p->period_ns, false);
+        attr_init(&a, p->period_ns, false, p->switches);
         fd = perf_event_open(&a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
     }
     if (fd < 0)
@@ -185,6 +210,7 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
     memset(p, 0, sizeof(*p));
     p->pid = pid;
     p->period_ns = period_ns < 10000 ? 10000 : period_ns;
+    p->drained_ns = now_mono();
     hmap_init(&p->by_tid);
     hmap_init(&p->lib_ids);
     snprintf(p->python_path, sizeof(p->python_path), "%s", python_path ? python_path : "");
@@ -196,6 +222,7 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
     }
     /* The main thread's event proves perf events work here at all. */
     p->kernel = true;
+    p->switches = !getenv("CRUX_NO_PERF_SWITCHES"); /* tests of the older kernels' path */
     uint8_t *ring;
     int fd = open_thread(p, pid, &ring);
     if (fd < 0) {
@@ -218,6 +245,7 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
     p->cap = 16;
     p->v = xcalloc(p->cap, sizeof(*p->v));
     p->v[0] = (struct perf_thread){.tid = pid, .fd = fd, .ring = ring, .live = true};
+    p->v[0].since_ns = now_mono();
     p->n = 1;
     hmap_put(&p->by_tid, (uint64_t)pid, 1);
     load_ranges(p, 0);
@@ -241,6 +269,7 @@ void perf_track(struct perf *p, pid_t tid)
     /* A thread whose event failed (it exited, or a limit) is remembered with fd -1 so the
      * open is not retried every round; it keeps the fallback category. */
     p->v[p->n] = (struct perf_thread){.tid = tid, .fd = fd, .ring = ring, .live = true};
+    p->v[p->n].since_ns = p->drained_ns;
     p->n++;
     hmap_put(&p->by_tid, (uint64_t)tid, p->n);
 }
@@ -257,10 +286,15 @@ static void ring_copy(const struct perf *p, const uint8_t *ring, uint64_t off, v
 }
 
 static void note_sample(struct perf *p, struct perf_thread *th, uint64_t now_ns, uint16_t misc,
-                        uint64_t ip)
+                        uint64_t ip, uint64_t time_ns)
 {
     enum perf_where w;
     struct perf_tally *t = &th->t;
+    if (p->switches && !t->known) {
+        /* Running since the event was opened, not switched since: on a CPU from here on. */
+        t->known = t->oncpu = true;
+        th->in_ns = time_ns;
+    }
     uint16_t mode = misc & PERF_RECORD_MISC_CPUMODE_MASK;
     if (mode == PERF_RECORD_MISC_KERNEL || mode == PERF_RECORD_MISC_GUEST_KERNEL) {
         w = PERF_KERNEL;
@@ -281,11 +315,33 @@ static void note_sample(struct perf *p, struct perf_thread *th, uint64_t now_ns,
     p->samples++;
 }
 
+/* A switch in or out at `time_ns`: the CPU time of the span it closes counts from the
+ * previous take on. */
+static void note_switch(struct perf *p, struct perf_thread *th, bool out, bool preempt,
+                        uint64_t time_ns)
+{
+    struct perf_tally *t = &th->t;
+    p->switch_records++;
+    t->preempted = out && preempt;
+    if (out) {
+        if (t->known && t->oncpu) {
+            uint64_t from = th->in_ns > th->since_ns ? th->in_ns : th->since_ns;
+            th->acc_ns += time_ns > from ? time_ns - from : 0;
+        }
+        t->oncpu = false;
+    } else {
+        t->oncpu = true;
+        th->in_ns = time_ns;
+    }
+    t->known = true;
+}
+
 static void drain_one(struct perf *p, struct perf_thread *th, uint64_t now_ns)
 {
     struct perf_event_mmap_page *h = (struct perf_event_mmap_page *)th->ring;
     uint64_t head = __atomic_load_n(&h->data_head, __ATOMIC_ACQUIRE);
     uint64_t tail = h->data_tail;
+    th->t.moved = head != tail;
     if (head - tail > p->data_size) /* cannot happen with a sane kernel; resynchronize */
         tail = head;
     while (head - tail >= sizeof(struct perf_event_header)) {
@@ -298,7 +354,12 @@ static void drain_one(struct perf *p, struct perf_thread *th, uint64_t now_ns)
         if (eh.type == PERF_RECORD_SAMPLE && eh.size >= sizeof(eh) + 24) {
             uint64_t body[3]; /* ip; pid, tid; time */
             ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
-            note_sample(p, th, now_ns, eh.misc, body[0]);
+            note_sample(p, th, now_ns, eh.misc, body[0], body[2]);
+        } else if (eh.type == PERF_RECORD_SWITCH && eh.size >= sizeof(eh) + 16) {
+            uint64_t body[2]; /* sample_id: pid, tid; time */
+            ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
+            note_switch(p, th, (eh.misc & PERF_RECORD_MISC_SWITCH_OUT) != 0,
+                        (eh.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) != 0, body[1]);
         } else if (eh.type == PERF_RECORD_LOST && eh.size >= sizeof(eh) + 16) {
             uint64_t body[2]; /* id, lost */
             ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
@@ -313,6 +374,7 @@ void perf_drain(struct perf *p, uint64_t now_ns)
 {
     if (!p->on)
         return;
+    p->drained_ns = now_ns;
     for (size_t i = 0; i < p->n; i++)
         if (p->v[i].ring)
             drain_one(p, &p->v[i], now_ns);
@@ -323,10 +385,36 @@ bool perf_take(struct perf *p, pid_t tid, struct perf_tally *out)
     uint64_t v;
     if (!p->on || !hmap_get(&p->by_tid, (uint64_t)tid, &v))
         return false;
-    *out = p->v[v - 1].t;
-    memset(p->v[v - 1].t.n, 0, sizeof(p->v[v - 1].t.n));
-    p->v[v - 1].t.nlib = 0;
+    struct perf_thread *th = &p->v[v - 1];
+    uint64_t d = p->drained_ns;
+    uint64_t ran = th->acc_ns;
+    if (th->t.known && th->t.oncpu) {
+        uint64_t from = th->in_ns > th->since_ns ? th->in_ns : th->since_ns;
+        ran += d > from ? d - from : 0;
+    }
+    *out = th->t;
+    out->ran_ns = ran;
+    out->span_ns = d > th->since_ns ? d - th->since_ns : 0;
+    th->since_ns = d > th->since_ns ? d : th->since_ns;
+    th->acc_ns = 0;
+    memset(th->t.n, 0, sizeof(th->t.n));
+    th->t.nlib = 0;
     return true;
+}
+
+enum perf_run perf_run_state(const struct perf *p, pid_t tid)
+{
+    uint64_t v;
+    if (!p->on || !p->switches || !hmap_get(&p->by_tid, (uint64_t)tid, &v))
+        return PERF_RUN_UNKNOWN;
+    const struct perf_thread *th = &p->v[v - 1];
+    if (!th->ring)
+        return PERF_RUN_UNKNOWN;
+    /* A preempted task stays runnable until it runs again: it cannot block or stop
+     * without being switched in first. */
+    if (th->t.known && (th->t.oncpu || th->t.preempted))
+        return PERF_RUN_RUNNABLE;
+    return th->t.moved ? PERF_RUN_UNKNOWN : PERF_RUN_STILL;
 }
 
 void perf_prune(struct perf *p)

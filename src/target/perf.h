@@ -2,7 +2,10 @@
 // Where a process's threads spend their CPU time, from the kernel's own sampling: one
 // perf_event_open task-clock event per thread, each with a small ring buffer of its own,
 // each sample an instruction pointer with its privilege level. Nothing stops the target; the
-// kernel takes the samples in the thread's own context at a fixed CPU-time period.
+// kernel takes the samples in the thread's own context at a fixed CPU-time period. The same
+// ring carries a record at each of the thread's context switches (written by the scheduler,
+// no interrupt): whether the thread is on a CPU and how much CPU time it had, with no
+// system call.
 #ifndef CRUX_PERF_H
 #define CRUX_PERF_H
 
@@ -34,6 +37,13 @@ struct perf_tally {
     uint16_t lib[PERF_TALLY_LIBS];
     uint32_t lib_n[PERF_TALLY_LIBS];
     uint8_t nlib;
+    /* From the context-switch records (perf.switches): */
+    bool moved;       /* any record since the previous drain: it was switched in or out */
+    bool known;       /* a switch or a sample was seen: oncpu and ran_ns mean something */
+    bool oncpu;       /* on a CPU at the last drain */
+    bool preempted;   /* off a CPU by preemption: still runnable, not waiting on a call */
+    uint64_t ran_ns;  /* CPU time since the previous take (up to the last drain) */
+    uint64_t span_ns; /* the time since the previous take (up to the last drain) */
 };
 
 struct perf_range {
@@ -48,12 +58,16 @@ struct perf_thread {
     uint8_t *ring; /* 1 header page + data pages */
     bool live;     /* seen by the caller since the last prune */
     struct perf_tally t;
+    uint64_t in_ns;    /* when it was last switched in (t.oncpu) */
+    uint64_t since_ns; /* the drain time of the previous take */
+    uint64_t acc_ns;   /* CPU time of the on-CPU spans closed since the previous take */
 };
 
 struct perf {
     pid_t pid;
     bool on;            /* events are being collected */
     bool kernel;        /* kernel-mode samples are seen (not excluded) */
+    bool switches;      /* context-switch records come with the samples (Linux 4.3+) */
     char why[160];      /* when !on: why not, with the fix */
     uint64_t period_ns; /* CPU time between samples of one thread */
     int out_fd;         /* the event owning the ring */
@@ -68,8 +82,8 @@ struct perf {
     char **libs; /* mapped files met so far (ids stay valid across map reloads) */
     size_t nlibs, caplibs;
     struct hmap lib_ids; /* hash of a path -> id + 1 */
-    uint64_t maps_loaded_ns;
-    uint64_t samples, lost, unknown_ip;
+    uint64_t maps_loaded_ns, drained_ns;
+    uint64_t samples, lost, unknown_ip, switch_records;
 };
 
 /* Prepares sampling of process `pid`'s threads every `period_ns` of their CPU time.
@@ -80,8 +94,16 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
 void perf_track(struct perf *p, pid_t tid);
 /* Reads every sample the kernel wrote since the last call into the per-thread tallies. */
 void perf_drain(struct perf *p, uint64_t now_ns);
-/* Copies and clears the tally of `tid`; false when the thread is not tracked. */
+/* Copies and clears the tally of `tid` (the on-CPU state and time as of the last drain);
+ * false when the thread is not tracked. */
 bool perf_take(struct perf *p, pid_t tid, struct perf_tally *out);
+/* What the switch records say of `tid` at the last drain. */
+enum perf_run {
+    PERF_RUN_UNKNOWN = 0, /* not tracked, no switch records, or switched off a CPU lately */
+    PERF_RUN_RUNNABLE,    /* on a CPU, or preempted off one: runnable ('R') */
+    PERF_RUN_STILL,       /* off a CPU, not switched in or out since the drain before */
+};
+enum perf_run perf_run_state(const struct perf *p, pid_t tid);
 /* Closes the events of threads not marked live since the previous prune; clears the marks. */
 void perf_prune(struct perf *p);
 void perf_close(struct perf *p);
