@@ -18,7 +18,8 @@
 
 #include "allocshim.h"
 
-#define N 50000000L
+#define N 5000000L /* pairs a round; the fastest of ROUNDS rounds is reported (a shared machine) */
+#define ROUNDS 10
 #define SIZE 64
 
 extern void *__libc_malloc(size_t n);
@@ -119,24 +120,34 @@ static volatile void *g_sink;
 
 static double pairs(void *(*m)(void *, size_t), void (*f)(void *, void *))
 {
-    double t0 = now();
-    for (long i = 0; i < N; i++) {
-        void *p = m(&g_dom, SIZE);
-        g_sink = p;
-        f(&g_dom, p);
+    double best = 1e30;
+    for (int r = 0; r < ROUNDS; r++) {
+        double t0 = now();
+        for (long i = 0; i < N; i++) {
+            void *p = m(&g_dom, SIZE);
+            g_sink = p;
+            f(&g_dom, p);
+        }
+        double ns = (now() - t0) / N * 1e9;
+        best = ns < best ? ns : best;
     }
-    return (now() - t0) / N * 1e9;
+    return best;
 }
 
 static double native_pairs(void)
 {
-    double t0 = now();
-    for (long i = 0; i < N; i++) {
-        void *p = e_malloc(SIZE);
-        g_sink = p;
-        e_free(p);
+    double best = 1e30;
+    for (int r = 0; r < ROUNDS; r++) {
+        double t0 = now();
+        for (long i = 0; i < N; i++) {
+            void *p = e_malloc(SIZE);
+            g_sink = p;
+            e_free(p);
+        }
+        double ns = (now() - t0) / N * 1e9;
+        best = ns < best ? ns : best;
     }
-    return (now() - t0) / N * 1e9;
+    return best;
 }
 
 int main(int argc, char **argv)
