@@ -25,10 +25,12 @@
 /* The engine's entry points (from the preloaded library, or dlopen'd from $CRUX_ALLOC_SHIM). */
 static int (*s_start)(const struct crux_alloc_cfg *);
 static void (*s_stop)(void);
-static int (*s_enter)(void);
-static void (*s_leave)(void);
-static void (*s_note)(void *, size_t, uint32_t);
-static void (*s_note_free)(void *);
+/* The PyMem hooks live in the engine, beside its thread-locals: the unsampled path is then
+ * the guard, the saved allocator's call and the countdown, with no call between modules. */
+static void *(*s_hmalloc)(void *, size_t);
+static void *(*s_hcalloc)(void *, size_t, size_t);
+static void *(*s_hrealloc)(void *, void *, size_t);
+static void (*s_hfree)(void *, void *);
 
 static struct agentshm_hdr *g_ah;
 static struct agentshm_code *g_codes;
@@ -52,11 +54,7 @@ struct sslot {
 #define SSLOTS (2 * AGENTSHM_STACKS)
 static struct sslot g_sslots[SSLOTS];
 
-struct dom {
-    PyMemAllocatorEx orig;
-    uint32_t domain;
-};
-static struct dom g_dom[3];
+static struct crux_alloc_dom g_dom[3];
 static int g_hooked;
 static void *g_engine;          /* the engine's dlopen handle, or RTLD_DEFAULT when preloaded */
 static int g_skip_raw;          /* attached to a running process: RAW is not hooked */
@@ -328,54 +326,6 @@ static uint32_t stack_now(void)
     return out;
 }
 
-/* ---- the PyMem hooks: the outermost allocator call counts, nested ones pass through ------- */
-
-static void *h_malloc(void *ctx, size_t n)
-{
-    struct dom *d = ctx;
-    if (!s_enter())
-        return d->orig.malloc(d->orig.ctx, n);
-    void *p = d->orig.malloc(d->orig.ctx, n);
-    s_note(p, n, d->domain);
-    s_leave();
-    return p;
-}
-
-static void *h_calloc(void *ctx, size_t n, size_t m)
-{
-    struct dom *d = ctx;
-    if (!s_enter())
-        return d->orig.calloc(d->orig.ctx, n, m);
-    void *p = d->orig.calloc(d->orig.ctx, n, m);
-    s_note(p, n * m, d->domain);
-    s_leave();
-    return p;
-}
-
-static void *h_realloc(void *ctx, void *p, size_t n)
-{
-    struct dom *d = ctx;
-    if (!s_enter())
-        return d->orig.realloc(d->orig.ctx, p, n);
-    s_note_free(p);
-    void *q = d->orig.realloc(d->orig.ctx, p, n);
-    s_note(q, n, d->domain);
-    s_leave();
-    return q;
-}
-
-static void h_free(void *ctx, void *p)
-{
-    struct dom *d = ctx;
-    if (!s_enter()) {
-        d->orig.free(d->orig.ctx, p);
-        return;
-    }
-    s_note_free(p);
-    d->orig.free(d->orig.ctx, p);
-    s_leave();
-}
-
 static int resolve(void)
 {
     if (s_start)
@@ -394,13 +344,13 @@ static int resolve(void)
         }
     }
     g_engine = h;
-    *(void **)&s_enter = dlsym(h, "crux_alloc_enter");
-    *(void **)&s_leave = dlsym(h, "crux_alloc_leave");
-    *(void **)&s_note = dlsym(h, "crux_alloc_note");
-    *(void **)&s_note_free = dlsym(h, "crux_alloc_note_free");
+    *(void **)&s_hmalloc = dlsym(h, "crux_alloc_hook_malloc");
+    *(void **)&s_hcalloc = dlsym(h, "crux_alloc_hook_calloc");
+    *(void **)&s_hrealloc = dlsym(h, "crux_alloc_hook_realloc");
+    *(void **)&s_hfree = dlsym(h, "crux_alloc_hook_free");
     *(void **)&s_stop = dlsym(h, "crux_alloc_stop");
     *(void **)&s_start = dlsym(h, "crux_alloc_start");
-    return s_enter && s_leave && s_note && s_note_free && s_stop && s_start ? 0 : -1;
+    return s_hmalloc && s_hcalloc && s_hrealloc && s_hfree && s_stop && s_start ? 0 : -1;
 }
 
 static void hook(void)
@@ -412,9 +362,11 @@ static void hook(void)
      * could tear. Attached to a running process, only the two domains the GIL guards are
      * hooked (an object's memory is seen at the OBJ or MEM level anyway). */
     for (int i = g_skip_raw ? 1 : 0; i < 3; i++) {
-        PyMem_GetAllocator(doms[i], &g_dom[i].orig);
-        g_dom[i].domain = kinds[i];
-        PyMemAllocatorEx a = {&g_dom[i], h_malloc, h_calloc, h_realloc, h_free};
+        PyMemAllocatorEx orig;
+        PyMem_GetAllocator(doms[i], &orig);
+        g_dom[i] = (struct crux_alloc_dom){orig.ctx,     orig.malloc, orig.calloc,
+                                           orig.realloc, orig.free,   kinds[i]};
+        PyMemAllocatorEx a = {&g_dom[i], s_hmalloc, s_hcalloc, s_hrealloc, s_hfree};
         PyMem_SetAllocator(doms[i], &a);
     }
     g_hooked = 1;
@@ -431,11 +383,14 @@ void agentalloc_unhook(void)
     for (int i = g_skip_raw ? 1 : 0; i < 3; i++) {
         PyMemAllocatorEx cur;
         PyMem_GetAllocator(doms[i], &cur);
-        if (cur.ctx != &g_dom[i] || cur.malloc != h_malloc)
+        if (cur.ctx != &g_dom[i] || cur.malloc != s_hmalloc)
             return;
     }
-    for (int i = g_skip_raw ? 1 : 0; i < 3; i++)
-        PyMem_SetAllocator(doms[i], &g_dom[i].orig);
+    for (int i = g_skip_raw ? 1 : 0; i < 3; i++) {
+        PyMemAllocatorEx orig = {g_dom[i].ctx, g_dom[i].malloc, g_dom[i].calloc, g_dom[i].realloc,
+                                 g_dom[i].free};
+        PyMem_SetAllocator(doms[i], &orig);
+    }
     g_hooked = 0;
 }
 

@@ -37,7 +37,11 @@ struct live {
 
 #define LIVE_SAMPLED (1u << 16) /* entries: ~45,000 live samples, 20+ GiB at 512 KiB */
 #define LIVE_ALL (1u << 23)     /* entries with every allocation sampled */
+/* The free-side filter: 2^FILTER_BITS buckets of addresses. A free looks at one bit (an 8 KiB
+ * bitmap, in L1); the counts behind the bits are touched only under the lock. */
 #define FILTER_BITS 16
+/* Gap of a thread's countdown while the engine is off (no logarithm, no clock). */
+#define OFF_GAP ((int64_t)1 << 20)
 
 static struct crux_alloc_cfg g_cfg;
 static struct agentshm_arec *g_recs;
@@ -45,7 +49,9 @@ static uint64_t g_rec_mask;
 static volatile int g_on;
 static struct live *g_live;
 static uint64_t g_live_mask, g_live_used;
-static uint16_t *g_filter; /* per hash bucket of addresses: sampled blocks live in it */
+static uint32_t g_fcount[1u << FILTER_BITS]; /* sampled blocks live per bucket (under g_lock) */
+static uint64_t g_fbits[(1u << FILTER_BITS) / 64]; /* bucket's count > 0 */
+static uint32_t g_epoch = 1; /* bumped by each start: a thread's countdown from before is stale */
 static int g_lock;
 
 /* Copy volume (docs/memory.md): memcpy and memmove are sampled by bytes copied, like
@@ -62,7 +68,10 @@ static uint64_t g_copy_mean;
 static TLS int t_guard;
 static TLS int64_t t_copy_left; /* bytes to copy before this thread's next copy sample */
 static TLS int t_copy_init;
-static TLS int64_t t_left; /* bytes to allocate before this thread's next sample */
+/* Bytes to allocate before this thread's next sample. Starts at 0, so that a thread's first
+ * allocation takes the slow path, which draws its first gap. */
+static TLS int64_t t_left;
+static TLS uint32_t t_epoch; /* the g_epoch t_left was drawn in */
 static TLS uint64_t t_rng;
 static TLS uint32_t t_tid;
 
@@ -139,9 +148,35 @@ static void emit(uint16_t kind, const struct live *b, uint64_t t)
     __atomic_store_n(&r->seq, idx + 1, __ATOMIC_RELEASE);
 }
 
-static uint64_t filter_slot(uint64_t addr)
+/* Fibonacci hashing: one multiply. Blocks are at least 16-byte aligned; the high bits of the
+ * product mix all of the address's. */
+static inline uint64_t filter_slot(uint64_t addr)
 {
-    return mix(addr) >> (64 - FILTER_BITS);
+    return (addr * 0x9e3779b97f4a7c15ull) >> (64 - FILTER_BITS);
+}
+
+/* One load and a bit test: can `p` be a sampled block still live? False positives are rare
+ * (live samples / 2^FILTER_BITS) and cost a lookup under the lock. */
+static inline int maybe_sampled(const void *p)
+{
+    uint64_t i = filter_slot((uint64_t)(uintptr_t)p);
+    return (int)((__atomic_load_n(&g_fbits[i >> 6], __ATOMIC_RELAXED) >> (i & 63)) & 1);
+}
+
+/* Under g_lock. */
+static void filter_add(uint64_t addr)
+{
+    uint64_t i = filter_slot(addr);
+    if (!g_fcount[i]++)
+        __atomic_fetch_or(&g_fbits[i >> 6], 1ull << (i & 63), __ATOMIC_RELEASE);
+}
+
+/* Under g_lock. */
+static void filter_del(uint64_t addr)
+{
+    uint64_t i = filter_slot(addr);
+    if (g_fcount[i] && !--g_fcount[i])
+        __atomic_fetch_and(&g_fbits[i >> 6], ~(1ull << (i & 63)), __ATOMIC_RELEASE);
 }
 
 /* Adds `b` to the live table; 0 when it is full (the sample is dropped, not half-made). */
@@ -155,7 +190,7 @@ static int live_put(const struct live *b)
             i = (i + 1) & g_live_mask;
         if (!g_live[i].addr) {
             g_live_used++;
-            __atomic_fetch_add(&g_filter[filter_slot(b->addr)], 1, __ATOMIC_RELAXED);
+            filter_add(b->addr);
         }
         g_live[i] = *b;
         ok = 1;
@@ -180,7 +215,7 @@ static int live_take(uint64_t addr, struct live *out)
     if (found) {
         *out = g_live[i];
         g_live_used--;
-        __atomic_fetch_sub(&g_filter[filter_slot(addr)], 1, __ATOMIC_RELAXED);
+        filter_del(addr);
         uint64_t j = i;
         for (;;) {
             j = (j + 1) & g_live_mask;
@@ -212,17 +247,25 @@ EXPORT void crux_alloc_leave(void)
     t_guard = 0;
 }
 
-EXPORT void crux_alloc_note(void *p, size_t size, uint32_t domain)
+/* The thread's countdown ran out within a block of `size` bytes at `p` (or the countdown is
+ * stale: the first allocation of a thread, or one since a restart): draws the next gap, and
+ * samples the block when a sample point fell in it. Saves and restores the guard. */
+__attribute__((noinline, cold)) static void sample_slow(void *p, size_t size, uint32_t domain)
 {
-    if (!g_on || !p)
+    if (!g_on) {
+        /* off: come back in a while, without a logarithm (the gap is redrawn on restart) */
+        t_left = OFF_GAP;
         return;
+    }
     uint64_t weight = size;
     if (g_cfg.sample_bytes) {
-        if (!t_rng)
-            t_left = draw_gap();
-        t_left -= (int64_t)size;
-        if (t_left > 0)
-            return;
+        if (t_epoch != g_epoch) {
+            /* a fresh countdown from this block on: what came before was not recorded */
+            t_epoch = g_epoch;
+            t_left = draw_gap() - (int64_t)size;
+            if (t_left > 0)
+                return;
+        }
         while (t_left <= 0)
             t_left += draw_gap();
         /* Horvitz-Thompson: a block is sampled with probability 1 - exp(-size / mean), so
@@ -230,28 +273,107 @@ EXPORT void crux_alloc_note(void *p, size_t size, uint32_t domain)
         double m = (double)g_cfg.sample_bytes;
         double pr = -expm1(-(double)size / m);
         weight = pr > 0 ? (uint64_t)((double)size / pr + 0.5) : (uint64_t)m;
+    } else {
+        t_left = 0; /* every allocation */
     }
-    if (!attached())
+    if (!p || !attached())
         return;
+    int guard = t_guard;
+    t_guard = 1;
     struct live b = {(uint64_t)(uintptr_t)p, size, weight, now_ns(), 0, domain};
     b.stack = g_cfg.stack ? g_cfg.stack() : 0;
-    if (!live_put(&b)) {
+    if (!live_put(&b))
         __atomic_fetch_add(&g_cfg.hdr->alloc_dropped, 1, __ATOMIC_RELAXED);
+    else
+        emit(AGENTSHM_ALLOC, &b, b.born_ns);
+    t_guard = guard;
+}
+
+/* The unsampled path of every counted allocation: a thread-local subtract and a branch. */
+static inline __attribute__((always_inline)) void count(void *p, size_t size, uint32_t domain)
+{
+    int64_t left = t_left - (int64_t)size;
+    t_left = left;
+    if (__builtin_expect(left <= 0, 0))
+        sample_slow(p, size, domain);
+}
+
+/* A block the filter says may be sampled is being freed: its free record, if it is one.
+ * Saves and restores the guard. */
+__attribute__((noinline, cold)) static void free_slow(void *p)
+{
+    if (!g_on || !p)
         return;
-    }
-    emit(AGENTSHM_ALLOC, &b, b.born_ns);
+    int guard = t_guard;
+    t_guard = 1;
+    struct live b;
+    if (live_take((uint64_t)(uintptr_t)p, &b) && attached())
+        emit(AGENTSHM_FREE, &b, now_ns());
+    t_guard = guard;
+}
+
+EXPORT void crux_alloc_note(void *p, size_t size, uint32_t domain)
+{
+    count(p, size, domain);
 }
 
 EXPORT void crux_alloc_note_free(void *p)
 {
-    if (!g_on || !p)
-        return;
-    uint64_t addr = (uint64_t)(uintptr_t)p;
-    if (!__atomic_load_n(&g_filter[filter_slot(addr)], __ATOMIC_RELAXED))
-        return;
-    struct live b;
-    if (live_take(addr, &b) && attached())
-        emit(AGENTSHM_FREE, &b, now_ns());
+    if (maybe_sampled(p))
+        free_slow(p);
+}
+
+/* ---- the PyMem hooks (crux._agent installs them with a struct crux_alloc_dom as context) ----
+ * The outermost allocator call counts; calls made inside it (pymalloc falling back to
+ * PyMem_RawMalloc and malloc, its arenas' mmap) see the guard and pass through. The saved
+ * allocator is called directly, and the unsampled path is the guard, the call, the countdown. */
+
+EXPORT void *crux_alloc_hook_malloc(void *ctx, size_t n)
+{
+    const struct crux_alloc_dom *d = ctx;
+    if (__builtin_expect(t_guard, 0))
+        return d->malloc(d->ctx, n);
+    t_guard = 1;
+    void *p = d->malloc(d->ctx, n);
+    t_guard = 0;
+    count(p, n, d->domain);
+    return p;
+}
+
+EXPORT void *crux_alloc_hook_calloc(void *ctx, size_t n, size_t m)
+{
+    const struct crux_alloc_dom *d = ctx;
+    if (__builtin_expect(t_guard, 0))
+        return d->calloc(d->ctx, n, m);
+    t_guard = 1;
+    void *p = d->calloc(d->ctx, n, m);
+    t_guard = 0;
+    count(p, n * m, d->domain);
+    return p;
+}
+
+EXPORT void *crux_alloc_hook_realloc(void *ctx, void *p, size_t n)
+{
+    const struct crux_alloc_dom *d = ctx;
+    if (__builtin_expect(t_guard, 0))
+        return d->realloc(d->ctx, p, n);
+    if (__builtin_expect(maybe_sampled(p), 0))
+        free_slow(p);
+    t_guard = 1;
+    void *q = d->realloc(d->ctx, p, n);
+    t_guard = 0;
+    count(q, n, d->domain);
+    return q;
+}
+
+/* No guard on the unsampled path: a free calls no allocator that could count, and a nested
+ * free of a sampled block finds it already taken by the outer one. */
+EXPORT void crux_alloc_hook_free(void *ctx, void *p)
+{
+    const struct crux_alloc_dom *d = ctx;
+    if (__builtin_expect(maybe_sampled(p), 0) && !t_guard)
+        free_slow(p);
+    d->free(d->ctx, p);
 }
 
 static void *map_anon(size_t n)
@@ -270,12 +392,13 @@ EXPORT int crux_alloc_start(const struct crux_alloc_cfg *cfg)
     /* A fresh table (after a fork, the parent's blocks are not this process's samples). */
     if (g_live)
         munmap(g_live, (g_live_mask + 1) * sizeof(*g_live));
-    if (g_filter)
-        munmap(g_filter, sizeof(*g_filter) << FILTER_BITS);
     g_live = map_anon(want * sizeof(*g_live));
-    g_filter = map_anon(sizeof(*g_filter) << FILTER_BITS);
-    if (!g_live || !g_filter)
+    if (!g_live)
         return -1;
+    memset(g_fcount, 0, sizeof(g_fcount));
+    for (size_t i = 0; i < sizeof(g_fbits) / sizeof(g_fbits[0]); i++)
+        __atomic_store_n(&g_fbits[i], 0, __ATOMIC_RELAXED);
+    g_epoch++;
     g_live_mask = want - 1;
     g_live_used = 0;
     g_lock = 0;
@@ -322,55 +445,42 @@ __attribute__((constructor)) static void shim_init(void)
 EXPORT void *malloc(size_t n)
 {
     void *p = __libc_malloc(n);
-    if (g_on && !t_guard) {
-        t_guard = 1;
-        crux_alloc_note(p, n, AGENTSHM_DOM_NATIVE);
-        t_guard = 0;
-    }
+    if (!t_guard)
+        count(p, n, AGENTSHM_DOM_NATIVE);
     return p;
 }
 
 EXPORT void *calloc(size_t n, size_t m)
 {
     void *p = __libc_calloc(n, m);
-    if (g_on && !t_guard && p) {
-        t_guard = 1;
-        crux_alloc_note(p, n * m, AGENTSHM_DOM_NATIVE);
-        t_guard = 0;
-    }
+    if (!t_guard)
+        count(p, n * m, AGENTSHM_DOM_NATIVE);
     return p;
 }
 
 EXPORT void free(void *p)
 {
-    if (g_on && !t_guard && p) {
-        t_guard = 1;
-        crux_alloc_note_free(p);
-        t_guard = 0;
-    }
+    if (__builtin_expect(maybe_sampled(p), 0) && !t_guard)
+        free_slow(p);
     __libc_free(p);
 }
 
 EXPORT void *realloc(void *p, size_t n)
 {
-    if (!g_on || t_guard)
+    if (t_guard)
         return __libc_realloc(p, n);
-    t_guard = 1;
-    crux_alloc_note_free(p);
+    if (__builtin_expect(maybe_sampled(p), 0))
+        free_slow(p);
     void *q = __libc_realloc(p, n);
-    crux_alloc_note(q, n, AGENTSHM_DOM_NATIVE);
-    t_guard = 0;
+    count(q, n, AGENTSHM_DOM_NATIVE);
     return q;
 }
 
 static void *aligned(size_t align, size_t n)
 {
     void *p = __libc_memalign(align, n);
-    if (g_on && !t_guard) {
-        t_guard = 1;
-        crux_alloc_note(p, n, AGENTSHM_DOM_NATIVE);
-        t_guard = 0;
-    }
+    if (!t_guard)
+        count(p, n, AGENTSHM_DOM_NATIVE);
     return p;
 }
 
@@ -513,11 +623,8 @@ EXPORT void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
     void *p = sys_mmap(a, n, prot, flags, fd, off);
     if (g_on && !t_guard && p != MAP_FAILED && (flags & MAP_ANONYMOUS) &&
-        !(flags & (MAP_FIXED | MAP_STACK)) && prot != PROT_NONE) {
-        t_guard = 1;
-        crux_alloc_note(p, n, AGENTSHM_DOM_MMAP);
-        t_guard = 0;
-    }
+        !(flags & (MAP_FIXED | MAP_STACK)) && prot != PROT_NONE)
+        count(p, n, AGENTSHM_DOM_MMAP);
     return p;
 }
 
@@ -528,10 +635,7 @@ EXPORT void *mmap64(void *a, size_t n, int prot, int flags, int fd, off_t off)
 
 EXPORT int munmap(void *a, size_t n)
 {
-    if (g_on && !t_guard && a) {
-        t_guard = 1;
-        crux_alloc_note_free(a);
-        t_guard = 0;
-    }
+    if (maybe_sampled(a) && !t_guard)
+        free_slow(a);
     return (int)syscall(SYS_munmap, a, n);
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "analysis/allocreq.h"
 #include "analysis/allocs.h"
 
 #define TEXT_ROWS 25
@@ -102,6 +103,70 @@ static int killed_text(struct buf *out, const struct profile *p, const struct al
     return rc;
 }
 
+static double kb(double bytes)
+{
+    return bytes / 1024.0;
+}
+
+/* Bytes per request, when the target marked its requests with the crux agent. */
+static int requests_text(struct buf *out, const struct profile *p)
+{
+    struct allocreq_view r;
+    allocreq_build(p, &r);
+    if (!r.requests)
+        return 0;
+    int rc = buf_printf(out,
+                        "\nbytes per request (%zu requests of the crux agent): %.1f KB allocated, "
+                        "%.1f KB retained (live at the request's end; %.1f KB never freed), at "
+                        "most %.1f KB in one request\n",
+                        r.requests, kb(r.allocated), kb(r.retained), kb(r.kept),
+                        kb((double)r.max_retained));
+    char tmp[512];
+    for (size_t i = 0; !rc && i < r.nlines; i++)
+        rc = buf_printf(out, "  retains %8.1f KB per request (%.1f KB never freed) at %s\n",
+                        kb(r.lines[i].retained), kb(r.lines[i].kept),
+                        frame_text(p, r.lines[i].frame, tmp, sizeof(tmp), true));
+    return rc;
+}
+
+static void json_frame(struct jsonw *w, const struct profile *p, uint32_t frame);
+
+/* "requests": null without request spans. */
+static void json_requests(struct jsonw *w, const struct profile *p)
+{
+    struct allocreq_view r;
+    allocreq_build(p, &r);
+    jsonw_key(w, "requests");
+    if (!r.requests) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_obj_begin(w);
+    jsonw_key(w, "count");
+    jsonw_u64(w, r.requests);
+    jsonw_key(w, "allocated_bytes_per_request");
+    jsonw_double(w, r.allocated);
+    jsonw_key(w, "retained_bytes_per_request");
+    jsonw_double(w, r.retained);
+    jsonw_key(w, "never_freed_bytes_per_request");
+    jsonw_double(w, r.kept);
+    jsonw_key(w, "max_retained_bytes");
+    jsonw_u64(w, r.max_retained);
+    jsonw_key(w, "lines");
+    jsonw_arr_begin(w);
+    for (size_t i = 0; i < r.nlines; i++) {
+        jsonw_obj_begin(w);
+        json_frame(w, p, r.lines[i].frame);
+        jsonw_key(w, "retained_bytes_per_request");
+        jsonw_double(w, r.lines[i].retained);
+        jsonw_key(w, "never_freed_bytes_per_request");
+        jsonw_double(w, r.lines[i].kept);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+    jsonw_obj_end(w);
+}
+
 static int stack_text(struct buf *out, const struct profile *p, uint32_t stack)
 {
     uint32_t frames[STACK_MAX];
@@ -158,6 +223,8 @@ int alloclines_text(const struct profile *p, struct buf *out)
     }
     if (!rc && !leaks)
         rc = buf_puts(out, "\nleaks: none found\n");
+    if (!rc)
+        rc = requests_text(out, p);
     if (!rc)
         rc = copies_text(out, p, &v);
     if (!rc)
@@ -360,6 +427,7 @@ void alloclines_json(struct jsonw *w, const struct profile *p)
     jsonw_arr_end(w);
     json_copies(w, p, &v);
     json_killed(w, p, &v);
+    json_requests(w, p);
     jsonw_obj_end(w);
     allocs_view_fini(&v);
 }

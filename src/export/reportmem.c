@@ -3,11 +3,13 @@
 // verdict. Static markup and SVG: readable before any script runs.
 #include "export/reportmem.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/allocreq.h"
 #include "analysis/allocs.h"
 #include "export/export.h"
 #include "util/xalloc.h"
@@ -63,6 +65,15 @@ void reportmem_json(struct jsonw *w, const struct profile *p, const struct analy
     jsonw_u64(w, v->rss_at_peak);
     jsonw_key(w, "gap_bytes");
     jsonw_i64(w, v->gap);
+    jsonw_key(w, "copy_sample_bytes");
+    jsonw_u64(w, p->copy_sample_bytes);
+    jsonw_key(w, "killed_signal"); /* 0: the target was not killed */
+    jsonw_i64(w, p->meta.killed_signal);
+    jsonw_key(w, "out_of_memory"); /* null: cannot be told, or not killed by SIGKILL */
+    if (p->meta.killed_signal == SIGKILL && p->meta.oom_kills >= 0)
+        jsonw_bool(w, p->meta.oom_kills > 0);
+    else
+        jsonw_null(w);
     jsonw_obj_end(w);
 }
 
@@ -330,6 +341,85 @@ static void gap_text(struct out *o, const struct mem_verdict *m)
            "few MB.</span></p>\n");
 }
 
+/* Copy volume (memcpy/memmove, PALLOC_COPY): the lines that copy most, with MB/s over the
+ * recording. */
+static void copy_table(struct out *o, const struct profile *p, const struct alloc_view *v)
+{
+    put(o, "<h3>Copies (memcpy, memmove)</h3>\n<p id=\"memcopy\">");
+    if (!p->copy_sample_bytes) {
+        put(o, "Copies were not sampled.</p>\n");
+        return;
+    }
+    putf(o,
+         "%.1f MB copied in all (%.0f MB/s over the recording; a sample every %.1f MB copied on "
+         "average).</p>\n",
+         mb((double)v->copy_total), mb(allocs_rate(p, v->copy_total)),
+         mb((double)p->copy_sample_bytes));
+    if (!v->ncopy_lines)
+        return;
+    put(o, "<table class=\"t\" id=\"memcopies\"><thead><tr><th class=\"r\">copied MB</th>"
+           "<th class=\"r\">share</th><th class=\"r\">MB/s</th><th class=\"r\">copies</th>"
+           "<th>line</th></tr></thead><tbody>\n");
+    for (size_t i = 0; i < v->ncopy_lines && i < ROWS; i++) {
+        const struct alloc_site *s = &v->copy_lines[i];
+        putf(o,
+             "<tr><td class=\"r\">%.1f</td><td class=\"r\">%.0f%%</td><td class=\"r\">%.1f"
+             "</td><td class=\"r\">%.0f</td>",
+             mb((double)s->copy_bytes),
+             v->copy_total ? 100.0 * (double)s->copy_bytes / (double)v->copy_total : 0,
+             mb(allocs_rate(p, s->copy_bytes)), s->copies);
+        site_cell(o, p, s);
+        put(o, "</tr>\n");
+    }
+    put(o, "</tbody></table>\n");
+}
+
+/* Bytes per request: with the crux agent's request spans only. */
+static void request_table(struct out *o, const struct profile *p)
+{
+    struct allocreq_view r;
+    allocreq_build(p, &r);
+    if (!r.requests)
+        return;
+    putf(o,
+         "<h3>Bytes per request</h3>\n<p id=\"memreq\">Over %zu requests (the crux agent's "
+         "request spans): <b>%.1f KB retained per request</b> (live when the request ended; "
+         "%.1f KB of it never freed while recorded), %.1f KB allocated per request, at most "
+         "%.1f KB retained by one request. <span class=\"method\">An allocation belongs to the "
+         "request open on its thread when it was made.</span></p>\n",
+         r.requests, r.retained / 1024.0, r.kept / 1024.0, r.allocated / 1024.0,
+         (double)r.max_retained / 1024.0);
+    if (!r.nlines)
+        return;
+    put(o, "<table class=\"t\" id=\"memreqlines\"><thead><tr><th class=\"r\">retained KB "
+           "per request</th><th class=\"r\">never freed KB per request</th><th>line</th></tr>"
+           "</thead><tbody>\n");
+    for (size_t i = 0; i < r.nlines; i++) {
+        struct alloc_site s = {.frame = r.lines[i].frame, .stack = r.lines[i].stack};
+        putf(o, "<tr><td class=\"r\">%.1f</td><td class=\"r\">%.1f</td>",
+             r.lines[i].retained / 1024.0, r.lines[i].kept / 1024.0);
+        site_cell(o, p, &s);
+        put(o, "</tr>\n");
+    }
+    put(o, "</tbody></table>\n");
+}
+
+/* A target that died of a signal: said before everything else, with what the heap held. */
+static void killed_text(struct out *o, const struct profile *p, const struct alloc_view *v)
+{
+    int sig = p->meta.killed_signal;
+    if (!sig)
+        return;
+    const char *why = sig != SIGKILL           ? "not for memory"
+                      : p->meta.oom_kills > 0  ? "out of memory: the kernel's OOM killer acted"
+                      : p->meta.oom_kills == 0 ? "not by the OOM killer"
+                                               : "whether for memory cannot be told";
+    putf(o,
+         "<p class=\"mkilled\" id=\"memkilled\"><b>The target was killed by signal %d</b> "
+         "(%s); the heap peaked at %.1f MB live at %.2f s. Lines holding it then:</p>\n",
+         sig, why, mb((double)v->peak_live), (double)v->peak_ns / 1e9);
+}
+
 static const char STYLE[] =
     "<style>\n"
     ".memchart{border:1px solid #ccc;height:160px;background:#fafafa}\n"
@@ -367,11 +457,17 @@ int reportmem_html(struct buf *b, const struct profile *p, const struct analysis
         esc(&o, mem_kind_fix(m->kind));
         put(&o, "</p>\n");
     }
+    killed_text(&o, p, &v);
+    if (p->meta.killed_signal)
+        peak_table(&o, p, &v);
     chart(&o, p, &v);
     gap_text(&o, m);
-    peak_table(&o, p, &v);
+    if (!p->meta.killed_signal)
+        peak_table(&o, p, &v);
     leak_table(&o, p, &v);
     temp_table(&o, p, &v);
+    request_table(&o, p);
+    copy_table(&o, p, &v);
     put(&o, "</section>\n");
     allocs_view_fini(&v);
     return o.rc;

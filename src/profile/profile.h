@@ -168,7 +168,7 @@ struct palloc {
     uint32_t stack;   /* the allocating Python stack; 0 = none */
     float count;      /* estimated allocations (1 / the probability of sampling it) */
     uint32_t kind;    /* enum palloc_kind */
-    uint32_t pad;
+    uint32_t tid;     /* the thread that allocated, freed or copied; 0 = not known */
 };
 
 /* One process seen during the recording. */

@@ -328,7 +328,8 @@ static void drain_allocs(struct sampler *s, struct sproc *sp)
                           .born_ns = r->kind == PALLOC_FREE ? born : t,
                           .stack = alloc_stack(s, sp, r->stack),
                           .count = r->size ? (float)((double)r->weight / (double)r->size) : 1.0f,
-                          .kind = r->kind});
+                          .kind = r->kind,
+                          .tid = r->tid});
         }
         if (n < sizeof(buf) / sizeof(buf[0]))
             break;

@@ -125,6 +125,10 @@ static int save_meta(sqlite3 *db, const struct profile *p)
     if (m->epoch_ns)
         rc = rc ? rc : meta_int(st, "epoch_ns", (int64_t)m->epoch_ns);
     rc = rc ? rc : meta_int(st, "ticks", (int64_t)m->ticks);
+    if (m->killed_signal) {
+        rc = rc ? rc : meta_int(st, "killed_signal", m->killed_signal);
+        rc = rc ? rc : meta_int(st, "oom_kills", m->oom_kills);
+    }
     rc = rc ? rc : meta_int(st, "errors", (int64_t)m->errors);
     rc = rc ? rc : meta_int(st, "categories", m->categories);
     rc = rc ? rc : meta_text(st, "categories_note", m->categories_note);
@@ -436,6 +440,10 @@ static int load_meta(sqlite3 *db, struct profile *p, struct errbuf *eb, const ch
             m->epoch_ns = (uint64_t)iv;
         else if (strcmp(k, "ticks") == 0)
             m->ticks = (uint64_t)iv;
+        else if (strcmp(k, "killed_signal") == 0)
+            m->killed_signal = iv > 0 && iv < 128 ? (int)iv : 0;
+        else if (strcmp(k, "oom_kills") == 0)
+            m->oom_kills = iv >= -1 ? iv : -1;
         else if (strcmp(k, "errors") == 0)
             m->errors = (uint64_t)iv;
         else if (strcmp(k, "categories") == 0)

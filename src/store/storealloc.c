@@ -6,11 +6,12 @@
 #include <string.h>
 
 /* age_ns: how long a freed block lived (t_ns - born_ns), 0 for an allocation: small numbers
- * keep SQLite's variable-length integers short. */
+ * keep SQLite's variable-length integers short. tid: the thread (for bytes per request; absent
+ * in recordings made before it, read as 0). */
 static const char schema[] =
     "CREATE TABLE alloc_events(t_ns INTEGER NOT NULL, kind INTEGER NOT NULL,\n"
     "  bytes INTEGER NOT NULL, count REAL NOT NULL, stack INTEGER NOT NULL,\n"
-    "  age_ns INTEGER NOT NULL);\n";
+    "  age_ns INTEGER NOT NULL, tid INTEGER NOT NULL DEFAULT 0);\n";
 
 /* Bounds on loaded events, so that no sum the views make can wrap. */
 #define EVENT_BYTES_MAX ((uint64_t)1 << 48)
@@ -51,8 +52,8 @@ static int save_events(sqlite3 *db, const struct profile *p)
 {
     sqlite3_stmt *st;
     if (prep(db,
-             "INSERT INTO alloc_events(t_ns, kind, bytes, count, stack, age_ns) "
-             "VALUES(?,?,?,?,?,?)",
+             "INSERT INTO alloc_events(t_ns, kind, bytes, count, stack, age_ns, tid) "
+             "VALUES(?,?,?,?,?,?,?)",
              &st))
         return ERR_IO;
     int rc = 0;
@@ -66,6 +67,7 @@ static int save_events(sqlite3 *db, const struct profile *p)
         sqlite3_bind_int64(
             st, 6,
             e->kind == PALLOC_FREE && e->t_ns >= e->born_ns ? (int64_t)(e->t_ns - e->born_ns) : 0);
+        sqlite3_bind_int64(st, 7, e->tid);
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
@@ -123,7 +125,7 @@ static const char *row_event(sqlite3_stmt *st, const struct profile *p, struct p
 {
     int64_t t = sqlite3_column_int64(st, 0), kind = sqlite3_column_int64(st, 1);
     int64_t bytes = sqlite3_column_int64(st, 2), stack = sqlite3_column_int64(st, 4);
-    int64_t age = sqlite3_column_int64(st, 5);
+    int64_t age = sqlite3_column_int64(st, 5), tid = sqlite3_column_int64(st, 6);
     double count = sqlite3_column_double(st, 3);
     if (kind != PALLOC_ALLOC && kind != PALLOC_FREE && kind != PALLOC_COPY)
         return "an allocation event of unknown kind";
@@ -139,7 +141,8 @@ static const char *row_event(sqlite3_stmt *st, const struct profile *p, struct p
                          .bytes = (uint64_t)bytes,
                          .count = (float)count,
                          .stack = (uint32_t)stack,
-                         .born_ns = (uint64_t)(t - age)};
+                         .born_ns = (uint64_t)(t - age),
+                         .tid = tid > 0 && tid <= UINT32_MAX ? (uint32_t)tid : 0};
     return NULL;
 }
 
@@ -154,7 +157,12 @@ int storealloc_load(sqlite3 *db, struct profile *p, struct errbuf *eb, const cha
         return 0; /* recorded without --allocations, or before crux saved them */
     if (has != SQLITE_ROW || load_meta(db, p))
         return db_err(db, eb, path);
-    if (prep(db, "SELECT t_ns, kind, bytes, count, stack, age_ns FROM alloc_events ORDER BY rowid",
+    /* recordings made before tid was kept have no such column: 0 in its place */
+    if (prep(db,
+             "SELECT t_ns, kind, bytes, count, stack, age_ns, tid FROM alloc_events ORDER BY rowid",
+             &st) &&
+        prep(db,
+             "SELECT t_ns, kind, bytes, count, stack, age_ns, 0 FROM alloc_events ORDER BY rowid",
              &st))
         return db_err(db, eb, path);
     uint64_t total = 0;

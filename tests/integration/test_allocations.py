@@ -168,3 +168,30 @@ def test_verdict_memory_line(crux, interp):
     result = crux.run("report", db2, "-f", "summary", "-o", out)
     assert result.returncode == 0, result.describe()
     assert "growing heap" not in out.read_text(encoding="utf-8")
+
+
+def test_kill_saved_and_in_the_report(crux, interp):
+    """A target killed by SIGKILL: the kill is saved with the recording, `crux report --format
+    lines` says it as the live run did, and the HTML memory section leads with it."""
+    needs_agent(interp)
+    db, live = crux.tmp / "killed.db", crux.tmp / "killed.txt"
+    code = ("import os, signal, time\n"
+            "keep = [bytearray(1 << 20) for _ in range(40)]\n"
+            "time.sleep(0.5)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    result = crux.run("record", "--rate", "50", "--allocations", "--format", "lines", "-o", live,
+                      "--save", db, "--", interp.path, "-c", code)
+    assert result.returncode == 137, result.describe()
+    text = live.read_text(encoding="utf-8")
+    assert "the target was killed by SIGKILL" in alloc_section(text), text[-2000:]
+    out = crux.tmp / "killed-saved.txt"
+    result = crux.run("report", db, "--format", "lines", "-o", out)
+    assert result.returncode == 0, result.describe()
+    assert alloc_section(out.read_text(encoding="utf-8")) == alloc_section(text)
+    html = crux.tmp / "killed.html"
+    result = crux.run("report", db, "-o", html)
+    assert result.returncode == 0, result.describe()
+    page = html.read_text(encoding="utf-8")
+    assert 'id="memkilled"' in page and "killed by signal 9" in page
+    data = json.loads(page.split('id="crux-data">', 1)[1].split("</script>", 1)[0])
+    assert data["report"]["allocations"]["killed_signal"] == 9

@@ -59,3 +59,37 @@ def test_pure_python_copies_nothing(crux, interp):
     own = sum(s["bytes"] for s in copies["lines"] if (s["file"] or "").endswith("copies.py"))
     assert own <= 4 * MB, copies["lines"][:6]
     assert copied_at(copies, truth["lines"]["PURE"]) <= 2 * MB, copies["lines"][:6]
+
+
+def test_saved_recording_keeps_copies(crux, interp):
+    """The copy events are saved: `crux report saved.db --format lines` prints the live run's
+    allocation section, copies included, and the HTML report's memory section lists them."""
+    if interp.id != "debian3.11":
+        pytest.skip("numpy: Debian's python3 (debian3.11)")
+    if not os.path.isdir(os.path.join(AGENT, interp.id, "crux")):
+        pytest.skip("no agent built for %s (make agent)" % interp.id)
+    argv, truth_path = crux.target_argv(interp, "copies.py")
+    argv = argv[:2] + ["numpy"] + argv[2:]
+    db, live = crux.tmp / "copies.db", crux.tmp / "live.txt"
+    result = crux.run("record", "--rate", "50", "--allocations", "--format", "lines", "-o", live,
+                      "--save", db, "--", *argv)
+    assert result.returncode == 0, result.describe()
+    saved = crux.tmp / "saved.txt"
+    result = crux.run("report", db, "--format", "lines", "-o", saved)
+    assert result.returncode == 0, result.describe()
+
+    def section(path):
+        text = path.read_text(encoding="utf-8")
+        k = text.find("\nallocations (")
+        assert k >= 0, text[-2000:]
+        return text[k:]
+
+    assert section(saved) == section(live)
+    assert "copies by line" in section(saved)
+    html = crux.tmp / "copies.html"
+    result = crux.run("report", db, "-o", html)
+    assert result.returncode == 0, result.describe()
+    page = html.read_text(encoding="utf-8")
+    truth = load_truth(truth_path)
+    assert 'id="memcopies"' in page, page[-3000:]
+    assert "copies.py:%d" % truth["lines"]["COPY"] in page.split('id="memcopies"', 1)[1]

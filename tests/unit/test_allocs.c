@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // Unit tests of the allocation views (analysis/allocs.h): the sampler math (Poisson gaps by
 // bytes and Horvitz-Thompson weights give unbiased byte estimates), the Mann-Kendall leak
-// score, and the views on a synthetic profile (peak, end, temporaries, leaks).
+// score, the views on a synthetic profile (peak, end, temporaries, leaks), and bytes per request
+// (analysis/allocreq.h).
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "analysis/allocreq.h"
 #include "analysis/allocs.h"
 #include "check.h"
 #include "profile/profile.h"
@@ -174,11 +176,73 @@ static int test_copies(void)
     return 0;
 }
 
+static void tev(struct profile *p, uint64_t t, uint64_t born, uint64_t bytes, uint32_t stack,
+                uint32_t kind, uint32_t tid)
+{
+    profile_add_alloc(p, &(struct palloc){t, bytes, born, stack, 1.0f, kind, tid});
+}
+
+/* Bytes per request: two threads, each with two requests; an allocation belongs to the request
+ * open on its thread, and is retained when freed after its end or never. */
+static int test_requests(void)
+{
+    struct profile p;
+    profile_init(&p);
+    p.allocations = true;
+    uint32_t fk =
+        profile_frame(&p, profile_str(&p, "keep", 4), profile_str(&p, "h.py", 4), 33, FRAME_PYTHON);
+    uint32_t ft =
+        profile_frame(&p, profile_str(&p, "tmp", 3), profile_str(&p, "h.py", 4), 40, FRAME_PYTHON);
+    uint32_t sk = profile_push(&p, 0, fk), st = profile_push(&p, 0, ft);
+    /* requests: thread 7 [100, 200) and [300, 400); thread 8 [150, 350) and [500, 600) */
+    const uint64_t spans[4][3] = {{7, 100, 200}, {7, 300, 400}, {8, 150, 350}, {8, 500, 600}};
+    for (int i = 0; i < 4; i++)
+        profile_add_span(&p, &(struct pspan){.start_ns = spans[i][1],
+                                             .end_ns = spans[i][2],
+                                             .request = (uint64_t)i + 1,
+                                             .tid = (uint32_t)spans[i][0],
+                                             .kind = PSPAN_REQUEST});
+    for (int i = 0; i < 4; i++) {
+        uint64_t t = spans[i][1] + 10;
+        uint32_t tid = (uint32_t)spans[i][0];
+        tev(&p, t, t, 4096, sk, PALLOC_ALLOC, tid);         /* kept: never freed */
+        tev(&p, t + 1, t + 1, 1000, st, PALLOC_ALLOC, tid); /* freed within the request */
+        tev(&p, t + 5, t + 1, 1000, st, PALLOC_FREE, tid);
+    }
+    /* thread 7 at 250: between its requests, not counted; thread 9: no request */
+    tev(&p, 250, 250, 1 << 20, sk, PALLOC_ALLOC, 7);
+    tev(&p, 160, 160, 1 << 20, sk, PALLOC_ALLOC, 9);
+    /* freed after its request ended: retained, though not kept */
+    tev(&p, 520, 520, 2000, st, PALLOC_ALLOC, 8);
+    tev(&p, 700, 520, 2000, st, PALLOC_FREE, 8);
+    struct allocreq_view r;
+    allocreq_build(&p, &r);
+    CHECK(r.requests == 4, "%zu", r.requests);
+    CHECK(fabs(r.allocated - (4.0 * 5096 + 2000) / 4) < 1e-9, "%f", r.allocated);
+    CHECK(fabs(r.retained - (4.0 * 4096 + 2000) / 4) < 1e-9, "%f", r.retained);
+    CHECK(fabs(r.kept - 4096.0) < 1e-9, "%f", r.kept);
+    CHECK(r.max_retained == 6096, "%llu", (unsigned long long)r.max_retained);
+    CHECK(r.nlines == 2 && r.lines[0].frame == fk && fabs(r.lines[0].retained - 4096) < 1e-9 &&
+              fabs(r.lines[0].kept - 4096) < 1e-9,
+          "%zu", r.nlines);
+    CHECK(r.lines[1].frame == ft && fabs(r.lines[1].retained - 500) < 1e-9 && r.lines[1].kept == 0,
+          "%f", r.lines[1].retained);
+    profile_fini(&p);
+    /* no request spans: no view */
+    profile_init(&p);
+    tev(&p, 1, 1, 10, 0, PALLOC_ALLOC, 3);
+    allocreq_build(&p, &r);
+    CHECK(r.requests == 0 && r.nlines == 0, "%zu", r.requests);
+    profile_fini(&p);
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_poisson_estimates_are_unbiased);
     RUN(test_trend_score);
     RUN(test_views);
     RUN(test_copies);
+    RUN(test_requests);
     return TEST_SUMMARY("allocs");
 }
