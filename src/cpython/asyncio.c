@@ -82,6 +82,8 @@ static const struct asyncio_offsets TABLE[] = {
 #define STACKTOP_MAX 4096
 #define FRAME38_READ 120          /* PyFrameObject (3.8-3.10) up to f_executing / f_state */
 #define VALUESTACK_MAX (1u << 20) /* bytes from a frame object to its value stack, at most */
+#define VBUF_BYTES (2u << 20)     /* bytes of level copies checked per round, at most */
+#define VSPANS 8192               /* spans read to check cached tasks per round, at most */
 
 static uint64_t u64(const uint8_t *b, int32_t off)
 {
@@ -148,8 +150,19 @@ void asyncreader_init(struct asyncreader *a, const struct pyruntime *rt)
     a->ok2 = xcalloc(ASYNCIO_MAX_TASKS, 1);
     a->fidx = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint32_t));
     a->codes = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
+    a->levels = xcalloc(a->capframes, sizeof(*a->levels));
+    a->frames2 = xcalloc(a->capframes, sizeof(*a->frames2));
+    a->levels2 = xcalloc(a->capframes, sizeof(*a->levels2));
+    a->regtab = xcalloc(2 * a->table_cap, sizeof(uint64_t));
+    a->regprev = xcalloc(2 * a->table_cap, sizeof(uint64_t));
+    a->sel = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint32_t));
+    a->vbuf = xcalloc(VBUF_BYTES, 1);
+    a->vspans = xcalloc(VSPANS, sizeof(*a->vspans));
+    a->vok = xcalloc(VSPANS, 1);
+    a->vtask = xcalloc(VSPANS, sizeof(uint32_t));
     hmap_init(&a->index);
     hmap_init(&a->names);
+    hmap_init(&a->seen);
 }
 
 void asyncreader_fini(struct asyncreader *a)
@@ -158,6 +171,7 @@ void asyncreader_fini(struct asyncreader *a)
         pydict_fini(&a->dict);
         hmap_fini(&a->index);
         hmap_fini(&a->names);
+        hmap_fini(&a->seen);
     }
     free(a->tasks);
     free(a->frames);
@@ -173,6 +187,16 @@ void asyncreader_fini(struct asyncreader *a)
     free(a->ok2);
     free(a->fidx);
     free(a->codes);
+    free(a->levels);
+    free(a->frames2);
+    free(a->levels2);
+    free(a->regtab);
+    free(a->regprev);
+    free(a->sel);
+    free(a->vbuf);
+    free(a->vspans);
+    free(a->vok);
+    free(a->vtask);
     free(a->arena);
     memset(a, 0, sizeof(*a));
 }
@@ -223,10 +247,17 @@ static int find_registry(struct asyncreader *a, uint64_t interp, uint64_t now_ns
         rc = module_attr(a, module, "_GatheringFuture", &gather);
     if (!rc)
         rc = pydict_attr_str(&a->dict, weakset, "data", &set);
+    uint64_t current = 0;
+    if (!rc && module_attr(a, module, "_current_tasks", &current) != 0)
+        current = 0; /* the running task is then found by walking every task */
     a->reads += a->dict.reads;
     a->dict.reads = 0;
     if (rc)
         return rc;
+    if (set != a->set_seen || interp != a->interp)
+        a->cached = false; /* another registry: walk every task */
+    a->set_seen = set;
+    a->current = current;
     a->interp = interp;
     a->set = set;
     a->type_task = task;
@@ -235,8 +266,8 @@ static int find_registry(struct asyncreader *a, uint64_t interp, uint64_t now_ns
     return 0;
 }
 
-/* The addresses of the live tasks in the registry into a->addr; *n gets their count. */
-static int registry_tasks(struct asyncreader *a, size_t *n)
+/* Copies the registry set's table into a->regtab; *n gets its number of entries. */
+static int registry_table(struct asyncreader *a, size_t *n)
 {
     *n = 0;
     uint8_t head[SET_HEAD];
@@ -248,23 +279,49 @@ static int registry_tasks(struct asyncreader *a, size_t *n)
     if ((a->rt->type_set && u64(head, 8) != a->rt->type_set) || mask + 1 > SET_MAX ||
         ((mask + 1) & mask) || used > mask + 1 || !table)
         return ERR_CORRUPT;
-    rc = mem_read(a->rt->pid, table, a->table, (mask + 1) * 16);
+    rc = mem_read(a->rt->pid, table, a->regtab, (mask + 1) * 16);
     a->reads++;
+    if (rc)
+        return rc;
+    *n = (size_t)mask + 1;
+    return 0;
+}
+
+/* The task a registry entry's hash names: a weak reference hashes as its referent, and a
+ * Task (no __hash__ of its own) as its address rotated right by 4 bits (_Py_HashPointer,
+ * 3.8-3.13). 0 when the hash cannot be an object's. */
+static uint64_t hash_task(uint64_t hash)
+{
+    uint64_t addr = (hash << 4) | (hash >> 60);
+    return (addr & 15) || !addr || hash == (uint64_t)-2 ? 0 : addr;
+}
+
+/* The addresses of the live tasks in the registry into a->addr; *n gets their count. Checks
+ * that each entry's hash names its task (a->hash_bad otherwise). */
+static int registry_tasks(struct asyncreader *a, size_t *n)
+{
+    size_t entries = 0;
+    int rc = registry_table(a, &entries);
+    *n = 0;
     if (rc)
         return rc;
     /* Entries: {key, hash}; NULL keys are free, a dummy key is a deleted entry (its type is not
      * a weak reference: dropped at the next level). */
     size_t k = 0;
-    for (uint64_t i = 0; i <= mask; i++) {
-        uint64_t key = a->table[2 * i];
+    uint64_t *hashes = a->cur; /* scratch until the chains are read */
+    for (size_t i = 0; i < entries; i++) {
+        uint64_t key = a->regtab[2 * i];
         if (!key || key & 7)
             continue;
         if (k == ASYNCIO_MAX_TASKS) {
             a->skipped++;
             continue;
         }
+        hashes[k] = a->regtab[2 * i + 1];
         a->addr[k++] = key;
     }
+    memcpy(a->regprev, a->regtab, entries * 16);
+    a->regn = entries;
     /* The weak references: each names its task (None once the task is gone). */
     rc = read_level(a, k, WR_OBJECT + 8);
     if (rc)
@@ -275,8 +332,11 @@ static int registry_tasks(struct asyncreader *a, size_t *n)
         if (!a->ok[i] || (a->rt->type_weakref && u64(b, o->ob_type) != a->rt->type_weakref))
             continue;
         uint64_t t = u64(b, WR_OBJECT);
-        if (t && t != a->rt->type_none && !(t & 7))
+        if (t && t != a->rt->type_none && !(t & 7)) {
+            if (hash_task(hashes[i]) != t)
+                a->hash_bad = true;
             a->addr[(*n)++] = t;
+        }
     }
     return 0;
 }
@@ -479,6 +539,65 @@ static int frame38_top(const struct asyncreader *a, const uint8_t *f, uint64_t f
     return 1;
 }
 
+/* The words that say a coroutine level is unchanged, from the copy `c` of the bytes at `base`
+ * (the coroutine on 3.11+, its frame object before): its state, code, instruction, stack
+ * depth and where the awaited object lies (lv->slot is not read here: it lies past the
+ * copy a walk makes, and is set when the next level reads it). */
+static void level_words(const struct asyncreader *a, const uint8_t *c, uint64_t base,
+                        struct alevel *lv)
+{
+    const struct py_offsets *o = &a->rt->off;
+    const struct asyncio_offsets *ao = a->ao;
+    uint64_t head, slot_off = 0;
+    lv->addr = base;
+    if (ao->gen_frame < 0) {
+        const uint8_t *f = c + ao->gen_iframe;
+        int32_t top;
+        memcpy(&top, f + o->if_stacktop, 4);
+        lv->state = (int8_t)c[ao->gen_state];
+        lv->code = u64(f, o->if_code);
+        lv->instr = u64(f, o->if_instr);
+        lv->top = top;
+        head = (uint64_t)ao->gen_iframe + (uint64_t)o->if_size;
+        if (top >= 1 && top <= STACKTOP_MAX)
+            slot_off = head + 8 * (uint64_t)(top - 1);
+    } else {
+        int32_t lasti;
+        memcpy(&lasti, c + o->fo_lasti, 4);
+        lv->state = (int8_t)c[o->fo_state];
+        lv->code = u64(c, o->fo_code);
+        lv->instr = (uint32_t)lasti;
+        head = FRAME38_READ;
+        uint64_t top = 0;
+        lv->top = frame38_top(a, c, base, &top) == 1 ? (int64_t)(top - base) : -1;
+        if (lv->top > 0)
+            slot_off = (uint64_t)lv->top;
+    }
+    lv->slot_off = slot_off <= ASYNCIO_LEVEL_MAX ? (uint32_t)slot_off : 0;
+    uint64_t len = slot_off + 8 > head ? slot_off + 8 : head;
+    lv->len = len <= ASYNCIO_LEVEL_MAX ? (uint32_t)len : 0; /* too deep a stack: not cached */
+}
+
+/* Whether the level copy `c` (lv->len bytes at lv->addr) still shows level `lv`. */
+static bool level_same(const struct asyncreader *a, const uint8_t *c, const struct alevel *lv)
+{
+    const struct py_offsets *o = &a->rt->off;
+    struct alevel now;
+    if ((int64_t)u64(c, 0) <= 0)
+        return false; /* freed, or a frame on a free list */
+    if (a->ao->gen_frame < 0) {
+        uint64_t type = u64(c, o->ob_type);
+        if (type != a->rt->type_coro && type != a->rt->type_gen)
+            return false;
+        if (o->if_owner >= 0 && c[a->ao->gen_iframe + o->if_owner] != 1)
+            return false;
+    }
+    level_words(a, c, lv->addr, &now);
+    return now.state == lv->state && now.code == lv->code && now.instr == lv->instr &&
+           now.top == lv->top && now.slot_off == lv->slot_off && now.len == lv->len &&
+           (!lv->slot_off || u64(c, lv->slot_off) == lv->slot);
+}
+
 /* Checks the copy `b` of the coroutine (or generator) at `addr`, with frame copy `f`, and
  * appends its frame to task `t`. Returns 1 when it is suspended in an await (*yf gets the
  * address of the slot holding the awaited object), 0 when it ends the chain, ERR_CORRUPT when
@@ -512,8 +631,19 @@ static int coro_frame(struct asyncreader *a, struct pyreader *r, struct atask *t
     }
     if (!push_frame(a, t, (uint32_t)(c - r->codes.v), codecache_line(c, off)))
         return 0;
-    if (state != CS_YIELD_FROM)
+    struct alevel *lv = &a->levels[a->nframes - 1];
+    if (ao->gen_frame >= 0)
+        level_words(a, f, u64(b, ao->gen_frame), lv);
+    else
+        level_words(a, b, addr, lv);
+    lv->slot = 0;
+    if (state != CS_YIELD_FROM) {
+        lv->slot_off = 0; /* a plain yield: nothing awaited to check */
+        lv->len = lv->len
+                      ? (uint32_t)(ao->gen_frame >= 0 ? FRAME38_READ : ao->gen_iframe + o->if_size)
+                      : 0;
         return 0;
+    }
     if (ao->gen_frame >= 0)
         return frame38_top(a, f, u64(b, ao->gen_frame), yf);
     int32_t top;
@@ -524,42 +654,46 @@ static int coro_frame(struct asyncreader *a, struct pyreader *r, struct atask *t
     return 1; /* the slot's address: read at the next level */
 }
 
-/* Parses task copies into a->tasks (dropping what is not a Task) and sets a->addr to their
- * coroutines. */
-static void parse_tasks(struct asyncreader *a, size_t n)
+/* Parses the copy `b` of the task at `addr` into `t`; false when it is not a Task (a Python
+ * Task subclass, or freed since the reference was read). */
+static bool parse_task(struct asyncreader *a, struct atask *t, const uint8_t *b, uint64_t addr)
 {
     const struct asyncio_offsets *ao = a->ao;
-    const struct py_offsets *o = &a->rt->off;
+    if ((int64_t)u64(b, 0) <= 0 || u64(b, a->rt->off.ob_type) != a->type_task)
+        return false;
+    memset(t, 0, sizeof(*t));
+    t->addr = addr;
+    t->loop = u64(b, ao->tk_loop);
+    t->waiter = u64(b, ao->tk_waiter);
+    t->coro = u64(b, ao->tk_coro);
+    t->parent = -1;
+    t->name_obj = u64(b, ao->tk_name);
+    if (!t->coro || (t->coro & 7))
+        return false;
+    task_name(a, t, t->name_obj);
+    return true;
+}
+
+/* Parses the copies of the n tasks read at a->addr into a->tasks, dropping what is not a
+ * Task. */
+static void parse_tasks(struct asyncreader *a, size_t n)
+{
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *b = a->buf + i * OBJ_STRIDE;
-        if (!a->ok[i] || u64(b, o->ob_type) != a->type_task) {
-            continue; /* a Python Task subclass, or freed since the reference was read */
-        }
-        struct atask *t = &a->tasks[k];
-        memset(t, 0, sizeof(*t));
-        t->addr = a->addr[i];
-        t->loop = u64(b, ao->tk_loop);
-        t->waiter = u64(b, ao->tk_waiter);
-        t->coro = u64(b, ao->tk_coro);
-        t->parent = -1;
-        uint64_t name = u64(b, ao->tk_name);
-        if (!t->coro || (t->coro & 7))
-            continue;
-        task_name(a, t, name);
-        k++;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (a->ok[i] && parse_task(a, &a->tasks[k], a->buf + i * OBJ_STRIDE, a->addr[i]))
+            k++;
     a->ntasks = k;
 }
 
-/* Reads each task's coroutine and follows the await chains, one level per batched read. */
-static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
+/* Reads the coroutines of tasks sel[0..n) and follows their await chains, one level per
+ * batched read, appending their frames to a->frames. */
+static int read_chains(struct asyncreader *a, struct pyreader *r, const uint32_t *sel, size_t n,
+                       uint64_t now_ns)
 {
     const struct py_offsets *o = &a->rt->off;
     const struct asyncio_offsets *ao = a->ao;
-    size_t n = a->ntasks;
     for (size_t i = 0; i < n; i++)
-        a->addr[i] = a->tasks[i].coro;
+        a->addr[i] = a->tasks[sel[i]].coro;
     size_t len = ao->gen_frame >= 0 ? (size_t)ao->gen_frame + 8
                                     : (size_t)ao->gen_iframe + (size_t)o->if_size;
     int rc = read_level(a, n, len);
@@ -567,10 +701,9 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
         rc = frames38(a, r, n, now_ns);
     if (rc)
         return rc;
-    a->nframes = 0;
     /* Level 0: the task's own coroutine. cur[i] = the value-stack slot holding what it awaits. */
     for (size_t i = 0; i < n; i++) {
-        struct atask *t = &a->tasks[i];
+        struct atask *t = &a->tasks[sel[i]];
         const uint8_t *b = a->buf + i * OBJ_STRIDE;
         a->cur[i] = 0;
         a->depth[i] = 0;
@@ -627,7 +760,10 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
         for (size_t i = 0; i < n; i++) {
             if (!a->cur[i])
                 continue;
+            const struct atask *t = &a->tasks[sel[i]];
             slot_of[i] = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, 0) : 0;
+            if (t->nframes)
+                a->levels[t->first + t->nframes - 1].slot = slot_of[i];
             j++;
         }
         j = 0;
@@ -638,7 +774,7 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
              * before the frame's state says it runs): torn. */
             if (!slot_of[i] || (slot_of[i] & 7) || slot_of[i] == a->rt->type_none) {
                 a->cur[i] = 0;
-                a->tasks[i].state = 0;
+                a->tasks[sel[i]].state = 0;
                 a->torn++;
                 continue;
             }
@@ -653,7 +789,7 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
         for (size_t i = 0; i < n; i++) {
             if (!a->cur[i])
                 continue;
-            struct atask *t = &a->tasks[i];
+            struct atask *t = &a->tasks[sel[i]];
             const uint8_t *b = a->buf + j * OBJ_STRIDE;
             const uint8_t *f = frame_of(a, b, j);
             uint64_t obj = a->addr[j];
@@ -678,6 +814,8 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
                     }
                     memmove(a->frames + a->nframes, a->frames + t->first,
                             t->nframes * sizeof(*a->frames));
+                    memmove(a->levels + a->nframes, a->levels + t->first,
+                            t->nframes * sizeof(*a->levels));
                     t->first = (uint32_t)a->nframes;
                     a->nframes += t->nframes;
                 }
@@ -718,9 +856,16 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_n
         uint64_t ft = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, o->ob_type) : 0;
         j++;
         if (ft && !(ft & 7))
-            snprintf(a->tasks[i].awaits, sizeof(a->tasks[i].awaits), "%s", type_name(a, ft));
+            snprintf(a->tasks[sel[i]].awaits, sizeof(a->tasks[sel[i]].awaits), "%s",
+                     type_name(a, ft));
     }
     return 0;
+}
+
+/* Whether task t's waiter's type is to be read (not yet read for this waiter). */
+static bool wants_wtype(const struct atask *t)
+{
+    return t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7) && t->wtype_of != t->waiter;
 }
 
 /* Links tasks that wait on another task, or on a gather of tasks, to it. */
@@ -728,24 +873,28 @@ static void link_waiters(struct asyncreader *a)
 {
     const struct py_offsets *o = &a->rt->off;
     hmap_clear(&a->index);
-    for (size_t i = 0; i < a->ntasks; i++)
-        hmap_put(&a->index, a->tasks[i].addr, i + 1);
-    /* The waiters' types, in one read (a gather's children are read singly, at most 64). */
-    uint64_t *wtype = a->table;
-    size_t j = 0;
     for (size_t i = 0; i < a->ntasks; i++) {
-        const struct atask *t = &a->tasks[i];
-        if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7))
-            a->addr[j++] = t->waiter;
+        struct atask *t = &a->tasks[i];
+        hmap_put(&a->index, t->addr, i + 1);
+        t->parent = -1;
+        t->nawaiters = 0;
+        t->via_gather = false;
+        t->awaits_tasks = false;
     }
+    /* The waiters' types not read yet, in one read (a gather's children are read singly, at
+     * most 64). A task's waiter is kept until the task runs: its type is read once. */
+    size_t j = 0;
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (wants_wtype(&a->tasks[i]))
+            a->addr[j++] = a->tasks[i].waiter;
     if (read_level(a, j, 16) != 0)
         return;
     j = 0;
     for (size_t i = 0; i < a->ntasks; i++) {
-        const struct atask *t = &a->tasks[i];
-        wtype[i] = 0;
-        if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7)) {
-            wtype[i] = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, o->ob_type) : 0;
+        struct atask *t = &a->tasks[i];
+        if (wants_wtype(t)) {
+            t->wtype = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, o->ob_type) : 0;
+            t->wtype_of = t->waiter;
             j++;
         }
     }
@@ -766,7 +915,7 @@ static void link_waiters(struct asyncreader *a)
         }
         if (!a->type_gather || gathers >= 64)
             continue;
-        if (wtype[i] != a->type_gather)
+        if (t->wtype_of != t->waiter || t->wtype != a->type_gather)
             continue;
         gathers++;
         uint64_t list = 0, items = 0, size = 0;
@@ -798,44 +947,299 @@ static void link_waiters(struct asyncreader *a)
     }
 }
 
-int asyncreader_round(struct asyncreader *a, struct pyreader *r, uint64_t interp, uint64_t now_ns)
+/* --- The cache between rounds ------------------------------------------------------------ */
+
+/* Walks every task of the registry (the first round, and after the registry or the code
+ * cache changed). Tasks that fail a check are kept with state 0: re-walked next round. */
+static int full_walk(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
 {
+    size_t n = 0;
     a->ntasks = 0;
     a->nframes = 0;
-    if (!a->ao)
+    a->full_walks++;
+    int rc = registry_tasks(a, &n);
+    if (!rc)
+        rc = read_level(a, n, (size_t)a->ao->tk_size);
+    if (rc)
+        return rc;
+    parse_tasks(a, n);
+    for (size_t i = 0; i < a->ntasks; i++)
+        a->sel[i] = (uint32_t)i;
+    return read_chains(a, r, a->sel, a->ntasks, now_ns);
+}
+
+/* Appends a task known only by address, to be walked this round; false at the cap. */
+static bool add_task(struct asyncreader *a, uint64_t addr)
+{
+    if (a->ntasks == ASYNCIO_MAX_TASKS) {
+        a->skipped++;
+        return false;
+    }
+    struct atask *t = &a->tasks[a->ntasks++];
+    memset(t, 0, sizeof(*t));
+    t->addr = addr;
+    t->parent = -1;
+    t->pick = 1;
+    hmap_put(&a->index, addr, a->ntasks);
+    return true;
+}
+
+/* Re-reads the registry's table; when it changed, drops the cached tasks gone from it
+ * (t->addr = 0) and adds the new ones. Returns 1 when the set of tasks changed. */
+static int registry_update(struct asyncreader *a)
+{
+    size_t n = 0;
+    int rc = registry_table(a, &n);
+    if (rc)
+        return rc;
+    if (n == a->regn && memcmp(a->regtab, a->regprev, n * 16) == 0)
+        return 0;
+    hmap_clear(&a->seen);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = a->regtab[2 * i], t = hash_task(a->regtab[2 * i + 1]);
+        if (key && !(key & 7) && t)
+            hmap_put(&a->seen, t, 1);
+    }
+    uint64_t v;
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (!hmap_get(&a->seen, a->tasks[i].addr, &v))
+            a->tasks[i].addr = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = a->regtab[2 * i], t = hash_task(a->regtab[2 * i + 1]);
+        if (!key || (key & 7) || !t || (hmap_get(&a->index, t, &v) && v))
+            continue;
+        if (!add_task(a, t))
+            break;
+    }
+    memcpy(a->regprev, a->regtab, n * 16);
+    a->regn = n;
+    return 1;
+}
+
+/* Marks for a re-walk the tasks that run now (asyncio.tasks._current_tasks: one per running
+ * loop) and those that ran or were created when last read. */
+static void pick_running(struct asyncreader *a)
+{
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (a->tasks[i].state != ATASK_SUSPENDED)
+            a->tasks[i].pick = 1;
+    struct pydict_item items[8];
+    size_t n = 0;
+    if (!a->current || pydict_items(&a->dict, a->current, items, 8, &n) != 0)
+        n = 0;
+    a->reads += a->dict.reads;
+    a->dict.reads = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t t = items[k].value, v;
+        if (!t || (t & 7))
+            continue;
+        if (hmap_get(&a->index, t, &v) && v)
+            a->tasks[v - 1].pick = 1;
+        else
+            (void)add_task(a, t);
+    }
+}
+
+/* Adds the spans that re-check cached task `i` (the task, then each level of its chain) to
+ * the check read; false when they do not fit (or it cannot be checked: picked instead). */
+static bool check_spans(struct asyncreader *a, size_t i, size_t *ns, size_t *nb)
+{
+    struct atask *t = &a->tasks[i];
+    bool can = t->state == ATASK_SUSPENDED && t->nframes > 0;
+    for (uint32_t k = 0; can && k < t->nframes; k++)
+        can = a->levels[t->first + k].len > 0;
+    if (!can) {
+        t->pick = 1;
+        return true;
+    }
+    size_t bytes = (size_t)a->ao->tk_size;
+    for (uint32_t k = 0; k < t->nframes; k++)
+        bytes += a->levels[t->first + k].len;
+    if (*ns + 1 + t->nframes > VSPANS || *nb + bytes > VBUF_BYTES)
+        return false;
+    a->vtask[*ns] = (uint32_t)i;
+    a->vspans[(*ns)++] = (struct mem_span){t->addr, a->vbuf + *nb, (size_t)a->ao->tk_size};
+    *nb += (size_t)a->ao->tk_size;
+    for (uint32_t k = 0; k < t->nframes; k++) {
+        const struct alevel *lv = &a->levels[t->first + k];
+        a->vtask[*ns] = (uint32_t)i;
+        a->vspans[(*ns)++] = (struct mem_span){lv->addr, a->vbuf + *nb, lv->len};
+        *nb += lv->len;
+    }
+    return true;
+}
+
+/* Whether the copy `b` of task t still shows the task the cache holds. */
+static bool task_same(const struct asyncreader *a, const struct atask *t, const uint8_t *b)
+{
+    const struct asyncio_offsets *ao = a->ao;
+    return (int64_t)u64(b, 0) > 0 && u64(b, a->rt->off.ob_type) == a->type_task &&
+           u64(b, ao->tk_coro) == t->coro && u64(b, ao->tk_waiter) == t->waiter &&
+           u64(b, ao->tk_name) == t->name_obj && u64(b, ao->tk_loop) == t->loop;
+}
+
+/* Re-checks a share of the cached tasks, in one batched read: each task is re-checked
+ * within ASYNCIO_VALIDATE_NS of its last check. Tasks that changed are picked for a
+ * re-walk (pick 2: their fresh copy is parsed already). */
+static int check_share(struct asyncreader *a, uint64_t now_ns)
+{
+    size_t n = a->ntasks, want = n;
+    uint64_t dt = now_ns > a->last_ns ? now_ns - a->last_ns : 0;
+    if (dt < ASYNCIO_VALIDATE_NS)
+        want = (size_t)((n * dt + ASYNCIO_VALIDATE_NS - 1) / ASYNCIO_VALIDATE_NS);
+    size_t ns = 0, nb = 0, done = 0;
+    for (; done < want && n; done++) {
+        size_t i = (a->vnext + done) % n;
+        if (a->tasks[i].pick || !a->tasks[i].addr)
+            continue;
+        if (!check_spans(a, i, &ns, &nb))
+            break;
+    }
+    a->vnext = n ? (a->vnext + done) % n : 0;
+    a->checked += done;
+    if (!ns)
+        return 0;
+    a->reads++;
+    int rc = mem_readv(a->rt->pid, a->vspans, ns, a->vok);
+    if (rc < 0)
+        return rc;
+    for (size_t k = 0; k < ns;) {
+        struct atask *t = &a->tasks[a->vtask[k]];
+        const uint8_t *tb = (const uint8_t *)a->vspans[k].dst;
+        uint32_t nf = t->nframes;
+        bool same = a->vok[k] && task_same(a, t, tb);
+        for (uint32_t l = 0; l < nf; l++)
+            same =
+                same && a->vok[k + 1 + l] &&
+                level_same(a, (const uint8_t *)a->vspans[k + 1 + l].dst, &a->levels[t->first + l]);
+        k += 1 + nf;
+        if (same)
+            continue;
+        if (!a->vok[k - 1 - nf])
+            t->pick = 1;
+        else if (parse_task(a, t, tb, t->addr))
+            t->pick = 2;
+        else
+            t->addr = 0; /* no longer a Task: dropped */
+    }
+    return 0;
+}
+
+/* Re-walks the picked tasks: reads those not parsed yet, then their chains. */
+static int rewalk(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
+{
+    size_t m = 0, nsel = 0;
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (a->tasks[i].addr && a->tasks[i].pick == 1)
+            a->addr[m++] = a->tasks[i].addr;
+    int rc = read_level(a, m, (size_t)a->ao->tk_size);
+    if (rc)
+        return rc;
+    m = 0;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        struct atask *t = &a->tasks[i];
+        if (!t->addr || !t->pick)
+            continue;
+        if (t->pick == 1) {
+            bool ok = a->ok[m] && parse_task(a, t, a->buf + m * OBJ_STRIDE, a->addr[m]);
+            m++;
+            if (!ok) {
+                t->addr = 0; /* not a Task (any more): dropped */
+                continue;
+            }
+        }
+        t->pick = 0;
+        a->sel[nsel++] = (uint32_t)i;
+    }
+    a->rewalked += nsel;
+    return read_chains(a, r, a->sel, nsel, now_ns);
+}
+
+/* Drops the tasks marked gone (addr 0), keeping indexes dense, and moves the frames of the
+ * remaining chains to the front when the array is half full. */
+static void compact(struct asyncreader *a)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (a->tasks[i].addr)
+            a->tasks[k++] = a->tasks[i];
+    a->ntasks = k;
+    if (a->nframes < a->capframes / 2)
+        return;
+    size_t nf = 0;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        struct atask *t = &a->tasks[i];
+        memcpy(a->frames2 + nf, a->frames + t->first, t->nframes * sizeof(*a->frames));
+        memcpy(a->levels2 + nf, a->levels + t->first, t->nframes * sizeof(*a->levels));
+        t->first = (uint32_t)nf;
+        nf += t->nframes;
+    }
+    struct pyframe *f = a->frames;
+    struct alevel *l = a->levels;
+    a->frames = a->frames2;
+    a->levels = a->levels2;
+    a->frames2 = f;
+    a->levels2 = l;
+    a->nframes = nf;
+}
+
+/* A round with the cache: the registry's table, the running tasks, a share of checks, the
+ * re-walks. */
+static int update(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
+{
+    uint64_t c0 = cpu_ns();
+    int rc = registry_update(a);
+    if (rc < 0)
+        return rc;
+    pick_running(a);
+    uint64_t c1 = cpu_ns();
+    rc = check_share(a, now_ns);
+    uint64_t c2 = cpu_ns();
+    if (!rc)
+        rc = rewalk(a, r, now_ns);
+    a->reg_cpu_ns += c1 - c0;
+    a->check_cpu_ns += c2 - c1;
+    a->walk_cpu_ns += cpu_ns() - c2;
+    return rc;
+}
+
+int asyncreader_round(struct asyncreader *a, struct pyreader *r, uint64_t interp, uint64_t now_ns)
+{
+    if (!a->ao) {
+        a->ntasks = 0;
         return ERR_VERSION;
+    }
     uint64_t t0 = mono_ns();
     a->rounds++;
     uint64_t c0 = cpu_ns();
     int rc = find_registry(a, interp, now_ns);
-    size_t n = 0;
-    if (!rc)
-        rc = registry_tasks(a, &n);
+    if (!rc && a->cached && !a->hash_bad && r->codes.resets == a->code_resets) {
+        rc = update(a, r, now_ns);
+    } else if (!rc) {
+        uint64_t c1 = cpu_ns();
+        rc = full_walk(a, r, now_ns);
+        a->walk_cpu_ns += cpu_ns() - c1;
+    }
     if (rc == ERR_READ || rc == ERR_CORRUPT)
         a->set = 0; /* look it up again next round */
-    if (!rc)
-        rc = read_level(a, n, (size_t)a->ao->tk_size);
     if (!rc) {
-        parse_tasks(a, n);
-        rc = read_chains(a, r, now_ns);
-    }
-    if (!rc) {
-        /* Drop the tasks that failed a check: keep indexes dense. */
-        size_t k = 0;
+        compact(a);
         for (size_t i = 0; i < a->ntasks; i++) {
-            if (!a->tasks[i].state) {
-                a->dropped++;
-                continue;
-            }
-            a->tasks[k++] = a->tasks[i];
+            if (a->tasks[i].state)
+                a->tasks_read++;
+            else
+                a->dropped++; /* failed a check: re-walked next round */
         }
-        a->ntasks = k;
-        a->tasks_read += k;
         link_waiters(a);
+        a->cached = true;
+        a->code_resets = r->codes.resets;
     } else {
         a->ntasks = 0;
+        a->nframes = 0;
+        a->cached = false;
         a->missing++;
     }
+    a->last_ns = now_ns;
     a->busy_ns += mono_ns() - t0;
     a->cpu_ns += cpu_ns() - c0;
     return rc;
