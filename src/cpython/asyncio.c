@@ -74,11 +74,16 @@ static const struct asyncio_offsets TABLE[] = {
 #define SET_HEAD 48    /* PySetObject up to `table` (used 24, mask 32, table 40; 3.8-3.13) */
 #define SET_MAX 65536  /* entries of the set's table copied */
 #define OBJ_READ 160   /* bytes of a coroutine (header + frame) or another object copied */
-#define OBJ_STRIDE 192 /* bytes between copies in a->buf: a Task (192 on 3.10) or OBJ_READ */
-#define FI_FUTURE 16   /* FutureIterObject.future (3.8-3.13) */
-#define WR_OBJECT 16   /* PyWeakReference.wr_object */
-#define TP_NAME 24     /* PyTypeObject.tp_name */
-#define LIST_ITEMS 24  /* PyListObject.ob_item */
+#define OBJ_STRIDE 512 /* bytes between copies in a->buf: a Task (192 on 3.10) or OBJ_WIDE */
+/* Bytes of a coroutine copied on 3.11+ (of a frame object before: FRAME_WIDE), so that the
+ * top of its value stack, the awaited object, comes with it and needs no read of its own; a
+ * copy that fails (the end of a mapping) is read again with OBJ_READ (FRAME38_READ) bytes. */
+#define OBJ_WIDE 512
+#define FRAME_WIDE 1024
+#define FI_FUTURE 16  /* FutureIterObject.future (3.8-3.13) */
+#define WR_OBJECT 16  /* PyWeakReference.wr_object */
+#define TP_NAME 24    /* PyTypeObject.tp_name */
+#define LIST_ITEMS 24 /* PyListObject.ob_item */
 #define STACKTOP_MAX 4096
 #define FRAME38_READ 120          /* PyFrameObject (3.8-3.10) up to f_executing / f_state */
 #define VALUESTACK_MAX (1u << 20) /* bytes from a frame object to its value stack, at most */
@@ -145,7 +150,8 @@ void asyncreader_init(struct asyncreader *a, const struct pyruntime *rt)
     a->spans = xcalloc(ASYNCIO_MAX_TASKS, sizeof(*a->spans));
     a->cur = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
     a->depth = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint16_t));
-    a->fbuf = xcalloc(ASYNCIO_MAX_TASKS, FRAME38_READ);
+    a->fbuf = xcalloc(ASYNCIO_MAX_TASKS, FRAME_WIDE);
+    a->known = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
     a->fok = xcalloc(ASYNCIO_MAX_TASKS, 1);
     a->ok2 = xcalloc(ASYNCIO_MAX_TASKS, 1);
     a->fidx = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint32_t));
@@ -183,6 +189,7 @@ void asyncreader_fini(struct asyncreader *a)
     free(a->cur);
     free(a->depth);
     free(a->fbuf);
+    free(a->known);
     free(a->fok);
     free(a->ok2);
     free(a->fidx);
@@ -210,6 +217,42 @@ static int read_level(struct asyncreader *a, size_t n, size_t len)
     a->reads++;
     int rc = mem_readv(a->rt->pid, a->spans, n, a->ok);
     return rc < 0 ? rc : 0;
+}
+
+/* Reads spans[0..n) (ok[] says which were read) wide, then those that failed again with
+ * `narrow` bytes: ok[i] is 2 for a wide copy, 1 for a narrow one. */
+static int readv_wide(struct asyncreader *a, struct mem_span *spans, size_t n, uint8_t *ok,
+                      size_t narrow)
+{
+    a->reads++;
+    int rc = mem_readv(a->rt->pid, spans, n, ok);
+    if (rc < 0)
+        return rc;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        ok[i] *= 2;
+        if (!ok[i] && m < VSPANS) {
+            a->vtask[m] = (uint32_t)i;
+            a->vspans[m++] = (struct mem_span){spans[i].addr, spans[i].dst, narrow};
+        }
+    }
+    if (!m)
+        return 0;
+    a->reads++;
+    rc = mem_readv(a->rt->pid, a->vspans, m, a->vok);
+    if (rc < 0)
+        return rc;
+    for (size_t k = 0; k < m; k++)
+        ok[a->vtask[k]] = a->vok[k];
+    return 0;
+}
+
+/* read_level with OBJ_WIDE bytes (3.11+ coroutines), narrow ones where they fail. */
+static int read_level_wide(struct asyncreader *a, size_t n, size_t narrow)
+{
+    for (size_t i = 0; i < n; i++)
+        a->spans[i] = (struct mem_span){a->addr[i], a->buf + i * OBJ_STRIDE, OBJ_WIDE};
+    return readv_wide(a, a->spans, n, a->ok, narrow);
 }
 
 /* --- The registry ------------------------------------------------------------------------- */
@@ -435,12 +478,21 @@ static const uint8_t *frame_of(const struct asyncreader *a, const uint8_t *b, si
 {
     if (a->ao->gen_frame < 0)
         return b + a->ao->gen_iframe;
-    return a->fok[j] ? a->fbuf + j * FRAME38_READ : NULL;
+    return a->fok[j] ? a->fbuf + j * FRAME_WIDE : NULL;
 }
 
 static uint64_t frame_code(const struct asyncreader *a, const uint8_t *f)
 {
     return u64(f, a->ao->gen_frame < 0 ? a->rt->off.if_code : a->rt->off.fo_code);
+}
+
+/* Bytes of the j-th copy of the level that hold the value stack: the wide copy of the
+ * coroutine (3.11+) or of its frame object, 0 when only a narrow copy was read. */
+static size_t wide_len(const struct asyncreader *a, size_t j)
+{
+    if (a->ao->gen_frame < 0)
+        return a->ok[j] == 2 ? OBJ_WIDE : 0;
+    return a->fok[j] == 2 ? FRAME_WIDE : 0;
 }
 
 /* 3.8-3.10: a coroutine's frame is an object of its own (gi_frame, NULL once it finished):
@@ -459,12 +511,11 @@ static int frames38(struct asyncreader *a, struct pyreader *r, size_t n, uint64_
         if (!a->ok[i] || (type != a->rt->type_coro && type != a->rt->type_gen) || !f || (f & 7))
             continue;
         a->fidx[m] = (uint32_t)i;
-        a->spans[m++] = (struct mem_span){f, a->fbuf + i * FRAME38_READ, FRAME38_READ};
+        a->spans[m++] = (struct mem_span){f, a->fbuf + i * FRAME_WIDE, FRAME_WIDE};
     }
     if (!m)
         return 0;
-    a->reads++;
-    int rc = mem_readv(a->rt->pid, a->spans, m, a->ok2);
+    int rc = readv_wide(a, a->spans, m, a->ok2, FRAME38_READ);
     if (rc < 0)
         return rc;
     for (size_t k = 0; k < m; k++)
@@ -474,7 +525,7 @@ static int frames38(struct asyncreader *a, struct pyreader *r, size_t n, uint64_
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
         if (a->fok[i])
-            a->codes[c++] = u64(a->fbuf + i * FRAME38_READ, o->fo_code);
+            a->codes[c++] = u64(a->fbuf + i * FRAME_WIDE, o->fo_code);
     return codecache_check_many(&r->codes, a->codes, c, now_ns);
 }
 
@@ -600,11 +651,15 @@ static bool level_same(const struct asyncreader *a, const uint8_t *c, const stru
 
 /* Checks the copy `b` of the coroutine (or generator) at `addr`, with frame copy `f`, and
  * appends its frame to task `t`. Returns 1 when it is suspended in an await (*yf gets the
- * address of the slot holding the awaited object), 0 when it ends the chain, ERR_CORRUPT when
- * it fails a check. */
+ * address of the slot holding the awaited object; *yv its value when it lies within the first
+ * `clen` bytes of the copy holding the stack, else 0), 0 when it ends the chain, ERR_CORRUPT
+ * when it fails a check. */
 static int coro_frame(struct asyncreader *a, struct pyreader *r, struct atask *t, const uint8_t *b,
-                      const uint8_t *f, uint64_t addr, uint64_t now_ns, uint64_t *yf)
+                      const uint8_t *f, uint64_t addr, uint64_t now_ns, size_t clen, uint64_t *yf,
+                      uint64_t *yv)
 {
+    *yf = 0;
+    *yv = 0;
     const struct py_offsets *o = &a->rt->off;
     const struct asyncio_offsets *ao = a->ao;
     enum coro_st state = coro_state(a, b, f);
@@ -644,14 +699,20 @@ static int coro_frame(struct asyncreader *a, struct pyreader *r, struct atask *t
                       : 0;
         return 0;
     }
-    if (ao->gen_frame >= 0)
-        return frame38_top(a, f, u64(b, ao->gen_frame), yf);
+    if (ao->gen_frame >= 0) {
+        int k = frame38_top(a, f, u64(b, ao->gen_frame), yf);
+        if (k == 1 && *yf - u64(b, ao->gen_frame) + 8 <= clen)
+            *yv = u64(f, (int32_t)(*yf - u64(b, ao->gen_frame)));
+        return k;
+    }
     int32_t top;
     memcpy(&top, f + o->if_stacktop, 4);
     if (top < 1 || top > STACKTOP_MAX)
         return ERR_CORRUPT;
     *yf = addr + (uint64_t)ao->gen_iframe + (uint64_t)o->if_size + 8 * (uint64_t)(top - 1);
-    return 1; /* the slot's address: read at the next level */
+    if (*yf - addr + 8 <= clen)
+        *yv = u64(b, (int32_t)(*yf - addr)); /* the slot came with the copy */
+    return 1; /* the slot's address: read at the next level unless *yv has it */
 }
 
 /* Parses the copy `b` of the task at `addr` into `t`; false when it is not a Task (a Python
@@ -696,7 +757,7 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, const uint32_t
         a->addr[i] = a->tasks[sel[i]].coro;
     size_t len = ao->gen_frame >= 0 ? (size_t)ao->gen_frame + 8
                                     : (size_t)ao->gen_iframe + (size_t)o->if_size;
-    int rc = read_level(a, n, len);
+    int rc = ao->gen_frame < 0 ? read_level_wide(a, n, len) : read_level(a, n, len);
     if (!rc)
         rc = frames38(a, r, n, now_ns);
     if (rc)
@@ -726,7 +787,7 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, const uint32_t
             continue;
         }
         uint64_t yf = 0;
-        int k = coro_frame(a, r, t, b, f, t->coro, now_ns, &yf);
+        int k = coro_frame(a, r, t, b, f, t->coro, now_ns, wide_len(a, i), &yf, &a->known[i]);
         if (k < 0) {
             t->state = 0;
             a->torn++;
@@ -751,7 +812,7 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, const uint32_t
         uint64_t *slot_of = a->table; /* scratch: per task, the object in its slot */
         size_t j = 0;
         for (size_t i = 0; i < n; i++)
-            if (a->cur[i])
+            if (a->cur[i] && !a->known[i])
                 a->addr[j++] = a->cur[i];
         rc = read_level(a, j, 8);
         if (rc)
@@ -761,10 +822,14 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, const uint32_t
             if (!a->cur[i])
                 continue;
             const struct atask *t = &a->tasks[sel[i]];
-            slot_of[i] = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, 0) : 0;
+            if (a->known[i]) {
+                slot_of[i] = a->known[i];
+            } else {
+                slot_of[i] = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, 0) : 0;
+                j++;
+            }
             if (t->nframes)
                 a->levels[t->first + t->nframes - 1].slot = slot_of[i];
-            j++;
         }
         j = 0;
         for (size_t i = 0; i < n; i++) {
@@ -780,7 +845,7 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, const uint32_t
             }
             a->addr[j++] = slot_of[i];
         }
-        rc = read_level(a, j, OBJ_READ);
+        rc = ao->gen_frame < 0 ? read_level_wide(a, j, OBJ_READ) : read_level(a, j, OBJ_READ);
         if (!rc)
             rc = frames38(a, r, j, now_ns);
         if (rc)
@@ -825,7 +890,9 @@ static int read_chains(struct asyncreader *a, struct pyreader *r, const uint32_t
                 }
                 a->depth[i]++;
                 uint64_t yf = 0;
-                int k = f ? coro_frame(a, r, t, b, f, obj, now_ns, &yf) : ERR_CORRUPT;
+                int k = f ? coro_frame(a, r, t, b, f, obj, now_ns, wide_len(a, j - 1), &yf,
+                                       &a->known[i])
+                          : ERR_CORRUPT;
                 if (k < 0) {
                     t->state = 0;
                     a->torn++;

@@ -137,7 +137,8 @@ struct asyncreader {
     uint8_t *buf;     /* their copies */
     uint8_t *ok;
     struct mem_span *spans;
-    uint64_t *cur; /* per task: the coroutine of its chain being followed (0: done) */
+    uint64_t *cur;   /* per task: the coroutine of its chain being followed (0: done) */
+    uint64_t *known; /* per task: the object in cur's slot when its copy held it, else 0 */
     uint16_t *depth;
     uint8_t *fbuf;   /* 3.8-3.10: the frame objects of the level's coroutines */
     uint8_t *fok;    /* per object of the level: its frame was read */
