@@ -262,11 +262,12 @@ static int registry_update(struct asyncreader *a)
 }
 
 /* Marks for a re-walk the tasks that run now (asyncio.tasks._current_tasks: one per running
- * loop) and those that ran or were created when last read. */
+ * loop) and those that ran, were created or failed a check when last read (a done task waits
+ * for its turn in the checks). */
 static void pick_running(struct asyncreader *a)
 {
     for (size_t i = 0; i < a->ntasks; i++)
-        if (a->tasks[i].state != ATASK_SUSPENDED)
+        if (a->tasks[i].state != ATASK_SUSPENDED && a->tasks[i].state != ATASK_DONE)
             a->tasks[i].pick = 1;
     struct pydict_item items[8];
     size_t n = 0;

@@ -36,6 +36,7 @@ enum atask_state {
     ATASK_SUSPENDED = 1, /* its coroutine waits in an await */
     ATASK_RUNNING = 2,   /* its coroutine runs now: its frames are on the loop thread's stack */
     ATASK_CREATED = 3,   /* scheduled, not started yet */
+    ATASK_DONE = 4,      /* its coroutine returned (a done task still referenced): not shown */
 };
 
 /* One task of a round. */

@@ -304,6 +304,15 @@ static uint64_t frame_code(const struct asyncreader *a, const uint8_t *f)
     return u64(f, a->ao->gen_frame < 0 ? a->rt->off.if_code : a->rt->off.fo_code);
 }
 
+/* Whether the coroutine with copy `b` has returned: 3.11+ its frame state is COMPLETED or
+ * CLEARED (above EXECUTING on 3.11-3.13); before, gi_frame is NULL once it finished. */
+static bool coro_finished(const struct asyncreader *a, const uint8_t *b)
+{
+    if (a->ao->gen_frame < 0)
+        return (int8_t)b[a->ao->gen_state] > a->ao->st_executing;
+    return u64(b, a->ao->gen_frame) == 0;
+}
+
 /* Bytes of the j-th copy of the level that hold the value stack: the wide copy of the
  * coroutine (3.11+) or of its frame object, 0 when only a narrow copy was read. */
 static size_t wide_len(const struct asyncreader *a, size_t j)
@@ -591,6 +600,11 @@ int asyncwalk_chains(struct asyncreader *a, struct pyreader *r, const uint32_t *
         t->first = (uint32_t)a->nframes;
         uint64_t type = u64(b, o->ob_type);
         const uint8_t *f = frame_of(a, b, i);
+        if (a->ok[i] && (type == a->rt->type_coro || type == a->rt->type_gen) &&
+            coro_finished(a, b)) {
+            t->state = ATASK_DONE; /* a done task still referenced: nothing to show */
+            continue;
+        }
         if (!a->ok[i] || (type != a->rt->type_coro && type != a->rt->type_gen) || !f) {
             t->state = 0;
             a->torn++;
