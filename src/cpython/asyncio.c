@@ -402,15 +402,10 @@ static int rewalk(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
     return asyncwalk_chains(a, r, a->sel, nsel, now_ns);
 }
 
-/* Drops the tasks marked gone (addr 0), keeping indexes dense, and moves the frames of the
- * remaining chains to the front when the array is half full. */
-static void compact(struct asyncreader *a)
+/* Moves the frames (and levels) of the tasks' chains to the front once the arrays are half
+ * full: re-walked chains are appended. Task indexes do not change. */
+static void compact_frames(struct asyncreader *a)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < a->ntasks; i++)
-        if (a->tasks[i].addr)
-            a->tasks[k++] = a->tasks[i];
-    a->ntasks = k;
     if (a->nframes < a->capframes / 2)
         return;
     size_t nf = 0;
@@ -430,6 +425,16 @@ static void compact(struct asyncreader *a)
     a->nframes = nf;
 }
 
+/* Drops the tasks marked gone (addr 0), keeping indexes dense. */
+static void compact_tasks(struct asyncreader *a)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (a->tasks[i].addr)
+            a->tasks[k++] = a->tasks[i];
+    a->ntasks = k;
+}
+
 /* A round with the cache: the registry's table, the running tasks, a share of checks, the
  * re-walks. */
 static int update(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
@@ -442,6 +447,7 @@ static int update(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
     uint64_t c1 = cpu_ns();
     rc = check_share(a, now_ns);
     uint64_t c2 = cpu_ns();
+    compact_frames(a);
     if (!rc)
         rc = rewalk(a, r, now_ns);
     a->reg_cpu_ns += c1 - c0;
@@ -470,7 +476,7 @@ int asyncreader_round(struct asyncreader *a, struct pyreader *r, uint64_t interp
     if (rc == ERR_READ || rc == ERR_CORRUPT)
         a->set = 0; /* look it up again next round */
     if (!rc) {
-        compact(a);
+        compact_tasks(a);
         for (size_t i = 0; i < a->ntasks; i++) {
             if (a->tasks[i].state)
                 a->tasks_read++;
