@@ -286,27 +286,34 @@ static void pick_running(struct asyncreader *a)
     }
 }
 
-/* Adds the spans that re-check cached task `i` (the task, then each level of its chain) to
- * the check read; false when they do not fit (or it cannot be checked: picked instead). */
-static bool check_spans(struct asyncreader *a, size_t i, size_t *ns, size_t *nb)
+/* Whether cached task t can be checked (else it is re-walked): suspended, with a chain whose
+ * every level can be re-read. */
+static bool checkable(const struct asyncreader *a, const struct atask *t)
 {
-    struct atask *t = &a->tasks[i];
     bool can = t->state == ATASK_SUSPENDED && t->nframes > 0;
     for (uint32_t k = 0; can && k < t->nframes; k++)
         can = a->levels[t->first + k].len > 0;
-    if (!can) {
-        t->pick = 1;
-        return true;
-    }
-    size_t bytes = (size_t)a->ao->tk_size;
-    for (uint32_t k = 0; k < t->nframes; k++)
+    return can;
+}
+
+/* Adds to the check read the spans of cached task `i`'s chain levels [from, to), the Task
+ * first when `from` is 0 (a->sel[i] keeps its span); false when they do not fit. */
+static bool check_spans(struct asyncreader *a, size_t i, uint32_t from, uint32_t to, size_t *ns,
+                        size_t *nb)
+{
+    const struct atask *t = &a->tasks[i];
+    size_t tk = (size_t)a->ao->tk_size, bytes = from == 0 ? tk : 0;
+    for (uint32_t k = from; k < to; k++)
         bytes += a->levels[t->first + k].len;
-    if (*ns + 1 + t->nframes > ASYNCWALK_VSPANS || *nb + bytes > ASYNCWALK_VBUF_BYTES)
+    if (*ns + (from == 0) + (to - from) > ASYNCWALK_VSPANS || *nb + bytes > ASYNCWALK_VBUF_BYTES)
         return false;
-    a->vtask[*ns] = (uint32_t)i;
-    a->vspans[(*ns)++] = (struct mem_span){t->addr, a->vbuf + *nb, (size_t)a->ao->tk_size};
-    *nb += (size_t)a->ao->tk_size;
-    for (uint32_t k = 0; k < t->nframes; k++) {
+    if (from == 0) {
+        a->sel[i] = (uint32_t)*ns;
+        a->vtask[*ns] = (uint32_t)i;
+        a->vspans[(*ns)++] = (struct mem_span){t->addr, a->vbuf + *nb, tk};
+        *nb += tk;
+    }
+    for (uint32_t k = from; k < to; k++) {
         const struct alevel *lv = &a->levels[t->first + k];
         a->vtask[*ns] = (uint32_t)i;
         a->vspans[(*ns)++] = (struct mem_span){lv->addr, a->vbuf + *nb, lv->len};
@@ -324,9 +331,35 @@ static bool task_same(const struct asyncreader *a, const struct atask *t, const 
            u64(b, ao->tk_name) == t->name_obj && u64(b, ao->tk_loop) == t->loop;
 }
 
-/* Re-checks a share of the cached tasks, in one batched read: each task is re-checked
- * within ASYNCIO_VALIDATE_NS of its last check. Tasks that changed are picked for a
- * re-walk (pick 2: their fresh copy is parsed already). */
+/* Task i changed: parses its fresh copy (span a->sel[i]) and picks it for a re-walk. */
+static void changed(struct asyncreader *a, size_t i)
+{
+    struct atask *t = &a->tasks[i];
+    size_t k = a->sel[i];
+    if (!a->vok[k])
+        t->pick = 1;
+    else if (asyncwalk_parse_task(a, t, (const uint8_t *)a->vspans[k].dst, t->addr))
+        t->pick = 2;
+    else
+        t->addr = 0; /* no longer a Task: dropped */
+}
+
+/* Whether the level copies of spans [k, k + n) show levels [from, from + n) of task t. */
+static bool levels_same(const struct asyncreader *a, const struct atask *t, size_t k, uint32_t from,
+                        uint32_t n)
+{
+    for (uint32_t l = 0; l < n; l++)
+        if (!a->vok[k + l] || !asyncwalk_level_same(a, (const uint8_t *)a->vspans[k + l].dst,
+                                                    &a->levels[t->first + from + l]))
+            return false;
+    return true;
+}
+
+/* Re-checks a share of the cached tasks: each task is re-checked within ASYNCIO_VALIDATE_NS
+ * of its last check. Two batched reads: the Task and its coroutine first (where most changes
+ * show: the outermost coroutine awaits another object once its task ran), then the deeper
+ * levels of the tasks that passed. Tasks that changed are picked for a re-walk (pick 2: their
+ * fresh Task copy is parsed already). */
 static int check_share(struct asyncreader *a, uint64_t now_ns)
 {
     size_t n = a->ntasks, want = n;
@@ -336,9 +369,12 @@ static int check_share(struct asyncreader *a, uint64_t now_ns)
     size_t ns = 0, nb = 0, done = 0;
     for (; done < want && n; done++) {
         size_t i = (a->vnext + done) % n;
-        if (a->tasks[i].pick || !a->tasks[i].addr)
+        struct atask *t = &a->tasks[i];
+        if (t->pick || !t->addr)
             continue;
-        if (!check_spans(a, i, &ns, &nb))
+        if (!checkable(a, t))
+            t->pick = 1;
+        else if (!check_spans(a, i, 0, 1, &ns, &nb))
             break;
     }
     a->vnext = n ? (a->vnext + done) % n : 0;
@@ -349,24 +385,29 @@ static int check_share(struct asyncreader *a, uint64_t now_ns)
     int rc = mem_readv(a->rt->pid, a->vspans, ns, a->vok);
     if (rc < 0)
         return rc;
-    for (size_t k = 0; k < ns;) {
-        struct atask *t = &a->tasks[a->vtask[k]];
-        const uint8_t *tb = (const uint8_t *)a->vspans[k].dst;
-        uint32_t nf = t->nframes;
-        bool same = a->vok[k] && task_same(a, t, tb);
-        for (uint32_t l = 0; l < nf; l++)
-            same = same && a->vok[k + 1 + l] &&
-                   asyncwalk_level_same(a, (const uint8_t *)a->vspans[k + 1 + l].dst,
-                                        &a->levels[t->first + l]);
-        k += 1 + nf;
-        if (same)
-            continue;
-        if (!a->vok[k - 1 - nf])
-            t->pick = 1;
-        else if (asyncwalk_parse_task(a, t, tb, t->addr))
-            t->pick = 2;
-        else
-            t->addr = 0; /* no longer a Task: dropped */
+    size_t ns1 = ns;
+    for (size_t k = 0; k < ns1; k += 2) {
+        size_t i = a->vtask[k];
+        struct atask *t = &a->tasks[i];
+        if (!a->vok[k] || !task_same(a, t, (const uint8_t *)a->vspans[k].dst) ||
+            !levels_same(a, t, k + 1, 0, 1))
+            changed(a, i);
+        else if (t->nframes > 1 && !check_spans(a, i, 1, t->nframes, &ns, &nb))
+            t->pick = 1; /* no room left to check it: re-walked */
+    }
+    if (ns == ns1)
+        return 0;
+    a->reads++;
+    rc = mem_readv(a->rt->pid, a->vspans + ns1, ns - ns1, a->vok + ns1);
+    if (rc < 0)
+        return rc;
+    for (size_t k = ns1; k < ns;) {
+        size_t i = a->vtask[k];
+        const struct atask *t = &a->tasks[i];
+        uint32_t deeper = t->nframes - 1;
+        if (!levels_same(a, t, k, 1, deeper))
+            changed(a, i);
+        k += deeper;
     }
     return 0;
 }
