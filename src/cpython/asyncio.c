@@ -466,14 +466,19 @@ static void compact_frames(struct asyncreader *a)
     a->nframes = nf;
 }
 
-/* Drops the tasks marked gone (addr 0), keeping indexes dense. */
+/* Drops the tasks marked gone (addr 0), keeping indexes dense; the next task to check
+ * stays the same task, so that none waits a second period for its check. */
 static void compact_tasks(struct asyncreader *a)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < a->ntasks; i++)
+    size_t k = 0, next = a->vnext;
+    for (size_t i = 0; i < a->ntasks; i++) {
         if (a->tasks[i].addr)
             a->tasks[k++] = a->tasks[i];
+        else if (i < a->vnext)
+            next--;
+    }
     a->ntasks = k;
+    a->vnext = next;
 }
 
 /* A round with the cache: the registry's table, the running tasks, a share of checks, the

@@ -99,7 +99,7 @@ struct asyncreader {
 
     /* The cache of tasks between rounds (docs/async.md "Cost"): tasks[] and frames[] are
      * kept; each round re-reads the registry's table, re-walks the running tasks, new tasks
-     * and those whose check (one read of each chain level and the task) failed. */
+     * and those whose check (a re-read of the task and each level of its chain) failed. */
     bool cached;           /* tasks[] holds the tasks of an earlier round */
     bool hash_bad;         /* a registry entry's hash did not give its task: walk all each round */
     uint32_t code_resets;  /* the code cache's resets when the cache was filled */
