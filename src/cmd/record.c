@@ -432,6 +432,16 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                     st->async_rounds ? (double)st->async_ns / 1e3 / (double)st->async_rounds : 0.0,
                     st->async_rounds ? (double)st->async_cpu_ns / 1e3 / (double)st->async_rounds
                                      : 0.0);
+        if (a->async_tasks) {
+            double n = st->async_rounds ? (double)st->async_rounds : 1.0;
+            fprintf(stderr,
+                    "crux-stats: async_full_walks=%llu async_checked=%llu async_rewalked=%llu "
+                    "async_registry_cpu_us_per_round=%.1f async_check_cpu_us_per_round=%.1f "
+                    "async_walk_cpu_us_per_round=%.1f\n",
+                    (unsigned long long)st->async_full, (unsigned long long)st->async_checked,
+                    (unsigned long long)st->async_rewalked, (double)st->async_reg_ns / 1e3 / n,
+                    (double)st->async_check_ns / 1e3 / n, (double)st->async_walk_ns / 1e3 / n);
+        }
     }
     if (st->async_unsupported)
         fprintf(stderr,

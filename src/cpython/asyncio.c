@@ -11,14 +11,15 @@
 // Layouts: TaskObj offsets were found per version by tools/probe_asyncio_offsets.py (a live
 // Task searched for its own loop, coroutine, name and waiter) and agree with Echion's
 // transcriptions of Modules/_asynciomodule.c; the generator offsets come from the headers.
+// This file: the layouts, the reader's buffers and the round, which keeps tasks between rounds
+// (re-walking only what changed); asyncwalk.c: one batched walk.
 #include "cpython/asyncio.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cpython/pystr.h"
+#include "cpython/asyncwalk.h"
 #include "util/xalloc.h"
 
 /* 3.11/3.12 frame states (pycore_frame.h): CREATED -2, SUSPENDED -1, EXECUTING 0; 3.13 splits
@@ -71,18 +72,6 @@ static const struct asyncio_offsets TABLE[] = {
     {13, 144, 16, 112, 120, 128, 72, 67, -1, -1, -1, -1, -3, -2, -1, 0, "_scheduled_tasks"},
 };
 
-#define SET_HEAD 48    /* PySetObject up to `table` (used 24, mask 32, table 40; 3.8-3.13) */
-#define SET_MAX 65536  /* entries of the set's table copied */
-#define OBJ_READ 160   /* bytes of a coroutine (header + frame) or another object copied */
-#define OBJ_STRIDE 192 /* bytes between copies in a->buf: a Task (192 on 3.10) or OBJ_READ */
-#define FI_FUTURE 16   /* FutureIterObject.future (3.8-3.13) */
-#define WR_OBJECT 16   /* PyWeakReference.wr_object */
-#define TP_NAME 24     /* PyTypeObject.tp_name */
-#define LIST_ITEMS 24  /* PyListObject.ob_item */
-#define STACKTOP_MAX 4096
-#define FRAME38_READ 120          /* PyFrameObject (3.8-3.10) up to f_executing / f_state */
-#define VALUESTACK_MAX (1u << 20) /* bytes from a frame object to its value stack, at most */
-
 static uint64_t u64(const uint8_t *b, int32_t off)
 {
     uint64_t v;
@@ -122,12 +111,14 @@ void asyncreader_init(struct asyncreader *a, const struct pyruntime *rt)
     const struct py_offsets *o = &rt->off;
     /* The frame fields must lie inside the copy of a coroutine (3.11+) or of its frame. */
     bool embedded = ao && ao->gen_frame < 0 && o->if_size > 0 &&
-                    ao->gen_iframe + o->if_size <= OBJ_READ && o->if_stacktop >= 0;
-    bool heap = ao && ao->gen_frame >= 0 && o->fo_size > 0 && o->fo_state < FRAME38_READ &&
-                o->fo_lasti + 4 <= FRAME38_READ && o->fo_code + 8 <= FRAME38_READ &&
-                ao->fr_valuestack + 8 <= FRAME38_READ && ao->fr_stacktop + 8 <= FRAME38_READ &&
-                ao->fr_stackdepth + 4 <= FRAME38_READ;
-    if ((embedded || heap) && ao->tk_size <= OBJ_STRIDE && offsets_fit_objects(o))
+                    ao->gen_iframe + o->if_size <= ASYNCWALK_OBJ_READ && o->if_stacktop >= 0;
+    bool heap = ao && ao->gen_frame >= 0 && o->fo_size > 0 &&
+                o->fo_state < ASYNCWALK_FRAME38_READ && o->fo_lasti + 4 <= ASYNCWALK_FRAME38_READ &&
+                o->fo_code + 8 <= ASYNCWALK_FRAME38_READ &&
+                ao->fr_valuestack + 8 <= ASYNCWALK_FRAME38_READ &&
+                ao->fr_stacktop + 8 <= ASYNCWALK_FRAME38_READ &&
+                ao->fr_stackdepth + 4 <= ASYNCWALK_FRAME38_READ;
+    if ((embedded || heap) && ao->tk_size <= ASYNCWALK_OBJ_STRIDE && offsets_fit_objects(o))
         a->ao = ao;
     if (!a->ao)
         return;
@@ -135,21 +126,33 @@ void asyncreader_init(struct asyncreader *a, const struct pyruntime *rt)
     a->tasks = xcalloc(ASYNCIO_MAX_TASKS, sizeof(*a->tasks));
     a->capframes = 4 * ASYNCIO_MAX_TASKS;
     a->frames = xcalloc(a->capframes, sizeof(*a->frames));
-    a->table_cap = SET_MAX;
+    a->table_cap = ASYNCWALK_SET_MAX;
     a->table = xcalloc(2 * a->table_cap, sizeof(uint64_t));
     a->addr = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
-    a->buf = xcalloc(ASYNCIO_MAX_TASKS, OBJ_STRIDE);
+    a->buf = xcalloc(ASYNCIO_MAX_TASKS, ASYNCWALK_OBJ_STRIDE);
     a->ok = xcalloc(ASYNCIO_MAX_TASKS, 1);
     a->spans = xcalloc(ASYNCIO_MAX_TASKS, sizeof(*a->spans));
     a->cur = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
     a->depth = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint16_t));
-    a->fbuf = xcalloc(ASYNCIO_MAX_TASKS, FRAME38_READ);
+    a->fbuf = xcalloc(ASYNCIO_MAX_TASKS, ASYNCWALK_FRAME_WIDE);
+    a->known = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
     a->fok = xcalloc(ASYNCIO_MAX_TASKS, 1);
     a->ok2 = xcalloc(ASYNCIO_MAX_TASKS, 1);
     a->fidx = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint32_t));
     a->codes = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint64_t));
+    a->levels = xcalloc(a->capframes, sizeof(*a->levels));
+    a->frames2 = xcalloc(a->capframes, sizeof(*a->frames2));
+    a->levels2 = xcalloc(a->capframes, sizeof(*a->levels2));
+    a->regtab = xcalloc(2 * a->table_cap, sizeof(uint64_t));
+    a->regprev = xcalloc(2 * a->table_cap, sizeof(uint64_t));
+    a->sel = xcalloc(ASYNCIO_MAX_TASKS, sizeof(uint32_t));
+    a->vbuf = xcalloc(ASYNCWALK_VBUF_BYTES, 1);
+    a->vspans = xcalloc(ASYNCWALK_VSPANS, sizeof(*a->vspans));
+    a->vok = xcalloc(ASYNCWALK_VSPANS, 1);
+    a->vtask = xcalloc(ASYNCWALK_VSPANS, sizeof(uint32_t));
     hmap_init(&a->index);
     hmap_init(&a->names);
+    hmap_init(&a->seen);
 }
 
 void asyncreader_fini(struct asyncreader *a)
@@ -158,6 +161,7 @@ void asyncreader_fini(struct asyncreader *a)
         pydict_fini(&a->dict);
         hmap_fini(&a->index);
         hmap_fini(&a->names);
+        hmap_fini(&a->seen);
     }
     free(a->tasks);
     free(a->frames);
@@ -169,673 +173,372 @@ void asyncreader_fini(struct asyncreader *a)
     free(a->cur);
     free(a->depth);
     free(a->fbuf);
+    free(a->known);
     free(a->fok);
     free(a->ok2);
     free(a->fidx);
     free(a->codes);
+    free(a->levels);
+    free(a->frames2);
+    free(a->levels2);
+    free(a->regtab);
+    free(a->regprev);
+    free(a->sel);
+    free(a->vbuf);
+    free(a->vspans);
+    free(a->vok);
+    free(a->vtask);
     free(a->arena);
     memset(a, 0, sizeof(*a));
 }
 
-/* Reads `n` objects of `len` bytes at a->addr[] into a->buf (OBJ_STRIDE apart); a->ok[i] says
- * which were read. */
-static int read_level(struct asyncreader *a, size_t n, size_t len)
-{
-    for (size_t i = 0; i < n; i++)
-        a->spans[i] = (struct mem_span){a->addr[i], a->buf + i * OBJ_STRIDE, len};
-    a->reads++;
-    int rc = mem_readv(a->rt->pid, a->spans, n, a->ok);
-    return rc < 0 ? rc : 0;
-}
+/* --- The cache between rounds ------------------------------------------------------------ */
 
-/* --- The registry ------------------------------------------------------------------------- */
-
-static int module_attr(struct asyncreader *a, uint64_t module, const char *key, uint64_t *out)
+/* Walks every task of the registry (the first round, and after the registry or the code
+ * cache changed). Tasks that fail a check are kept with state 0: re-walked next round. */
+static int full_walk(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
 {
-    const struct py_offsets *o = &a->rt->off;
-    uint8_t head[64];
-    int rc = mem_read(a->rt->pid, module, head, (size_t)o->mod_dict + 8);
-    a->reads++;
+    size_t n = 0;
+    a->ntasks = 0;
+    a->nframes = 0;
+    a->full_walks++;
+    int rc = asyncwalk_registry(a, &n);
+    if (!rc)
+        rc = asyncwalk_read(a, n, (size_t)a->ao->tk_size);
     if (rc)
         return rc;
-    if (a->rt->type_module && u64(head, o->ob_type) != a->rt->type_module)
-        return ERR_CORRUPT;
-    return pydict_get_str(&a->dict, u64(head, o->mod_dict), key, out);
+    asyncwalk_parse_tasks(a, n);
+    for (size_t i = 0; i < a->ntasks; i++)
+        a->sel[i] = (uint32_t)i;
+    return asyncwalk_chains(a, r, a->sel, a->ntasks, now_ns);
 }
 
-/* Finds asyncio.tasks' set of tasks and the Task and _GatheringFuture types. */
-static int find_registry(struct asyncreader *a, uint64_t interp, uint64_t now_ns)
+/* Appends a task known only by address, to be walked this round; false at the cap. */
+static bool add_task(struct asyncreader *a, uint64_t addr)
 {
-    if (a->set && a->interp == interp && now_ns - a->found_ns < ASYNCIO_REFIND_NS)
-        return 0;
-    a->set = 0;
-    pydict_pass(&a->dict);
-    uint64_t modules = 0, module = 0, weakset = 0, set = 0, task = 0, gather = 0;
-    int rc = mem_read(a->rt->pid, interp + (uint64_t)a->rt->off.is_modules, &modules, 8);
-    a->reads++;
-    if (!rc)
-        rc = pydict_get_str(&a->dict, modules, "asyncio.tasks", &module);
-    if (!rc)
-        rc = module_attr(a, module, a->ao->registry, &weakset);
-    if (!rc)
-        rc = module_attr(a, module, "Task", &task);
-    if (!rc)
-        rc = module_attr(a, module, "_GatheringFuture", &gather);
-    if (!rc)
-        rc = pydict_attr_str(&a->dict, weakset, "data", &set);
-    a->reads += a->dict.reads;
-    a->dict.reads = 0;
-    if (rc)
-        return rc;
-    a->interp = interp;
-    a->set = set;
-    a->type_task = task;
-    a->type_gather = gather;
-    a->found_ns = now_ns;
-    return 0;
-}
-
-/* The addresses of the live tasks in the registry into a->addr; *n gets their count. */
-static int registry_tasks(struct asyncreader *a, size_t *n)
-{
-    *n = 0;
-    uint8_t head[SET_HEAD];
-    int rc = mem_read(a->rt->pid, a->set, head, sizeof(head));
-    a->reads++;
-    if (rc)
-        return rc;
-    uint64_t used = u64(head, 24), mask = u64(head, 32), table = u64(head, 40);
-    if ((a->rt->type_set && u64(head, 8) != a->rt->type_set) || mask + 1 > SET_MAX ||
-        ((mask + 1) & mask) || used > mask + 1 || !table)
-        return ERR_CORRUPT;
-    rc = mem_read(a->rt->pid, table, a->table, (mask + 1) * 16);
-    a->reads++;
-    if (rc)
-        return rc;
-    /* Entries: {key, hash}; NULL keys are free, a dummy key is a deleted entry (its type is not
-     * a weak reference: dropped at the next level). */
-    size_t k = 0;
-    for (uint64_t i = 0; i <= mask; i++) {
-        uint64_t key = a->table[2 * i];
-        if (!key || key & 7)
-            continue;
-        if (k == ASYNCIO_MAX_TASKS) {
-            a->skipped++;
-            continue;
-        }
-        a->addr[k++] = key;
-    }
-    /* The weak references: each names its task (None once the task is gone). */
-    rc = read_level(a, k, WR_OBJECT + 8);
-    if (rc)
-        return rc;
-    const struct py_offsets *o = &a->rt->off;
-    for (size_t i = 0; i < k; i++) {
-        const uint8_t *b = a->buf + i * OBJ_STRIDE;
-        if (!a->ok[i] || (a->rt->type_weakref && u64(b, o->ob_type) != a->rt->type_weakref))
-            continue;
-        uint64_t t = u64(b, WR_OBJECT);
-        if (t && t != a->rt->type_none && !(t & 7))
-            a->addr[(*n)++] = t;
-    }
-    return 0;
-}
-
-/* --- Names -------------------------------------------------------------------------------- */
-
-/* The task's name: a str (read once per task and name object, then cached), or 3.13's lazy
- * int counter (a default name). */
-static void task_name(struct asyncreader *a, struct atask *t, uint64_t name)
-{
-    uint64_t key = hmap_hash64(hmap_hash64(t->addr) ^ name) | 1, v;
-    if (hmap_get(&a->names, key, &v) && v && v - 1 < a->arena_len) {
-        snprintf(t->name, sizeof(t->name), "%s", a->arena + v - 1);
-    } else {
-        size_t len = 0;
-        a->reads++;
-        if (pystr_read(a->rt->pid, &a->rt->off, a->rt->type_str, name, t->name, sizeof(t->name),
-                       &len) != 0) {
-            t->name[0] = 0; /* an int (3.13 names lazily) or unreadable: a default name */
-        }
-        if (a->arena_len + len + 1 > (1u << 20)) {
-            a->arena_len = 0; /* bounded: start over */
-            hmap_clear(&a->names);
-        }
-        if (a->arena_len + len + 1 > a->arena_cap) {
-            a->arena_cap = a->arena_cap ? a->arena_cap * 2 : 4096;
-            a->arena = xrealloc(a->arena, a->arena_cap);
-        }
-        memcpy(a->arena + a->arena_len, t->name, len + 1);
-        hmap_put(&a->names, key, a->arena_len + 1);
-        a->arena_len += len + 1;
-    }
-    const char *s = t->name;
-    bool dflt = !s[0];
-    if (!dflt && strncmp(s, "Task-", 5) == 0) {
-        dflt = s[5] != 0;
-        for (const char *c = s + 5; *c && dflt; c++)
-            dflt = *c >= '0' && *c <= '9';
-    }
-    t->default_name = dflt;
-}
-
-/* The name of the type at `type` ("Future", "_GatheringFuture"), cached by address. */
-static const char *type_name(struct asyncreader *a, uint64_t type)
-{
-    for (size_t i = 0; i < a->ntypes; i++)
-        if (a->types[i].addr == type)
-            return a->types[i].name;
-    size_t slot = a->ntypes < ASYNCIO_TYPES ? a->ntypes++ : (size_t)(type % ASYNCIO_TYPES);
-    a->types[slot].addr = type;
-    char *out = a->types[slot].name;
-    uint64_t p = 0;
-    out[0] = 0;
-    a->reads += 2;
-    if (mem_read(a->rt->pid, type + TP_NAME, &p, 8) == 0 && p &&
-        mem_read(a->rt->pid, p, out, sizeof(a->types[slot].name) - 1) == 0) {
-        out[sizeof(a->types[slot].name) - 1] = 0;
-        for (char *c = out; *c; c++)
-            if ((unsigned char)*c < 32 || (unsigned char)*c > 126)
-                *c = '?';
-        const char *dot = strrchr(out, '.');
-        if (dot)
-            memmove(out, dot + 1, strlen(dot + 1) + 1);
-    }
-    if (!out[0])
-        snprintf(out, sizeof(a->types[slot].name), "?");
-    return out;
-}
-
-/* --- Tasks and coroutines ----------------------------------------------------------------- */
-
-/* Appends frame (code, line) to task `t`'s chain; false at the caps. */
-static bool push_frame(struct asyncreader *a, struct atask *t, uint32_t code, int32_t line)
-{
-    if (a->nframes == a->capframes || t->nframes >= ASYNCIO_MAX_DEPTH)
+    if (a->ntasks == ASYNCIO_MAX_TASKS) {
+        a->skipped++;
         return false;
-    if (t->first + t->nframes != a->nframes)
-        return false; /* chains are built one task at a time within a level: never */
-    a->frames[a->nframes++] = (struct pyframe){.code = code, .line = line, .entry = false};
-    t->nframes++;
+    }
+    struct atask *t = &a->tasks[a->ntasks++];
+    memset(t, 0, sizeof(*t));
+    t->addr = addr;
+    t->parent = -1;
+    t->pick = 1;
+    hmap_put(&a->index, addr, a->ntasks);
     return true;
 }
 
-/* A coroutine's state in a round. */
-enum coro_st {
-    CS_OTHER = 0,  /* finished, or not a frame in use: the chain moved since it was copied */
-    CS_SUSPENDED,  /* suspended in a plain yield (3.13 says so; a generator-based coroutine) */
-    CS_YIELD_FROM, /* suspended in an await */
-    CS_RUNNING,
-    CS_CREATED,
-};
-
-/* The frame of the j-th object of the level, whose copy is `b`: embedded in the coroutine
- * (3.11+), or the copy frames38 read (3.8-3.10; NULL when it has none). */
-static const uint8_t *frame_of(const struct asyncreader *a, const uint8_t *b, size_t j)
+/* Re-reads the registry's table; when it changed, drops the cached tasks gone from it
+ * (t->addr = 0) and adds the new ones. Returns 1 when the set of tasks changed. */
+static int registry_update(struct asyncreader *a)
 {
-    if (a->ao->gen_frame < 0)
-        return b + a->ao->gen_iframe;
-    return a->fok[j] ? a->fbuf + j * FRAME38_READ : NULL;
-}
-
-static uint64_t frame_code(const struct asyncreader *a, const uint8_t *f)
-{
-    return u64(f, a->ao->gen_frame < 0 ? a->rt->off.if_code : a->rt->off.fo_code);
-}
-
-/* 3.8-3.10: a coroutine's frame is an object of its own (gi_frame, NULL once it finished):
- * reads the frames of the level's n objects (a->addr, copies in a->buf) that are coroutines
- * or generators into a->fbuf, in one batched read; a->fok says which were read. */
-static int frames38(struct asyncreader *a, struct pyreader *r, size_t n, uint64_t now_ns)
-{
-    if (a->ao->gen_frame < 0)
-        return 0;
-    const struct py_offsets *o = &a->rt->off;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *b = a->buf + i * OBJ_STRIDE;
-        uint64_t type = u64(b, o->ob_type), f = u64(b, a->ao->gen_frame);
-        a->fok[i] = 0;
-        if (!a->ok[i] || (type != a->rt->type_coro && type != a->rt->type_gen) || !f || (f & 7))
-            continue;
-        a->fidx[m] = (uint32_t)i;
-        a->spans[m++] = (struct mem_span){f, a->fbuf + i * FRAME38_READ, FRAME38_READ};
-    }
-    if (!m)
-        return 0;
-    a->reads++;
-    int rc = mem_readv(a->rt->pid, a->spans, m, a->ok2);
-    if (rc < 0)
+    size_t n = 0;
+    int rc = asyncwalk_table(a, &n);
+    if (rc)
         return rc;
-    for (size_t k = 0; k < m; k++)
-        a->fok[a->fidx[k]] = a->ok2[k];
-    /* Their code objects: a frame gives no bytecode pointer to check a cached entry against
-     * (a freed code object's address reused), so entries are re-checked in one batch. */
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        if (a->fok[i])
-            a->codes[c++] = u64(a->fbuf + i * FRAME38_READ, o->fo_code);
-    return codecache_check_many(&r->codes, a->codes, c, now_ns);
-}
-
-/* The state of the coroutine with copy `b` and frame copy `f` (NULL: none). */
-static enum coro_st coro_state(const struct asyncreader *a, const uint8_t *b, const uint8_t *f)
-{
-    const struct asyncio_offsets *ao = a->ao;
-    const struct py_offsets *o = &a->rt->off;
-    if (ao->gen_frame < 0) {
-        int8_t st = (int8_t)b[ao->gen_state];
-        if (st == ao->st_executing)
-            return CS_RUNNING;
-        if (st == ao->st_created)
-            return CS_CREATED;
-        /* 3.11, 3.12 have one suspended state: a coroutine only suspends in an await. */
-        if (st == ao->st_yield_from)
-            return CS_YIELD_FROM;
-        return st == ao->st_suspended ? CS_SUSPENDED : CS_OTHER;
-    }
-    /* A frame on a free list or cleared has no references. */
-    if (!f || (int64_t)u64(f, 0) <= 0)
-        return CS_OTHER;
-    int8_t st = (int8_t)f[o->fo_state];
-    if (o->minor >= 10) /* f_state: CREATED -2, SUSPENDED -1, EXECUTING 0 */
-        return st == 0 ? CS_RUNNING : st == -2 ? CS_CREATED : st == -1 ? CS_YIELD_FROM : CS_OTHER;
-    if (st) /* f_executing */
-        return CS_RUNNING;
-    int32_t lasti;
-    memcpy(&lasti, f + o->fo_lasti, 4);
-    if (lasti == -1)
-        return CS_CREATED;
-    /* f_stacktop is NULL once the frame returned (and while it runs). */
-    return u64(f, ao->fr_stacktop) ? CS_YIELD_FROM : CS_OTHER;
-}
-
-/* 3.8-3.10: the line of suspended frame copy `f` and the address of the top of its value
- * stack (what _PyGen_yf returns when suspended in YIELD_FROM: the awaited object). `faddr`:
- * the frame's address. Returns 1 with *yf set, 0 when the stack is empty (a plain yield),
- * ERR_CORRUPT when it fails a check. */
-static int frame38_top(const struct asyncreader *a, const uint8_t *f, uint64_t faddr, uint64_t *yf)
-{
-    const struct asyncio_offsets *ao = a->ao;
-    uint64_t vs = u64(f, ao->fr_valuestack);
-    if ((vs & 7) || vs < faddr + (uint64_t)ao->fr_valuestack || vs - faddr > VALUESTACK_MAX)
-        return ERR_CORRUPT; /* the value stack ends the frame object's own allocation */
-    int64_t depth;
-    if (ao->fr_stacktop >= 0) {
-        uint64_t top = u64(f, ao->fr_stacktop);
-        if (top < vs || ((top - vs) & 7))
-            return ERR_CORRUPT;
-        depth = (int64_t)((top - vs) / 8);
-    } else {
-        int32_t d;
-        memcpy(&d, f + ao->fr_stackdepth, 4);
-        depth = d;
-    }
-    if (depth < 0 || depth > STACKTOP_MAX)
-        return ERR_CORRUPT;
-    if (depth == 0)
+    if (n == a->regn && memcmp(a->regtab, a->regprev, n * 16) == 0)
         return 0;
-    *yf = vs + 8 * (uint64_t)(depth - 1);
+    hmap_clear(&a->seen);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = a->regtab[2 * i], t = asyncwalk_hash_task(a->regtab[2 * i + 1]);
+        if (key && !(key & 7) && t)
+            hmap_put(&a->seen, t, 1);
+    }
+    uint64_t v;
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (!hmap_get(&a->seen, a->tasks[i].addr, &v))
+            a->tasks[i].addr = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = a->regtab[2 * i], t = asyncwalk_hash_task(a->regtab[2 * i + 1]);
+        if (!key || (key & 7) || !t || (hmap_get(&a->index, t, &v) && v))
+            continue;
+        if (!add_task(a, t))
+            break;
+    }
+    memcpy(a->regprev, a->regtab, n * 16);
+    a->regn = n;
     return 1;
 }
 
-/* Checks the copy `b` of the coroutine (or generator) at `addr`, with frame copy `f`, and
- * appends its frame to task `t`. Returns 1 when it is suspended in an await (*yf gets the
- * address of the slot holding the awaited object), 0 when it ends the chain, ERR_CORRUPT when
- * it fails a check. */
-static int coro_frame(struct asyncreader *a, struct pyreader *r, struct atask *t, const uint8_t *b,
-                      const uint8_t *f, uint64_t addr, uint64_t now_ns, uint64_t *yf)
+/* Marks for a re-walk the tasks that run now (asyncio.tasks._current_tasks: one per running
+ * loop) and those that ran, were created or failed a check when last read (a done task waits
+ * for its turn in the checks). */
+static void pick_running(struct asyncreader *a)
 {
-    const struct py_offsets *o = &a->rt->off;
-    const struct asyncio_offsets *ao = a->ao;
-    enum coro_st state = coro_state(a, b, f);
-    if (state != CS_SUSPENDED && state != CS_YIELD_FROM)
-        return ERR_CORRUPT; /* finished or running: the chain moved since the caller's copy */
-    if (ao->gen_frame < 0 && o->if_owner >= 0 && f[o->if_owner] != 1 /* FRAME_OWNED_BY_GENERATOR */)
-        return ERR_CORRUPT;
-    const struct pycode *c;
-    if (codecache_get(&r->codes, frame_code(a, f), now_ns, &c))
-        return ERR_CORRUPT;
-    int64_t off;
-    if (ao->gen_frame >= 0) {
-        /* f_lasti: bytes (3.8, 3.9) or code units (3.10); in YIELD_FROM it names the
-         * instruction before it (re-run on resume), on the await's line. */
-        int32_t lasti;
-        memcpy(&lasti, f + o->fo_lasti, 4);
-        off = o->minor >= 10 ? (int64_t)lasti * 2 : lasti;
-        if (off < 0 || off >= (int64_t)c->code_bytes)
-            return ERR_CORRUPT;
-    } else {
-        off = (int64_t)(u64(f, o->if_instr) - c->code_start);
-        if (off < -2 || off >= (int64_t)c->code_bytes)
-            return ERR_CORRUPT;
-    }
-    if (!push_frame(a, t, (uint32_t)(c - r->codes.v), codecache_line(c, off)))
-        return 0;
-    if (state != CS_YIELD_FROM)
-        return 0;
-    if (ao->gen_frame >= 0)
-        return frame38_top(a, f, u64(b, ao->gen_frame), yf);
-    int32_t top;
-    memcpy(&top, f + o->if_stacktop, 4);
-    if (top < 1 || top > STACKTOP_MAX)
-        return ERR_CORRUPT;
-    *yf = addr + (uint64_t)ao->gen_iframe + (uint64_t)o->if_size + 8 * (uint64_t)(top - 1);
-    return 1; /* the slot's address: read at the next level */
-}
-
-/* Parses task copies into a->tasks (dropping what is not a Task) and sets a->addr to their
- * coroutines. */
-static void parse_tasks(struct asyncreader *a, size_t n)
-{
-    const struct asyncio_offsets *ao = a->ao;
-    const struct py_offsets *o = &a->rt->off;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *b = a->buf + i * OBJ_STRIDE;
-        if (!a->ok[i] || u64(b, o->ob_type) != a->type_task) {
-            continue; /* a Python Task subclass, or freed since the reference was read */
-        }
-        struct atask *t = &a->tasks[k];
-        memset(t, 0, sizeof(*t));
-        t->addr = a->addr[i];
-        t->loop = u64(b, ao->tk_loop);
-        t->waiter = u64(b, ao->tk_waiter);
-        t->coro = u64(b, ao->tk_coro);
-        t->parent = -1;
-        uint64_t name = u64(b, ao->tk_name);
-        if (!t->coro || (t->coro & 7))
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (a->tasks[i].state != ATASK_SUSPENDED && a->tasks[i].state != ATASK_DONE)
+            a->tasks[i].pick = 1;
+    struct pydict_item items[8];
+    size_t n = 0;
+    if (!a->current || pydict_items(&a->dict, a->current, items, 8, &n) != 0)
+        n = 0;
+    a->reads += a->dict.reads;
+    a->dict.reads = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t t = items[k].value, v;
+        if (!t || (t & 7))
             continue;
-        task_name(a, t, name);
-        k++;
+        if (hmap_get(&a->index, t, &v) && v)
+            a->tasks[v - 1].pick = 1;
+        else
+            (void)add_task(a, t);
     }
-    a->ntasks = k;
 }
 
-/* Reads each task's coroutine and follows the await chains, one level per batched read. */
-static int read_chains(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
+/* Whether cached task t can be checked (else it is re-walked): suspended, with a chain whose
+ * every level can be re-read. */
+static bool checkable(const struct asyncreader *a, const struct atask *t)
 {
-    const struct py_offsets *o = &a->rt->off;
+    bool can = t->state == ATASK_SUSPENDED && t->nframes > 0;
+    for (uint32_t k = 0; can && k < t->nframes; k++)
+        can = a->levels[t->first + k].len > 0;
+    return can;
+}
+
+/* Adds to the check read the spans of cached task `i`'s chain levels [from, to), the Task
+ * first when `from` is 0 (a->sel[i] keeps its span); false when they do not fit. */
+static bool check_spans(struct asyncreader *a, size_t i, uint32_t from, uint32_t to, size_t *ns,
+                        size_t *nb)
+{
+    const struct atask *t = &a->tasks[i];
+    size_t tk = (size_t)a->ao->tk_size, bytes = from == 0 ? tk : 0;
+    for (uint32_t k = from; k < to; k++)
+        bytes += a->levels[t->first + k].len;
+    if (*ns + (from == 0) + (to - from) > ASYNCWALK_VSPANS || *nb + bytes > ASYNCWALK_VBUF_BYTES)
+        return false;
+    if (from == 0) {
+        a->sel[i] = (uint32_t)*ns;
+        a->vtask[*ns] = (uint32_t)i;
+        a->vspans[(*ns)++] = (struct mem_span){t->addr, a->vbuf + *nb, tk};
+        *nb += tk;
+    }
+    for (uint32_t k = from; k < to; k++) {
+        const struct alevel *lv = &a->levels[t->first + k];
+        a->vtask[*ns] = (uint32_t)i;
+        a->vspans[(*ns)++] = (struct mem_span){lv->addr, a->vbuf + *nb, lv->len};
+        *nb += lv->len;
+    }
+    return true;
+}
+
+/* Whether the copy `b` of task t still shows the task the cache holds. */
+static bool task_same(const struct asyncreader *a, const struct atask *t, const uint8_t *b)
+{
     const struct asyncio_offsets *ao = a->ao;
-    size_t n = a->ntasks;
-    for (size_t i = 0; i < n; i++)
-        a->addr[i] = a->tasks[i].coro;
-    size_t len = ao->gen_frame >= 0 ? (size_t)ao->gen_frame + 8
-                                    : (size_t)ao->gen_iframe + (size_t)o->if_size;
-    int rc = read_level(a, n, len);
-    if (!rc)
-        rc = frames38(a, r, n, now_ns);
-    if (rc)
-        return rc;
-    a->nframes = 0;
-    /* Level 0: the task's own coroutine. cur[i] = the value-stack slot holding what it awaits. */
-    for (size_t i = 0; i < n; i++) {
+    return (int64_t)u64(b, 0) > 0 && u64(b, a->rt->off.ob_type) == a->type_task &&
+           u64(b, ao->tk_coro) == t->coro && u64(b, ao->tk_waiter) == t->waiter &&
+           u64(b, ao->tk_name) == t->name_obj && u64(b, ao->tk_loop) == t->loop;
+}
+
+/* Task i changed: parses its fresh copy (span a->sel[i]) and picks it for a re-walk. */
+static void changed(struct asyncreader *a, size_t i)
+{
+    struct atask *t = &a->tasks[i];
+    size_t k = a->sel[i];
+    if (!a->vok[k])
+        t->pick = 1;
+    else if (asyncwalk_parse_task(a, t, (const uint8_t *)a->vspans[k].dst, t->addr))
+        t->pick = 2;
+    else
+        t->addr = 0; /* no longer a Task: dropped */
+}
+
+/* Whether the level copies of spans [k, k + n) show levels [from, from + n) of task t. */
+static bool levels_same(const struct asyncreader *a, const struct atask *t, size_t k, uint32_t from,
+                        uint32_t n)
+{
+    for (uint32_t l = 0; l < n; l++)
+        if (!a->vok[k + l] || !asyncwalk_level_same(a, (const uint8_t *)a->vspans[k + l].dst,
+                                                    &a->levels[t->first + from + l]))
+            return false;
+    return true;
+}
+
+/* Re-checks a share of the cached tasks: each task is re-checked within ASYNCIO_VALIDATE_NS
+ * of its last check. Two batched reads: the Task and its coroutine first (where most changes
+ * show: the outermost coroutine awaits another object once its task ran), then the deeper
+ * levels of the tasks that passed. Tasks that changed are picked for a re-walk (pick 2: their
+ * fresh Task copy is parsed already). */
+static int check_share(struct asyncreader *a, uint64_t now_ns)
+{
+    size_t n = a->ntasks, want = n;
+    uint64_t dt = now_ns > a->last_ns ? now_ns - a->last_ns : 0;
+    if (dt < ASYNCIO_VALIDATE_NS)
+        want = (size_t)((n * dt + ASYNCIO_VALIDATE_NS - 1) / ASYNCIO_VALIDATE_NS);
+    size_t ns = 0, nb = 0, done = 0;
+    for (; done < want && n; done++) {
+        size_t i = (a->vnext + done) % n;
         struct atask *t = &a->tasks[i];
-        const uint8_t *b = a->buf + i * OBJ_STRIDE;
-        a->cur[i] = 0;
-        a->depth[i] = 0;
-        t->first = (uint32_t)a->nframes;
-        uint64_t type = u64(b, o->ob_type);
-        const uint8_t *f = frame_of(a, b, i);
-        if (!a->ok[i] || (type != a->rt->type_coro && type != a->rt->type_gen) || !f) {
-            t->state = 0;
-            a->torn++;
+        if (t->pick || !t->addr)
             continue;
-        }
-        t->root_code = frame_code(a, f);
-        enum coro_st st = coro_state(a, b, f);
-        if (st == CS_RUNNING) {
-            t->state = ATASK_RUNNING;
-            continue;
-        }
-        if (st == CS_CREATED) {
-            t->state = ATASK_CREATED;
-            continue;
-        }
-        uint64_t yf = 0;
-        int k = coro_frame(a, r, t, b, f, t->coro, now_ns, &yf);
-        if (k < 0) {
-            t->state = 0;
-            a->torn++;
-            continue;
-        }
-        t->state = ATASK_SUSPENDED;
-        a->cur[i] = k == 1 ? yf : 0;
-    }
-    uint64_t *leaf_fut = a->table + ASYNCIO_MAX_TASKS; /* scratch past slot_of */
-    memset(leaf_fut, 0, n * sizeof(*leaf_fut));
-    /* Each further level: the slots, then the objects they name. Tasks are handled in order,
-     * so each one's frames stay contiguous only if a level appends for one task at a time:
-     * frames of later levels go to a second pass per task (see append below). */
-    for (unsigned level = 1; level < ASYNCIO_MAX_DEPTH; level++) {
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++)
-            if (a->cur[i])
-                m++;
-        if (!m)
+        if (!checkable(a, t))
+            t->pick = 1;
+        else if (!check_spans(a, i, 0, 1, &ns, &nb))
             break;
-        /* Slots first (8 bytes each). */
-        uint64_t *slot_of = a->table; /* scratch: per task, the object in its slot */
-        size_t j = 0;
-        for (size_t i = 0; i < n; i++)
-            if (a->cur[i])
-                a->addr[j++] = a->cur[i];
-        rc = read_level(a, j, 8);
-        if (rc)
-            return rc;
-        j = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!a->cur[i])
-                continue;
-            slot_of[i] = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, 0) : 0;
-            j++;
-        }
-        j = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!a->cur[i])
-                continue;
-            /* None on top: the coroutine is being resumed (gen_send_ex pushed the sent value
-             * before the frame's state says it runs): torn. */
-            if (!slot_of[i] || (slot_of[i] & 7) || slot_of[i] == a->rt->type_none) {
-                a->cur[i] = 0;
-                a->tasks[i].state = 0;
-                a->torn++;
-                continue;
-            }
-            a->addr[j++] = slot_of[i];
-        }
-        rc = read_level(a, j, OBJ_READ);
-        if (!rc)
-            rc = frames38(a, r, j, now_ns);
-        if (rc)
-            return rc;
-        j = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!a->cur[i])
-                continue;
-            struct atask *t = &a->tasks[i];
-            const uint8_t *b = a->buf + j * OBJ_STRIDE;
-            const uint8_t *f = frame_of(a, b, j);
-            uint64_t obj = a->addr[j];
-            bool ok = a->ok[j];
-            j++;
-            a->cur[i] = 0;
-            if (!ok) {
-                t->state = 0;
-                a->torn++;
-                continue;
-            }
-            uint64_t type = u64(b, o->ob_type);
-            if (type == a->rt->type_coro || type == a->rt->type_gen) {
-                /* Frames of one task must stay contiguous: a deeper frame can be appended only
-                 * while this task's chain is the last one written. Chains are therefore
-                 * rebuilt at the end (see relink); here record the object. */
-                if (t->first + t->nframes != a->nframes) {
-                    /* Move this task's chain to the end (bounded copy). */
-                    if (a->nframes + t->nframes + 1 > a->capframes) {
-                        snprintf(t->awaits, sizeof(t->awaits), "[truncated]");
-                        continue;
-                    }
-                    memmove(a->frames + a->nframes, a->frames + t->first,
-                            t->nframes * sizeof(*a->frames));
-                    t->first = (uint32_t)a->nframes;
-                    a->nframes += t->nframes;
-                }
-                if (obj == t->coro || a->depth[i] >= ASYNCIO_MAX_DEPTH - 1) {
-                    snprintf(t->awaits, sizeof(t->awaits), "[truncated]");
-                    continue; /* a cycle or too deep */
-                }
-                a->depth[i]++;
-                uint64_t yf = 0;
-                int k = f ? coro_frame(a, r, t, b, f, obj, now_ns, &yf) : ERR_CORRUPT;
-                if (k < 0) {
-                    t->state = 0;
-                    a->torn++;
-                    continue;
-                }
-                a->cur[i] = k == 1 ? yf : 0;
-                continue;
-            }
-            /* The leaf: what the innermost coroutine awaits. */
-            const char *tn = type_name(a, type);
-            if (strcmp(tn, "FutureIter") == 0 && !(u64(b, FI_FUTURE) & 7))
-                leaf_fut[i] = u64(b, FI_FUTURE); /* named by its future's type, below */
-            snprintf(t->awaits, sizeof(t->awaits), "%s", tn);
-        }
     }
-    /* The futures the FutureIters wrap, in one read: their types name the leaves. */
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++)
-        if (leaf_fut[i])
-            a->addr[j++] = leaf_fut[i];
-    rc = read_level(a, j, 16);
-    if (rc)
+    a->vnext = n ? (a->vnext + done) % n : 0;
+    a->checked += done;
+    if (!ns)
+        return 0;
+    a->reads++;
+    int rc = mem_readv(a->rt->pid, a->vspans, ns, a->vok);
+    if (rc < 0)
         return rc;
-    j = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!leaf_fut[i])
-            continue;
-        uint64_t ft = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, o->ob_type) : 0;
-        j++;
-        if (ft && !(ft & 7))
-            snprintf(a->tasks[i].awaits, sizeof(a->tasks[i].awaits), "%s", type_name(a, ft));
+    size_t ns1 = ns;
+    for (size_t k = 0; k < ns1; k += 2) {
+        size_t i = a->vtask[k];
+        struct atask *t = &a->tasks[i];
+        if (!a->vok[k] || !task_same(a, t, (const uint8_t *)a->vspans[k].dst) ||
+            !levels_same(a, t, k + 1, 0, 1))
+            changed(a, i);
+        else if (t->nframes > 1 && !check_spans(a, i, 1, t->nframes, &ns, &nb))
+            t->pick = 1; /* no room left to check it: re-walked */
+    }
+    if (ns == ns1)
+        return 0;
+    a->reads++;
+    rc = mem_readv(a->rt->pid, a->vspans + ns1, ns - ns1, a->vok + ns1);
+    if (rc < 0)
+        return rc;
+    for (size_t k = ns1; k < ns;) {
+        size_t i = a->vtask[k];
+        const struct atask *t = &a->tasks[i];
+        uint32_t deeper = t->nframes - 1;
+        if (!levels_same(a, t, k, 1, deeper))
+            changed(a, i);
+        k += deeper;
     }
     return 0;
 }
 
-/* Links tasks that wait on another task, or on a gather of tasks, to it. */
-static void link_waiters(struct asyncreader *a)
+/* Re-walks the picked tasks: reads those not parsed yet, then their chains. */
+static int rewalk(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
 {
-    const struct py_offsets *o = &a->rt->off;
-    hmap_clear(&a->index);
+    size_t m = 0, nsel = 0;
     for (size_t i = 0; i < a->ntasks; i++)
-        hmap_put(&a->index, a->tasks[i].addr, i + 1);
-    /* The waiters' types, in one read (a gather's children are read singly, at most 64). */
-    uint64_t *wtype = a->table;
-    size_t j = 0;
-    for (size_t i = 0; i < a->ntasks; i++) {
-        const struct atask *t = &a->tasks[i];
-        if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7))
-            a->addr[j++] = t->waiter;
-    }
-    if (read_level(a, j, 16) != 0)
-        return;
-    j = 0;
-    for (size_t i = 0; i < a->ntasks; i++) {
-        const struct atask *t = &a->tasks[i];
-        wtype[i] = 0;
-        if (t->state == ATASK_SUSPENDED && t->waiter && !(t->waiter & 7)) {
-            wtype[i] = a->ok[j] ? u64(a->buf + j * OBJ_STRIDE, o->ob_type) : 0;
-            j++;
-        }
-    }
-    unsigned gathers = 0;
+        if (a->tasks[i].addr && a->tasks[i].pick == 1)
+            a->addr[m++] = a->tasks[i].addr;
+    int rc = asyncwalk_read(a, m, (size_t)a->ao->tk_size);
+    if (rc)
+        return rc;
+    m = 0;
     for (size_t i = 0; i < a->ntasks; i++) {
         struct atask *t = &a->tasks[i];
-        uint64_t v;
-        if (t->state != ATASK_SUSPENDED || !t->waiter)
+        if (!t->addr || !t->pick)
             continue;
-        if (hmap_get(&a->index, t->waiter, &v) && v) {
-            struct atask *c = &a->tasks[v - 1];
-            if (c != t) {
-                c->parent = (int32_t)i;
-                c->nawaiters++;
-                t->awaits_tasks = true;
+        if (t->pick == 1) {
+            bool ok = a->ok[m] &&
+                      asyncwalk_parse_task(a, t, a->buf + m * ASYNCWALK_OBJ_STRIDE, a->addr[m]);
+            m++;
+            if (!ok) {
+                t->addr = 0; /* not a Task (any more): dropped */
+                continue;
             }
-            continue;
         }
-        if (!a->type_gather || gathers >= 64)
-            continue;
-        if (wtype[i] != a->type_gather)
-            continue;
-        gathers++;
-        uint64_t list = 0, items = 0, size = 0;
-        if (pydict_attr_str(&a->dict, t->waiter, "_children", &list) != 0)
-            continue;
-        uint8_t head[32];
-        a->reads += 2;
-        if (mem_read(a->rt->pid, list, head, sizeof(head)) != 0)
-            continue;
-        size = u64(head, o->var_size);
-        items = u64(head, LIST_ITEMS);
-        if (size == 0 || size > ASYNCIO_MAX_CHILDREN || !items)
-            continue;
-        uint64_t kids[ASYNCIO_MAX_CHILDREN];
-        if (mem_read(a->rt->pid, items, kids, size * 8) != 0)
-            continue;
-        snprintf(t->awaits, sizeof(t->awaits), "gather (%llu)", (unsigned long long)size);
-        for (uint64_t k = 0; k < size; k++) {
-            if (!hmap_get(&a->index, kids[k], &v) || !v)
-                continue;
-            struct atask *c = &a->tasks[v - 1];
-            if (c == t)
-                continue;
-            c->parent = (int32_t)i;
-            c->via_gather = true;
-            c->nawaiters++;
-            t->awaits_tasks = true;
-        }
+        t->pick = 0;
+        a->sel[nsel++] = (uint32_t)i;
     }
+    a->rewalked += nsel;
+    return asyncwalk_chains(a, r, a->sel, nsel, now_ns);
+}
+
+/* Moves the frames (and levels) of the tasks' chains to the front once the arrays are half
+ * full: re-walked chains are appended. Task indexes do not change. */
+static void compact_frames(struct asyncreader *a)
+{
+    if (a->nframes < a->capframes / 2)
+        return;
+    size_t nf = 0;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        struct atask *t = &a->tasks[i];
+        memcpy(a->frames2 + nf, a->frames + t->first, t->nframes * sizeof(*a->frames));
+        memcpy(a->levels2 + nf, a->levels + t->first, t->nframes * sizeof(*a->levels));
+        t->first = (uint32_t)nf;
+        nf += t->nframes;
+    }
+    struct pyframe *f = a->frames;
+    struct alevel *l = a->levels;
+    a->frames = a->frames2;
+    a->levels = a->levels2;
+    a->frames2 = f;
+    a->levels2 = l;
+    a->nframes = nf;
+}
+
+/* Drops the tasks marked gone (addr 0), keeping indexes dense; the next task to check
+ * stays the same task, so that none waits a second period for its check. */
+static void compact_tasks(struct asyncreader *a)
+{
+    size_t k = 0, next = a->vnext;
+    for (size_t i = 0; i < a->ntasks; i++) {
+        if (a->tasks[i].addr)
+            a->tasks[k++] = a->tasks[i];
+        else if (i < a->vnext)
+            next--;
+    }
+    a->ntasks = k;
+    a->vnext = next;
+}
+
+/* A round with the cache: the registry's table, the running tasks, a share of checks, the
+ * re-walks. */
+static int update(struct asyncreader *a, struct pyreader *r, uint64_t now_ns)
+{
+    uint64_t c0 = cpu_ns();
+    int rc = registry_update(a);
+    if (rc < 0)
+        return rc;
+    pick_running(a);
+    uint64_t c1 = cpu_ns();
+    rc = check_share(a, now_ns);
+    uint64_t c2 = cpu_ns();
+    compact_frames(a);
+    if (!rc)
+        rc = rewalk(a, r, now_ns);
+    a->reg_cpu_ns += c1 - c0;
+    a->check_cpu_ns += c2 - c1;
+    a->walk_cpu_ns += cpu_ns() - c2;
+    return rc;
 }
 
 int asyncreader_round(struct asyncreader *a, struct pyreader *r, uint64_t interp, uint64_t now_ns)
 {
-    a->ntasks = 0;
-    a->nframes = 0;
-    if (!a->ao)
+    if (!a->ao) {
+        a->ntasks = 0;
         return ERR_VERSION;
+    }
     uint64_t t0 = mono_ns();
     a->rounds++;
     uint64_t c0 = cpu_ns();
-    int rc = find_registry(a, interp, now_ns);
-    size_t n = 0;
-    if (!rc)
-        rc = registry_tasks(a, &n);
+    int rc = asyncwalk_find_registry(a, interp, now_ns);
+    if (!rc && a->cached && !a->hash_bad && r->codes.resets == a->code_resets) {
+        rc = update(a, r, now_ns);
+    } else if (!rc) {
+        uint64_t c1 = cpu_ns();
+        rc = full_walk(a, r, now_ns);
+        a->walk_cpu_ns += cpu_ns() - c1;
+    }
     if (rc == ERR_READ || rc == ERR_CORRUPT)
         a->set = 0; /* look it up again next round */
-    if (!rc)
-        rc = read_level(a, n, (size_t)a->ao->tk_size);
     if (!rc) {
-        parse_tasks(a, n);
-        rc = read_chains(a, r, now_ns);
-    }
-    if (!rc) {
-        /* Drop the tasks that failed a check: keep indexes dense. */
-        size_t k = 0;
+        compact_tasks(a);
         for (size_t i = 0; i < a->ntasks; i++) {
-            if (!a->tasks[i].state) {
-                a->dropped++;
-                continue;
-            }
-            a->tasks[k++] = a->tasks[i];
+            if (a->tasks[i].state)
+                a->tasks_read++;
+            else
+                a->dropped++; /* failed a check: re-walked next round */
         }
-        a->ntasks = k;
-        a->tasks_read += k;
-        link_waiters(a);
+        asyncwalk_link(a);
+        a->cached = true;
+        a->code_resets = r->codes.resets;
     } else {
         a->ntasks = 0;
+        a->nframes = 0;
+        a->cached = false;
         a->missing++;
     }
+    a->last_ns = now_ns;
     a->busy_ns += mono_ns() - t0;
     a->cpu_ns += cpu_ns() - c0;
     return rc;

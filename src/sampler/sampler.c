@@ -505,6 +505,12 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
         s->st->async_reads += sp->ar.reads;
         s->st->async_ns += sp->ar.busy_ns;
         s->st->async_cpu_ns += sp->ar.cpu_ns;
+        s->st->async_full += sp->ar.full_walks;
+        s->st->async_checked += sp->ar.checked;
+        s->st->async_rewalked += sp->ar.rewalked;
+        s->st->async_reg_ns += sp->ar.reg_cpu_ns;
+        s->st->async_check_ns += sp->ar.check_cpu_ns;
+        s->st->async_walk_ns += sp->ar.walk_cpu_ns;
         asyncreader_fini(&sp->ar);
         hmap_fini(&sp->task_w);
     }

@@ -40,6 +40,9 @@ struct sampler_stats {
     uint64_t names_refreshes, names_syscalls, names_ns;
     /* --async: rounds that read tasks, tasks read, tasks dropped (torn), target reads, time */
     uint64_t async_rounds, async_tasks, async_dropped, async_reads, async_ns, async_cpu_ns;
+    /* --async's cache: rounds that walked every task, tasks re-checked and re-walked, CPU of
+     * the registry (and running task), the checks and the walks */
+    uint64_t async_full, async_checked, async_rewalked, async_reg_ns, async_check_ns, async_walk_ns;
     bool async_unsupported; /* --async asked on a version without task reading */
 };
 
