@@ -71,8 +71,8 @@ class Scrapers(object):
         status, body = got
         if status == 200:
             self.ok += 1
-        elif status is None and b"refused" in body:
-            time.sleep(0.05)  # crux is stopping or gone with its target: not a failure
+        elif status is None and (b"refused" in body or b"reset" in body):
+            time.sleep(0.05)  # crux is stopping (its backlog is reset) or gone: not a failure
         else:
             self.failed += 1
 
