@@ -596,6 +596,9 @@ int live_metrics(struct live *l, struct buf *out)
         rc = buf_printf(out, "crux_target_resident_memory_bytes{pid=\"%u\"} %llu\n", l->rss[i].pid,
                         (unsigned long long)l->rss[i].rss);
     const struct sampler_stats *st = &l->st;
+    size_t open = 0;
+    for (size_t k = 0; k < LIVE_MAX_WINDOWS; k++)
+        open += l->win[k] != NULL;
     struct {
         const char *name, *type, *help;
         double v;
@@ -625,6 +628,7 @@ int live_metrics(struct live *l, struct buf *out)
          (double)l->profiles},
         {"crux_pprof_refused_total", "counter",
          "Profile requests refused because too many were in progress.", (double)l->refused},
+        {"crux_pprof_windows_open", "gauge", "Profile windows in progress now.", (double)open},
     };
     for (size_t i = 0; !rc && i < sizeof(plain) / sizeof(plain[0]); i++) {
         rc = head(out, plain[i].name, plain[i].type, plain[i].help);

@@ -113,7 +113,8 @@ def check_traces(spans, nreq, t0, t1, stages, pid=None, partial=0):
         if a["crux.kind"] == "request":
             assert not s.parent_span_id and s.trace_id not in roots, s
             roots[s.trace_id] = s
-    assert len(roots) == nreq, [s.name for s in roots.values()]
+    # a request served wholly before crux attached to the ring has no span at all
+    assert nreq - partial <= len(roots) <= nreq, (nreq, [s.name for s in roots.values()])
     children = {}
     for _, s in spans:
         if s.trace_id in roots and roots[s.trace_id] is s:
@@ -189,7 +190,7 @@ def test_record_load_sends_spans_in_batches(crux, one_interp, receiver):
     # The first requests can come before crux attaches to the ring (test_record_load too).
     roots = check_traces(spans, len(served), t0, t1, ["parse", "model", "serialize"],
                          spans[0][0]["process.pid"], partial=2)
-    assert len(roots) == len(served) == 20
+    assert len(served) == 20 and 18 <= len(roots) <= 20
     assert spans[0][0]["service.name"] == "shop"
 
 

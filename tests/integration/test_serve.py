@@ -146,18 +146,20 @@ def test_serve_bad_requests_and_limits(crux, one_interp):
     results = []
 
     def fetch():
-        results.append(get(profile + "?seconds=3"))
+        results.append(get(profile + "?seconds=6"))
     threads = [threading.Thread(target=fetch) for _ in range(16)]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 20
+    m = None
     while time.monotonic() < deadline:
         status, body = get(url + "/metrics")
-        m = re.search(rb"^crux_pprof_profiles_total (\d+)", body, re.M)
-        status17, body17 = get(profile + "?seconds=1")
-        if status17 == 503:
+        m = re.search(rb"^crux_pprof_windows_open (\d+)", body, re.M)
+        if m and int(m.group(1)) == 16:
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
+    assert m and int(m.group(1)) == 16, m
+    status17, body17 = get(profile + "?seconds=1")
     assert status17 == 503 and b"too many profiles" in body17, (status17, body17)
     for t in threads:
         t.join(60)
@@ -165,7 +167,6 @@ def test_serve_bad_requests_and_limits(crux, one_interp):
     for status, body in results:
         prof = Pprof(gzip.decompress(body))
         assert any("tokenize_text" in prof.stack(s) for s in prof.samples)
-    assert m is not None
     stop(srv)
     assert_running(target.pid)
 
