@@ -411,15 +411,19 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 (unsigned long long)st->names_syscalls, (double)st->names_ns / 1e3);
         /* The cost split: system calls by kind, and the interrupts the target took. */
         uint64_t mem = mem_syscalls();
-        uint64_t calls = mem + st->state_reads + st->syscall_reads;
+        uint64_t calls =
+            mem + st->state_reads + st->syscall_reads + st->statm_reads + st->alive_checks;
         double rounds = st->ticks ? (double)st->ticks : 1.0;
         fprintf(stderr,
                 "crux-stats: syscalls_per_round=%.2f mem_reads=%llu state_reads=%llu "
-                "states_reused=%llu syscall_reads=%llu cpu_us_per_round=%.3f "
+                "states_reused=%llu syscall_reads=%llu statm_reads=%llu alive_checks=%llu "
+                "cpu_us_per_round=%.3f thread_cpu_us_per_thread_sample=%.3f "
                 "target_perf_interrupts=%llu perf_interrupts_per_s=%.1f perf_switch_records=%llu\n",
                 (double)calls / rounds, (unsigned long long)mem,
                 (unsigned long long)st->state_reads, (unsigned long long)st->states_reused,
-                (unsigned long long)st->syscall_reads, (double)st->busy_cpu_ns / 1e3 / rounds,
+                (unsigned long long)st->syscall_reads, (unsigned long long)st->statm_reads,
+                (unsigned long long)st->alive_checks, (double)st->busy_cpu_ns / 1e3 / rounds,
+                per ? (double)st->thread_cpu_ns / 1e3 / (double)per : 0.0,
                 (unsigned long long)st->perf_samples,
                 st->elapsed_ns ? (double)st->perf_samples * 1e9 / (double)st->elapsed_ns : 0.0,
                 (unsigned long long)st->perf_switches);

@@ -114,6 +114,18 @@ static uint8_t *blob(struct pyreader *r, size_t i)
 
 /* --- Structure: interpreters and thread states ------------------------------------------ */
 
+/* Puts `n` spans read at the same moment in address order, so that mem_readv reads the ones
+ * sharing a page as one range (structure fields: their order means nothing). */
+static void sort_spans(struct mem_span *sp, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && sp[j].addr < sp[j - 1].addr; j--) {
+            struct mem_span tmp = sp[j];
+            sp[j] = sp[j - 1];
+            sp[j - 1] = tmp;
+        }
+}
+
 static void interp_spans(struct pyreader *r, size_t i, struct mem_span *sp)
 {
     const struct py_offsets *o = &r->rt->off;
@@ -217,6 +229,7 @@ static size_t predicted_gil_spans(struct pyreader *r, struct mem_span *sp, size_
         sp[n++] = (struct mem_span){r->pred_gil[i] + (uint64_t)o->gil_locked, &r->gil_locked[i], 4};
         sp[n++] =
             (struct mem_span){r->pred_gil[i] + (uint64_t)o->gil_last_holder, &r->gil_last[i], 8};
+        sort_spans(sp + n - 2, 2);
     }
     return n;
 }
@@ -248,11 +261,13 @@ static int read_structure(struct pyreader *r, uint64_t *head)
     if (o->rt_tstate_current >= 0)
         sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_tstate_current, &r->tstate_current, 8};
     size_t fixed = n;
+    sort_spans(sp, fixed);
     size_t ts_span[PYREADER_MAX_THREADS];
     if (r->cache_valid) {
         for (size_t i = 0; i < r->ninterps; i++) {
             r->pred_gil[i] = r->interp_fields[i][3];
             interp_spans(r, i, sp + n);
+            sort_spans(sp + n, 4);
             n += 4;
         }
         size_t room = r->nspans - 2 * PYREADER_MAX_INTERPS;

@@ -50,7 +50,7 @@ struct pythread {
 #define PYREADER_EXTRA 32                    /* frames outside the data stack read with the chunk */
 #define PYREADER_OLD_CHUNKS 64             /* older data-stack chunks copied with the current one */
 #define PYREADER_OLD_MAX ((size_t)8 << 20) /* bytes of older chunks copied per thread */
-#define PYREADER_PREDICT_SLACK 4096
+#define PYREADER_PREDICT_SLACK 1024        /* bytes copied past the expected top, at least */
 
 /* 3.11+: one thread's data stack as copied in a round, and what to copy next time. A round
  * copies each thread's stack in one group of spans, right after its thread state; the walk
@@ -59,6 +59,7 @@ struct pystack {
     /* What the group copies, predicted from the previous attempt or round. */
     uint64_t chunk;                    /* current chunk; 0: unknown */
     size_t len;                        /* bytes of it from its start (0: none) */
+    size_t high;                       /* the deepest top of late rounds, from the start */
     uint64_t cframe[PYREADER_CFRAMES]; /* 3.11, 3.12: _PyCFrame addresses, newest first */
     unsigned ncframe;
     uint64_t old[PYREADER_OLD_CHUNKS]; /* older chunks, newest first */

@@ -103,6 +103,7 @@ static void forget(struct pystack *k)
 {
     k->chunk = 0;
     k->len = 0;
+    k->high = 0;
     k->ncframe = 0;
     k->nold = 0;
     k->nextra = 0;
@@ -677,7 +678,12 @@ static void predict(struct pyreader *r, size_t t)
         size_t used = (size_t)(top - chunk);
         if (same && k->want_len > used)
             used = k->want_len;
-        size_t want = used + PYREADER_PREDICT_SLACK;
+        /* The deepest top of late rounds (a high-water mark whose excess decays by 1/32 a
+         * round), plus a little, to the end of that page: a page costs as much as a span,
+         * the bytes within it almost nothing. */
+        k->high = same && k->high > used ? k->high - (k->high - used) / 32 : used;
+        uint64_t end = chunk + k->high + PYREADER_PREDICT_SLACK;
+        size_t want = (size_t)(((end + 4095) & ~(uint64_t)4095) - chunk);
         uint64_t size = same ? raw_u64(k->buf, o->ck_size) : 0;
         if (size >= (uint64_t)(top - chunk) && want > size)
             want = (size_t)size;

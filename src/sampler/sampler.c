@@ -21,6 +21,7 @@
 #include "cpython/pyreader.h"
 #include "native/native.h"
 #include "sampler/categorize.h"
+#include "sampler/stackmemo.h"
 #include "sampler/taskstacks.h"
 #include "sampler/threadlabels.h"
 #include "stages/ring.h"
@@ -48,6 +49,19 @@ uint64_t sampler_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* Resident memory is read at most every 2 ms: a pread of statm costs ~3 us here, as much as
+ * the stack read of a shallow thread. The change between two reads goes to the stacks that
+ * ran in the rounds between them (at most GROW_PENDING of them). */
+#define MEM_READ_NS 2000000ULL
+#define GROW_PENDING 256
+/* Whether the target still runs is asked every 10 ms rather than every tick (a kill or a
+ * waitpid per tick costs ~0.6 us); a round in between reads a process that exited as gone. */
+#define ALIVE_NS 10000000ULL
+/* crux's thread CPU time inside rounds: every round among the first 64, then one in 16,
+ * weighted (each clock read is a system call of ~0.7 us, two per timed round). */
+#define CPU_TIMED_FIRST 64
+#define CPU_TIMED_EVERY 16
+
 /* One sampled process: the target, or a child followed with --subprocesses. */
 struct sproc {
     pid_t pid, ppid;
@@ -62,8 +76,9 @@ struct sproc {
     struct pauser pz;
     struct categorizer cat;
     bool cat_on;
-    struct hmap frames; /* (code entry id, position run) -> profile frame id */
-    struct native nt;   /* --native */
+    struct hmap frames;    /* (code entry id, position run) -> profile frame id */
+    struct stackmemo memo; /* each reader slot's last stack (thread_stack) */
+    struct native nt;      /* --native */
     struct native_stack nst;
     bool native_on, native_warned;
     struct hmap native_frames; /* native_sym address -> profile frame id */
@@ -78,6 +93,10 @@ struct sproc {
     char name[64];       /* its short command line, the name of proc_frame */
     int statm_fd;
     uint64_t rss, point_ns, point_rss;
+    uint64_t statm_ns; /* when statm was last read (t_rel); valid with statm_read */
+    bool statm_read;
+    uint32_t grow[GROW_PENDING]; /* stacks that ran since: the next change in RSS is theirs */
+    uint32_t ngrow;
     uint64_t exec_id;
     unsigned failures;                     /* rounds in a row that could not read it */
     uint32_t stacks[PYREADER_MAX_THREADS]; /* this round's stack per reader thread */
@@ -90,7 +109,8 @@ struct sampler {
     struct sproc **procs;
     size_t nprocs, cap;
     struct childscan scan;
-    uint64_t start, period, next_scan, next_prune;
+    uint64_t start, period, next_scan, next_prune, next_alive;
+    uint64_t cpu_draw; /* xorshift state choosing the rounds whose CPU time is read */
     uint32_t marker_truncated;
     bool no_request; /* this round: record --load had no request in flight */
     long page_size;
@@ -106,16 +126,24 @@ struct sampler {
 #define RING_RETRY_NS 1000000000ULL /* look for the agent's ring once a second */
 #define CAT_IP_NS 2000000ULL        /* the shortest period of the category samples */
 
-/* The profile frame of a Python frame, looked up by (code entry, position run): the column
- * costs no more than the line did (decoded once per code object, found in the same search). */
-static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyframe *f)
+/* What identifies the profile frame of a Python frame: its code entry and position run (the
+ * column costs no more than the line did: decoded once per code object, found in the same
+ * search). */
+static uint64_t frame_key(const struct sproc *sp, const struct pyframe *f)
 {
     const struct pycode *c = pyreader_code(&sp->r, f);
     uint64_t key = ((uint64_t)c->id << 32) | f->loc;
-    key = key ? key : ~(uint64_t)0; /* 0 is the empty key; loc never reaches 2^32 - 1 */
+    return key ? key : ~(uint64_t)0; /* 0 is the empty key; loc never reaches 2^32 - 1 */
+}
+
+/* The profile frame of a Python frame whose frame_key is `key`. */
+static uint32_t frame_of_key(struct sampler *s, struct sproc *sp, const struct pyframe *f,
+                             uint64_t key)
+{
     uint64_t v;
     if (hmap_get(&sp->frames, key, &v))
         return (uint32_t)v;
+    const struct pycode *c = pyreader_code(&sp->r, f);
     struct profile *p = s->p;
     uint32_t name = profile_str(p, c->qualname, strlen(c->qualname));
     uint32_t file = profile_str(p, c->filename, strlen(c->filename));
@@ -123,6 +151,11 @@ static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyfra
         profile_frame_col(p, name, file, f->line, s->o->columns ? f->col : 0, FRAME_PYTHON);
     hmap_put(&sp->frames, key, id);
     return id;
+}
+
+static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyframe *f)
+{
+    return frame_of_key(s, sp, f, frame_key(sp, f));
 }
 
 /* The frames every stack of a thread starts with: [process], [thread], [truncated]. */
@@ -141,13 +174,26 @@ static uint32_t stack_root(struct sampler *s, struct sproc *sp, const struct pyt
     return st;
 }
 
-/* The stack of one thread, root first: the root frames, then the Python frames. */
+/* The stack of one thread, root first: the root frames, then the Python frames. The frames
+ * it shares with the thread's previous stack, from the outermost on, come from the memo. */
 static uint32_t thread_stack(struct sampler *s, struct sproc *sp, const struct pythread *th)
 {
     struct profile *p = s->p;
     uint32_t st = stack_root(s, sp, th, th->truncated);
-    for (uint32_t k = th->nframes; k > 0; k--)
-        st = profile_push(p, st, frame_of(s, sp, &sp->r.frames[th->first + k - 1]));
+    struct stackmemo_slot *m =
+        stackmemo_begin(&sp->memo, (size_t)(th - sp->r.threads), th->tstate, th->ts_id, st);
+    uint32_t depth = 0;
+    bool same = true;
+    for (uint32_t k = th->nframes; k > 0; k--, depth++) {
+        const struct pyframe *f = &sp->r.frames[th->first + k - 1];
+        uint64_t key = frame_key(sp, f);
+        if (same && stackmemo_hit(&sp->memo, m, depth, key, &st))
+            continue;
+        same = false;
+        st = profile_push(p, st, frame_of_key(s, sp, f, key));
+        stackmemo_put(m, depth, key, st);
+    }
+    stackmemo_end(m, depth);
     return st;
 }
 
@@ -454,6 +500,7 @@ static void proc_open_runtime(struct sampler *s, struct sproc *sp)
     proc_statcache_init(&sp->sc, sp->pid);
     pause_init(&sp->pz, sp->pid, sp->root ? s->o->child : 0);
     hmap_init(&sp->frames);
+    stackmemo_init(&sp->memo);
     if (s->o->async_tasks) {
         asyncreader_init(&sp->ar, &sp->rt);
         sp->async_on = asyncio_supported(&sp->ar);
@@ -498,6 +545,7 @@ static void proc_close_runtime(struct sampler *s, struct sproc *sp)
         cat_fini(&sp->cat);
     sp->cat_on = false;
     hmap_fini(&sp->frames);
+    stackmemo_fini(&sp->memo);
     if (s->o->async_tasks) {
         s->st->async_rounds += sp->ar.rounds;
         s->st->async_tasks += sp->ar.tasks_read;
@@ -609,12 +657,37 @@ static uint64_t read_rss(struct sampler *s, struct sproc *sp)
     return strtoull(end, NULL, 10) * (uint64_t)s->page_size;
 }
 
-/* Resident memory now; the change since the last round goes to the stacks that ran. */
+/* Resident memory, read at most every MEM_READ_NS; the change since the last read goes to the
+ * stacks that ran in the rounds since (`states` NULL: not a Python process). */
 static void sample_memory(struct sampler *s, struct sproc *sp, uint64_t t_rel, const char *states)
 {
     if (sp->statm_fd < 0)
         return;
+    if (sp->python && states) {
+        /* This round's owners: running threads first; else the GIL holder; else every
+         * thread with a stack. */
+        const struct pyreader *r = &sp->r;
+        bool any = false;
+        for (int pass = 0; pass < 3 && !any; pass++)
+            for (size_t t = 0; t < r->nthreads; t++) {
+                if (!sp->stacks[t])
+                    continue;
+                if ((pass == 0 && states[t] == 'R') || (pass == 1 && r->threads[t].gil) ||
+                    pass == 2) {
+                    any = true;
+                    if (sp->ngrow < GROW_PENDING)
+                        sp->grow[sp->ngrow++] = sp->stacks[t];
+                }
+            }
+    }
+    if (sp->statm_read && t_rel - sp->statm_ns < MEM_READ_NS)
+        return;
+    sp->statm_read = true;
+    sp->statm_ns = t_rel;
+    s->st->statm_reads++;
     uint64_t rss = read_rss(s, sp);
+    uint32_t n = sp->ngrow;
+    sp->ngrow = 0;
     if (!rss)
         return;
     int64_t delta = sp->rss ? (int64_t)(rss - sp->rss) : 0;
@@ -628,20 +701,10 @@ static void sample_memory(struct sampler *s, struct sproc *sp, uint64_t t_rel, c
         sp->point_ns = t_rel ? t_rel : 1;
         sp->point_rss = rss;
     }
-    if (!delta || !sp->python)
+    if (!delta || !n)
         return;
-    /* Running threads first; else the GIL holder; else every thread with a stack. */
-    const struct pyreader *r = &sp->r;
-    size_t pick[PYREADER_MAX_THREADS], n = 0;
-    for (int pass = 0; pass < 3 && !n; pass++)
-        for (size_t t = 0; t < r->nthreads; t++) {
-            if (!sp->stacks[t])
-                continue;
-            if ((pass == 0 && states[t] == 'R') || (pass == 1 && r->threads[t].gil) || pass == 2)
-                pick[n++] = t;
-        }
-    for (size_t i = 0; i < n; i++)
-        profile_add_growth(s->p, sp->stacks[pick[i]], delta / (int64_t)n);
+    for (uint32_t i = 0; i < n; i++)
+        profile_add_growth(s->p, sp->grow[i], delta / (int64_t)n);
 }
 
 /* One round over one process: read every thread (paused if asked) and add what passes the
@@ -850,10 +913,12 @@ static void forget_ids(struct sampler *s)
         profile_set_str(&pr->name, sp->name);
         sp->proc_frame =
             profile_frame(p, profile_str(p, sp->name, strlen(sp->name)), 0, sp->pid, FRAME_PROCESS);
+        sp->ngrow = 0; /* their ids are gone */
         if (!sp->python)
             continue;
         profile_set_str(&pr->python_version, sp->rt.version);
         hmap_clear(&sp->frames);
+        stackmemo_forget(&sp->memo);
         hmap_clear(&sp->alloc_stacks);
         if (sp->native_on)
             hmap_clear(&sp->native_frames);
@@ -911,7 +976,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
                 struct sampler_stats *st, struct errbuf *eb)
 {
     memset(st, 0, sizeof(*st));
-    struct sampler s = {.o = o, .p = p, .st = st};
+    struct sampler s = {.o = o, .p = p, .st = st, .cpu_draw = 0x9e3779b97f4a7c15ULL};
     s.page_size = sysconf(_SC_PAGESIZE);
     s.marker_truncated = profile_frame(p, profile_str(p, "[truncated]", 11), 0, 0, FRAME_MARKER);
     /* The interval is 1% longer than the rate asks: ticks exactly on a round period stay in
@@ -944,6 +1009,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
      * caps the achievable rate near 6 kHz; 1 us slack keeps the schedule. */
     (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
     uint64_t period = s.period;
+    uint64_t thread_cpu0 = cpu_now_ns();
     uint64_t start = sampler_now_ns();
     s.start = start;
     st->start_ns = start;
@@ -958,8 +1024,12 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
             break;
         if (o->blocking)
             pause_poll(&root->pz);
-        if (child_gone(o, &root->pz))
-            break;
+        if (now >= s.next_alive) {
+            st->alive_checks++;
+            if (child_gone(o, &root->pz))
+                break;
+            s.next_alive = now + ALIVE_NS;
+        }
         if (o->subprocesses && now >= s.next_scan) {
             follow_children(&s, now);
             s.next_scan = now + SCAN_NS;
@@ -974,11 +1044,20 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
         st->ticks++;
         s.no_request =
             o->load_inflight && atomic_load_explicit(o->load_inflight, memory_order_relaxed) == 0;
-        uint64_t cpu0 = cpu_now_ns();
+        /* Which rounds are timed is drawn (xorshift), not every 16th: work done every
+         * other round (the memory read) would otherwise always or never be in them. */
+        s.cpu_draw ^= s.cpu_draw << 13;
+        s.cpu_draw ^= s.cpu_draw >> 7;
+        s.cpu_draw ^= s.cpu_draw << 17;
+        uint64_t weight = st->ticks <= CPU_TIMED_FIRST        ? 1
+                          : s.cpu_draw % CPU_TIMED_EVERY == 0 ? CPU_TIMED_EVERY
+                                                              : 0;
+        uint64_t cpu0 = weight ? cpu_now_ns() : 0;
         rc = round_all(&s, now - start, eb);
         uint64_t after = sampler_now_ns();
         st->busy_ns += after - now;
-        st->busy_cpu_ns += cpu_now_ns() - cpu0;
+        if (weight)
+            st->busy_cpu_ns += (cpu_now_ns() - cpu0) * weight;
         if (rc) {
             /* The process went away mid-round: what was collected stands. */
             if (rc == ERR_PROC_GONE || !proc_alive(rt->pid))
@@ -1005,6 +1084,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
         sleep_until(next < end ? next : end, o->stop);
     }
     st->elapsed_ns = sampler_now_ns() - start;
+    st->thread_cpu_ns = cpu_now_ns() - thread_cpu0;
     if (o->child && !*o->child_exited)
         (void)child_gone(o, &root->pz);
     for (size_t i = 0; i < s.nprocs; i++) {

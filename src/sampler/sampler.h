@@ -23,11 +23,14 @@ struct sampler_stats {
     uint64_t recorded;       /* samples recorded, idle ones included (for the verdict) */
     uint64_t errors;         /* thread-samples dropped as unreadable or inconsistent */
     uint64_t elapsed_ns;
-    uint64_t start_ns;    /* CLOCK_MONOTONIC when sampling began: samples' t_ns count from it */
-    uint64_t busy_ns;     /* wall time spent inside rounds */
-    uint64_t busy_cpu_ns; /* CPU time crux spent inside rounds */
-    uint64_t read_ns;     /* wall time reading stacks (the rest: /proc states, profile) */
-    uint64_t processes;   /* processes sampled (the target and its followed children) */
+    uint64_t start_ns;      /* CLOCK_MONOTONIC when sampling began: samples' t_ns count from it */
+    uint64_t busy_ns;       /* wall time spent inside rounds */
+    uint64_t busy_cpu_ns;   /* CPU time crux spent inside rounds (estimated from 1 in 16) */
+    uint64_t thread_cpu_ns; /* the sampling thread's CPU time in all, wake-ups included */
+    uint64_t statm_reads;   /* reads of /proc/PID/statm (resident memory) */
+    uint64_t alive_checks;  /* kill(pid, 0) or waitpid calls asking whether the target runs */
+    uint64_t read_ns;       /* wall time reading stacks (the rest: /proc states, profile) */
+    uint64_t processes;     /* processes sampled (the target and its followed children) */
     uint64_t perf_samples, perf_lost; /* kernel samples behind the time categories */
     uint64_t perf_switches;           /* context-switch records read (no interrupt each) */
     uint64_t state_reads;             /* /proc/PID/task/TID/stat reads for thread states */
