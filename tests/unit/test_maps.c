@@ -399,6 +399,39 @@ static int test_mem_readv_bad_middle(void)
     return 0;
 }
 
+/* Spans in ascending order on one page are read as one remote range: each destination gets
+ * exactly its bytes (the gaps go nowhere visible), and a range whose later span runs into an
+ * unmapped page keeps the spans before it. */
+static int test_mem_readv_merged(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char *p = map_with_hole(page);
+    CHECK(p != NULL, "mmap");
+    pid_t self = getpid();
+    char d[5][24];
+    memset(d, 0x5a, sizeof(d));
+    struct mem_span sp[5] = {
+        {(uint64_t)(uintptr_t)(p + 64), d[0], 16},
+        {(uint64_t)(uintptr_t)(p + 96), d[1], 8},         /* 16-byte gap */
+        {(uint64_t)(uintptr_t)(p + 104), d[2], 16},       /* adjacent */
+        {(uint64_t)(uintptr_t)(p + page - 48), d[3], 16}, /* far: a range of its own */
+        {(uint64_t)(uintptr_t)(p + page - 8), d[4], 16},  /* 24-byte gap, runs into the hole */
+    };
+    uint8_t ok[5];
+    memset(ok, 7, sizeof(ok));
+    int bad = mem_readv(self, sp, 5, ok);
+    int c0 = memcmp(d[0], p + 64, 16) == 0 && d[0][16] == 0x5a;
+    int c1 = memcmp(d[1], p + 96, 8) == 0 && d[1][8] == 0x5a;
+    int c2 = memcmp(d[2], p + 104, 16) == 0 && d[2][16] == 0x5a;
+    int c3 = memcmp(d[3], p + page - 48, 16) == 0 && d[3][16] == 0x5a;
+    unmap_with_hole(p, page);
+    CHECK(bad == 1, "one unreadable span: %d", bad);
+    CHECK(ok[0] == 1 && ok[1] == 1 && ok[2] == 1 && ok[3] == 1 && ok[4] == 0, "ok = %d %d %d %d %d",
+          ok[0], ok[1], ok[2], ok[3], ok[4]);
+    CHECK(c0 && c1 && c2 && c3, "exact copies: %d %d %d %d", c0, c1, c2, c3);
+    return 0;
+}
+
 static int test_mem_readv_batches(void)
 {
     enum { N = 3000, BAD_AT = 1500 };
@@ -473,6 +506,7 @@ int main(void)
     RUN(test_mem_read_self);
     RUN(test_mem_read_unmapped);
     RUN(test_mem_readv_bad_middle);
+    RUN(test_mem_readv_merged);
     RUN(test_mem_readv_batches);
     RUN(test_mem_gone);
     return TEST_SUMMARY("maps");
