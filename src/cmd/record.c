@@ -415,11 +415,12 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
             mem + st->state_reads + st->syscall_reads + st->statm_reads + st->alive_checks;
         double rounds = st->ticks ? (double)st->ticks : 1.0;
         fprintf(stderr,
-                "crux-stats: syscalls_per_round=%.2f mem_reads=%llu state_reads=%llu "
+                "crux-stats: syscalls_per_round=%.2f mem_reads=%llu mem_ranges_per_round=%.1f "
+                "state_reads=%llu "
                 "states_reused=%llu syscall_reads=%llu statm_reads=%llu alive_checks=%llu "
                 "cpu_us_per_round=%.3f thread_cpu_us_per_thread_sample=%.3f "
                 "target_perf_interrupts=%llu perf_interrupts_per_s=%.1f perf_switch_records=%llu\n",
-                (double)calls / rounds, (unsigned long long)mem,
+                (double)calls / rounds, (unsigned long long)mem, (double)mem_ranges() / rounds,
                 (unsigned long long)st->state_reads, (unsigned long long)st->states_reused,
                 (unsigned long long)st->syscall_reads, (unsigned long long)st->statm_reads,
                 (unsigned long long)st->alive_checks, (double)st->busy_cpu_ns / 1e3 / rounds,

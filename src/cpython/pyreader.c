@@ -507,6 +507,10 @@ void stack_remap(struct pyreader *r, void *slots, size_t elem, const uint64_t *o
     size_t n = r->ncached > nold ? r->ncached : nold;
     if (!n)
         return;
+    /* Slots past the first n keep calloc's zeroes until a thread comes to them: untouched,
+     * they cost no memory (4096 slots of ~14 KiB each). */
+    if (n > r->slots_used)
+        r->slots_used = n;
     /* A permutation of the first n slots: each keeps its buffers, predictions follow their
      * thread. */
     uint8_t *base = slots, *tmp = xmalloc(n * elem);

@@ -99,23 +99,31 @@ struct pystack {
 #define PYREADER_AGE38 64    /* 3.8-3.10: walks after which a frame not met is not copied */
 
 /* 3.8-3.10: one thread's frame objects as copied in a round, and what to copy next time. A
- * round copies each predicted frame twice around a copy of its caller, right after the
- * thread state; the walk accepts a stack whose every link was proved so (stack38.c). The
- * prediction is the frames the thread's recent walks met, each with its depth and caller,
- * deepest first. */
+ * round copies the predicted frames twice right after the thread state, each pass in
+ * address order (so that frames sharing a page are one range), with the callers not
+ * predicted between the passes; the walk accepts a stack whose every link was proved so
+ * (stack38.c). The prediction is the frames the thread's recent walks met, each with its
+ * depth and caller, deepest first. */
 struct pystack38 {
     uint64_t addr[PYREADER_PRED38]; /* what the group copies, deepest first */
     uint16_t depth[PYREADER_PRED38];
     uint32_t stamp[PYREADER_PRED38]; /* the walk that last met it */
     unsigned n;
     uint32_t walks;
-    uint8_t *copy; /* 3 * PYREADER_PRED38 frame headers (each frame, again, its caller) */
     uint64_t parent[PYREADER_PRED38]; /* each one's caller when last met (0: outermost) */
-    uint16_t span[PYREADER_PRED38];   /* its triple's first span in the group */
-    uint8_t ok[PYREADER_PRED38];      /* its triple was read */
-    size_t span0;                     /* the group's first span in its batch; SIZE_MAX: none */
-    bool alone;                       /* the group reads the thread state itself first */
-    uint64_t mid;                     /* the thread's current frame, read first */
+    /* The passes, set with the prediction. Copies are numbered in the group's order: pass A
+     * by address rank, the extra callers, pass B by address rank. */
+    uint16_t order[PYREADER_PRED38];  /* the prediction at each place in address order */
+    uint16_t rank[PYREADER_PRED38];   /* each prediction's place in address order */
+    uint16_t caller[PYREADER_PRED38]; /* its caller's copy between its two; UINT16_MAX: none */
+    uint64_t extra[PYREADER_PRED38];  /* callers not predicted, in address order */
+    unsigned nextra;
+    uint8_t *copy;               /* frame headers, by copy number */
+    size_t copy_cap;             /* frame headers the buffer holds */
+    uint8_t ok[PYREADER_PRED38]; /* its three copies and its caller's were read */
+    size_t span0;                /* the group's first span in its batch; SIZE_MAX: none */
+    bool alone;                  /* the group reads the thread state itself first */
+    uint64_t mid;                /* the thread's current frame, read first */
 
     uint64_t chain[PYREADER_CHAIN38]; /* the frames the last walk met, leaf first */
     unsigned nchain;
@@ -152,6 +160,7 @@ struct pyreader {
     size_t nframes, capframes;
     struct pystack *stk;         /* 3.11+: per thread slot */
     struct pystack38 *stk38;     /* 3.8-3.10: per thread slot */
+    size_t slots_used;           /* stk or stk38 slots ever given a thread (the rest: zeroes) */
     struct funcref *funcs;       /* 3.11, 3.12: what each function called lately runs */
     size_t fo_read;              /* 3.8-3.10: bytes of a frame object a group copies */
     size_t state_off, state_len; /* thread-state bytes the bracket reads (3.11+) */

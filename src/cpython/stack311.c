@@ -88,7 +88,7 @@ void stack311_fini(struct pyreader *r)
 {
     if (!r->stk)
         return;
-    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++) {
+    for (size_t t = 0; t < r->slots_used; t++) {
         struct pystack *k = &r->stk[t];
         free(k->buf);
         free(k->old_buf);
@@ -116,7 +116,7 @@ static void forget(struct pystack *k)
 
 void stack311_forget_all(struct pyreader *r)
 {
-    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++)
+    for (size_t t = 0; t < r->slots_used; t++)
         forget(&r->stk[t]);
 }
 

@@ -172,27 +172,44 @@ int stack38_walk(struct pyreader *r, struct pythread *th, uint64_t f, uint64_t n
  * A thread that runs while its frames are read one by one moves on between the reads: a
  * caller read after its callee returned shows the line it went on to (`alpha:12 -> gamma`
  * where line 12 calls delta). A group copies, in the round's one batched read, the thread's
- * current frame and then, for every frame the thread is predicted to have (deepest first),
- * a triple: the frame, its predicted caller, the frame again.
+ * current frame and then every frame the thread is predicted to have in two passes, each in
+ * address order: pass A copies the predicted frames and then the callers of predicted frames
+ * that are not predicted themselves, pass B the predicted frames again. The kernel copies a
+ * read's ranges in order, so every copy of pass A is taken before every copy of pass B, and
+ * within a pass in address order: of a callee and its caller, the caller's pass A copy falls
+ * between the callee's two copies when the caller lies above the callee in memory, and its
+ * pass B copy when it lies below (an extra caller's one copy always does).
  *
  * The walk starts at the current frame and follows f_back through the copies. A link
- * callee -> caller is accepted when the callee is live in both of its copies (reference
- * count above 0; running: f_executing on 3.8/3.9, f_state executing or unwinding on 3.10),
- * with the same code and the predicted caller as f_back in both: the callee's call was in
- * progress across the triple, so its caller, copied in the middle, was suspended in that
- * call, and the f_lasti of that copy is the line that called it. Only a call that returned
- * and was made again, from the same frame object, within the span of three small copies
- * could break this. A caller's own triple (its link to its caller) must show the same
- * f_lasti, so that the links belong to the same calls; the copies of all triples are a few
- * spans apart when the stack is the predicted one. A read that took long (the reader
- * preempted, the target's memory map locked) is not trusted. Anything else (a leaf that
- * returned, a frame with another caller, a caller that moved) makes the walk ask for another
- * attempt, with the chain it met as the next prediction. */
+ * callee -> caller is accepted when the callee is live in both passes (reference count
+ * above 0; running: f_executing on 3.8/3.9, f_state executing or unwinding on 3.10), with
+ * the same code and the predicted caller as f_back in both: the callee's call was in
+ * progress at both copies, so its caller, copied between them, was in that call, and the
+ * f_lasti of that copy is the instruction that called it. The caller's two copies must show
+ * the same f_lasti (its own link is proved the same way). f_lasti names the instruction being
+ * executed, so a caller that left the call and came back (a loop calling the same function,
+ * whose frame object its code keeps for the next call) is either caught or at the same
+ * instruction in both copies, where the stack it gives is the one it has in each. A read
+ * that took long (the reader preempted, the target's memory map locked) is not trusted.
+ * Anything else (a leaf that returned, a frame with another caller, a caller that moved)
+ * makes the walk ask for another attempt, with the chain it met as the next prediction.
+ *
+ * Address order makes neighbours one range: frame objects come from the object allocator's
+ * pools, 4 KiB pages of same-sized blocks, and the frames of one stack are often neighbours
+ * there; mem_readv reads neighbours on one page as one range, and a range costs the kernel
+ * ~0.35 us whatever its bytes (a depth-50 stack of 3.10 frames: ~22 ranges in all, where a
+ * triple per frame took 150; bench/sample_cost.py). */
 
-/* The copy `which` (0: the frame, 1: the frame again, 2: its caller) of predicted frame j. */
-static uint8_t *copy_of(const struct pyreader *r, const struct pystack38 *k, unsigned j, int which)
+/* Copy `c` of slot k's group: the spans' order after the current frame (pass A by address
+ * rank, the extra callers, pass B by address rank). */
+static uint8_t *copy_at(const struct pyreader *r, const struct pystack38 *k, unsigned c)
 {
-    return k->copy + ((size_t)which * PYREADER_PRED38 + j) * r->fo_read;
+    return k->copy + (size_t)c * r->fo_read;
+}
+
+static unsigned copy_b(const struct pystack38 *k, unsigned j)
+{
+    return k->n + k->nextra + k->rank[j];
 }
 
 void stack38_init(struct pyreader *r)
@@ -204,15 +221,13 @@ void stack38_init(struct pyreader *r)
     for (size_t i = 0; i < sizeof(more) / sizeof(*more); i++)
         hi = more[i] > hi ? more[i] : hi;
     r->fo_read = (size_t)hi + 8;
-    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++)
-        r->stk38[t].span0 = SIZE_MAX;
 }
 
 void stack38_fini(struct pyreader *r)
 {
     if (!r->stk38)
         return;
-    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++)
+    for (size_t t = 0; t < r->slots_used; t++)
         free(r->stk38[t].copy);
     free(r->stk38);
     r->stk38 = NULL;
@@ -221,14 +236,14 @@ void stack38_fini(struct pyreader *r)
 static void forget38(void *slot)
 {
     struct pystack38 *k = slot;
-    k->n = k->nchain = k->walked = k->walks = 0;
+    k->n = k->nchain = k->walked = k->walks = k->nextra = 0;
     k->complete = false;
     k->span0 = SIZE_MAX;
 }
 
 void stack38_forget_all(struct pyreader *r)
 {
-    for (size_t t = 0; t < PYREADER_MAX_THREADS; t++)
+    for (size_t t = 0; t < r->slots_used; t++)
         forget38(&r->stk38[t]);
 }
 
@@ -237,7 +252,8 @@ void stack38_remap(struct pyreader *r, const uint64_t *old_tstates, size_t nold)
     stack_remap(r, r->stk38, sizeof(*r->stk38), old_tstates, nold, forget38);
 }
 
-/* The thread state (alone), the current frame, three copies per predicted frame. */
+/* The thread state (alone), the current frame, the predicted frames twice, the extra
+ * callers once. */
 #define GROUP38_MAX (2 + 3 * PYREADER_PRED38)
 
 size_t stack38_max_spans(void)
@@ -252,18 +268,20 @@ size_t stack38_group(struct pyreader *r, size_t t, struct mem_span *sp, size_t n
     k->alone = alone;
     if (alone)
         sp[n++] = (struct mem_span){r->tstates[t], stack_blob(r, t), r->ts_read};
-    if (k->n && !k->copy)
-        k->copy = xmalloc(3 * PYREADER_PRED38 * r->fo_read);
-    size_t base = n;
+    size_t need = 2 * (size_t)k->n + k->nextra;
+    if (need > k->copy_cap) {
+        k->copy_cap = need > 2 * k->copy_cap ? need : 2 * k->copy_cap;
+        k->copy = xrealloc(k->copy, k->copy_cap * r->fo_read);
+    }
     k->mid = 0;
     sp[n++] = (struct mem_span){r->tstates[t] + (uint64_t)r->rt->off.ts_frame, &k->mid, 8};
-    for (unsigned j = 0; j < k->n; j++) {
-        k->span[j] = (uint16_t)(n - base);
-        sp[n++] = (struct mem_span){k->addr[j], copy_of(r, k, j, 0), r->fo_read};
-        if (k->parent[j])
-            sp[n++] = (struct mem_span){k->parent[j], copy_of(r, k, j, 2), r->fo_read};
-        sp[n++] = (struct mem_span){k->addr[j], copy_of(r, k, j, 1), r->fo_read};
-    }
+    unsigned c = 0;
+    for (unsigned x = 0; x < k->n; x++, c++)
+        sp[n++] = (struct mem_span){k->addr[k->order[x]], copy_at(r, k, c), r->fo_read};
+    for (unsigned x = 0; x < k->nextra; x++, c++)
+        sp[n++] = (struct mem_span){k->extra[x], copy_at(r, k, c), r->fo_read};
+    for (unsigned x = 0; x < k->n; x++, c++)
+        sp[n++] = (struct mem_span){k->addr[k->order[x]], copy_at(r, k, c), r->fo_read};
     return n;
 }
 
@@ -308,10 +326,11 @@ int stack38_walk_group(struct pyreader *r, size_t t, const uint8_t *ok, uint64_t
     }
     if (!ok[i])
         return ERR_READ; /* the current frame */
-    for (unsigned j = 0; j < k->n; j++) {
-        const uint8_t *g = ok + i + k->span[j];
-        k->ok[j] = g[0] && g[1] && (!k->parent[j] || g[2]);
-    }
+    /* The copies' spans follow the current frame's, in copy order. */
+    const uint8_t *c_ok = ok + i + 1;
+    for (unsigned j = 0; j < k->n; j++)
+        k->ok[j] = c_ok[k->rank[j]] && c_ok[copy_b(k, j)] &&
+                   (k->caller[j] == UINT16_MAX || c_ok[k->caller[j]]);
     uint8_t fb[FRAME_READ_MAX];
     size_t flen = r->fo_read < sizeof(fb) ? r->fo_read : sizeof(fb);
     stack_walk_begin(r);
@@ -319,7 +338,7 @@ int stack38_walk_group(struct pyreader *r, size_t t, const uint8_t *ok, uint64_t
     bool again = false, miss = false, unbracketed = false;
     unsigned hint = 0;
     uint32_t n = 0;
-    /* The caller's copy from the last frame's triple: its f_lasti while in that call. */
+    /* The caller's copy between the last frame's two: its f_lasti while in that call. */
     const uint8_t *called = NULL;
     uint64_t f = k->mid;
     while (f) {
@@ -333,9 +352,9 @@ int stack38_walk_group(struct pyreader *r, size_t t, const uint8_t *ok, uint64_t
         const uint8_t *a, *b, *m = NULL;
         bool copied = j >= 0 && k->ok[j];
         if (copied) {
-            a = copy_of(r, k, (unsigned)j, 0);
-            b = copy_of(r, k, (unsigned)j, 1);
-            m = k->parent[j] ? copy_of(r, k, (unsigned)j, 2) : NULL;
+            a = copy_at(r, k, k->rank[j]);
+            b = copy_at(r, k, copy_b(k, (unsigned)j));
+            m = k->caller[j] != UINT16_MAX ? copy_at(r, k, k->caller[j]) : NULL;
         } else {
             /* Not copied: read alone, and the stack read again with it predicted; past the
              * group's capacity (the outermost frames of a very deep stack) it is kept. */
@@ -373,7 +392,7 @@ int stack38_walk_group(struct pyreader *r, size_t t, const uint8_t *ok, uint64_t
             return ERR_AGAIN;
         }
         if (called && !again) {
-            /* A caller: its f_lasti is the one copied inside its callee's triple, and its
+            /* A caller: its f_lasti is the one copied between its callee's copies, and its
              * own copies must agree (the same call). */
             if (raw_u64(called, o->fo_code) != code || raw_i32(called, o->fo_lasti) != lasti ||
                 raw_i32(a, o->fo_lasti) != lasti || !frame_live(o, called)) {
@@ -382,7 +401,7 @@ int stack38_walk_group(struct pyreader *r, size_t t, const uint8_t *ok, uint64_t
             }
         }
         if (!again && copied && k->parent[j] != back) {
-            r->moved++; /* called from another frame than predicted: no middle copy */
+            r->moved++; /* called from another frame than predicted: no copy between */
             again = true;
         }
         called = m;
@@ -424,6 +443,75 @@ static unsigned map_slot(const struct map38 *m, uint64_t a)
     while (m->key[i] && m->key[i] != a)
         i = (i + 1) & (MAP38 - 1);
     return i;
+}
+
+/* The place of `a` among the n addresses v[at[0]], v[at[1]], ... in ascending order, or -1. */
+static int find_sorted(const uint64_t *v, const uint16_t *at, unsigned n, uint64_t a)
+{
+    unsigned lo = 0, hi = n;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        uint64_t x = at ? v[at[mid]] : v[mid];
+        if (x == a)
+            return (int)mid;
+        if (x < a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Sets the passes of slot k's next group from its prediction: the address order, the extra
+ * callers, and which copy of its caller each prediction's link is proved with. */
+static void set_passes(struct pystack38 *k)
+{
+    /* Address order: a stack's frames are often allocated in order, so the deepest-first
+     * prediction is often in descending or ascending address order already. */
+    unsigned n = k->n;
+    bool descending = true;
+    for (unsigned j = 1; j < n && descending; j++)
+        descending = k->addr[j] < k->addr[j - 1];
+    for (unsigned j = 0; j < n; j++)
+        k->order[j] = (uint16_t)(descending ? n - 1 - j : j);
+    for (unsigned j = 1; j < n; j++) {
+        uint16_t v = k->order[j];
+        unsigned x = j;
+        for (; x > 0 && k->addr[k->order[x - 1]] > k->addr[v]; x--)
+            k->order[x] = k->order[x - 1];
+        k->order[x] = v;
+    }
+    for (unsigned x = 0; x < n; x++)
+        k->rank[k->order[x]] = (uint16_t)x;
+    /* Callers not predicted themselves, copied once after pass A. */
+    k->nextra = 0;
+    for (unsigned j = 0; j < n; j++)
+        if (k->parent[j] && find_sorted(k->addr, k->order, n, k->parent[j]) < 0)
+            k->extra[k->nextra++] = k->parent[j];
+    for (unsigned j = 1; j < k->nextra; j++) {
+        uint64_t v = k->extra[j];
+        unsigned x = j;
+        for (; x > 0 && k->extra[x - 1] > v; x--)
+            k->extra[x] = k->extra[x - 1];
+        k->extra[x] = v;
+    }
+    unsigned m = 0;
+    for (unsigned j = 0; j < k->nextra; j++)
+        if (!m || k->extra[j] != k->extra[m - 1])
+            k->extra[m++] = k->extra[j];
+    k->nextra = m;
+    /* Each one's caller copy taken between its two: the caller's pass A copy when it lies
+     * above in memory, its pass B copy when below, an extra caller's only copy. */
+    for (unsigned j = 0; j < n; j++) {
+        uint64_t p = k->parent[j];
+        int at = p ? find_sorted(k->addr, k->order, n, p) : -1;
+        unsigned c = UINT16_MAX;
+        if (at >= 0)
+            c = p > k->addr[j] ? (unsigned)at : n + k->nextra + (unsigned)at;
+        else if (p)
+            c = n + (unsigned)find_sorted(k->extra, NULL, k->nextra, p);
+        k->caller[j] = (uint16_t)c;
+    }
 }
 
 /* Sets what slot t's next group copies: every frame its last PYREADER_AGE38 walks met,
@@ -512,6 +600,7 @@ void stack38_predict(struct pyreader *r, size_t t)
         k->depth[x] = d;
         k->stamp[x] = st;
     }
+    set_passes(k);
     k->nchain = 0;
 }
 

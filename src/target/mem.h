@@ -26,7 +26,9 @@ int mem_read(pid_t pid, uint64_t addr, void *dst, size_t len) MUST_CHECK;
  * / ERR_PERM when the process cannot be read at all (then `ok` is undefined). */
 int mem_readv(pid_t pid, const struct mem_span *spans, size_t n, uint8_t *ok) MUST_CHECK;
 
-/* Counts system calls made by this module (for benchmarks); not thread-safe. */
+/* Counts system calls made by this module, and the remote ranges they read (what the kernel
+ * pays per call is mostly per range); for benchmarks, not thread-safe. */
 uint64_t mem_syscalls(void);
+uint64_t mem_ranges(void);
 
 #endif

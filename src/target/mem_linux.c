@@ -4,16 +4,26 @@
 #include "target/mem.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
+
+#include "util/xalloc.h"
 
 #define IOV_BATCH 1024 /* IOV_MAX on Linux */
 
-static uint64_t syscalls;
+static uint64_t syscalls, ranges;
 
 uint64_t mem_syscalls(void)
 {
     return syscalls;
+}
+
+uint64_t mem_ranges(void)
+{
+    return ranges;
 }
 
 int mem_read(pid_t pid, uint64_t addr, void *dst, size_t len)
@@ -23,6 +33,7 @@ int mem_read(pid_t pid, uint64_t addr, void *dst, size_t len)
         struct iovec local = {(char *)dst + done, len - done};
         struct iovec remote = {(void *)(uintptr_t)(addr + done), len - done};
         syscalls++;
+        ranges++;
         ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
         if (n < 0) {
             if (errno == EINTR)
@@ -38,11 +49,13 @@ int mem_read(pid_t pid, uint64_t addr, void *dst, size_t len)
 
 /* Spans that follow each other in the list, in ascending order, with the next one starting
  * no more than MERGE_GAP bytes after the previous ends and on the page it ends on, are read as
- * one remote range: the kernel pins pages per remote iovec (a range costs ~0.35 us here,
- * whatever its bytes), and such a gap adds no page. The gap's bytes go to a scratch buffer.
- * Spans keep their order, so the copies keep the order callers rely on. */
+ * one remote range into a scratch buffer and copied out after the call: the kernel pins pages
+ * per remote iovec and copies per local one (each costs ~0.3 us here, whatever its bytes), and
+ * such a gap adds no page. Spans keep their order, so the copies keep the order callers rely
+ * on (a range is copied after the ranges before it). */
 #define MERGE_GAP 512
 #define PAGE_MASK_4K (~(uint64_t)4095)
+#define SCRATCH_MAX ((size_t)1 << 20) /* bytes of merged ranges per call */
 
 static bool merges(const struct mem_span *a, const struct mem_span *b)
 {
@@ -51,62 +64,114 @@ static bool merges(const struct mem_span *a, const struct mem_span *b)
            ((end - 1) & PAGE_MASK_4K) == (b->addr & PAGE_MASK_4K);
 }
 
+/* One remote range of a call: spans [first, first + count), read into `buf` (merged) or
+ * straight into the one span's destination. */
+struct range {
+    size_t first, count;
+    uint64_t addr;
+    size_t len;
+    uint8_t *buf;
+};
+
+/* Groups spans from `i` into at most IOV_BATCH ranges, merged ranges taking at most
+ * SCRATCH_MAX bytes in all; returns the ranges' count and sets *scratch to their bytes. */
+static size_t plan(const struct mem_span *spans, size_t i, size_t n, struct range *rg,
+                   size_t *scratch)
+{
+    size_t nr = 0, bytes = 0;
+    while (i < n && nr < IOV_BATCH) {
+        struct range *r = &rg[nr++];
+        *r = (struct range){i, 1, spans[i].addr, spans[i].len, NULL};
+        while (i + r->count < n && merges(&spans[i + r->count - 1], &spans[i + r->count])) {
+            const struct mem_span *sp = &spans[i + r->count];
+            size_t len = (size_t)(sp->addr + sp->len - r->addr);
+            if (bytes + len > SCRATCH_MAX)
+                break;
+            r->len = len;
+            r->count++;
+        }
+        if (r->count > 1)
+            bytes += r->len;
+        i += r->count;
+    }
+    *scratch = bytes;
+    return nr;
+}
+
 /* process_vm_readv stops at the first remote iovec it cannot read and returns the bytes
- * copied so far; a partial result therefore tells exactly which span failed (a merged range
- * fails at its first span, whose page the others share), and the read resumes after it. */
+ * copied so far; a partial result therefore tells exactly which span failed (in a merged
+ * range, the first one not wholly inside the bytes copied), and the read resumes after it. */
+/* The scratch buffer kept between calls (allocating one per call faults its pages in again
+ * when the allocator gave them back); a call made while another thread holds it uses its own. */
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *kept;
+static size_t kept_cap;
+
 int mem_readv(pid_t pid, const struct mem_span *spans, size_t n, uint8_t *ok)
 {
-    static uint8_t gap_sink[MERGE_GAP]; /* written, never read */
     struct iovec local[IOV_BATCH], remote[IOV_BATCH];
+    struct range rg[IOV_BATCH];
+    bool mine = pthread_mutex_trylock(&kept_lock) == 0;
+    uint8_t *scratch = mine ? kept : NULL;
+    size_t scratch_cap = mine ? kept_cap : 0;
     size_t i = 0;
     int bad = 0;
     while (i < n) {
-        /* Spans [i, i + k) go in this call: nl local and nr remote iovecs. */
-        size_t k = 0, nl = 0, nr = 0;
-        while (i + k < n && nl + 2 <= IOV_BATCH && nr < IOV_BATCH) {
-            const struct mem_span *sp = &spans[i + k];
-            if (k && merges(&spans[i + k - 1], sp)) {
-                const struct mem_span *pv = &spans[i + k - 1];
-                size_t gap = (size_t)(sp->addr - (pv->addr + pv->len));
-                if (gap)
-                    local[nl++] = (struct iovec){gap_sink, gap};
-                remote[nr - 1].iov_len += gap + sp->len;
-            } else {
-                remote[nr++] = (struct iovec){(void *)(uintptr_t)sp->addr, sp->len};
+        size_t need, nr = plan(spans, i, n, rg, &need);
+        if (need > scratch_cap) {
+            free(scratch);
+            scratch = xmalloc(need);
+            scratch_cap = need;
+        }
+        size_t at = 0;
+        for (size_t k = 0; k < nr; k++) {
+            struct range *r = &rg[k];
+            if (r->count > 1) {
+                r->buf = scratch + at;
+                at += r->len;
             }
-            local[nl++] = (struct iovec){sp->dst, sp->len};
-            k++;
+            local[k] = (struct iovec){r->buf ? r->buf : spans[r->first].dst, r->len};
+            remote[k] = (struct iovec){(void *)(uintptr_t)r->addr, r->len};
         }
         syscalls++;
-        ssize_t got = process_vm_readv(pid, local, nl, remote, nr, 0);
+        ranges += nr;
+        ssize_t got = process_vm_readv(pid, local, nr, remote, nr, 0);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
             int rc = err_from_errno(errno);
-            if (rc == ERR_PROC_GONE || rc == ERR_PERM || rc == ERR_NOMEM)
-                return rc;
+            if (rc == ERR_PROC_GONE || rc == ERR_PERM || rc == ERR_NOMEM) {
+                bad = rc;
+                break;
+            }
             got = 0; /* EFAULT: the first span is unreadable */
         }
-        /* Which spans the `got` bytes cover, gaps counted. */
-        size_t acc = 0;
-        size_t j = 0;
-        while (j < k) {
-            size_t gap =
-                j && merges(&spans[i + j - 1], &spans[i + j])
-                    ? (size_t)(spans[i + j].addr - (spans[i + j - 1].addr + spans[i + j - 1].len))
-                    : 0;
-            if (acc + gap + spans[i + j].len > (size_t)got)
-                break;
-            acc += gap + spans[i + j].len;
-            ok[i + j] = 1;
-            j++;
+        /* The spans the `got` bytes cover; the first one they do not is skipped. */
+        size_t acc = 0, next = rg[nr - 1].first + rg[nr - 1].count;
+        for (size_t k = 0; k < nr && next == rg[nr - 1].first + rg[nr - 1].count; k++) {
+            const struct range *r = &rg[k];
+            for (size_t j = r->first; j < r->first + r->count; j++) {
+                size_t off = (size_t)(spans[j].addr - r->addr);
+                if (acc + off + spans[j].len > (size_t)got) {
+                    ok[j] = 0;
+                    bad++;
+                    next = j + 1;
+                    break;
+                }
+                if (r->buf)
+                    memcpy(spans[j].dst, r->buf + off, spans[j].len);
+                ok[j] = 1;
+            }
+            acc += r->len;
         }
-        if (j < k) {
-            ok[i + j] = 0; /* cut or unreadable: skip it and go on with the rest */
-            bad++;
-            j++;
-        }
-        i += j;
+        i = next;
+    }
+    if (mine) {
+        kept = scratch;
+        kept_cap = scratch_cap;
+        pthread_mutex_unlock(&kept_lock);
+    } else {
+        free(scratch);
     }
     return bad;
 }
