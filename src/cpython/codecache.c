@@ -188,6 +188,7 @@ static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
     const struct py_offsets *o = &rt->off;
     uint8_t head[CODE_READ_MAX];
     memset(e, 0, sizeof(*e));
+    e->memo_b = INT64_MIN;
     int rc = read_header(rt, addr, head);
     if (rc)
         return rc;
@@ -371,10 +372,19 @@ int32_t codecache_line(const struct pycode *code, int64_t b)
 
 struct pyloc codecache_loc(const struct pycode *code, int64_t b)
 {
+    if (code->memo_b == b)
+        return code->memo;
     size_t i = linetable_find(code->runs, code->nruns, b);
+    struct pyloc loc;
     if (i == SIZE_MAX)
-        return (struct pyloc){code->firstlineno, 0, 0};
-    if (i >= code->nruns)
-        return (struct pyloc){-1, 0, (uint32_t)code->nruns + 1};
-    return (struct pyloc){code->runs[i].line, code->runs[i].col, (uint32_t)i + 1};
+        loc = (struct pyloc){code->firstlineno, 0, 0};
+    else if (i >= code->nruns)
+        loc = (struct pyloc){-1, 0, (uint32_t)code->nruns + 1};
+    else
+        loc = (struct pyloc){code->runs[i].line, code->runs[i].col, (uint32_t)i + 1};
+    /* The memo is not the entry's meaning: entries are the cache's own, never const. */
+    struct pycode *m = (struct pycode *)code;
+    m->memo_b = b;
+    m->memo = loc;
+    return loc;
 }

@@ -12,6 +12,16 @@
 #include "util/err.h"
 #include "util/hmap.h"
 
+/* Where an instruction is in the source: its line (as codecache_line) and 1-based start column
+ * (0 = unknown: before 3.11, or an entry without columns). `loc` names the decoded run that
+ * gave them (0 for b < 0, nruns + 1 past the table): within one cache entry, equal `loc` means
+ * equal line and column, so (entry id, loc) can key what is derived from the position. */
+struct pyloc {
+    int32_t line;
+    uint32_t col;
+    uint32_t loc;
+};
+
 struct pycode {
     uint32_t id; /* unique for the life of the cache; a reloaded entry gets a new id */
     uint64_t addr;
@@ -26,6 +36,8 @@ struct pycode {
                    * 0 inside one (an inline cache unit); NULL when unknown. Owned. */
     struct line_run *runs;
     size_t nruns;
+    int64_t memo_b;      /* the offset codecache_loc last answered for (INT64_MIN: none) */
+    struct pyloc memo;   /* and its answer: a stack's frames repeat from round to round */
     uint64_t ident[3];   /* filename, name and line table pointers, re-checked on revalidation */
     uint64_t checked_ns; /* when the entry was last proved valid */
     uint64_t globals;    /* 3.11+: f_globals of the frames last seen running it; 0 none */
@@ -85,16 +97,6 @@ int codecache_starts_at(const struct pycode *code, int64_t b);
 int codecache_kind_at(const struct pycode *code, int64_t b);
 /* Returns the line executing at byte offset `b` of `code` (as PyCode_Addr2Line). */
 int32_t codecache_line(const struct pycode *code, int64_t b);
-
-/* Where an instruction is in the source: its line (as codecache_line) and 1-based start column
- * (0 = unknown: before 3.11, or an entry without columns). `loc` names the decoded run that
- * gave them (0 for b < 0, nruns + 1 past the table): within one cache entry, equal `loc` means
- * equal line and column, so (entry id, loc) can key what is derived from the position. */
-struct pyloc {
-    int32_t line;
-    uint32_t col;
-    uint32_t loc;
-};
 
 /* Returns the position at byte offset `b` of `code`: one binary search of the runs decoded when
  * the code object was read (no decoding here). */

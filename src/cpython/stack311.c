@@ -466,7 +466,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
     uint64_t above_func = 0, above_code = 0;
     uint64_t f = k->cur;
     while (f) {
-        if ((f & 7) || stack_seen_before(r, f))
+        if (f & 7)
             return ERR_CORRUPT;
         /* Skipped entry frames do not count toward max_depth; bound the walk anyway (the
          * cycle table holds 2 * max_depth + 64 addresses). */
@@ -492,6 +492,11 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
          * (a greenlet's parent, a chunk too large). A frame owned by a frame object has left
          * its call: a torn chain. */
         bool inside = where == IN_CUR || where >= 0;
+        /* A cycle: thread-owned frames in the copies are checked by the tiling instead (each
+         * must end where the one it called starts, so none comes twice); the cycle table
+         * costs a hash probe with a cold cache per frame. */
+        if (!(tl.on && inside && owner == OWNER_THREAD) && stack_seen_before(r, here))
+            return ERR_CORRUPT;
         if (inside ? owner != OWNER_THREAD
                    : !(owner == OWNER_GENERATOR || owner == OWNER_THREAD ||
                        (o->minor >= 12 && owner == OWNER_CSTACK)))
