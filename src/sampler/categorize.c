@@ -17,7 +17,8 @@
 // A thread that was off CPU in the previous round and has not been switched in since (no
 // record in its ring) is still in the same wait: its state and category are not read again
 // (cat_known_state); one that is on a CPU, or was preempted off one, is runnable, for up to
-// CAT_RECHECK_NS. Off CPU: blocked in futex() on the GIL's condition variable or mutex -> gil,
+// CAT_RECHECK_NS; one whose last record took it off a CPU by a wait is asleep, and only its
+// system call is read. Off CPU: blocked in futex() on the GIL's condition variable or mutex -> gil,
 // anything else -> system.
 //
 // Beside the category, each sample gets the kernel's evidence for the verdict: on CPU, the
@@ -283,6 +284,15 @@ bool cat_known_state(struct categorizer *c, pid_t tid, char *state)
     if (t->seen_round + 1 != c->round || c->round_ns - t->state_ns >= CAT_RECHECK_NS)
         return false;
     enum perf_run k = perf_run_state(&c->perf, tid);
+    if (k == PERF_RUN_BLOCKED) {
+        /* Asleep again after running: its call is read fresh (cat_of), its /proc state
+         * is not ('S' or 'D' changes only the label of a wait the call cannot name); the
+         * state is still read every CAT_RECHECK_NS. */
+        *state = 'S';
+        t->inferred_round = c->round;
+        c->states_reused++;
+        return true;
+    }
     if (k == PERF_RUN_RUNNABLE)
         *state = 'R';
     else if (k == PERF_RUN_STILL && t->off_valid)
@@ -329,7 +339,7 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
     ev_set(ev, EV_NONE, "");
     ev->waited = false;
     bool reused = t->reuse_round == c->round;
-    if (!reused)
+    if (!reused && t->inferred_round != c->round)
         t->state_ns = c->round_ns; /* read from /proc this round */
     t->seen_round = c->round;
     if (state != 'R') {

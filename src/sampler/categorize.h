@@ -48,6 +48,7 @@ struct cat_thread {
     uint8_t off_cat;
     struct cat_evidence off_ev;
     uint32_t seen_round, reuse_round; /* cat_of's last round; cat_known_state's */
+    uint32_t inferred_round;          /* cat_known_state's, for a thread asleep again */
     uint64_t state_ns;                /* when its state was last read from /proc */
     bool live;
 };

@@ -414,6 +414,10 @@ enum perf_run perf_run_state(const struct perf *p, pid_t tid)
      * without being switched in first. */
     if (th->t.known && (th->t.oncpu || th->t.preempted))
         return PERF_RUN_RUNNABLE;
+    /* Its last record took it off a CPU, not by preemption: it waits in a call (which one,
+     * and whether in 'S' or 'D', the records do not say). */
+    if (th->t.known && th->t.moved)
+        return PERF_RUN_BLOCKED;
     return th->t.moved ? PERF_RUN_UNKNOWN : PERF_RUN_STILL;
 }
 

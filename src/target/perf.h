@@ -102,6 +102,7 @@ enum perf_run {
     PERF_RUN_UNKNOWN = 0, /* not tracked, no switch records, or switched off a CPU lately */
     PERF_RUN_RUNNABLE,    /* on a CPU, or preempted off one: runnable ('R') */
     PERF_RUN_STILL,       /* off a CPU, not switched in or out since the drain before */
+    PERF_RUN_BLOCKED,     /* switched off a CPU by a wait since then: asleep, in a call */
 };
 enum perf_run perf_run_state(const struct perf *p, pid_t tid);
 /* Closes the events of threads not marked live since the previous prune; clears the marks. */
