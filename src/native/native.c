@@ -101,6 +101,22 @@ static int read_stopped(struct native *n, struct pyreader *r, size_t t, uint64_t
     return 0;
 }
 
+/* Hands natreuse the stack bytes the walk read, from the stack pointer up; `complete`: every
+ * read came from the copy taken while stopped. */
+static void keep_stack(struct native *n, pid_t tid, bool complete)
+{
+    const struct unwinder *u = &n->uw;
+    uint64_t sp = u->regs[7];
+    bool in =
+        sp >= u->stack_base && u->stack_used >= sp && u->stack_used - u->stack_base <= u->stack_len;
+    if (!in) {
+        natreuse_stack(&n->reuse, tid, NULL, 0, false);
+        return;
+    }
+    natreuse_stack(&n->reuse, tid, u->stack + (sp - u->stack_base), (size_t)(u->stack_used - sp),
+                   complete);
+}
+
 int native_sample_thread(struct native *n, struct pauser *pz, struct pyreader *r, size_t t,
                          uint64_t now_ns, struct native_stack *out, struct errbuf *eb)
 {
@@ -135,11 +151,13 @@ int native_sample_thread(struct native *n, struct pauser *pz, struct pyreader *r
     /* The rest runs while the thread runs: its cost is crux's CPU time, not a stall. */
     uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     size_t nn = 0;
+    uint64_t live0 = n->uw.live_reads;
     rc = unwind_walk(&n->uw, t1, n->pcs, UNWIND_MAX_FRAMES, &nn);
     if (rc) {
         python_only(r, th, out, rc);
         return rc;
     }
+    keep_stack(n, th->tid, n->uw.live_reads == live0);
     for (size_t k = 0; k < nn; k++)
         n->nat[k] = symbols_lookup(&n->syms, n->uw.dwfl, n->uw.report_gen, n->pcs[k]);
     n->frames += nn;

@@ -10,14 +10,14 @@
 // the one read while stopped. So after a stop that interrupted a call, the first look wants:
 // the thread blocked now in that same call (number, the six argument registers, stack pointer
 // and instruction pointer: /proc/PID/task/TID/syscall, read first), switched in exactly once
-// since the stop (the schedstat count, read second: no later run slips between the two
-// reads), and the same Python frames as read while stopped. What this cannot exclude: within
-// that one stretch on a CPU the resumed call returned at once, and the thread entered a
-// blocking call again with every one of those registers equal and the same Python frames and
-// lines, without being switched out or preempted in between; it would have to return from
-// the call and come back to the same instruction at the same stack depth, in microseconds
-// (a loop around the wait gives it, and then its stack is the same). After that first look
-// the count alone decides: not switched in since, not run since.
+// since the stop (the schedstat count, read last: no run slips between the reads), the same
+// bytes on its stack from the stack pointer up as far as the walk read them (return
+// addresses and saved registers: what the unwinder follows), and the same Python frames as
+// read while stopped. What this cannot exclude: within that one stretch on a CPU the resumed
+// call returned at once and the thread entered a blocking call again with all of that equal,
+// without being switched out in between, and a register the walk took live (not restored
+// from the stack) differed; a loop around the wait re-enters so, and then its stack is the
+// same. After that first look the count alone decides: not switched in since, not run since.
 #include "native/natreuse.h"
 
 #include <fcntl.h>
@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "target/mem.h"
 #include "util/xalloc.h"
 
 /* The kernel's internal "resume this call" returns (include/linux/errno.h), seen in rax by a
@@ -41,6 +42,7 @@ void natreuse_init(struct natreuse *nr, pid_t pid)
     memset(nr, 0, sizeof(*nr));
     nr->pid = pid;
     hmap_init(&nr->by_tid);
+    nr->scratch = xmalloc(NATREUSE_STACK_MAX);
 }
 
 static void close_thread(struct natreuse_thread *t)
@@ -50,6 +52,7 @@ static void close_thread(struct natreuse_thread *t)
     if (t->sys_fd >= 0)
         close(t->sys_fd);
     free(t->py);
+    free(t->bytes);
 }
 
 void natreuse_fini(struct natreuse *nr)
@@ -57,6 +60,7 @@ void natreuse_fini(struct natreuse *nr)
     for (size_t i = 0; i < nr->n; i++)
         close_thread(&nr->v[i]);
     free(nr->v);
+    free(nr->scratch);
     hmap_fini(&nr->by_tid);
     memset(nr, 0, sizeof(*nr));
 }
@@ -162,6 +166,14 @@ static bool blocked_in_call(const struct natreuse_thread *t)
     return natreuse_parse_syscall(line, &now) && natreuse_same_call(&t->call, &now);
 }
 
+/* Whether the stack the walk read (from the stack pointer up) holds the same bytes now. */
+static bool same_stack(const struct natreuse *nr, const struct natreuse_thread *t)
+{
+    if (mem_read(nr->pid, t->call.sp, nr->scratch, t->nbytes) != 0)
+        return false;
+    return memcmp(nr->scratch, t->bytes, t->nbytes) == 0;
+}
+
 static bool same_python(const struct natreuse_thread *t, const struct pyreader *r,
                         const struct pythread *th)
 {
@@ -183,8 +195,8 @@ bool natreuse_check(struct natreuse *nr, pid_t tid, const struct pyreader *r,
     t->live = true;
     if (!t->have || root != t->root || !same_python(t, r, th))
         return false;
-    /* The call first, the count second: a run after the first read raises the second. */
-    if (!t->settled && !blocked_in_call(t))
+    /* The call first, the count last: a run after the first read raises the count. */
+    if (!t->settled && !(blocked_in_call(t) && same_stack(nr, t)))
         return false;
     uint64_t sw;
     if (!read_switches(t, &sw) || sw != t->switches) {
@@ -199,11 +211,17 @@ bool natreuse_check(struct natreuse *nr, pid_t tid, const struct pyreader *r,
 
 void natreuse_stopped(struct natreuse *nr, pid_t tid, const struct natreuse_call *call)
 {
-    struct natreuse_thread *t = thread_of(nr, tid);
+    /* Only a thread natreuse_check looked at: its files are open, so that none is opened
+     * while the thread is stopped (crux dump's one sample does not ask). */
+    uint64_t v;
+    if (!hmap_get(&nr->by_tid, (uint64_t)tid, &v))
+        return;
+    struct natreuse_thread *t = &nr->v[v - 1];
     t->live = true;
     t->have = false;
     t->settled = false;
     t->call = *call;
+    t->nbytes = 0;
     uint64_t sw;
     /* Its release switches it in once more, to resume the call. A thread stopped outside a
      * call runs on after the release: nothing to keep. */
@@ -212,11 +230,37 @@ void natreuse_stopped(struct natreuse *nr, pid_t tid, const struct natreuse_call
         t->switches = sw + 1;
 }
 
+/* The record of `tid` when natreuse_stopped kept its stop, else NULL. */
+static struct natreuse_thread *stopped_thread(struct natreuse *nr, pid_t tid)
+{
+    uint64_t v;
+    if (!hmap_get(&nr->by_tid, (uint64_t)tid, &v) || !nr->v[v - 1].stopped)
+        return NULL;
+    return &nr->v[v - 1];
+}
+
+void natreuse_stack(struct natreuse *nr, pid_t tid, const uint8_t *bytes, size_t n, bool complete)
+{
+    struct natreuse_thread *t = stopped_thread(nr, tid);
+    if (!t)
+        return;
+    if (!complete || n > NATREUSE_STACK_MAX) {
+        t->stopped = false;
+        return;
+    }
+    if (n > t->capbytes) {
+        t->capbytes = n;
+        t->bytes = xrealloc(t->bytes, n);
+    }
+    memcpy(t->bytes, bytes, n);
+    t->nbytes = n;
+}
+
 void natreuse_keep(struct natreuse *nr, pid_t tid, const struct pyreader *r,
                    const struct pythread *th, uint32_t root, uint32_t stack)
 {
-    struct natreuse_thread *t = thread_of(nr, tid);
-    if (!t->stopped || th->err)
+    struct natreuse_thread *t = stopped_thread(nr, tid);
+    if (!t || !t->nbytes || th->err)
         return;
     t->stopped = false;
     if (th->nframes > t->cappy) {

@@ -23,6 +23,9 @@
 #include "cpython/pyreader.h"
 #include "util/hmap.h"
 
+/* The most stack bytes kept per thread to compare on the first look after a stop. */
+#define NATREUSE_STACK_MAX ((size_t)256 << 10)
+
 /* One Python frame as the merge sees it. */
 struct natreuse_pyf {
     uint32_t code; /* the code entry's id (unique for the cache's life) */
@@ -51,6 +54,8 @@ struct natreuse_thread {
     struct natreuse_pyf *py; /* the Python frames of the kept stack, leaf first */
     uint32_t npy, cappy;
     bool py_truncated;
+    uint8_t *bytes; /* the stack from the stack pointer up, as far as the walk read it */
+    size_t nbytes, capbytes;
 };
 
 struct natreuse {
@@ -58,6 +63,7 @@ struct natreuse {
     struct natreuse_thread *v;
     size_t n, cap;
     struct hmap by_tid; /* tid -> index + 1 */
+    uint8_t *scratch;   /* NATREUSE_STACK_MAX bytes: the live stack on a first look */
     uint64_t reused;    /* stacks given back without a stop */
 };
 
@@ -71,8 +77,14 @@ void natreuse_fini(struct natreuse *nr);
 bool natreuse_check(struct natreuse *nr, pid_t tid, const struct pyreader *r,
                     const struct pythread *th, uint32_t root, uint32_t *stack);
 /* While thread `tid` is stopped (after its registers were read): counts its switches now and
- * notes the call it will resume. Forgets its kept stack. */
+ * notes the call it will resume. Forgets its kept stack. Does nothing for a thread that
+ * natreuse_check never looked at (it opens no file while the thread is stopped). */
 void natreuse_stopped(struct natreuse *nr, pid_t tid, const struct natreuse_call *call);
+/* After the walk of that stop: the `n` bytes of stack from the stack pointer up that the walk
+ * read, all from the copy taken while stopped (`complete` false: it also read live memory, or
+ * the stack is larger than NATREUSE_STACK_MAX: nothing is kept). The first look after the stop
+ * wants the same bytes there. */
+void natreuse_stack(struct natreuse *nr, pid_t tid, const uint8_t *bytes, size_t n, bool complete);
 /* After the sample of the stop natreuse_stopped saw: keeps `stack` (starting with `root`) and
  * the Python stack `th` of `r` it was merged from (the one re-read while stopped). */
 void natreuse_keep(struct natreuse *nr, pid_t tid, const struct pyreader *r,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Unit tests of native/natreuse: the syscall file's line, which calls count as the one a stop
 // interrupted, and the whole check on a live thread of this process blocked in read(2): kept,
-// given back while it does not run, refused once it runs, its root changes or ids are forgotten.
+// given back while it does not run, refused once it runs, when its stack bytes differ or the
+// walk read live memory, its root changes or ids are forgotten.
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "check.h"
 #include "native/natreuse.h"
+#include "target/mem.h"
 
 static int test_parse_syscall(void)
 {
@@ -62,7 +64,7 @@ static void *reader(void *arg)
 {
     (void)arg;
     reader_tid = (pid_t)syscall(SYS_gettid);
-    char c;
+    static char c; /* not on its stack: each read leaves the stack as it was */
     while (read(pipe_fd[0], &c, 1) == 1)
         ;
     return NULL;
@@ -116,11 +118,33 @@ static int test_live_thread(void)
     natreuse_init(&nr, getpid());
     uint32_t stack = 0;
     CHECK(!natreuse_check(&nr, reader_tid, &r, &th, 5, &stack), "nothing kept yet");
-    /* As if a stop had interrupted the read: it resumes it once after the release. */
+    /* As if a stop had interrupted the read: it resumes it once after the release. The walk
+     * read 512 bytes of its stack; first one of them is taken wrong. */
+    uint8_t bytes[512];
+    CHECK(mem_read(getpid(), call.sp, bytes, sizeof(bytes)) == 0, "its stack");
     call.ret = -512;
     natreuse_stopped(&nr, reader_tid, &call);
-    natreuse_keep(&nr, reader_tid, &r, &th, 5, 42);
+    natreuse_keep(&nr, reader_tid, &r, &th, 5, 41);
+    CHECK(!natreuse_check(&nr, reader_tid, &r, &th, 5, &stack), "no stack bytes: not kept");
+    bytes[100] ^= 1;
+    natreuse_stopped(&nr, reader_tid, &call);
+    natreuse_stack(&nr, reader_tid, bytes, sizeof(bytes), true);
+    natreuse_keep(&nr, reader_tid, &r, &th, 5, 41);
     uint64_t sw = switches();
+    CHECK(write(pipe_fd[1], "w", 1) == 1, "wake it once");
+    CHECK(wait_blocked(sw, &call), "blocked again in its read");
+    CHECK(!natreuse_check(&nr, reader_tid, &r, &th, 5, &stack), "other stack bytes: stop it");
+    /* Its stack as it blocks in the loop from now on (the first read came from elsewhere). */
+    CHECK(mem_read(getpid(), call.sp, bytes, sizeof(bytes)) == 0, "its stack again");
+    call.ret = -512;
+    natreuse_stopped(&nr, reader_tid, &call);
+    natreuse_stack(&nr, reader_tid, bytes, sizeof(bytes), false);
+    natreuse_keep(&nr, reader_tid, &r, &th, 5, 41);
+    CHECK(!natreuse_check(&nr, reader_tid, &r, &th, 5, &stack), "walk read live memory");
+    natreuse_stopped(&nr, reader_tid, &call);
+    natreuse_stack(&nr, reader_tid, bytes, sizeof(bytes), true);
+    natreuse_keep(&nr, reader_tid, &r, &th, 5, 42);
+    sw = switches();
     CHECK(write(pipe_fd[1], "x", 1) == 1, "wake it once");
     CHECK(wait_blocked(sw, &call), "blocked again in its read");
     CHECK(natreuse_check(&nr, reader_tid, &r, &th, 5, &stack) && stack == 42,
@@ -133,10 +157,12 @@ static int test_live_thread(void)
     CHECK(wait_blocked(sw, &call), "blocked again");
     CHECK(!natreuse_check(&nr, reader_tid, &r, &th, 5, &stack), "it ran: stop it");
     natreuse_stopped(&nr, reader_tid, &call); /* ret 0: the stop came outside a call */
+    natreuse_stack(&nr, reader_tid, bytes, sizeof(bytes), true);
     natreuse_keep(&nr, reader_tid, &r, &th, 5, 43);
     CHECK(!natreuse_check(&nr, reader_tid, &r, &th, 5, &stack), "stopped outside a call");
     call.ret = -512;
     natreuse_stopped(&nr, reader_tid, &call);
+    natreuse_stack(&nr, reader_tid, bytes, sizeof(bytes), true);
     natreuse_keep(&nr, reader_tid, &r, &th, 5, 44);
     natreuse_forget(&nr);
     CHECK(!natreuse_check(&nr, reader_tid, &r, &th, 5, &stack), "ids forgotten");
