@@ -195,11 +195,15 @@ bool natreuse_check(struct natreuse *nr, pid_t tid, const struct pyreader *r,
     t->live = true;
     if (!t->have || root != t->root || !same_python(t, r, th))
         return false;
-    /* The call first, the count last: a run after the first read raises the count. */
-    if (!t->settled && !(blocked_in_call(t) && same_stack(nr, t)))
-        return false;
+    /* The count first, as the cheap test of a thread that ran since (most that ran at all);
+     * on a first look then the call and the stack, and the count again last: a run after
+     * the call was read raises it. */
     uint64_t sw;
-    if (!read_switches(t, &sw) || sw != t->switches) {
+    bool same = read_switches(t, &sw) && sw == t->switches;
+    if (same && !t->settled)
+        same =
+            blocked_in_call(t) && same_stack(nr, t) && read_switches(t, &sw) && sw == t->switches;
+    if (!same) {
         t->have = false; /* it ran: only a stop tells its stack now */
         return false;
     }
