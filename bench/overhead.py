@@ -37,6 +37,8 @@ WORKLOADS = {
                     "same, 2 BLAS threads (both cores busy: crux competes for CPU)"),
     "threads64": ("threads.py", ["--threads", "64", "--rounds", "90"], {},
                   "64 threads: Python work then 2 ms sleep, 90 rounds each"),
+    "threads8+idle56": ("threads.py", ["--threads", "8", "--rounds", "400", "--idle-threads", "56"],
+                        {}, "8 threads as threads64 (400 rounds) beside 56 waiting on an Event"),
 }
 
 PLAIN = ["--no-categories", "--no-memory"]

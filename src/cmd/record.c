@@ -387,28 +387,29 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
             (unsigned long long)tried, secs > 0 ? (double)st->ticks / secs : 0.0, secs);
     if (a->stats) {
         uint64_t per = st->thread_samples + st->errors;
-        fprintf(stderr,
-                "crux-stats: ticks=%llu late=%llu thread_samples=%llu errors=%llu kept=%llu "
-                "busy_ns=%llu elapsed_ns=%llu syscalls=%llu us_per_round=%.3f "
-                "us_per_thread_sample=%.3f cpu_us_per_thread_sample=%.3f "
-                "read_us_per_thread_sample=%.3f processes=%llu perf_samples=%llu "
-                "perf_lost=%llu native_samples=%llu native_failed=%llu native_mismatch=%llu "
-                "native_stop_median_us=%.1f native_stop_p99_us=%.1f staged=%llu "
-                "names_refreshes=%llu names_syscalls=%llu names_us=%.1f\n",
-                (unsigned long long)st->ticks, (unsigned long long)st->late_ticks,
-                (unsigned long long)st->thread_samples, (unsigned long long)st->errors,
-                (unsigned long long)st->kept, (unsigned long long)st->busy_ns,
-                (unsigned long long)st->elapsed_ns, (unsigned long long)mem_syscalls(),
-                st->ticks ? (double)st->busy_ns / 1e3 / (double)st->ticks : 0.0,
-                per ? (double)st->busy_ns / 1e3 / (double)per : 0.0,
-                per ? (double)st->busy_cpu_ns / 1e3 / (double)per : 0.0,
-                per ? (double)st->read_ns / 1e3 / (double)per : 0.0,
-                (unsigned long long)st->processes, (unsigned long long)st->perf_samples,
-                (unsigned long long)st->perf_lost, (unsigned long long)st->native_samples,
-                (unsigned long long)st->native_failed, (unsigned long long)st->native_mismatch,
-                (double)st->native_stop_median_ns / 1e3, (double)st->native_stop_p99_ns / 1e3,
-                (unsigned long long)st->staged, (unsigned long long)st->names_refreshes,
-                (unsigned long long)st->names_syscalls, (double)st->names_ns / 1e3);
+        fprintf(
+            stderr,
+            "crux-stats: ticks=%llu late=%llu thread_samples=%llu errors=%llu kept=%llu "
+            "busy_ns=%llu elapsed_ns=%llu syscalls=%llu us_per_round=%.3f "
+            "us_per_thread_sample=%.3f cpu_us_per_thread_sample=%.3f "
+            "read_us_per_thread_sample=%.3f processes=%llu perf_samples=%llu "
+            "perf_lost=%llu native_samples=%llu native_reused=%llu native_failed=%llu "
+            "native_mismatch=%llu native_stop_median_us=%.1f native_stop_p99_us=%.1f staged=%llu "
+            "names_refreshes=%llu names_syscalls=%llu names_us=%.1f\n",
+            (unsigned long long)st->ticks, (unsigned long long)st->late_ticks,
+            (unsigned long long)st->thread_samples, (unsigned long long)st->errors,
+            (unsigned long long)st->kept, (unsigned long long)st->busy_ns,
+            (unsigned long long)st->elapsed_ns, (unsigned long long)mem_syscalls(),
+            st->ticks ? (double)st->busy_ns / 1e3 / (double)st->ticks : 0.0,
+            per ? (double)st->busy_ns / 1e3 / (double)per : 0.0,
+            per ? (double)st->busy_cpu_ns / 1e3 / (double)per : 0.0,
+            per ? (double)st->read_ns / 1e3 / (double)per : 0.0, (unsigned long long)st->processes,
+            (unsigned long long)st->perf_samples, (unsigned long long)st->perf_lost,
+            (unsigned long long)st->native_samples, (unsigned long long)st->native_reused,
+            (unsigned long long)st->native_failed, (unsigned long long)st->native_mismatch,
+            (double)st->native_stop_median_ns / 1e3, (double)st->native_stop_p99_ns / 1e3,
+            (unsigned long long)st->staged, (unsigned long long)st->names_refreshes,
+            (unsigned long long)st->names_syscalls, (double)st->names_ns / 1e3);
         /* The cost split: system calls by kind, and the interrupts the target took. */
         uint64_t mem = mem_syscalls();
         uint64_t calls =

@@ -32,6 +32,7 @@ int native_open(struct native *n, pid_t pid, struct errbuf *eb)
     if (rc)
         return rc;
     symbols_init(&n->syms, pid);
+    natreuse_init(&n->reuse, pid);
     n->pcs = xmalloc(UNWIND_MAX_FRAMES * sizeof(*n->pcs));
     n->nat = xmalloc(UNWIND_MAX_FRAMES * sizeof(*n->nat));
     n->stop_ns = xmalloc(NATIVE_STOP_RING * sizeof(*n->stop_ns));
@@ -45,6 +46,7 @@ void native_close(struct native *n)
         return; /* never opened */
     unwind_close(&n->uw);
     symbols_fini(&n->syms);
+    natreuse_fini(&n->reuse);
     free(n->pcs);
     free(n->nat);
     free(n->stop_ns);
@@ -62,7 +64,19 @@ static void python_only(const struct pyreader *r, const struct pythread *th,
     out->err = err ? err : rc;
 }
 
-/* While the thread is stopped: its registers and stack, and its Python stack again. */
+/* The system call the stopped thread was in, from its registers (x86-64). */
+static void stopped_call(const struct unwinder *u, struct natreuse_call *c)
+{
+    const uint64_t *g = u->regs; /* DWARF numbering: see unwind_capture */
+    *c = (struct natreuse_call){.nr = u->sys_nr,
+                                .ret = (int64_t)g[0],
+                                .args = {g[5], g[4], g[1], g[10], g[8], g[9]},
+                                .sp = g[7],
+                                .pc = g[16]};
+}
+
+/* While the thread is stopped: its registers and stack, its Python stack again, and what
+ * tells later whether it ran (natreuse.h). */
 static int read_stopped(struct native *n, struct pyreader *r, size_t t, uint64_t now_ns,
                         struct errbuf *eb)
 {
@@ -81,7 +95,26 @@ static int read_stopped(struct native *n, struct pyreader *r, size_t t, uint64_t
         r->threads[t].truncated = truncated;
         r->threads[t].err = err;
     }
+    struct natreuse_call call;
+    stopped_call(&n->uw, &call);
+    natreuse_stopped(&n->reuse, r->threads[t].tid, &call);
     return 0;
+}
+
+/* Hands natreuse the stack bytes the walk read, from the stack pointer up; `complete`: every
+ * read came from the copy taken while stopped. */
+static void keep_stack(struct native *n, pid_t tid, bool complete)
+{
+    const struct unwinder *u = &n->uw;
+    uint64_t sp = u->regs[7];
+    bool in =
+        sp >= u->stack_base && u->stack_used >= sp && u->stack_used - u->stack_base <= u->stack_len;
+    if (!in) {
+        natreuse_stack(&n->reuse, tid, NULL, 0, false);
+        return;
+    }
+    natreuse_stack(&n->reuse, tid, u->stack + (sp - u->stack_base), (size_t)(u->stack_used - sp),
+                   complete);
 }
 
 int native_sample_thread(struct native *n, struct pauser *pz, struct pyreader *r, size_t t,
@@ -118,11 +151,13 @@ int native_sample_thread(struct native *n, struct pauser *pz, struct pyreader *r
     /* The rest runs while the thread runs: its cost is crux's CPU time, not a stall. */
     uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     size_t nn = 0;
+    uint64_t live0 = n->uw.live_reads;
     rc = unwind_walk(&n->uw, t1, n->pcs, UNWIND_MAX_FRAMES, &nn);
     if (rc) {
         python_only(r, th, out, rc);
         return rc;
     }
+    keep_stack(n, th->tid, n->uw.live_reads == live0);
     for (size_t k = 0; k < nn; k++)
         n->nat[k] = symbols_lookup(&n->syms, n->uw.dwfl, n->uw.report_gen, n->pcs[k]);
     n->frames += nn;
@@ -170,6 +205,7 @@ void native_get_stats(const struct native *n, struct native_stats *st)
     st->mismatches = n->mismatches;
     st->stop_failed = n->stop_failed;
     st->py_failed = n->py_failed;
+    st->reused = n->reuse.reused;
     if (n->nstop) {
         st->wait_mean_ns = n->wait_ns / n->nstop;
         st->read_mean_ns = n->read_ns / n->nstop;

@@ -9,12 +9,14 @@
 //     struct native_stack st;           native_stack_init(&st) once (reused)
 //     each round, after pyreader_sample(r, now, &eb):
 //         for each thread slot t with r->threads[t].tid != 0:
+//             natreuse_check(&nt.reuse, ...) true: its last stack still holds, no stop; else
 //             rc = native_sample_thread(&nt, &pz, r, t, now, &st, &eb);
 //             st.v[0 .. st.n) root first: NATIVE_FRAME_PY frames (pyreader_code(r, &f->py)
 //             for name and file, f->py.line) and NATIVE_FRAME_C frames (f->sym->name,
 //             f->sym->module: write "name (module)"). rc != 0 still fills st with the Python
 //             frames alone (st.native false); ERR_PERM is worth reporting once (ptrace refused),
-//             the others are per-sample and counted in the stats.
+//             the others are per-sample and counted in the stats. When rc == 0 and
+//             st.native, natreuse_keep(&nt.reuse, ...) with the stack made from st;
 //         a round that takes no native sample calls pause_release_pending(&pz) instead:
 //         a thread whose stop timed out (ERR_TOO_LARGE) stops later and must be released;
 //     native_close(&nt); pause_fini(&pz) at the end.
@@ -29,6 +31,7 @@
 
 #include "cpython/pyreader.h"
 #include "native/merge.h"
+#include "native/natreuse.h"
 #include "native/symbols.h"
 #include "native/unwind.h"
 #include "target/pause.h"
@@ -42,6 +45,7 @@ struct native {
     struct symbols syms;
     uint64_t *pcs; /* UNWIND_MAX_FRAMES lookup addresses, leaf first */
     const struct native_sym **nat;
+    struct natreuse reuse; /* threads not stopped again while they have not run */
 
     /* Counters since native_open. */
     uint64_t samples;     /* native_sample_thread calls */
@@ -62,6 +66,7 @@ struct native {
 /* Native statistics for reports and benchmarks. */
 struct native_stats {
     uint64_t samples, merged, mismatches, stop_failed, py_failed;
+    uint64_t reused; /* stacks reused without a stop (natreuse.h) */
     uint64_t stop_median_ns, stop_p99_ns, stop_max_ns; /* how long one thread was stopped */
     uint64_t wait_mean_ns;   /* part of the stop: seizing, interrupting, seeing the stop */
     uint64_t read_mean_ns;   /* part of the stop: registers, stack, Python stack, detach */

@@ -275,6 +275,7 @@ int unwind_capture(struct unwinder *u, pid_t tid, struct errbuf *eb)
     const uint64_t regs[17] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
                                r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
     memcpy(u->regs, regs, sizeof(regs));
+    u->sys_nr = (int64_t)r.orig_rax;
     u->tid = tid;
     u->stack_base = r.rsp & ~(uint64_t)(PAGE - 1);
     u->stack_used = u->stack_base;

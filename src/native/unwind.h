@@ -37,6 +37,7 @@ struct unwinder {
      * stack from the stack pointer up. */
     pid_t tid;
     uint64_t regs[17];
+    int64_t sys_nr; /* orig_rax: the system call the stop came in (< 0: none) */
     uint64_t stack_base;
     size_t stack_len, stack_cap;
     uint8_t *stack;

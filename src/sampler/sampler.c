@@ -225,6 +225,32 @@ static uint32_t merged_stack(struct sampler *s, struct sproc *sp, const struct p
     return st;
 }
 
+/* The merged stack of reader slot `t`: the thread's last one when it has not run since
+ * (natreuse.h), else a new native sample: the thread stopped alone, its Python stack re-read
+ * at that instant (on failure the round's Python frames alone). */
+static uint32_t native_thread_stack(struct sampler *s, struct sproc *sp, size_t t)
+{
+    struct pyreader *r = &sp->r;
+    const struct pythread *th = &r->threads[t];
+    uint32_t st;
+    if (natreuse_check(&sp->nt.reuse, th->tid, r, th, stack_root(s, sp, th, th->truncated), &st))
+        return st;
+    struct errbuf neb = {{0}};
+    int nrc = native_sample_thread(&sp->nt, &sp->pz, r, t, sampler_now_ns(), &sp->nst, &neb);
+    if (nrc == ERR_PERM && !sp->native_warned) {
+        fprintf(stderr,
+                "crux: native frames unavailable: %s: run crux as root or with "
+                "CAP_SYS_PTRACE\n",
+                neb.msg[0] ? neb.msg : err_str(nrc));
+        sp->native_warned = true;
+    }
+    th = &r->threads[t]; /* the Python stack re-read while stopped */
+    st = merged_stack(s, sp, th, &sp->nst);
+    if (!nrc && sp->nst.native)
+        natreuse_keep(&sp->nt.reuse, th->tid, r, th, stack_root(s, sp, th, sp->nst.truncated), st);
+    return st;
+}
+
 /* --- record --async ----------------------------------------------------------------------- */
 
 static uint32_t task_frame(void *arg, const struct pyframe *f)
@@ -418,6 +444,7 @@ static void native_stop(struct sampler *s, struct sproc *sp)
     s->st->native_samples += ns.samples;
     s->st->native_failed += ns.stop_failed;
     s->st->native_mismatch += ns.mismatches;
+    s->st->native_reused += ns.reused;
     if (sp->root) {
         s->st->native_stop_median_ns = ns.stop_median_ns;
         s->st->native_stop_p99_ns = ns.stop_p99_ns;
@@ -805,20 +832,8 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         if (!keep && !(sp->statm_fd >= 0 && (states[t] == 'R' || th->gil)))
             continue;
         if (keep && sp->native_on && ours && (!idle || o->idle)) {
-            /* Stops this thread alone and re-reads its Python stack at that instant; on
-             * failure nst holds the round's Python frames alone. */
-            struct errbuf neb = {{0}};
-            int nrc =
-                native_sample_thread(&sp->nt, &sp->pz, r, t, sampler_now_ns(), &sp->nst, &neb);
-            if (nrc == ERR_PERM && !sp->native_warned) {
-                fprintf(stderr,
-                        "crux: native frames unavailable: %s: run crux as root or with "
-                        "CAP_SYS_PTRACE\n",
-                        neb.msg[0] ? neb.msg : err_str(nrc));
-                sp->native_warned = true;
-            }
+            sp->stacks[t] = native_thread_stack(s, sp, t);
             th = &r->threads[t];
-            sp->stacks[t] = merged_stack(s, sp, th, &sp->nst);
         } else {
             sp->stacks[t] = lt >= 0 ? running_task_stack(s, sp, th) : 0;
             if (!sp->stacks[t])
@@ -920,8 +935,10 @@ static void forget_ids(struct sampler *s)
         hmap_clear(&sp->frames);
         stackmemo_forget(&sp->memo);
         hmap_clear(&sp->alloc_stacks);
-        if (sp->native_on)
+        if (sp->native_on) {
             hmap_clear(&sp->native_frames);
+            natreuse_forget(&sp->nt.reuse); /* its stack ids are gone */
+        }
         threadlabels_forget(&sp->tl, p);
     }
 }
@@ -1035,9 +1052,12 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
             s.next_scan = now + SCAN_NS;
         }
         if (now >= s.next_prune) {
-            for (size_t i = 0; i < s.nprocs; i++)
+            for (size_t i = 0; i < s.nprocs; i++) {
                 if (s.procs[i]->cat_on)
                     cat_prune(&s.procs[i]->cat);
+                if (s.procs[i]->native_on)
+                    natreuse_prune(&s.procs[i]->nt.reuse);
+            }
             forget_gone(&s);
             s.next_prune = now + PRUNE_NS;
         }

@@ -36,9 +36,10 @@ struct sampler_stats {
     uint64_t state_reads;             /* /proc/PID/task/TID/stat reads for thread states */
     uint64_t states_reused; /* states (and syscall reads) not read: not switched in since */
     uint64_t syscall_reads; /* /proc/PID/task/TID/syscall reads for off-CPU categories */
-    uint64_t native_samples, native_failed, native_mismatch; /* --native */
-    uint64_t native_stop_median_ns, native_stop_p99_ns;      /* one thread stopped */
-    uint64_t staged;                                         /* samples tagged by stage */
+    uint64_t native_samples, native_failed, native_mismatch; /* --native: stops tried */
+    uint64_t native_reused; /* --native: stacks of threads that had not run, no stop */
+    uint64_t native_stop_median_ns, native_stop_p99_ns; /* one thread stopped */
+    uint64_t staged;                                    /* samples tagged by stage */
     /* Python thread names: registry reads, the target reads they made, time they took */
     uint64_t names_refreshes, names_syscalls, names_ns;
     /* --async: rounds that read tasks, tasks read, tasks dropped (torn), target reads, time */
