@@ -175,11 +175,16 @@ int codecache_kind_at(const struct pycode *code, int64_t b)
 {
     if (!code->ops || b < 0 || b >= (int64_t)code->code_bytes || (b & 1))
         return 0;
+    if (code->kind_b == b)
+        return code->kind;
     /* An instruction is at most a few dozen units long (LOAD_ATTR: 1 + 9 caches). */
-    for (int64_t u = b / 2; u >= 0 && u > b / 2 - 32; u--)
-        if (code->ops[u])
-            return code->ops[u];
-    return 0;
+    int kind = 0;
+    for (int64_t u = b / 2; u >= 0 && u > b / 2 - 32 && !kind; u--)
+        kind = code->ops[u];
+    struct pycode *m = (struct pycode *)code; /* a memo, as in codecache_loc */
+    m->kind_b = b;
+    m->kind = kind;
+    return kind;
 }
 
 /* Reads the code object at `addr` into a fresh entry `e`. */
@@ -188,7 +193,7 @@ static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
     const struct py_offsets *o = &rt->off;
     uint8_t head[CODE_READ_MAX];
     memset(e, 0, sizeof(*e));
-    e->memo_b = INT64_MIN;
+    e->memo_b = e->kind_b = INT64_MIN;
     int rc = read_header(rt, addr, head);
     if (rc)
         return rc;

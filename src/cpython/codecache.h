@@ -36,8 +36,10 @@ struct pycode {
                    * 0 inside one (an inline cache unit); NULL when unknown. Owned. */
     struct line_run *runs;
     size_t nruns;
-    int64_t memo_b;      /* the offset codecache_loc last answered for (INT64_MIN: none) */
-    struct pyloc memo;   /* and its answer: a stack's frames repeat from round to round */
+    int64_t memo_b;    /* the offset codecache_loc last answered for (INT64_MIN: none) */
+    struct pyloc memo; /* and its answer: a stack's frames repeat from round to round */
+    int64_t kind_b;    /* the same for codecache_kind_at */
+    int kind;
     uint64_t ident[3];   /* filename, name and line table pointers, re-checked on revalidation */
     uint64_t checked_ns; /* when the entry was last proved valid */
     uint64_t globals;    /* 3.11+: f_globals of the frames last seen running it; 0 none */
