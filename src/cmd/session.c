@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,19 +167,43 @@ static int exit_code(int status)
     return 1;
 }
 
+/* A report of a thread crux still traces (`--native` and `--blocking` stop threads one at a
+ * time; one whose stop came after crux gave up waiting for it is still attached, the command's
+ * main thread included): a stop is detached, an exit reaped. Until then an exited thread is a
+ * zombie only its tracer can reap, and the command's own exit is never reported. */
+static void on_report(struct session *s, pid_t got, int status)
+{
+    if (WIFSTOPPED(status)) {
+        int sig = WSTOPSIG(status);
+        /* An interrupt or group stop delivers nothing; a signal stop delivers its signal. */
+        bool event = (status >> 16) != 0 || sig == SIGTRAP;
+        (void)ptrace(PTRACE_DETACH, got, 0, (void *)(long)(event ? 0 : sig));
+        return;
+    }
+    if (got != s->pid)
+        return; /* a traced thread's exit, or an orphan crux adopted as subreaper: reaped */
+    s->child_status = status;
+    s->child_exited = true;
+}
+
 int session_finish(struct session *s)
 {
     if (!s->launched)
         return 0;
-    if (!s->child_exited) {
+    while (!s->child_exited) {
         int status = 0;
-        while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR) {
-            /* A second Ctrl-C while waiting: pass it on. */
-            if (session_signal())
-                kill(s->pid, session_signal());
+        pid_t got = waitpid(-1, &status, __WALL | WNOHANG);
+        if (got > 0) {
+            on_report(s, got, status);
+            continue;
         }
-        s->child_status = status;
-        s->child_exited = true;
+        if (got < 0 && errno != EINTR) {
+            s->child_exited = true; /* no child left to wait for */
+            break;
+        }
+        struct timespec ts = {0, 2000000};
+        if (nanosleep(&ts, NULL) != 0 && errno == EINTR && session_signal())
+            kill(s->pid, session_signal()); /* a second Ctrl-C while waiting: pass it on */
     }
     return exit_code(s->child_status);
 }
