@@ -31,6 +31,7 @@ The machine is shared and noisy: ratios and median [min..max] over repetitions o
     python3 bench/matrix.py [--pythons 3.10,3.11,3.12] [--threads 1,16,64]
         [--rates 100,1000,10000] [--reps 3] [--a-reps 1] [--quick] [--out matrix.json]
         [--crux PATH] [--no-build] [--parts a,b]
+    python3 bench/matrix.py --render bench/out/matrix.json
 
 Prints markdown tables and writes bench/out/matrix.json (or --out NAME)."""
 import argparse
@@ -276,8 +277,14 @@ def launch_once(tool, paths, python, wl, rate, extra, tag):
     target = [python, os.path.join(C.WORKLOADS, script)] + args
     out = os.path.join(C.OUT, "matrix", tag + ".txt")
     argv = target if tool is None else launch_argv(tool, paths, rate, extra, out, target)
-    rc, stdout, err, _ = C.run_cmd(argv, env=env, timeout=300)
-    res = C.parse_result(stdout)
+    for attempt in range(3):
+        rc, stdout, err, _ = C.run_cmd(argv, env=env, timeout=300)
+        res = C.parse_result(stdout)
+        # Austin 3.7 now and then exits 32 before the target starts, not finding the
+        # runtime of the process it launched (as in trust.py): try again, up to 3 times
+        if not (tool == "austin" and rc == 32 and not res):
+            break
+        C.log("  %s: austin exited 32 before the target ran; again" % tag)
     if tool is not None:
         res_samples = compare.count_samples(tool, out)
         try:
@@ -368,7 +375,17 @@ def main():
     ap.add_argument("--out", default="matrix.json")
     ap.add_argument("--crux")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--render", metavar="JSON", help="print the tables of an earlier run again")
     a = ap.parse_args()
+    if a.render:
+        with open(a.render) as f:
+            res = C.json.load(f)
+        if "a" in res:
+            print(render_a(res["a"]["cells"], res["a"]["durations_s"], res["a"]["reps"]))
+        if "b" in res:
+            print()
+            print(render_b(res["b"]["rows"], res["b"]["reps"]))
+        return
     if a.quick:
         a.pythons, a.threads, a.rates, a.durations = "3.12", "1,16", "1000", "1,2"
         a.reps, a.a_reps, a.rows = 1, 1, "0,1"
