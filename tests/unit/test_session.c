@@ -22,6 +22,10 @@ static pid_t start_child(const int *ignore, bool with_grandchild, pid_t *grandch
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
+        /* The defaults first: a shell runs a background job with SIGINT ignored, and the
+         * child would inherit that. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         pid_t gc = 0;
         if (with_grandchild) {
             /* Ignored before the fork, so that the grandchild ignores them from its start. */
