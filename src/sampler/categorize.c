@@ -185,12 +185,18 @@ static bool read_call(struct categorizer *c, struct cat_thread *t, struct wait_c
     return waits_parse(line, call);
 }
 
-/* The category and evidence of a thread that is not running. */
+/* The category and evidence of a thread that is not running; CAT_NONE when its state was
+ * inferred (cat_known_state) and its call file shows it out of any call: it woke since the
+ * switch records were drained, and is runnable. */
 static uint8_t off_cpu(struct categorizer *c, struct cat_thread *t, char state, bool gil,
                        uint64_t gil_lo, uint64_t gil_hi, struct cat_evidence *ev)
 {
     struct wait_call call;
-    if (!read_call(c, t, &call)) {
+    bool inferred = t->inferred_round == c->round;
+    bool read = read_call(c, t, &call);
+    if (inferred && read && (call.running || call.nr < 0))
+        return CAT_NONE;
+    if (!read) {
         ev_set(ev, state == 'D' ? EV_WAIT_FILE : EV_NONE, state == 'D' ? "disk wait" : "");
         return CAT_SYSTEM;
     }
@@ -328,9 +334,10 @@ static const struct cat_memo *memo_get(const struct cat_thread *t, uint64_t leaf
     return NULL;
 }
 
-uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t gil_lo,
+uint8_t cat_of(struct categorizer *c, pid_t tid, char *statep, bool gil, uint64_t gil_lo,
                uint64_t gil_hi, uint64_t leaf, struct cat_evidence *ev)
 {
+    char state = *statep;
     struct cat_thread *t = thread_of(c, tid);
     t->live = true;
     perf_track(&c->perf, tid);
@@ -348,11 +355,14 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t 
             return t->off_cat;
         }
         uint8_t oc = off_cpu(c, t, state, gil, gil_lo, gil_hi, ev);
-        t->off_valid = true;
-        t->state = state;
-        t->off_cat = oc;
-        t->off_ev = *ev;
-        return oc;
+        if (oc != CAT_NONE) {
+            t->off_valid = true;
+            t->state = state;
+            t->off_cat = oc;
+            t->off_ev = *ev;
+            return oc;
+        }
+        state = *statep = 'R'; /* asleep at the last switch record, running now */
     }
     t->off_valid = false;
     if (!c->perf.on)

@@ -72,10 +72,11 @@ void cat_init(struct categorizer *c, pid_t pid, const char *python_path, uint64_
 void cat_fini(struct categorizer *c);
 /* Collects the kernel samples of the last interval; call once per round before cat_of. */
 void cat_round(struct categorizer *c, uint64_t now_ns);
-/* The category of thread `tid` now, and in `ev` the kernel's evidence for it. `state` is its
- * /proc state letter; `gil` whether it holds the GIL; [gil_lo, gil_hi) the GIL structure's
+/* The category of thread `tid` now, and in `ev` the kernel's evidence for it. `*state` is its
+ * /proc state letter (set to 'R' when one inferred asleep turns out to be running); `gil`
+ * whether it holds the GIL; [gil_lo, gil_hi) the GIL structure's
  * address range (0, 0 when unknown); `leaf` identifies the function the thread is in. */
-uint8_t cat_of(struct categorizer *c, pid_t tid, char state, bool gil, uint64_t gil_lo,
+uint8_t cat_of(struct categorizer *c, pid_t tid, char *state, bool gil, uint64_t gil_lo,
                uint64_t gil_hi, uint64_t leaf, struct cat_evidence *ev);
 /* The evidence kind (enum ev_kind) of on-CPU time in mapped file `path` (its name decides:
  * BLAS, OpenMP, torch, numpy -> model; _pickle, _json -> serialization; ...). */

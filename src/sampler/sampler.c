@@ -822,8 +822,8 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         uint8_t cat = CAT_NONE;
         struct cat_evidence ev = {EV_NONE, "", false};
         if (sp->cat_on && ours)
-            cat =
-                cat_of(&sp->cat, th->tid, states[t], th->gil, gil_lo, gil_hi, leaf_key(r, th), &ev);
+            cat = cat_of(&sp->cat, th->tid, &states[t], th->gil, gil_lo, gil_hi, leaf_key(r, th),
+                         &ev);
         /* A thread waiting for the GIL wants to run: it is not idle. Idle samples are kept
          * whatever --idle says: the verdict is about wall time (the profile leaves them out
          * of the views unless --idle). */
