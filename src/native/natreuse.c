@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "target/mem.h"
+#include "target/proc.h"
 #include "util/xalloc.h"
 
 /* The kernel's internal "resume this call" returns (include/linux/errno.h), seen in rax by a
@@ -65,13 +66,6 @@ void natreuse_fini(struct natreuse *nr)
     memset(nr, 0, sizeof(*nr));
 }
 
-static int open_task_file(pid_t pid, pid_t tid, const char *name)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)pid, (int)tid, name);
-    return open(path, O_RDONLY | O_CLOEXEC);
-}
-
 /* The record of `tid`, made (with its files opened) on first use. */
 static struct natreuse_thread *thread_of(struct natreuse *nr, pid_t tid)
 {
@@ -84,8 +78,8 @@ static struct natreuse_thread *thread_of(struct natreuse *nr, pid_t tid)
     }
     nr->v[nr->n] = (struct natreuse_thread){
         .tid = tid,
-        .sched_fd = open_task_file(nr->pid, tid, "schedstat"),
-        .sys_fd = open_task_file(nr->pid, tid, "syscall"),
+        .sched_fd = proc_task_open(nr->pid, tid, "schedstat"),
+        .sys_fd = proc_task_open(nr->pid, tid, "syscall"),
     };
     nr->n++;
     hmap_put(&nr->by_tid, (uint64_t)tid, nr->n);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "profile/profile.h"
+#include "target/proc.h"
 #include "util/xalloc.h"
 
 /* Mapped files by what running in them means for the verdict: the first pattern found in the
@@ -170,9 +171,7 @@ bool cat_parse_futex_wait(const char *line, uint64_t lo, uint64_t hi)
 static bool read_call(struct categorizer *c, struct cat_thread *t, struct wait_call *call)
 {
     if (t->syscall_fd < 0) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)c->pid, (int)t->tid);
-        t->syscall_fd = open(path, O_RDONLY | O_CLOEXEC);
+        t->syscall_fd = proc_task_open(c->pid, t->tid, "syscall");
         if (t->syscall_fd < 0)
             return false;
     }
@@ -193,10 +192,10 @@ static uint8_t off_cpu(struct categorizer *c, struct cat_thread *t, char state, 
 {
     struct wait_call call;
     bool inferred = t->inferred_round == c->round;
-    bool read = read_call(c, t, &call);
-    if (inferred && read && (call.running || call.nr < 0))
+    bool got_call = read_call(c, t, &call);
+    if (inferred && got_call && (call.running || call.nr < 0))
         return CAT_NONE;
-    if (!read) {
+    if (!got_call) {
         ev_set(ev, state == 'D' ? EV_WAIT_FILE : EV_NONE, state == 'D' ? "disk wait" : "");
         return CAT_SYSTEM;
     }

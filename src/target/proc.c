@@ -173,10 +173,10 @@ void proc_statcache_fini(struct proc_statcache *c)
     memset(c, 0, sizeof(*c));
 }
 
-static int open_stat(pid_t pid, pid_t tid)
+int proc_task_open(pid_t pid, pid_t tid, const char *name)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)pid, (int)tid, name);
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
@@ -186,7 +186,7 @@ char proc_statcache_state(struct proc_statcache *c, pid_t tid)
     while (i < c->n && c->v[i].tid != tid)
         i++;
     if (i == c->n) {
-        int fd = open_stat(c->pid, tid);
+        int fd = proc_task_open(c->pid, tid, "stat");
         if (fd < 0)
             return '?';
         if (c->n == c->cap) {

@@ -29,6 +29,10 @@ int proc_cmdline(pid_t pid, char *out, size_t n) MUST_CHECK;
  * returns `pid` itself when the kernel does not say. */
 pid_t proc_nspid(pid_t pid);
 
+/* Opens /proc/PID/task/TID/NAME read-only, close-on-exec, to be kept and re-read with pread
+ * (reopening costs several times more than re-reading); -1 with errno when it cannot. */
+int proc_task_open(pid_t pid, pid_t tid, const char *name);
+
 /* Cached readers of /proc/PID/task/TID/stat, kept open between samples: reopening the file
  * costs several times more than re-reading it. */
 struct proc_statcache {
