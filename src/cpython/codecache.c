@@ -218,6 +218,8 @@ static int load(const struct pyruntime *rt, uint64_t addr, struct pycode *e)
         if (words * 8 < o->if_size || words > FRAME_WORDS_MAX)
             return ERR_CORRUPT;
         e->framesize = (uint32_t)(words * 8);
+        int32_t nlocals = o->co_nlocalsplus >= 0 ? raw_i32(head, o->co_nlocalsplus) : 0;
+        e->nlocals = nlocals > 0 && (int64_t)nlocals < words ? (uint32_t)nlocals : 0;
         mark_ops(rt, e);
     } else {
         uint64_t len;

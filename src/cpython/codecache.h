@@ -32,6 +32,7 @@ struct pycode {
     uint32_t code_bytes;     /* bytecode length in bytes */
     uint32_t firsttraceable; /* 3.11+: code units of prologue before RESUME */
     uint32_t framesize;      /* 3.11+: bytes a frame of it takes on the data stack */
+    uint32_t nlocals;        /* 3.11+: co_nlocalsplus (locals, cells and frees); 0 unknown */
     uint8_t *ops; /* 3.11+: per code unit, the kind (PY_OP_*) of the instruction starting there,
                    * 0 inside one (an inline cache unit); NULL when unknown. Owned. */
     struct line_run *runs;

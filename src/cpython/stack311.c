@@ -12,8 +12,9 @@
 //   thread state | 3.11, 3.12: current_frame of each remembered _PyCFrame | current chunk |
 //   older chunks | extra frames
 // The thread state gives the current frame at one instant (T0); the chunk is copied a
-// little later (T1) by one memcpy per page, in a few tens of nanoseconds: the copy is the
-// data stack at T1, and the walk from the T0 current frame must be proved to describe it:
+// little later (T1) by one memcpy per page: the copy is the data stack at T1 (but for lines
+// the kernel's unordered `rep movsb` loads at different moments: running() and popped()),
+// and the walk from the T0 current frame must be proved to describe it:
 //   - frames tile the data stack: each thread-owned frame starts where its caller ends
 //     (the caller's address + its code's co_framesize words), the outermost at the chunk's
 //     first slot; inside the data stack only thread-owned frames live;
@@ -389,9 +390,38 @@ static int tile_done(struct pyreader *r, const struct pystack *k, const struct t
 static bool running(const struct py_offsets *o, const uint8_t *fb, const struct pycode *c,
                     int64_t b)
 {
-    if (o->minor >= 12)
-        return o->if_stacktop >= 0 && raw_i32(fb, o->if_stacktop) < 0;
-    return codecache_starts_at(c, b) == 1;
+    if (o->minor >= 12 && o->if_stacktop >= 0 && raw_i32(fb, o->if_stacktop) < 0)
+        return true;
+    /* 3.11 and 3.12 leave prev_instr on the last inline-cache unit of the instruction that
+     * pushed the callee (DISPATCH_INLINED sets it to next_instr - 1 after the caches), so a
+     * frame at the start of an instruction that has caches was running it. On 3.12 this
+     * catches a copy torn across cache lines: the kernel copies with `rep movsb`, whose
+     * loads are not ordered, and a frame at a 64-byte boundary keeps prev_instr and stacktop
+     * in different lines (seen: `run` copied with prev_instr on its next CALL and stacktop
+     * and value stack still from the call that had just returned, above it that call's
+     * frame). 3.12's CALL_FUNCTION_EX has no caches and stays on itself. 3.13 leaves
+     * instr_ptr on the call's first unit, running or not. */
+    if (o->minor > 12)
+        return false;
+    return codecache_starts_at(c, b) == 1 && (o->minor == 11 || codecache_starts_at(c, b + 2) == 0);
+}
+
+/* Whether the thread-owned frame in `fb` (code `c`) in the copied data stack had been popped
+ * when its stacktop was copied. 3.13 zeroes a frame's stacktop as it clears its locals on the
+ * way out (_PyFrame_ClearLocals), and a live frame's stacktop is -1 (running) or at least
+ * co_nlocalsplus (its value stack starts after the locals). This catches what the others
+ * cannot on 3.13: a frame at a 64-byte boundary keeps instr_ptr and stacktop in different
+ * cache lines, and the kernel's `rep movsb` copy does not load lines in order, so `run` can
+ * be copied at its next CALL (whose instr_ptr a suspended call leaves there too) above the
+ * frame of the call that had returned. 3.12 leaves stacktop as it was (running() catches
+ * that case there); a function with no locals has nothing to tell. */
+static bool popped(const struct py_offsets *o, const uint8_t *fb, const struct pycode *c,
+                   uint8_t owner, bool inside)
+{
+    if (o->minor < 13 || !inside || owner != OWNER_THREAD || !c->nlocals || o->if_stacktop < 0)
+        return false;
+    int32_t st = raw_i32(fb, o->if_stacktop);
+    return st >= 0 && (uint32_t)st < c->nlocals;
 }
 
 /* Whether frame `fb` (code `c`, instruction offset `b`), suspended in a call, is in the call
@@ -464,6 +494,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
     bool direct = false;     /* whether that frame was called directly by this one (not via C) */
     uint8_t above_owner = 0; /* that frame's owner and function object */
     uint64_t above_func = 0, above_code = 0;
+    bool leaf_next = false; /* the frame above was found popped: this one is the leaf */
     uint64_t f = k->cur;
     while (f) {
         if (f & 7)
@@ -553,7 +584,21 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
          * EXIT_INIT_CHECK waits for __init__ to return, is a caller all the same. */
         int kind = codecache_kind_at(c, b);
         bool pushes = kind != PY_OP_OTHER && kind != PY_OP_ITER;
-        if (called_direct && ((prologue && !shim) || running(o, fb, c, b) || (!pushes && !shim))) {
+        if (popped(o, fb, c, owner, inside)) {
+            /* This frame had returned when its stacktop was copied: it and the frames above
+             * it are left over, and the frame below is the leaf (3.13 is the one where a copy
+             * torn across cache lines shows it, see popped). */
+            r->nframes = th->first;
+            th->nframes = 0;
+            th->truncated = false;
+            tl.end = 0;
+            tl.reg = IN_CUR;
+            r->trimmed++;
+            leaf_next = true;
+            continue;
+        }
+        if (leaf_next ||
+            (called_direct && ((prologue && !shim) || running(o, fb, c, b) || (!pushes && !shim)))) {
             /* This frame has a callee in the chain, but at the copy it was running or just
              * pushed: that callee and the frames above it had returned since the current
              * frame was read. This frame was the leaf. */
@@ -562,7 +607,8 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
             th->truncated = false;
             tl.end = 0;
             tl.reg = IN_CUR;
-            r->trimmed++;
+            r->trimmed += !leaf_next;
+            leaf_next = false;
         } else if (called_direct && inside &&
                    !in_that_call(r, fb, region_room(k, where, here), c, b, callee_owner,
                                  callee_func, callee_code)) {

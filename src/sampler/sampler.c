@@ -17,19 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cpython/asyncio.h"
-#include "cpython/pyreader.h"
-#include "native/native.h"
-#include "sampler/categorize.h"
-#include "sampler/stackmemo.h"
-#include "sampler/taskstacks.h"
-#include "sampler/threadlabels.h"
-#include "stages/ring.h"
-#include "target/children.h"
-#include "target/pause.h"
-#include "target/proc.h"
-#include "util/hmap.h"
-#include "util/xalloc.h"
+#include "sampler/sproc.h"
 
 #define PROGRESS_NS 250000000ULL
 #define DRAIN_NS 100000000ULL
@@ -49,11 +37,6 @@ uint64_t sampler_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* Resident memory is read at most every 2 ms: a pread of statm costs ~3 us here, as much as
- * the stack read of a shallow thread. The change between two reads goes to the stacks that
- * ran in the rounds between them (at most GROW_PENDING of them). */
-#define MEM_READ_NS 2000000ULL
-#define GROW_PENDING 256
 /* Whether the target still runs is asked every 10 ms rather than every tick (a kill or a
  * waitpid per tick costs ~0.6 us); a round in between reads a process that exited as gone. */
 #define ALIVE_NS 10000000ULL
@@ -62,398 +45,11 @@ uint64_t sampler_now_ns(void)
 #define CPU_TIMED_FIRST 64
 #define CPU_TIMED_EVERY 16
 
-/* One sampled process: the target, or a child followed with --subprocesses. */
-struct sproc {
-    pid_t pid, ppid;
-    bool root;              /* the target itself */
-    bool python;            /* rt and r are valid */
-    bool gone;              /* exited; kept for its record */
-    uint64_t find_until_ns; /* not Python yet: look for a runtime again until then */
-    struct pyruntime rt;
-    struct pyreader r;
-    struct threadlabels tl; /* what each thread is called */
-    struct proc_statcache sc;
-    struct pauser pz;
-    struct categorizer cat;
-    bool cat_on;
-    struct hmap frames;    /* (code entry id, position run) -> profile frame id */
-    struct stackmemo memo; /* each reader slot's last stack (thread_stack) */
-    struct native nt;      /* --native */
-    struct native_stack nst;
-    bool native_on, native_warned;
-    struct hmap native_frames; /* native_sym address -> profile frame id */
-    struct asyncreader ar;     /* --async */
-    bool async_on;
-    struct hmap task_w;       /* this round: suspended tasks' stack id -> count */
-    struct stagering ring;    /* the crux agent's ring, when the target imported it */
-    struct hmap alloc_stacks; /* the agent's allocation stack entry -> profile stack id */
-    bool ring_on;
-    uint64_t ring_retry_ns;
-    uint32_t proc_frame; /* "NAME (PID)" frame rooting its stacks with --subprocesses */
-    char name[64];       /* its short command line, the name of proc_frame */
-    int statm_fd;
-    uint64_t rss, point_ns, point_rss;
-    uint64_t statm_ns; /* when statm was last read (t_rel); valid with statm_read */
-    bool statm_read;
-    uint32_t grow[GROW_PENDING]; /* stacks that ran since: the next change in RSS is theirs */
-    uint32_t ngrow;
-    uint64_t exec_id;
-    unsigned failures;                     /* rounds in a row that could not read it */
-    uint32_t stacks[PYREADER_MAX_THREADS]; /* this round's stack per reader thread */
-};
-
-struct sampler {
-    const struct sampler_opts *o;
-    struct profile *p;
-    struct sampler_stats *st;
-    struct sproc **procs;
-    size_t nprocs, cap;
-    struct childscan scan;
-    uint64_t start, period, next_scan, next_prune, next_alive;
-    uint64_t cpu_draw; /* xorshift state choosing the rounds whose CPU time is read */
-    uint32_t marker_truncated;
-    bool no_request; /* this round: record --load had no request in flight */
-    long page_size;
-};
-
-#define SAMPLER_DETUNE 1.01      /* sampling interval over the asked one: see sampler_run */
-#define SCAN_NS 100000000ULL     /* look for new children ten times a second */
-#define PRUNE_NS 2000000000ULL   /* forget exited threads' files every two seconds */
-#define MEM_POINT_NS 10000000ULL /* at most 100 memory points a second per process */
-#define MAX_PROCS 256
+#define SAMPLER_DETUNE 1.01    /* sampling interval over the asked one: see sampler_run */
+#define SCAN_NS 100000000ULL   /* look for new children ten times a second */
+#define PRUNE_NS 2000000000ULL /* forget exited threads' files every two seconds */
 #define MAX_CHILD_FAILURES 100
-#define FIND_RETRY_NS 2000000000ULL /* a new program gets 2 s to map its runtime */
 #define RING_RETRY_NS 1000000000ULL /* look for the agent's ring once a second */
-#define CAT_IP_NS 2000000ULL        /* the shortest period of the category samples */
-
-/* What identifies the profile frame of a Python frame: its code entry and position run (the
- * column costs no more than the line did: decoded once per code object, found in the same
- * search). */
-static uint64_t frame_key(const struct sproc *sp, const struct pyframe *f)
-{
-    const struct pycode *c = pyreader_code(&sp->r, f);
-    uint64_t key = ((uint64_t)c->id << 32) | f->loc;
-    return key ? key : ~(uint64_t)0; /* 0 is the empty key; loc never reaches 2^32 - 1 */
-}
-
-/* The profile frame of a Python frame whose frame_key is `key`. */
-static uint32_t frame_of_key(struct sampler *s, struct sproc *sp, const struct pyframe *f,
-                             uint64_t key)
-{
-    uint64_t v;
-    if (hmap_get(&sp->frames, key, &v))
-        return (uint32_t)v;
-    const struct pycode *c = pyreader_code(&sp->r, f);
-    struct profile *p = s->p;
-    uint32_t name = profile_str(p, c->qualname, strlen(c->qualname));
-    uint32_t file = profile_str(p, c->filename, strlen(c->filename));
-    uint32_t id =
-        profile_frame_col(p, name, file, f->line, s->o->columns ? f->col : 0, FRAME_PYTHON);
-    hmap_put(&sp->frames, key, id);
-    return id;
-}
-
-static uint32_t frame_of(struct sampler *s, struct sproc *sp, const struct pyframe *f)
-{
-    return frame_of_key(s, sp, f, frame_key(sp, f));
-}
-
-/* The frames every stack of a thread starts with: [process], [thread], [truncated]. */
-static uint32_t stack_root(struct sampler *s, struct sproc *sp, const struct pythread *th,
-                           bool truncated)
-{
-    struct profile *p = s->p;
-    uint32_t st = 0;
-    if (s->o->subprocesses)
-        st = profile_push(p, st, sp->proc_frame);
-    if (s->o->threads)
-        st = profile_push(
-            p, st, profile_frame(p, threadlabels_name(&sp->tl, p, th), 0, th->tid, FRAME_THREAD));
-    if (truncated)
-        st = profile_push(p, st, s->marker_truncated);
-    return st;
-}
-
-/* The stack of one thread, root first: the root frames, then the Python frames. The frames
- * it shares with the thread's previous stack, from the outermost on, come from the memo. */
-static uint32_t thread_stack(struct sampler *s, struct sproc *sp, const struct pythread *th)
-{
-    struct profile *p = s->p;
-    uint32_t st = stack_root(s, sp, th, th->truncated);
-    struct stackmemo_slot *m =
-        stackmemo_begin(&sp->memo, (size_t)(th - sp->r.threads), th->tstate, th->ts_id, st);
-    uint32_t depth = 0;
-    bool same = true;
-    for (uint32_t k = th->nframes; k > 0; k--, depth++) {
-        const struct pyframe *f = &sp->r.frames[th->first + k - 1];
-        uint64_t key = frame_key(sp, f);
-        if (same && stackmemo_hit(&sp->memo, m, depth, key, &st))
-            continue;
-        same = false;
-        st = profile_push(p, st, frame_of_key(s, sp, f, key));
-        stackmemo_put(m, depth, key, st);
-    }
-    stackmemo_end(m, depth);
-    return st;
-}
-
-static uint32_t native_frame_of(struct sampler *s, struct sproc *sp, const struct native_sym *sym)
-{
-    uint64_t key = (uint64_t)(uintptr_t)sym, v;
-    if (hmap_get(&sp->native_frames, key, &v))
-        return (uint32_t)v;
-    struct profile *p = s->p;
-    uint32_t name = profile_str(p, sym->name, strlen(sym->name));
-    uint32_t file = profile_str(p, sym->module, strlen(sym->module));
-    uint32_t id = profile_frame(p, name, file, 0, FRAME_NATIVE);
-    hmap_put(&sp->native_frames, key, id);
-    return id;
-}
-
-/* The merged stack of --native, root first: the root frames, then Python and native. */
-static uint32_t merged_stack(struct sampler *s, struct sproc *sp, const struct pythread *th,
-                             const struct native_stack *ns)
-{
-    struct profile *p = s->p;
-    uint32_t st = stack_root(s, sp, th, ns->truncated);
-    for (size_t k = 0; k < ns->n; k++) {
-        const struct native_frame *f = &ns->v[k];
-        st = profile_push(p, st,
-                          f->kind == NATIVE_FRAME_PY ? frame_of(s, sp, &f->py)
-                                                     : native_frame_of(s, sp, f->sym));
-    }
-    return st;
-}
-
-/* The merged stack of reader slot `t`: the thread's last one when it has not run since
- * (natreuse.h), else a new native sample: the thread stopped alone, its Python stack re-read
- * at that instant (on failure the round's Python frames alone). */
-static uint32_t native_thread_stack(struct sampler *s, struct sproc *sp, size_t t)
-{
-    struct pyreader *r = &sp->r;
-    const struct pythread *th = &r->threads[t];
-    uint32_t st;
-    if (natreuse_check(&sp->nt.reuse, th->tid, r, th, stack_root(s, sp, th, th->truncated), &st))
-        return st;
-    struct errbuf neb = {{0}};
-    int nrc = native_sample_thread(&sp->nt, &sp->pz, r, t, sampler_now_ns(), &sp->nst, &neb);
-    if (nrc == ERR_PERM && !sp->native_warned) {
-        fprintf(stderr,
-                "crux: native frames unavailable: %s: run crux as root or with "
-                "CAP_SYS_PTRACE\n",
-                neb.msg[0] ? neb.msg : err_str(nrc));
-        sp->native_warned = true;
-    }
-    th = &r->threads[t]; /* the Python stack re-read while stopped */
-    st = merged_stack(s, sp, th, &sp->nst);
-    if (!nrc && sp->nst.native)
-        natreuse_keep(&sp->nt.reuse, th->tid, r, th, stack_root(s, sp, th, sp->nst.truncated), st);
-    return st;
-}
-
-/* --- record --async ----------------------------------------------------------------------- */
-
-static uint32_t task_frame(void *arg, const struct pyframe *f)
-{
-    struct sampler *s = ((void **)arg)[0];
-    struct sproc *sp = ((void **)arg)[1];
-    return frame_of(s, sp, f);
-}
-
-/* The first thread of the round running an event loop (BaseEventLoop._run_once on its
- * stack), or -1. */
-static int loop_thread(const struct pyreader *r)
-{
-    for (size_t t = 0; t < r->nthreads; t++) {
-        const struct pythread *th = &r->threads[t];
-        if (th->err)
-            continue;
-        for (uint32_t k = 0; k < th->nframes; k++) {
-            const struct pycode *c = pyreader_code(r, &r->frames[th->first + k]);
-            if (taskstacks_code_is(c, "BaseEventLoop._run_once", "asyncio/base_events.py"))
-                return (int)t;
-        }
-    }
-    return -1;
-}
-
-/* The stack of a thread running a task: the root frames, `<task NAME>` (under its awaiters),
- * then the frames from the task's coroutine to the leaf. 0 when it runs none. */
-static uint32_t running_task_stack(struct sampler *s, struct sproc *sp, const struct pythread *th)
-{
-    void *arg[2] = {s, sp};
-    struct taskstacks ts = {s->p, &sp->r, &sp->ar, task_frame, arg};
-    int task = -1;
-    int k = taskstacks_running(&ts, th, &task);
-    if (k < 0)
-        return 0;
-    uint32_t st = taskstacks_prefix(&ts, stack_root(s, sp, th, th->truncated), (size_t)task);
-    for (int j = k; j >= 0; j--)
-        st = profile_push(s->p, st, frame_of(s, sp, &sp->r.frames[th->first + (uint32_t)j]));
-    return st;
-}
-
-/* One sample per suspended task (weighted by tasks sharing a stack), attributed to the loop
- * thread `lt`: idle, SAMPLE_TASK. */
-static void suspended_tasks(struct sampler *s, struct sproc *sp, const struct pythread *lt,
-                            uint64_t t_rel)
-{
-    void *arg[2] = {s, sp};
-    struct taskstacks ts = {s->p, &sp->r, &sp->ar, task_frame, arg};
-    uint32_t root = stack_root(s, sp, lt, false);
-    hmap_clear(&sp->task_w);
-    uint32_t order[ASYNCIO_MAX_TASKS];
-    size_t n = 0;
-    for (size_t i = 0; i < sp->ar.ntasks; i++) {
-        if (!taskstacks_emits(&sp->ar, i))
-            continue;
-        uint32_t st = taskstacks_suspended(&ts, root, i);
-        bool fresh = false;
-        uint64_t *c = hmap_slot(&sp->task_w, st, 0, &fresh);
-        if (fresh)
-            order[n++] = st;
-        (*c)++;
-    }
-    for (size_t k = 0; k < n; k++) {
-        uint64_t w = 0;
-        (void)hmap_get(&sp->task_w, order[k], &w);
-        while (w > 0) {
-            uint16_t part = w > 65535 ? 65535 : (uint16_t)w;
-            w -= part;
-            profile_add(
-                s->p, &(struct psample){
-                          .t_ns = t_rel,
-                          .stack = order[k],
-                          .tid = (uint32_t)lt->tid,
-                          .pid = (uint32_t)sp->pid,
-                          .state = TSTATE_IDLE,
-                          .flags = (uint8_t)(SAMPLE_TASK | (s->no_request ? SAMPLE_NO_REQUEST : 0)),
-                          .cat = sp->cat_on ? CAT_SYSTEM : CAT_NONE,
-                          .weight = part});
-            s->st->recorded += part;
-            s->st->kept += part;
-        }
-    }
-}
-
-/* Every span the agent wrote since the last round goes to the stage statistics. */
-static void drain_spans(struct sampler *s, struct sproc *sp)
-{
-    struct stage_span buf[256];
-    uint64_t lost0 = sp->ring.lost;
-    for (int batch = 0; batch < 64; batch++) { /* bounded: the agent may write faster */
-        size_t n = stagering_drain(&sp->ring, buf, sizeof(buf) / sizeof(buf[0]));
-        for (size_t i = 0; i < n; i++)
-            stagestats_add(s->o->spans, &buf[i]);
-        if (n < sizeof(buf) / sizeof(buf[0]))
-            break;
-    }
-    if (s->o->spans_lost)
-        *s->o->spans_lost += sp->ring.lost - lost0;
-}
-
-/* The profile stack of the agent's allocation stack entry `id` (innermost first there). */
-static uint32_t alloc_stack(struct sampler *s, struct sproc *sp, uint32_t id)
-{
-    uint64_t v;
-    if (!id)
-        return 0;
-    if (hmap_get(&sp->alloc_stacks, id, &v))
-        return (uint32_t)v;
-    struct agentshm_stack e;
-    if (stagering_alloc_stack(&sp->ring, id, &e))
-        return 0; /* not yet valid: looked up again next time */
-    struct profile *p = s->p;
-    uint32_t st = 0;
-    if (s->o->subprocesses)
-        st = profile_push(p, st, sp->proc_frame);
-    if (e.truncated)
-        st = profile_push(p, st, s->marker_truncated);
-    for (uint32_t k = e.depth; k > 0; k--) {
-        const char *file = "";
-        const char *name = stagering_code(&sp->ring, e.code[k - 1], &file);
-        if (!name)
-            name = "[unknown]";
-        uint32_t f = profile_frame(p, profile_str(p, name, strlen(name)),
-                                   profile_str(p, file, strlen(file)), e.line[k - 1], FRAME_PYTHON);
-        st = profile_push(p, st, f);
-    }
-    hmap_put(&sp->alloc_stacks, id, st);
-    return st;
-}
-
-/* Every allocation record the agent wrote since the last round goes to the profile. */
-static void drain_allocs(struct sampler *s, struct sproc *sp)
-{
-    static struct agentshm_arec buf[1024];
-    uint64_t lost0 = sp->ring.alost;
-    for (int batch = 0; batch < 4096; batch++) { /* bounded: 4M records a round */
-        size_t n = stagering_drain_allocs(&sp->ring, buf, sizeof(buf) / sizeof(buf[0]));
-        for (size_t i = 0; i < n; i++) {
-            const struct agentshm_arec *r = &buf[i];
-            uint64_t t = r->t_ns > s->start ? r->t_ns - s->start : 0;
-            uint64_t born = r->born_ns > s->start ? r->born_ns - s->start : 0;
-            profile_add_alloc(
-                s->p, &(struct palloc){
-                          .t_ns = t,
-                          .bytes = r->weight,
-                          .born_ns = r->kind == PALLOC_FREE ? born : t,
-                          .stack = alloc_stack(s, sp, r->stack),
-                          .count = r->size ? (float)((double)r->weight / (double)r->size) : 1.0f,
-                          .kind = r->kind,
-                          .tid = r->tid});
-        }
-        if (n < sizeof(buf) / sizeof(buf[0]))
-            break;
-    }
-    s->p->allocs_dropped += sp->ring.alost - lost0;
-    if (sp->ring.allocs && !s->p->allocations) {
-        s->p->allocations = true;
-        uint64_t sb = 0;
-        if (pread(sp->ring.fd, &sb, sizeof(sb), offsetof(struct agentshm_hdr, sample_bytes)) ==
-            (ssize_t)sizeof(sb))
-            s->p->alloc_sample_bytes = sb;
-        if (pread(sp->ring.fd, &sb, sizeof(sb), offsetof(struct agentshm_hdr, copy_sample_bytes)) ==
-            (ssize_t)sizeof(sb))
-            s->p->copy_sample_bytes = sb;
-    }
-}
-
-static void native_start(struct sampler *s, struct sproc *sp)
-{
-    struct errbuf eb = {{0}};
-    int rc = native_open(&sp->nt, sp->pid, &eb);
-    if (rc) {
-        if (sp->root)
-            fprintf(stderr, "crux: native frames unavailable for process %d: %s\n", (int)sp->pid,
-                    eb.msg[0] ? eb.msg : err_str(rc));
-        return;
-    }
-    native_stack_init(&sp->nst);
-    hmap_init(&sp->native_frames);
-    sp->native_on = true;
-    (void)s;
-}
-
-static void native_stop(struct sampler *s, struct sproc *sp)
-{
-    if (!sp->native_on)
-        return;
-    struct native_stats ns;
-    native_get_stats(&sp->nt, &ns);
-    s->st->native_samples += ns.samples;
-    s->st->native_failed += ns.stop_failed;
-    s->st->native_mismatch += ns.mismatches;
-    s->st->native_reused += ns.reused;
-    if (sp->root) {
-        s->st->native_stop_median_ns = ns.stop_median_ns;
-        s->st->native_stop_p99_ns = ns.stop_p99_ns;
-    }
-    native_stack_fini(&sp->nst);
-    native_close(&sp->nt);
-    hmap_fini(&sp->native_frames);
-    sp->native_on = false;
-}
 
 /* The function a thread is in (its innermost frame's code entry), 0 for an empty stack. */
 static uint64_t leaf_key(const struct pyreader *r, const struct pythread *th)
@@ -474,264 +70,6 @@ static void gil_range(const struct sproc *sp, uint64_t *lo, uint64_t *hi)
     else if (sp->r.ninterps)
         *lo = sp->r.interp_fields[0][3];
     *hi = *lo ? *lo + size : 0;
-}
-
-static void short_name(pid_t pid, char *out, size_t n)
-{
-    char cmd[512];
-    if (proc_cmdline(pid, cmd, sizeof(cmd)) || !cmd[0]) {
-        snprintf(out, n, "process");
-        return;
-    }
-    /* "/usr/bin/python3 /app/worker.py --x" -> "python3 worker.py --x": paths cut to base
-     * names, at most four words. Control characters (a `python -c` script's newlines) and
-     * runs of blanks separate words, so that the name stays one line. */
-    for (char *c = cmd; *c; c++)
-        if ((unsigned char)*c < ' ' || *c == 0x7f)
-            *c = ' ';
-    size_t k = 0;
-    const char *w = cmd;
-    for (int words = 0; *w && words < 4 && k + 1 < n; words++) {
-        while (*w == ' ')
-            w++;
-        if (!*w)
-            break;
-        const char *e = strchr(w, ' ');
-        size_t len = e ? (size_t)(e - w) : strlen(w);
-        const char *b = w;
-        for (size_t i = 0; i < len; i++)
-            if (w[i] == '/' && i + 1 < len)
-                b = w + i + 1;
-        size_t bl = len - (size_t)(b - w);
-        if (k && k + 1 < n)
-            out[k++] = ' ';
-        for (size_t i = 0; i < bl && k + 1 < n; i++)
-            out[k++] = b[i];
-        w = e ? e + 1 : w + len;
-    }
-    out[k] = 0;
-    if (k > 48)
-        memcpy(out + 45, "...", 4);
-}
-
-static void proc_open_runtime(struct sampler *s, struct sproc *sp)
-{
-    struct errbuf eb = {{0}};
-    sp->exec_id = children_exec_id(sp->pid);
-    if (!sp->root) {
-        if (pyruntime_find(sp->pid, &sp->rt, &eb))
-            return; /* not Python, or not yet: follow_children looks again for a while */
-    }
-    pyreader_init(&sp->r, &sp->rt, s->o->max_depth);
-    threadlabels_init(&sp->tl, &sp->rt, s->p);
-    proc_statcache_init(&sp->sc, sp->pid);
-    pause_init(&sp->pz, sp->pid, sp->root ? s->o->child : 0);
-    hmap_init(&sp->frames);
-    stackmemo_init(&sp->memo);
-    if (s->o->async_tasks) {
-        asyncreader_init(&sp->ar, &sp->rt);
-        sp->async_on = asyncio_supported(&sp->ar);
-        if (!sp->async_on)
-            s->st->async_unsupported = true; /* cmd/record.c says so, once */
-        hmap_init(&sp->task_w);
-    }
-    hmap_init(&sp->alloc_stacks);
-    if (s->o->categories) {
-        /* At most one kernel sample per round of a busy thread, and at least CAT_IP_NS of
-         * its CPU time apart: each interrupts the target, ~20 us on a nested-virtualised VM
-         * (bench/perf_tick.c, docs/benchmarks.md), so one per round cost a busy thread 20%
-         * at 10 kHz; one per 2 ms costs it 1%. Rounds between samples take the category of
-         * the thread's last sample in the same function (categorize.c). */
-        uint64_t per = s->period > CAT_IP_NS ? s->period : CAT_IP_NS;
-        cat_init(&sp->cat, sp->pid, sp->rt.elf_path, per);
-        sp->cat_on = true;
-    }
-    if (s->o->native)
-        native_start(s, sp);
-    sp->python = true;
-    struct pproc *pr = profile_proc(s->p, (uint32_t)sp->pid);
-    profile_set_str(&pr->python_version, sp->rt.version);
-}
-
-static void proc_close_runtime(struct sampler *s, struct sproc *sp)
-{
-    if (!sp->python)
-        return;
-    native_stop(s, sp);
-    if (sp->ring_on && s->o->spans)
-        drain_spans(s, sp);
-    if (sp->ring_on && sp->ring.allocs)
-        drain_allocs(s, sp);
-    if (sp->ring_on)
-        stagering_close(&sp->ring);
-    hmap_fini(&sp->alloc_stacks);
-    sp->ring_on = false;
-    if (s->o->blocking || s->o->native)
-        pause_fini(&sp->pz);
-    if (sp->cat_on)
-        cat_fini(&sp->cat);
-    sp->cat_on = false;
-    hmap_fini(&sp->frames);
-    stackmemo_fini(&sp->memo);
-    if (s->o->async_tasks) {
-        s->st->async_rounds += sp->ar.rounds;
-        s->st->async_tasks += sp->ar.tasks_read;
-        s->st->async_dropped += sp->ar.dropped;
-        s->st->async_reads += sp->ar.reads;
-        s->st->async_ns += sp->ar.busy_ns;
-        s->st->async_cpu_ns += sp->ar.cpu_ns;
-        s->st->async_full += sp->ar.full_walks;
-        s->st->async_checked += sp->ar.checked;
-        s->st->async_rewalked += sp->ar.rewalked;
-        s->st->async_reg_ns += sp->ar.reg_cpu_ns;
-        s->st->async_check_ns += sp->ar.check_cpu_ns;
-        s->st->async_walk_ns += sp->ar.walk_cpu_ns;
-        asyncreader_fini(&sp->ar);
-        hmap_fini(&sp->task_w);
-    }
-    sp->async_on = false;
-    proc_statcache_fini(&sp->sc);
-    s->st->names_refreshes += sp->tl.names.refreshes;
-    s->st->names_syscalls += sp->tl.names.dict.reads;
-    s->st->names_ns += sp->tl.names.busy_ns;
-    threadlabels_fini(&sp->tl);
-    pyreader_fini(&sp->r);
-    sp->python = false;
-}
-
-static struct sproc *proc_add(struct sampler *s, pid_t pid, pid_t ppid, const struct pyruntime *rt)
-{
-    if (s->nprocs == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 8;
-        s->procs = xrealloc(s->procs, s->cap * sizeof(*s->procs));
-    }
-    struct sproc *sp = xcalloc(1, sizeof(*sp));
-    s->procs[s->nprocs++] = sp;
-    sp->pid = pid;
-    sp->ppid = ppid;
-    sp->root = rt != NULL;
-    if (rt)
-        sp->rt = *rt;
-    short_name(pid, sp->name, sizeof(sp->name));
-    struct pproc *pr = profile_proc(s->p, (uint32_t)pid);
-    pr->ppid = (uint32_t)(ppid > 0 ? ppid : 0);
-    profile_set_str(&pr->name, sp->name);
-    sp->proc_frame =
-        profile_frame(s->p, profile_str(s->p, sp->name, strlen(sp->name)), 0, pid, FRAME_PROCESS);
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-    sp->statm_fd = s->o->memory ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    proc_open_runtime(s, sp);
-    s->st->processes++;
-    return sp;
-}
-
-static void proc_gone(struct sampler *s, struct sproc *sp)
-{
-    if (sp->gone)
-        return;
-    sp->gone = true;
-    proc_close_runtime(s, sp);
-    if (sp->statm_fd >= 0)
-        close(sp->statm_fd);
-    sp->statm_fd = -1;
-}
-
-/* New children, and children that exec'd (their runtime moved or appeared). */
-static void follow_children(struct sampler *s, uint64_t now)
-{
-    pid_t known[MAX_PROCS], found[MAX_PROCS], ppids[MAX_PROCS];
-    size_t n = 0;
-    for (size_t i = 0; i < s->nprocs; i++) {
-        struct sproc *sp = s->procs[i];
-        if (sp->gone)
-            continue;
-        if (!sp->root && !proc_alive(sp->pid)) {
-            proc_gone(s, sp);
-            continue;
-        }
-        known[n++] = sp->pid;
-        uint64_t id = sp->root ? 0 : children_exec_id(sp->pid);
-        if (!sp->root && !sp->python && id == sp->exec_id && now < sp->find_until_ns) {
-            /* Found between exec and the loader mapping libpython: look again. */
-            proc_open_runtime(s, sp);
-        } else if (!sp->root && id && id != sp->exec_id) {
-            proc_close_runtime(s, sp); /* a new program: find its runtime again */
-            sp->find_until_ns = now + FIND_RETRY_NS;
-            short_name(sp->pid, sp->name, sizeof(sp->name));
-            profile_set_str(&profile_proc(s->p, (uint32_t)sp->pid)->name, sp->name);
-            sp->proc_frame = profile_frame(s->p, profile_str(s->p, sp->name, strlen(sp->name)), 0,
-                                           sp->pid, FRAME_PROCESS);
-            proc_open_runtime(s, sp);
-        }
-    }
-    if (s->nprocs >= MAX_PROCS)
-        return;
-    size_t got = children_scan(&s->scan, known, n, found, ppids, MAX_PROCS - s->nprocs);
-    for (size_t i = 0; i < got; i++)
-        proc_add(s, found[i], ppids[i], NULL)->find_until_ns = now + FIND_RETRY_NS;
-}
-
-static uint64_t read_rss(struct sampler *s, struct sproc *sp)
-{
-    char text[128];
-    ssize_t n = pread(sp->statm_fd, text, sizeof(text) - 1, 0);
-    if (n <= 0)
-        return 0;
-    text[n] = 0;
-    char *end;
-    (void)strtoull(text, &end, 10); /* size */
-    return strtoull(end, NULL, 10) * (uint64_t)s->page_size;
-}
-
-/* Resident memory, read at most every MEM_READ_NS; the change since the last read goes to the
- * stacks that ran in the rounds since (`states` NULL: not a Python process). */
-static void sample_memory(struct sampler *s, struct sproc *sp, uint64_t t_rel, const char *states)
-{
-    if (sp->statm_fd < 0)
-        return;
-    if (sp->python && states) {
-        /* This round's owners: running threads first; else the GIL holder; else every
-         * thread with a stack. */
-        const struct pyreader *r = &sp->r;
-        bool any = false;
-        for (int pass = 0; pass < 3 && !any; pass++)
-            for (size_t t = 0; t < r->nthreads; t++) {
-                if (!sp->stacks[t])
-                    continue;
-                if ((pass == 0 && states[t] == 'R') || (pass == 1 && r->threads[t].gil) ||
-                    pass == 2) {
-                    any = true;
-                    if (sp->ngrow < GROW_PENDING)
-                        sp->grow[sp->ngrow++] = sp->stacks[t];
-                }
-            }
-    }
-    if (sp->statm_read && t_rel - sp->statm_ns < MEM_READ_NS)
-        return;
-    sp->statm_read = true;
-    sp->statm_ns = t_rel;
-    s->st->statm_reads++;
-    uint64_t rss = read_rss(s, sp);
-    uint32_t n = sp->ngrow;
-    sp->ngrow = 0;
-    if (!rss)
-        return;
-    int64_t delta = sp->rss ? (int64_t)(rss - sp->rss) : 0;
-    sp->rss = rss;
-    struct pproc *pr = profile_proc(s->p, (uint32_t)sp->pid);
-    if (rss > pr->peak_rss)
-        pr->peak_rss = rss;
-    if (!sp->point_ns || t_rel - sp->point_ns >= MEM_POINT_NS || rss > sp->point_rss * 2 ||
-        rss < sp->point_rss / 2) {
-        profile_add_mem(s->p, t_rel, (uint32_t)sp->pid, rss);
-        sp->point_ns = t_rel ? t_rel : 1;
-        sp->point_rss = rss;
-    }
-    if (!delta || !n)
-        return;
-    for (uint32_t i = 0; i < n; i++)
-        profile_add_growth(s->p, sp->grow[i], delta / (int64_t)n);
 }
 
 /* One round over one process: read every thread (paused if asked) and add what passes the
@@ -767,7 +105,7 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
     threadlabels_round(&sp->tl, r, t0);
     int lt = -1;
     if (sp->async_on) {
-        lt = loop_thread(r);
+        lt = stackbuild_loop_thread(r);
         if (lt >= 0 && asyncreader_round(&sp->ar, r, r->threads[lt].interp, t0) != 0)
             lt = -1;
     }
@@ -799,9 +137,9 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
     }
     bool staged = sp->ring_on && stagering_refresh_threads(&sp->ring) == 0;
     if (sp->ring_on && o->spans)
-        drain_spans(s, sp);
+        agentdrain_spans(s, sp);
     if (sp->ring_on && sp->ring.allocs)
-        drain_allocs(s, sp);
+        agentdrain_allocs(s, sp);
     struct pproc *pr = NULL;
     for (size_t t = 0; t < r->nthreads; t++) {
         const struct pythread *th = &r->threads[t];
@@ -832,12 +170,12 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         if (!keep && !(sp->statm_fd >= 0 && (states[t] == 'R' || th->gil)))
             continue;
         if (keep && sp->native_on && ours && (!idle || o->idle)) {
-            sp->stacks[t] = native_thread_stack(s, sp, t);
+            sp->stacks[t] = stackbuild_native(s, sp, t);
             th = &r->threads[t];
         } else {
-            sp->stacks[t] = lt >= 0 ? running_task_stack(s, sp, th) : 0;
+            sp->stacks[t] = lt >= 0 ? stackbuild_task(s, sp, th) : 0;
             if (!sp->stacks[t])
-                sp->stacks[t] = thread_stack(s, sp, th);
+                sp->stacks[t] = stackbuild_thread(s, sp, th);
         }
         if (!keep)
             continue; /* its stack may still own memory growth */
@@ -876,10 +214,10 @@ static int round_proc(struct sampler *s, struct sproc *sp, uint64_t t_rel, struc
         pr->last_ns = t_rel;
     }
     if (lt >= 0)
-        suspended_tasks(s, sp, &r->threads[lt], t_rel);
+        stackbuild_suspended(s, sp, &r->threads[lt], t_rel);
     if (sp->native_on)
         pause_release_pending(&sp->pz); /* a thread whose late stop arrived since */
-    sample_memory(s, sp, t_rel, states);
+    memsample_round(s, sp, t_rel, states);
     return 0;
 }
 
@@ -890,7 +228,7 @@ static int round_all(struct sampler *s, uint64_t t_rel, struct errbuf *eb)
         struct sproc *sp = s->procs[i];
         if (sp->gone || !sp->python) {
             if (!sp->gone && !sp->python)
-                sample_memory(s, sp, t_rel, NULL);
+                memsample_round(s, sp, t_rel, NULL);
             continue;
         }
         struct errbuf peb = {{0}};
@@ -907,7 +245,7 @@ static int round_all(struct sampler *s, uint64_t t_rel, struct errbuf *eb)
             if (getenv("CRUX_DEBUG"))
                 fprintf(stderr, "crux-debug: process %d left: %s\n", (int)sp->pid,
                         peb.msg[0] ? peb.msg : err_str(rc));
-            proc_gone(s, sp);
+            sproc_gone(s, sp);
         }
     }
     return 0;
@@ -1002,7 +340,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
      * phase of it forever. 1% moves the ticks across such a cycle within 100 ticks, the
      * reason DTrace profiles at 997 Hz. */
     s.period = (uint64_t)(1e9 * SAMPLER_DETUNE / (o->rate_hz > 0 ? o->rate_hz : 100));
-    struct sproc *root = proc_add(&s, rt->pid, children_ppid(rt->pid), rt);
+    struct sproc *root = sproc_add(&s, rt->pid, children_ppid(rt->pid), rt);
     p->meta.categories = o->categories;
     p->meta.native = o->native;
     p->hide_idle = !o->idle;
@@ -1048,7 +386,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
             s.next_alive = now + ALIVE_NS;
         }
         if (o->subprocesses && now >= s.next_scan) {
-            follow_children(&s, now);
+            sproc_follow_children(&s, now);
             s.next_scan = now + SCAN_NS;
         }
         if (now >= s.next_prune) {
@@ -1133,7 +471,7 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
             st->states_reused += sp->cat.states_reused;
             st->syscall_reads += sp->cat.syscall_reads;
         }
-        proc_gone(&s, sp);
+        sproc_gone(&s, sp);
         free(sp);
     }
     free(s.procs);
