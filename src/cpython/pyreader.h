@@ -47,6 +47,7 @@ struct pythread {
 #define PYREADER_MAX_THREADS 4096
 #define PYREADER_CHUNK_MAX ((size_t)1 << 20) /* bytes of the current data-stack chunk copied */
 #define PYREADER_CFRAMES 4                   /* _PyCFrame addresses remembered per thread */
+#define PYREADER_CFRAME_IDLE 32 /* predictions a cframe other than the newest is kept unused */
 #define PYREADER_EXTRA 32                    /* frames outside the data stack read with the chunk */
 #define PYREADER_OLD_CHUNKS 64             /* older data-stack chunks copied with the current one */
 #define PYREADER_OLD_MAX ((size_t)8 << 20) /* bytes of older chunks copied per thread */
@@ -61,6 +62,7 @@ struct pystack {
     size_t len;                        /* bytes of it from its start (0: none) */
     size_t high;                       /* the deepest top of late rounds, from the start */
     uint64_t cframe[PYREADER_CFRAMES]; /* 3.11, 3.12: _PyCFrame addresses, newest first */
+    uint32_t cf_idle[PYREADER_CFRAMES]; /* predictions since each was the thread's cframe */
     unsigned ncframe;
     uint64_t old[PYREADER_OLD_CHUNKS]; /* older chunks, newest first */
     size_t old_len[PYREADER_OLD_CHUNKS], old_off[PYREADER_OLD_CHUNKS];

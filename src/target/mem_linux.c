@@ -82,13 +82,28 @@ static size_t plan(const struct mem_span *spans, size_t i, size_t n, struct rang
     while (i < n && nr < IOV_BATCH) {
         struct range *r = &rg[nr++];
         *r = (struct range){i, 1, spans[i].addr, spans[i].len, NULL};
-        while (i + r->count < n && merges(&spans[i + r->count - 1], &spans[i + r->count])) {
+        /* An empty span (a field this version lacks) reads nothing: it joins the range
+         * without ending it, and the range starts at the first span with bytes. */
+        const struct mem_span *last = spans[i].len ? &spans[i] : NULL;
+        while (i + r->count < n) {
             const struct mem_span *sp = &spans[i + r->count];
+            if (!sp->len || !last) {
+                if (sp->len) {
+                    r->addr = sp->addr;
+                    r->len = sp->len;
+                    last = sp;
+                }
+                r->count++;
+                continue;
+            }
+            if (!merges(last, sp))
+                break;
             size_t len = (size_t)(sp->addr + sp->len - r->addr);
             if (bytes + len > SCRATCH_MAX)
                 break;
             r->len = len;
             r->count++;
+            last = sp;
         }
         if (r->count > 1)
             bytes += r->len;
@@ -151,6 +166,10 @@ int mem_readv(pid_t pid, const struct mem_span *spans, size_t n, uint8_t *ok)
         for (size_t k = 0; k < nr && next == rg[nr - 1].first + rg[nr - 1].count; k++) {
             const struct range *r = &rg[k];
             for (size_t j = r->first; j < r->first + r->count; j++) {
+                if (!spans[j].len) {
+                    ok[j] = 1;
+                    continue;
+                }
                 size_t off = (size_t)(spans[j].addr - r->addr);
                 if (acc + off + spans[j].len > (size_t)got) {
                     ok[j] = 0;

@@ -432,6 +432,49 @@ static int test_mem_readv_merged(void)
     return 0;
 }
 
+/* An empty span (a field the interpreter version lacks) reads nothing and is ok, and does not
+ * split the range around it: the spans before and after it stay one remote range, as does a
+ * range that starts with one. */
+static int test_mem_readv_empty(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char *p = map_with_hole(page);
+    CHECK(p != NULL, "mmap");
+    for (int i = 0; i < 256; i++)
+        p[i] = (char)i;
+    char d[4][16];
+    memset(d, 0x5a, sizeof(d));
+    struct mem_span sp[5] = {
+        {(uint64_t)(uintptr_t)(p + 64), d[0], 8},
+        {(uint64_t)(uintptr_t)(p + 8), d[1], 0}, /* empty, below the range it joins */
+        {(uint64_t)(uintptr_t)(p + 80), d[2], 8},
+        {(uint64_t)(uintptr_t)(p + page + 64), d[3], 0}, /* empty, in the hole */
+        {(uint64_t)(uintptr_t)(p + 96), d[3], 8},
+    };
+    uint8_t ok[5];
+    memset(ok, 7, sizeof(ok));
+    uint64_t ranges = mem_ranges();
+    int bad = mem_readv(getpid(), sp, 5, ok);
+    ranges = mem_ranges() - ranges;
+    int c0 = memcmp(d[0], p + 64, 8) == 0, c2 = memcmp(d[2], p + 80, 8) == 0;
+    int c3 = memcmp(d[3], p + 96, 8) == 0, c1 = (unsigned char)d[1][0] == 0x5a;
+    /* Starting with an empty span. */
+    memset(d, 0x5a, sizeof(d));
+    struct mem_span sq[2] = {{(uint64_t)(uintptr_t)(p + page + 8), d[0], 0},
+                             {(uint64_t)(uintptr_t)(p + 200), d[1], 8}};
+    uint8_t oq[2] = {7, 7};
+    int bad2 = mem_readv(getpid(), sq, 2, oq);
+    int q1 = memcmp(d[1], p + 200, 8) == 0;
+    unmap_with_hole(p, page);
+    CHECK(bad == 0 && bad2 == 0, "bad spans: %d %d", bad, bad2);
+    CHECK(ok[0] == 1 && ok[1] == 1 && ok[2] == 1 && ok[3] == 1 && ok[4] == 1, "ok = %d %d %d %d %d",
+          ok[0], ok[1], ok[2], ok[3], ok[4]);
+    CHECK(oq[0] == 1 && oq[1] == 1, "ok = %d %d", oq[0], oq[1]);
+    CHECK(c0 && c1 && c2 && c3 && q1, "exact copies: %d %d %d %d %d", c0, c1, c2, c3, q1);
+    CHECK(ranges == 1, "%llu remote ranges for one page", (unsigned long long)ranges);
+    return 0;
+}
+
 static int test_mem_readv_batches(void)
 {
     enum { N = 3000, BAD_AT = 1500 };
@@ -507,6 +550,7 @@ int main(void)
     RUN(test_mem_read_unmapped);
     RUN(test_mem_readv_bad_middle);
     RUN(test_mem_readv_merged);
+    RUN(test_mem_readv_empty);
     RUN(test_mem_readv_batches);
     RUN(test_mem_gone);
     return TEST_SUMMARY("maps");
