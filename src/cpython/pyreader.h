@@ -48,8 +48,8 @@ struct pythread {
 #define PYREADER_CHUNK_MAX ((size_t)1 << 20) /* bytes of the current data-stack chunk copied */
 #define PYREADER_CFRAMES 4                   /* _PyCFrame addresses remembered per thread */
 #define PYREADER_CFRAME_IDLE 32 /* predictions a cframe other than the newest is kept unused */
-#define PYREADER_EXTRA 32                    /* frames outside the data stack read with the chunk */
-#define PYREADER_OLD_CHUNKS 64             /* older data-stack chunks copied with the current one */
+#define PYREADER_EXTRA 32       /* frames outside the data stack read with the chunk */
+#define PYREADER_OLD_CHUNKS 64  /* older data-stack chunks copied with the current one */
 #define PYREADER_OLD_MAX ((size_t)8 << 20) /* bytes of older chunks copied per thread */
 #define PYREADER_PREDICT_SLACK 1024        /* bytes copied past the expected top, at least */
 
@@ -58,10 +58,10 @@ struct pythread {
  * proves the copy consistent or asks for another (stack311.c explains how). */
 struct pystack {
     /* What the group copies, predicted from the previous attempt or round. */
-    uint64_t chunk;                    /* current chunk; 0: unknown */
-    size_t len;                        /* bytes of it from its start (0: none) */
-    size_t high;                       /* the deepest top of late rounds, from the start */
-    uint64_t cframe[PYREADER_CFRAMES]; /* 3.11, 3.12: _PyCFrame addresses, newest first */
+    uint64_t chunk;                     /* current chunk; 0: unknown */
+    size_t len;                         /* bytes of it from its start (0: none) */
+    size_t high;                        /* the deepest top of late rounds, from the start */
+    uint64_t cframe[PYREADER_CFRAMES];  /* 3.11, 3.12: _PyCFrame addresses, newest first */
     uint32_t cf_idle[PYREADER_CFRAMES]; /* predictions since each was the thread's cframe */
     unsigned ncframe;
     uint64_t old[PYREADER_OLD_CHUNKS]; /* older chunks, newest first */

@@ -597,8 +597,8 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
             leaf_next = true;
             continue;
         }
-        if (leaf_next ||
-            (called_direct && ((prologue && !shim) || running(o, fb, c, b) || (!pushes && !shim)))) {
+        if (leaf_next || (called_direct &&
+                          ((prologue && !shim) || running(o, fb, c, b) || (!pushes && !shim)))) {
             /* This frame has a callee in the chain, but at the copy it was running or just
              * pushed: that callee and the frames above it had returned since the current
              * frame was read. This frame was the leaf. */
