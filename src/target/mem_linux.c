@@ -68,6 +68,7 @@ static bool merges(const struct mem_span *a, const struct mem_span *b)
  * straight into the one span's destination. */
 struct range {
     size_t first, count;
+    size_t real, one; /* spans with bytes, and the first of them */
     uint64_t addr;
     size_t len;
     uint8_t *buf;
@@ -81,9 +82,10 @@ static size_t plan(const struct mem_span *spans, size_t i, size_t n, struct rang
     size_t nr = 0, bytes = 0;
     while (i < n && nr < IOV_BATCH) {
         struct range *r = &rg[nr++];
-        *r = (struct range){i, 1, spans[i].addr, spans[i].len, NULL};
+        *r = (struct range){i, 1, spans[i].len != 0, i, spans[i].addr, spans[i].len, NULL};
         /* An empty span (a field this version lacks) reads nothing: it joins the range
-         * without ending it, and the range starts at the first span with bytes. */
+         * without ending it, and the range starts at the first span with bytes. Only a
+         * range of two spans with bytes or more goes through the scratch buffer. */
         const struct mem_span *last = spans[i].len ? &spans[i] : NULL;
         while (i + r->count < n) {
             const struct mem_span *sp = &spans[i + r->count];
@@ -91,6 +93,8 @@ static size_t plan(const struct mem_span *spans, size_t i, size_t n, struct rang
                 if (sp->len) {
                     r->addr = sp->addr;
                     r->len = sp->len;
+                    r->real = 1;
+                    r->one = i + r->count;
                     last = sp;
                 }
                 r->count++;
@@ -103,9 +107,10 @@ static size_t plan(const struct mem_span *spans, size_t i, size_t n, struct rang
                 break;
             r->len = len;
             r->count++;
+            r->real++;
             last = sp;
         }
-        if (r->count > 1)
+        if (r->real > 1)
             bytes += r->len;
         i += r->count;
     }
@@ -141,11 +146,11 @@ int mem_readv(pid_t pid, const struct mem_span *spans, size_t n, uint8_t *ok)
         size_t at = 0;
         for (size_t k = 0; k < nr; k++) {
             struct range *r = &rg[k];
-            if (r->count > 1) {
+            if (r->real > 1) {
                 r->buf = scratch + at;
                 at += r->len;
             }
-            local[k] = (struct iovec){r->buf ? r->buf : spans[r->first].dst, r->len};
+            local[k] = (struct iovec){r->buf ? r->buf : spans[r->one].dst, r->len};
             remote[k] = (struct iovec){(void *)(uintptr_t)r->addr, r->len};
         }
         syscalls++;
