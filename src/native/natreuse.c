@@ -20,7 +20,6 @@
 // same. After that first look the count alone decides: not switched in since, not run since.
 #include "native/natreuse.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -27,7 +27,6 @@
 // descriptors are (target/waits.h).
 #include "sampler/categorize.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,6 @@
 #include "sampler/sampler.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
