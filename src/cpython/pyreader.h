@@ -91,6 +91,7 @@ struct pystack {
     uint64_t seen[PYREADER_EXTRA]; /* frames met outside the copied data stack */
     unsigned nseen;
     bool seen_overflow; /* more than PYREADER_EXTRA of them */
+    bool seen_all;      /* the walk went to the end: `seen` is the whole list */
     bool missed;        /* the walk read frames the group did not copy */
     bool need_old;      /* the stack goes on in an older chunk the group did not copy */
     size_t want_len;    /* bytes of the current chunk its frames reach (0: up to top) */
@@ -203,8 +204,10 @@ struct pyreader {
     /* 3.11+ groups read again, by why: the copy did not cover what the thread state showed
      * (a prediction missed), the frames did not tile the data stack or failed another check
      * (torn), frames outside the copy were needed; and stacks cut to the frame that was the
-     * leaf when the data stack was copied (trimmed: the thread had returned since). */
-    uint64_t missed, torn, needed, trimmed;
+     * leaf when the data stack was copied (trimmed: the thread had returned since), or
+     * lifted to the frame the copy shows running above the one the thread state named
+     * (climbed, 3.11: the thread had called deeper, or changed eval loops, since). */
+    uint64_t missed, torn, needed, trimmed, climbed;
     /* 3.8-3.10 groups read again: a caller read differently the second time; the batch
      * took too long to be trusted */
     uint64_t moved, slow;

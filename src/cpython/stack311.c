@@ -110,6 +110,7 @@ static void forget(struct pystack *k)
     k->nextra = 0;
     k->nseen = 0;
     k->seen_overflow = false;
+    k->seen_all = false;
     k->missed = false;
     k->need_old = false;
     k->span0 = SIZE_MAX;
@@ -476,6 +477,107 @@ static bool in_that_call(struct pyreader *r, const uint8_t *fb, size_t frame_len
     return func_runs(r, callee_func, callee_code);
 }
 
+/* --- The leaf from the copy ---------------------------------------------------------------- */
+
+/* Whether the copy at `fb` looks like the header of a thread-owned frame: what a current-frame
+ * pointer from another moment than the copy fails when it lands inside another frame. */
+static bool frame_like(const struct py_offsets *o, const uint8_t *fb)
+{
+    uint64_t code = raw_u64(fb, o->if_code), prev = raw_u64(fb, o->if_previous);
+    return fb[o->if_owner] == OWNER_THREAD && (o->if_is_entry < 0 || fb[o->if_is_entry] <= 1) &&
+           code && !(code & 7) && !(prev & 7);
+}
+
+/* Whether the frame in `fb` (code `c`) was suspended in a call that pushed its callee in the
+ * same eval loop when it was copied. The push saves the stack depth (stacktop; a frame that
+ * runs, or is in a C call, has -1 there since its last resume, and 3.13 keeps the locals
+ * below it). 3.11 and 3.12 leave prev_instr on the last inline-cache unit of the CALL or
+ * BINARY_SUBSCR/LOAD_ATTR that pushed it (3.12's CALL_FUNCTION_EX, which has none, on
+ * itself); 3.13 leaves instr_ptr on the instruction's first unit. */
+static bool suspended_inline(const struct py_offsets *o, const uint8_t *fb, const struct pycode *c)
+{
+    int64_t b = (int64_t)(raw_u64(fb, o->if_instr) - c->code_start);
+    int32_t st = raw_i32(fb, o->if_stacktop);
+    int kind = codecache_kind_at(c, b);
+    if (st < 0 || (kind != PY_OP_CALL && kind != PY_OP_PUSH))
+        return false;
+    if (o->minor >= 13)
+        return codecache_starts_at(c, b) == 1 && (uint32_t)st >= c->nlocals;
+    if (codecache_starts_at(c, b + 2) == 0)
+        return false; /* inside the caches, not on the last unit */
+    return codecache_starts_at(c, b) == 0 || (o->minor == 12 && kind == PY_OP_CALL);
+}
+
+/* The code of the copied frame `fb`, when its instruction pointer lies in it. */
+static const struct pycode *code_of(struct pyreader *r, const uint8_t *fb, uint64_t now)
+{
+    const struct py_offsets *o = &r->rt->off;
+    const struct pycode *c;
+    uint64_t globals = o->if_globals >= 0 ? raw_u64(fb, o->if_globals) : 0;
+    if (codecache_get_framed(&r->codes, raw_u64(fb, o->if_code), globals, now, &c))
+        return NULL;
+    int64_t b = (int64_t)(raw_u64(fb, o->if_instr) - c->code_start);
+    return b >= -2 && b < (int64_t)c->code_bytes ? c : NULL;
+}
+
+/* The frame the thread ran when its data stack was copied, found in the copy. The current
+ * frame `f` was read (3.11, 3.12: from the cframe the thread state named) at a slightly
+ * different moment than the copy, in other ranges of the same call, and a thread whose
+ * calls are shorter than that has moved on: `f` is then a caller of the frame the copy
+ * shows running (the retries that succeeded were the rounds in which it was not, so callers
+ * that do nothing took the samples), or (3.11, a thread that switches eval loops: a property
+ * getter, which 3.11 runs through C in a nested loop, beside an inlined __getitem__) `f`
+ * lies inside another frame of the copy in nearly every round (seen: a caller that does
+ * nothing at 40% of the samples, the getter at 0%). So the copy decides: from `f` when it is
+ * a frame of the copy, else (3.11) from the chunk's first frame, live while the chunk is
+ * current, climb to the callee the copy shows live. An inlined callee is live when its caller
+ * is suspended in the call that pushed it; on 3.11, a nested loop's first frame (is_entry,
+ * linked to its caller directly) when its caller runs or is in a C call (stacktop -1) and
+ * it has not returned (a return, or an exception leaving it, saves its stacktop, and its
+ * prev_instr is then on no call's last cache unit). Frames left above the leaf by earlier
+ * calls fail those tests; the walk down from the result checks the chain as before. */
+static uint64_t copied_leaf(struct pyreader *r, struct pystack *k, uint64_t f, uint64_t now)
+{
+    const struct py_offsets *o = &r->rt->off;
+    size_t hl = (size_t)o->if_size;
+    if (!k->copied || region_of(r, k, f, hl) != IN_CUR)
+        return f; /* a generator's frame, a shim, one in an older chunk: not climbed from */
+    const uint8_t *fb = k->buf + (f - k->chunk);
+    if (!frame_like(o, fb)) {
+        if (o->minor != 11)
+            return f; /* 3.12+ link nested loops through C-stack shims the copy lacks */
+        f = region_start(r, k, IN_CUR);
+        if (region_of(r, k, f, hl) != IN_CUR)
+            return k->cur;
+        fb = k->buf + (f - k->chunk);
+        if (!frame_like(o, fb))
+            return k->cur;
+    }
+    uint64_t start = f;
+    for (uint32_t n = 0; n < 2 * r->max_depth; n++) {
+        const struct pycode *c = code_of(r, fb, now);
+        if (!c || !c->framesize)
+            break;
+        uint64_t next = f + c->framesize;
+        if (region_of(r, k, next, hl) != IN_CUR)
+            break;
+        const uint8_t *nb = k->buf + (next - k->chunk);
+        if (!frame_like(o, nb) || raw_u64(nb, o->if_previous) != f)
+            break;
+        if (o->if_is_entry >= 0 && nb[o->if_is_entry]) {
+            const struct pycode *nc = raw_i32(fb, o->if_stacktop) < 0 ? code_of(r, nb, now) : NULL;
+            if (!nc || (raw_i32(nb, o->if_stacktop) >= 0 && !suspended_inline(o, nb, nc)))
+                break;
+        } else if (!suspended_inline(o, fb, c)) {
+            break;
+        }
+        f = next;
+        fb = nb;
+    }
+    r->climbed += f != start;
+    return f;
+}
+
 int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
 {
     const struct py_offsets *o = &r->rt->off;
@@ -484,6 +586,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
     uint8_t scratch[PY_IFRAME_MAX];
     k->nseen = 0;
     k->seen_overflow = false;
+    k->seen_all = false;
     k->missed = false;
     k->need_old = false;
     k->want_len = 0;
@@ -495,7 +598,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
     uint8_t above_owner = 0; /* that frame's owner and function object */
     uint64_t above_func = 0, above_code = 0;
     bool leaf_next = false; /* the frame above was found popped: this one is the leaf */
-    uint64_t f = k->cur;
+    uint64_t f = copied_leaf(r, k, k->cur, now);
     while (f) {
         if (f & 7)
             return ERR_CORRUPT;
@@ -503,6 +606,7 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
          * cycle table holds 2 * max_depth + 64 addresses). */
         if (++visited > 2 * r->max_depth + 32) {
             th->truncated = true;
+            k->seen_all = true;
             return 0;
         }
         uint64_t here = f;
@@ -643,11 +747,13 @@ int stack311_walk(struct pyreader *r, size_t t, uint64_t now)
          * above its entry frames is not called truncated. */
         if (th->nframes >= r->max_depth) {
             th->truncated = true;
+            k->seen_all = true;
             return 0;
         }
         stack_push_frame(r, th, (uint32_t)(c - r->codes.v), codecache_loc(c, b), entry, 0);
         pushed = true;
     }
+    k->seen_all = true;
     int rc = tile_done(r, k, &tl);
     if (rc)
         return rc;
@@ -757,8 +863,21 @@ static void predict(struct pyreader *r, size_t t)
     if (k->need_old && same)
         find_old_chunks(r, k, k->buf);
     k->need_old = false;
-    memcpy(k->extra, k->seen, k->nseen * sizeof(*k->extra));
-    k->nextra = k->nseen;
+    if (k->seen_all) {
+        memcpy(k->extra, k->seen, k->nseen * sizeof(*k->extra));
+        k->nextra = k->nseen;
+    } else {
+        /* A walk that stopped early (torn) met only the outside frames above where it
+         * stopped: the ones copied for it stay, or the next group lacks those below (on 3.12,
+         * the C-stack shim of every nested loop) and needs another attempt for them. */
+        for (unsigned i = 0; i < k->nseen; i++) {
+            unsigned j = 0;
+            while (j < k->nextra && k->extra[j] != k->seen[i])
+                j++;
+            if (j == k->nextra && k->nextra < PYREADER_EXTRA)
+                k->extra[k->nextra++] = k->seen[i];
+        }
+    }
 }
 
 void stack311_predict(struct pyreader *r, size_t t)
