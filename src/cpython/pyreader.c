@@ -247,28 +247,41 @@ static void forget_predictions(struct pyreader *r)
 
 /* One batched read of the runtime, the cached interpreters and thread states and, each right
  * after its thread state, the thread's group of stack copies (3.11+). */
-static int read_structure(struct pyreader *r, uint64_t *head)
+static int read_structure(struct pyreader *r, uint64_t *head, uint64_t now_ns)
 {
     const struct py_offsets *o = &r->rt->off;
     uint64_t rt = r->rt->runtime;
     struct mem_span *sp = r->spans;
     uint8_t *ok = r->span_ok;
     size_t n = 0;
-    uint64_t fin = 0;
-    r->tstate_current = 0;
-    sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_interp_head, head, 8};
-    sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_finalizing, &fin, 8};
-    if (o->rt_tstate_current >= 0)
-        sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_tstate_current, &r->tstate_current, 8};
+    uint64_t fin = r->finalizing;
+    /* The runtime and the interpreters (their lists' heads, where a new thread appears) are
+     * read at most every PYREADER_LISTS_NS while the cached lists hold: each is a remote range
+     * of its own, a third of a one-thread round at 10 kHz. The thread states, read every
+     * round, still show a thread that left (its predecessor's `next`, its freed memory); 3.8-
+     * 3.11 read the runtime every round for the GIL holder it names. */
+    bool lists = !r->cache_valid || now_ns - r->lists_ns >= PYREADER_LISTS_NS;
+    *head = r->ninterps ? r->interps[0] : 0;
+    if (lists || o->rt_tstate_current >= 0) {
+        r->tstate_current = 0;
+        sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_interp_head, head, 8};
+        sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_finalizing, &fin, 8};
+        if (o->rt_tstate_current >= 0)
+            sp[n++] = (struct mem_span){rt + (uint64_t)o->rt_tstate_current, &r->tstate_current, 8};
+    }
     size_t fixed = n;
     sort_spans(sp, fixed);
     size_t ts_span[PYREADER_MAX_THREADS];
+    size_t ninterp_spans = 0;
     if (r->cache_valid) {
         for (size_t i = 0; i < r->ninterps; i++) {
             r->pred_gil[i] = r->interp_fields[i][3];
+            if (!lists)
+                continue;
             interp_spans(r, i, sp + n);
             sort_spans(sp + n, 4);
             n += 4;
+            ninterp_spans += 4;
         }
         size_t room = r->nspans - 2 * PYREADER_MAX_INTERPS;
         for (size_t t = 0; t < r->ncached; t++) {
@@ -297,11 +310,13 @@ static int read_structure(struct pyreader *r, uint64_t *head)
     r->finalizing = fin != 0;
     bool valid = r->cache_valid;
     /* Structure spans must all be read; the stack copies may fail (they are redone). */
-    for (size_t i = fixed; i < fixed + 4 * r->ninterps && valid; i++)
+    for (size_t i = fixed; i < fixed + ninterp_spans && valid; i++)
         valid = ok[i];
     for (size_t t = 0; t < r->ncached && valid; t++)
         valid = ok[ts_span[t]];
     if (valid && structure_matches(r, *head)) {
+        if (lists)
+            r->lists_ns = now_ns;
         for (size_t i = 0; i < r->ninterps; i++)
             r->gil_ok[i] =
                 r->gil_span[i] != SIZE_MAX && ok[r->gil_span[i]] && ok[r->gil_span[i] + 1];
@@ -323,7 +338,21 @@ static int read_structure(struct pyreader *r, uint64_t *head)
     memset(r->pred_gil, 0, sizeof(r->pred_gil));
     for (size_t i = 0; i < PYREADER_MAX_INTERPS; i++)
         r->gil_span[i] = SIZE_MAX;
+    if (!lists) {
+        /* The lists were not read this round: read them before walking them again. */
+        uint8_t hok[2];
+        struct mem_span hs[2] = {{rt + (uint64_t)o->rt_interp_head, head, 8},
+                                 {rt + (uint64_t)o->rt_finalizing, &fin, 8}};
+        int hbad = mem_readv(r->rt->pid, hs, 2, hok);
+        if (hbad < 0)
+            return hbad;
+        if (hbad)
+            return ERR_READ;
+        r->finalizing = fin != 0;
+    }
     int rc = *head ? slow_walk(r, *head) : 0;
+    if (rc == 0)
+        r->lists_ns = now_ns;
     if (r->stk && rc == 0)
         stack311_remap(r, old, nold);
     else if (r->stk)
@@ -670,7 +699,7 @@ int pyreader_sample(struct pyreader *r, uint64_t now_ns, struct errbuf *eb)
     r->nframes = 0;
     codecache_round(&r->codes);
     uint64_t head = 0;
-    int rc = read_structure(r, &head);
+    int rc = read_structure(r, &head, now_ns);
     if (rc == ERR_PROC_GONE || rc == ERR_PERM)
         return errbuf_set(eb, rc, "cannot read process %d: %s", (int)r->rt->pid, err_str(rc));
     if (rc) {

@@ -52,6 +52,7 @@ struct pythread {
 #define PYREADER_OLD_CHUNKS 64  /* older data-stack chunks copied with the current one */
 #define PYREADER_OLD_MAX ((size_t)8 << 20) /* bytes of older chunks copied per thread */
 #define PYREADER_PREDICT_SLACK 1024        /* bytes copied past the expected top, at least */
+#define PYREADER_LISTS_NS 1000000ULL       /* how old the interpreter and thread lists may get */
 
 /* 3.11+: one thread's data stack as copied in a round, and what to copy next time. A round
  * copies each thread's stack in one group of spans, right after its thread state; the walk
@@ -76,6 +77,7 @@ struct pystack {
     size_t old_cap;
     uint8_t *extra_buf; /* PYREADER_EXTRA frame headers of PY_IFRAME_MAX bytes */
     uint8_t extra_ok[PYREADER_EXTRA];
+    bool extra_near[PYREADER_EXTRA];   /* on a cframe's page: copied right after the cframes */
     uint8_t *state;                    /* thread-state bytes the group reads first when alone */
     uint64_t cf_cur[PYREADER_CFRAMES]; /* each cframe's current_frame, read last */
     size_t span0; /* the group's first span in its batch; SIZE_MAX: not in it */
@@ -152,6 +154,7 @@ struct pyreader {
     uint64_t interp_fields[PYREADER_MAX_INTERPS][4]; /* next, tstate head, id, gil pointer */
     size_t ninterps;
     bool cache_valid;
+    uint64_t lists_ns; /* when the runtime and interpreters were last read and matched */
     size_t ts_read;    /* bytes of PyThreadState read per thread */
     uint8_t *blobs;    /* ts_read bytes per thread */
     uint64_t *tstates; /* per thread: address */

@@ -40,6 +40,7 @@
 
 /* The most spans of one group: before, chunk, older chunks, extras, after, cframes. */
 #define GROUP_MAX (3 + PYREADER_OLD_CHUNKS + PYREADER_EXTRA + PYREADER_CFRAMES)
+#define PAGE_MASK (~(uint64_t)4095)
 #define FIRST_CHUNK 16384 /* DATA_STACK_CHUNK_SIZE: no chunk is smaller */
 
 /* Where a frame address lies: IN_CUR (the current chunk), i >= 0 (older chunk i), IN_EXTRA
@@ -158,10 +159,26 @@ size_t stack311_group(struct pyreader *r, size_t t, struct mem_span *sp, size_t 
     k->alone = alone;
     if (alone)
         sp[n++] = (struct mem_span){r->tstates[t] + r->state_off, k->state, r->state_len};
-    if (o->cf_current_frame >= 0)
+    if (k->nextra && !k->extra_buf)
+        k->extra_buf = xmalloc(PYREADER_EXTRA * PY_IFRAME_MAX);
+    if (o->cf_current_frame >= 0) {
         for (unsigned i = 0; i < k->ncframe; i++)
             sp[n++] =
                 (struct mem_span){k->cframe[i] + (uint64_t)o->cf_current_frame, &k->cf_cur[i], 8};
+        /* The outside frames on a cframe's page of the C stack (3.12's shim frames, one per
+         * eval loop, beside its cframe) next: one remote range with the cframes, where they
+         * took one of their own (a range costs ~1 us whatever its bytes). */
+        for (unsigned i = 0; i < k->nextra; i++) {
+            k->extra_near[i] = false;
+            for (unsigned c = 0; c < k->ncframe && !k->extra_near[i]; c++)
+                k->extra_near[i] = (k->extra[i] & PAGE_MASK) == (k->cframe[c] & PAGE_MASK);
+            if (k->extra_near[i])
+                sp[n++] = (struct mem_span){k->extra[i], k->extra_buf + i * PY_IFRAME_MAX,
+                                            (size_t)o->if_size};
+        }
+    } else {
+        memset(k->extra_near, 0, sizeof(k->extra_near));
+    }
     if (k->len) {
         if (!k->buf)
             k->buf = xmalloc(PYREADER_CHUNK_MAX);
@@ -169,11 +186,10 @@ size_t stack311_group(struct pyreader *r, size_t t, struct mem_span *sp, size_t 
     }
     for (unsigned i = 0; i < k->nold; i++)
         sp[n++] = (struct mem_span){k->old[i], k->old_buf + k->old_off[i], k->old_len[i]};
-    if (k->nextra && !k->extra_buf)
-        k->extra_buf = xmalloc(PYREADER_EXTRA * PY_IFRAME_MAX);
     for (unsigned i = 0; i < k->nextra; i++)
-        sp[n++] =
-            (struct mem_span){k->extra[i], k->extra_buf + i * PY_IFRAME_MAX, (size_t)o->if_size};
+        if (!k->extra_near[i])
+            sp[n++] = (struct mem_span){k->extra[i], k->extra_buf + i * PY_IFRAME_MAX,
+                                        (size_t)o->if_size};
     return n;
 }
 
@@ -211,13 +227,17 @@ int stack311_check(struct pyreader *r, size_t t, const uint8_t *ok)
         }
         k->cur = frame ? k->cf_cur[c] : 0;
         i += k->ncframe;
+        for (unsigned j = 0; j < k->nextra; j++)
+            if (k->extra_near[j])
+                k->extra_ok[j] = ok[i++];
     }
     bool chunk_ok = k->len ? ok[i++] : false;
     bool old_ok = true;
     for (unsigned j = 0; j < k->nold; j++)
         old_ok = ok[i++] && old_ok;
     for (unsigned j = 0; j < k->nextra; j++)
-        k->extra_ok[j] = ok[i++];
+        if (!k->extra_near[j])
+            k->extra_ok[j] = ok[i++];
     k->top = top;
     k->copied = false;
     k->old_copied = old_ok;
