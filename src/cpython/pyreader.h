@@ -209,8 +209,9 @@ struct pyreader {
      * (torn), frames outside the copy were needed; and stacks cut to the frame that was the
      * leaf when the data stack was copied (trimmed: the thread had returned since), or
      * lifted to the frame the copy shows running above the one the thread state named
-     * (climbed, 3.11: the thread had called deeper, or changed eval loops, since). */
-    uint64_t missed, torn, needed, trimmed, climbed;
+     * (climbed: the thread had called deeper, or changed eval loops, since), after going
+     * down from frames the copy shows left over (descended). */
+    uint64_t missed, torn, needed, trimmed, climbed, descended;
     /* 3.8-3.10 groups read again: a caller read differently the second time; the batch
      * took too long to be trusted */
     uint64_t moved, slow;

@@ -574,6 +574,30 @@ static uint64_t copied_leaf(struct pyreader *r, struct pystack *k, uint64_t f, u
             return k->cur;
     }
     uint64_t start = f;
+    /* Down from a frame the copy shows left over: each thread-owned frame is pushed at the
+     * data stack's top, its caller's end, so one that does not start there (another call
+     * has used its caller's slot since: `use_prop`'s getter where `use_item`, 8 bytes
+     * longer, now calls `__getitem__`), or (3.13) one popped, is from an earlier call. The
+     * walk would fail its tiling there; its caller is where the climb starts. */
+    for (uint32_t n = 0; n < 2 * r->max_depth; n++) {
+        uint64_t p = raw_u64(fb, o->if_previous);
+        if (region_of(r, k, p, hl) != IN_CUR)
+            break;
+        const uint8_t *pb = k->buf + (p - k->chunk);
+        const struct pycode *pc = frame_like(o, pb) ? code_of(r, pb, now) : NULL;
+        if (!pc || !pc->framesize)
+            break;
+        bool stale = p + pc->framesize != f;
+        if (!stale && o->minor >= 13) {
+            const struct pycode *c = code_of(r, fb, now);
+            stale = c && popped(o, fb, c, OWNER_THREAD, true);
+        }
+        if (!stale)
+            break;
+        f = p;
+        fb = pb;
+        r->descended++;
+    }
     for (uint32_t n = 0; n < 2 * r->max_depth; n++) {
         const struct pycode *c = code_of(r, fb, now);
         if (!c || !c->framesize)
@@ -584,6 +608,13 @@ static uint64_t copied_leaf(struct pyreader *r, struct pystack *k, uint64_t f, u
         const uint8_t *nb = k->buf + (next - k->chunk);
         if (!frame_like(o, nb) || raw_u64(nb, o->if_previous) != f)
             break;
+        if (o->minor >= 13) {
+            /* 3.13 sets instr_ptr on the call before it pushes the callee, so a caller can
+             * look suspended above the popped frame of its previous call. */
+            const struct pycode *nc = code_of(r, nb, now);
+            if (!nc || popped(o, nb, nc, OWNER_THREAD, true))
+                break;
+        }
         if (o->if_is_entry >= 0 && nb[o->if_is_entry]) {
             const struct pycode *nc = raw_i32(fb, o->if_stacktop) < 0 ? code_of(r, nb, now) : NULL;
             if (!nc || (raw_i32(nb, o->if_stacktop) >= 0 && !suspended_inline(o, nb, nc)))

@@ -452,13 +452,14 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
                 fprintf(
                     stderr,
                     "crux-debug: process %d: rounds %llu retries %llu trimmed %llu climbed %llu "
-                    "missed %llu torn %llu needed %llu moved %llu slow %llu unbracketed %llu\n",
+                    "descended %llu missed %llu torn %llu needed %llu moved %llu slow %llu "
+                    "unbracketed %llu\n",
                     (int)sp->pid, (unsigned long long)sp->r.rounds,
                     (unsigned long long)sp->r.retries, (unsigned long long)sp->r.trimmed,
-                    (unsigned long long)sp->r.climbed, (unsigned long long)sp->r.missed,
-                    (unsigned long long)sp->r.torn, (unsigned long long)sp->r.needed,
-                    (unsigned long long)sp->r.moved, (unsigned long long)sp->r.slow,
-                    (unsigned long long)sp->r.unbracketed);
+                    (unsigned long long)sp->r.climbed, (unsigned long long)sp->r.descended,
+                    (unsigned long long)sp->r.missed, (unsigned long long)sp->r.torn,
+                    (unsigned long long)sp->r.needed, (unsigned long long)sp->r.moved,
+                    (unsigned long long)sp->r.slow, (unsigned long long)sp->r.unbracketed);
             if (getenv("CRUX_DEBUG"))
                 for (int k = 0; k < 16; k++)
                     if (sp->r.err_counts[k])
