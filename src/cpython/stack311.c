@@ -167,7 +167,7 @@ size_t stack311_group(struct pyreader *r, size_t t, struct mem_span *sp, size_t 
                 (struct mem_span){k->cframe[i] + (uint64_t)o->cf_current_frame, &k->cf_cur[i], 8};
         /* The outside frames on a cframe's page of the C stack (3.12's shim frames, one per
          * eval loop, beside its cframe) next: one remote range with the cframes, where they
-         * took one of their own (a range costs ~1 us whatever its bytes). */
+         * took one of their own (each range costs the kernel a pin and a copy call). */
         for (unsigned i = 0; i < k->nextra; i++) {
             k->extra_near[i] = false;
             for (unsigned c = 0; c < k->ncframe && !k->extra_near[i]; c++)
