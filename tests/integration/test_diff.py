@@ -3,7 +3,14 @@
 One interpreter (the comparison reads recordings, not interpreters): eight runs of a batch
 job (targets/loop/work.py) and eight of the same job with its tokenize step made 20% slower,
 interleaved (eight, not five: a machine loaded by other work moves one step's time by up to
-10% from run to run, and the test must hold on such a machine too).
+10% from run to run, and the test must hold on such a machine too). Forty batches a run, not
+twenty: with ~100 samples of tokenize a run its count's own noise gave a 95% interval of
++-12% at eight runs a side, and a 20% change was missed about one time in four on a loaded
+machine (measured with two CPU hogs beside it: 40 batches flagged it 3 times in 3, lower
+bounds +9% to +14%). A run that the machine visibly disturbed, its wall time 8% past the
+median of its kind or its achieved rate 10% under theirs (a neighbour froze the target or
+crux for ~0.1 s: one such run gave tokenize +17% [-36%, +69%] in an A/A split on CI), is
+recorded again, at most twice; the test is of the comparison, not of the machine.
 - A/A (base against base, split in two): no function flagged, the gate passes.
 - A/B: diff flags tokenize and nothing else, the gate exits 1, the differential flame graph
   colours that frame only.
@@ -25,7 +32,8 @@ from conftest import REPO, target_env
 WORK = str(REPO / "tests/integration/targets/loop/work.py")
 PIPELINE = str(REPO / "tests/integration/targets/loop/pipeline.py")
 RATE = "1000"
-BATCHES = "20"
+BATCHES = "40"
+ACHIEVED_RE = re.compile(r"([0-9.]+) Hz achieved over ([0-9.]+) s")
 DATA_RE = re.compile(r'<script type="application/json" id="crux-data">(.*?)</script>', re.S)
 
 
@@ -49,6 +57,40 @@ def record(crux_bin, python, out, slow=None, script=WORK, args=(BATCHES,), label
     return out
 
 
+def record_steady(crux_bin, python, d, kinds, runs=8):
+    """`runs` recordings of each kind (name -> SLOW), interleaved; a run the machine disturbed
+    (module docstring) is recorded again, at most twice."""
+    got = {}
+
+    def take(kind, i):
+        env_slow = kinds[kind]
+        out = d / ("%s%d.db" % (kind, i))
+        env = target_env()
+        if env_slow:
+            env["SLOW"] = env_slow
+        r = subprocess.run([crux_bin, "record", "-q", "--no-summary", "-r", RATE, "--save",
+                            str(out), "-o", str(out) + ".txt", "--", python, WORK, BATCHES],
+                           capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+        m = ACHIEVED_RE.search(r.stderr)
+        assert m, r.stderr
+        got[kind, i] = (float(m.group(1)), float(m.group(2)))
+
+    for i in range(runs):
+        for kind in kinds:
+            take(kind, i)
+    for _ in range(2):
+        redo = []
+        for kind in kinds:
+            hz = sorted(got[kind, i][0] for i in range(runs))[runs // 2]
+            secs = sorted(got[kind, i][1] for i in range(runs))[runs // 2]
+            redo += [(kind, i) for i in range(runs)
+                     if got[kind, i][1] > 1.08 * secs or got[kind, i][0] < 0.9 * hz]
+        for kind, i in redo:
+            take(kind, i)
+    return got
+
+
 @pytest.fixture(scope="module")
 def runs(crux_bin, tmp_path_factory, request):
     """Eight base and eight slow recordings, interleaved (base, slow, base, ...)."""
@@ -62,9 +104,7 @@ def runs(crux_bin, tmp_path_factory, request):
     if interp is None:
         pytest.skip("no supported Python interpreter is installed")
     d = tmp_path_factory.mktemp("diffruns")
-    for i in range(8):
-        record(crux_bin, interp.path, d / ("base%d.db" % i))
-        record(crux_bin, interp.path, d / ("slow%d.db" % i), slow="1.2")
+    record_steady(crux_bin, interp.path, d, {"base": None, "slow": "1.2"})
     return d, interp
 
 
