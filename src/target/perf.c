@@ -40,7 +40,14 @@
 #include "target/maps.h"
 #include "util/xalloc.h"
 
-#define RING_PAGES 2 /* data pages per thread: 8 KiB, 256 samples between drains */
+/* Data pages per thread: 16 KiB for root, whose locked memory is not limited, 8 KiB otherwise
+ * (kernel.perf_event_mlock_kb, 516 KiB a user by default, then holds 42 threads' rings). A
+ * context switch writes 72 bytes with the register event, 48 without. Two threads switching
+ * 35,000 times a second each (bench/workloads/pingpong.py), drained at 100 Hz for 3 s, side by
+ * side 4 times: 8 KiB without the event lost 8,000-64,000 records, 8 KiB with it
+ * 100,000-173,000, 16 KiB with it 18,000-92,000 (the drains come late on 2 busy cores). */
+#define RING_PAGES_ROOT 4
+#define RING_PAGES_USER 2
 #define MAPS_RELOAD_NS 500000000ULL
 
 static long perf_event_open(struct perf_event_attr *a, pid_t tid, int cpu, int group,
@@ -267,7 +274,8 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
     hmap_init(&p->by_tid);
     hmap_init(&p->lib_ids);
     snprintf(p->python_path, sizeof(p->python_path), "%s", python_path ? python_path : "");
-    p->data_size = (size_t)RING_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+    p->data_size = (size_t)(geteuid() == 0 ? RING_PAGES_ROOT : RING_PAGES_USER) *
+                   (size_t)sysconf(_SC_PAGESIZE);
     p->ring_len = p->data_size + (size_t)sysconf(_SC_PAGESIZE);
     if (getenv("CRUX_NO_PERF")) { /* tests of the fallback */
         snprintf(p->why, sizeof(p->why), "perf events disabled by CRUX_NO_PERF");
