@@ -13,9 +13,9 @@
 // The register event (perf.h) is a context-switch software event sampled at every switch,
 // with only the user-mode register that holds a system call's first argument, its records
 // redirected into the thread's ring (PERF_EVENT_IOC_SET_OUTPUT, same task). The kernel writes
-// its sample just before the switch-out record (seen on Linux 6.1 and asserted by
-// test_perf_regs), so a switch-out takes the register of the sample before it. It fires in
-// kernel mode, so it needs kernel-mode events (root or perf_event_paranoid <= 1); 24 bytes a
+// its sample just before the switch-out record (seen on this machine's Linux 6.18, asserted
+// by tests/unit/test_perf.c), so a switch-out takes the register of the sample before it. It fires
+// in kernel mode, so it needs kernel-mode events (root or perf_event_paranoid <= 1); 24 bytes a
 // switch. Its samples are told from task-clock samples by size: 24 bytes against 32.
 #include "target/perf.h"
 
