@@ -73,6 +73,7 @@ struct pystack {
 
     /* The group's copies (buffers allocated on first use, kept across rounds). */
     uint8_t *buf;     /* the current chunk: PYREADER_CHUNK_MAX bytes */
+    uint8_t *buf2;    /* its second copy, taken right after (stack311.c, "Two copies") */
     uint8_t *old_buf; /* the older chunks, one after another */
     size_t old_cap;
     uint8_t *extra_buf; /* PYREADER_EXTRA frame headers of PY_IFRAME_MAX bytes */
