@@ -420,8 +420,7 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 "state_reads=%llu "
                 "states_reused=%llu syscall_reads=%llu statm_reads=%llu alive_checks=%llu "
                 "cpu_us_per_round=%.3f thread_cpu_us_per_thread_sample=%.3f "
-                "target_perf_interrupts=%llu perf_interrupts_per_s=%.1f perf_switch_records=%llu "
-                "perf_regs_records=%llu gil_waits_by_regs=%llu\n",
+                "target_perf_interrupts=%llu perf_interrupts_per_s=%.1f perf_switch_records=%llu\n",
                 (double)calls / rounds, (unsigned long long)mem, (double)mem_ranges() / rounds,
                 (unsigned long long)st->state_reads, (unsigned long long)st->states_reused,
                 (unsigned long long)st->syscall_reads, (unsigned long long)st->statm_reads,
@@ -429,8 +428,7 @@ static int write_output(const struct record_args *a, struct profile *p, enum exp
                 per ? (double)st->thread_cpu_ns / 1e3 / (double)per : 0.0,
                 (unsigned long long)st->perf_samples,
                 st->elapsed_ns ? (double)st->perf_samples * 1e9 / (double)st->elapsed_ns : 0.0,
-                (unsigned long long)st->perf_switches, (unsigned long long)st->perf_regs,
-                (unsigned long long)st->regs_waits);
+                (unsigned long long)st->perf_switches);
         if (a->async_tasks)
             fprintf(stderr,
                     "crux-stats: async_rounds=%llu async_tasks=%llu async_dropped=%llu "

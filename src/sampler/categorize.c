@@ -183,29 +183,12 @@ static bool read_call(struct categorizer *c, struct cat_thread *t, struct wait_c
     return waits_parse(line, call);
 }
 
-/* Whether the register its last switch-out came with (perf_wait_arg0) shows thread `t` asleep
- * in futex() on the GIL: the GIL's condition or mutex as the call's first argument (no other
- * call takes that address first). Its /proc/TID/syscall is then not read. */
-static bool gil_wait_by_regs(struct categorizer *c, const struct cat_thread *t, bool gil,
-                             uint64_t gil_lo, uint64_t gil_hi, struct cat_evidence *ev)
-{
-    uint64_t arg0;
-    if (gil || !gil_lo || gil_hi <= gil_lo || !perf_wait_arg0(&c->perf, t->tid, &arg0) ||
-        arg0 < gil_lo || arg0 >= gil_hi)
-        return false;
-    ev_set(ev, EV_WAIT_GIL, "futex: the GIL");
-    c->regs_waits++;
-    return true;
-}
-
 /* The category and evidence of a thread that is not running; CAT_NONE when its state was
  * inferred (cat_known_state) and its call file shows it out of any call: it woke since the
  * switch records were drained, and is runnable. */
 static uint8_t off_cpu(struct categorizer *c, struct cat_thread *t, char state, bool gil,
                        uint64_t gil_lo, uint64_t gil_hi, struct cat_evidence *ev)
 {
-    if (gil_wait_by_regs(c, t, gil, gil_lo, gil_hi, ev))
-        return CAT_GIL;
     struct wait_call call;
     bool inferred = t->inferred_round == c->round;
     bool got_call = read_call(c, t, &call);
@@ -395,10 +378,6 @@ uint8_t cat_of(struct categorizer *c, pid_t tid, char *statep, bool gil, uint64_
          * behind other work for a CPU: the call's file says which (a task that is not on a
          * CPU shows its system call there; one preempted in user code shows -1). */
         struct wait_call call;
-        if (gil_wait_by_regs(c, t, gil, gil_lo, gil_hi, ev)) {
-            ev->waited = true;
-            return CAT_GIL;
-        }
         if (read_call(c, t, &call)) {
             struct cat_evidence w = {EV_NONE, "", false};
             uint8_t wc =

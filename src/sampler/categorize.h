@@ -63,7 +63,6 @@ struct categorizer {
     uint32_t round;
     uint64_t round_ns;
     uint64_t syscall_reads;
-    uint64_t regs_waits;    /* GIL waits told by the switch-out's register, no syscall read */
     uint64_t states_reused; /* /proc state (and syscall) reads saved by cat_known_state */
 };
 

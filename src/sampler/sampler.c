@@ -472,8 +472,6 @@ int sampler_run(const struct pyruntime *rt, const struct sampler_opts *o, struct
             st->perf_switches += sp->cat.perf.switch_records;
             st->states_reused += sp->cat.states_reused;
             st->syscall_reads += sp->cat.syscall_reads;
-            st->regs_waits += sp->cat.regs_waits;
-            st->perf_regs += sp->cat.perf.regs_records;
         }
         sproc_gone(&s, sp);
         free(sp);

@@ -36,8 +36,6 @@ struct sampler_stats {
     uint64_t state_reads;             /* /proc/PID/task/TID/stat reads for thread states */
     uint64_t states_reused; /* states (and syscall reads) not read: not switched in since */
     uint64_t syscall_reads; /* /proc/PID/task/TID/syscall reads for off-CPU categories */
-    uint64_t regs_waits;    /* GIL waits told by a switch-out's register instead (perf.h) */
-    uint64_t perf_regs;     /* register samples read (one a context switch) */
     uint64_t native_samples, native_failed, native_mismatch; /* --native: stops tried */
     uint64_t native_reused; /* --native: stacks of threads that had not run, no stop */
     uint64_t native_stop_median_ns, native_stop_p99_ns; /* one thread stopped */

@@ -9,25 +9,10 @@
 // interval at high rates (sampler.c). The context-switch records in the same ring interrupt
 // nothing: the scheduler writes them as it switches. They tell whether a thread ran since
 // the last round at all, so a thread that did not is not read again (categorize.c).
-//
-// The register event (perf.h) is a context-switch software event sampled at every switch,
-// with only the user-mode register that holds a system call's first argument, its records
-// redirected into the thread's ring (PERF_EVENT_IOC_SET_OUTPUT, same task). The kernel writes
-// its sample just before the switch-out record (seen on this machine's Linux 6.18, asserted
-// by tests/unit/test_perf.c), so a switch-out takes the register of the sample before it. It fires
-// in kernel mode, so it needs kernel-mode events (root or perf_event_paranoid <= 1); 24 bytes a
-// switch. Its samples are told from task-clock samples by size: 24 bytes against 32.
 #include "target/perf.h"
 
 #include <errno.h>
 #include <linux/perf_event.h>
-#if defined(__x86_64__)
-#include <asm/perf_regs.h>
-#define ARG0_REG PERF_REG_X86_DI
-#elif defined(__aarch64__)
-#include <asm/perf_regs.h>
-#define ARG0_REG PERF_REG_ARM64_X0
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +25,7 @@
 #include "target/maps.h"
 #include "util/xalloc.h"
 
-/* Data pages per thread: 16 KiB for root, whose locked memory is not limited, 8 KiB otherwise
- * (kernel.perf_event_mlock_kb, 516 KiB a user by default, then holds 42 threads' rings). A
- * context switch writes 72 bytes with the register event, 48 without. Two threads switching
- * 35,000 times a second each (bench/workloads/pingpong.py), drained at 100 Hz for 3 s, side by
- * side 4 times: 8 KiB without the event lost 8,000-64,000 records, 8 KiB with it
- * 100,000-173,000, 16 KiB with it 18,000-92,000 (the drains come late on 2 busy cores). */
-#define RING_PAGES_ROOT 4
-#define RING_PAGES_USER 2
+#define RING_PAGES 2 /* data pages per thread: 8 KiB, 256 samples between drains */
 #define MAPS_RELOAD_NS 500000000ULL
 
 static long perf_event_open(struct perf_event_attr *a, pid_t tid, int cpu, int group,
@@ -198,41 +176,9 @@ static void set_off(struct perf *p, const char *fmt, int e)
     snprintf(p->why, sizeof(p->why), fmt, strerror(e));
 }
 
-/* The register event of `tid`, writing into the ring of event `out`; -1 when refused. */
-static int open_regs(pid_t tid, int out)
-{
-#ifdef ARG0_REG
-    struct perf_event_attr a;
-    memset(&a, 0, sizeof(a));
-    a.size = sizeof(a);
-    a.type = PERF_TYPE_SOFTWARE;
-    a.config = PERF_COUNT_SW_CONTEXT_SWITCHES;
-    a.sample_period = 1;
-    a.sample_type = PERF_SAMPLE_REGS_USER;
-    a.sample_regs_user = 1ULL << ARG0_REG;
-    a.exclude_hv = 1;
-    a.wakeup_events = 1u << 30;
-    a.use_clockid = 1; /* SET_OUTPUT wants the clocks of both events the same */
-    a.clockid = CLOCK_MONOTONIC;
-    long fd = perf_event_open(&a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    if (ioctl((int)fd, PERF_EVENT_IOC_SET_OUTPUT, out) != 0) {
-        close((int)fd);
-        return -1;
-    }
-    return (int)fd;
-#else
-    (void)tid;
-    (void)out;
-    return -1;
-#endif
-}
-
 /* Opens and maps the event of `tid`; the fd or -1 with errno set. */
-static int open_thread(struct perf *p, pid_t tid, uint8_t **ring, int *regs_fd)
+static int open_thread(struct perf *p, pid_t tid, uint8_t **ring)
 {
-    *regs_fd = -1;
     struct perf_event_attr a;
     attr_init(&a, p->period_ns, p->kernel, p->switches);
     long fd = perf_event_open(&a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
@@ -256,12 +202,6 @@ static int open_thread(struct perf *p, pid_t tid, uint8_t **ring, int *regs_fd)
         return -1;
     }
     *ring = m;
-    if (p->regs || tid == p->pid) {
-        *regs_fd =
-            p->kernel && p->switches && !getenv("CRUX_NO_PERF_REGS") ? open_regs(tid, (int)fd) : -1;
-        if (tid == p->pid)
-            p->regs = *regs_fd >= 0;
-    }
     return (int)fd;
 }
 
@@ -274,8 +214,7 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
     hmap_init(&p->by_tid);
     hmap_init(&p->lib_ids);
     snprintf(p->python_path, sizeof(p->python_path), "%s", python_path ? python_path : "");
-    p->data_size = (size_t)(geteuid() == 0 ? RING_PAGES_ROOT : RING_PAGES_USER) *
-                   (size_t)sysconf(_SC_PAGESIZE);
+    p->data_size = (size_t)RING_PAGES * (size_t)sysconf(_SC_PAGESIZE);
     p->ring_len = p->data_size + (size_t)sysconf(_SC_PAGESIZE);
     if (getenv("CRUX_NO_PERF")) { /* tests of the fallback */
         snprintf(p->why, sizeof(p->why), "perf events disabled by CRUX_NO_PERF");
@@ -285,8 +224,7 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
     p->kernel = true;
     p->switches = !getenv("CRUX_NO_PERF_SWITCHES"); /* tests of the older kernels' path */
     uint8_t *ring;
-    int regs_fd;
-    int fd = open_thread(p, pid, &ring, &regs_fd);
+    int fd = open_thread(p, pid, &ring);
     if (fd < 0) {
         int e = errno;
         if (e == EACCES || e == EPERM)
@@ -306,8 +244,7 @@ void perf_open(struct perf *p, pid_t pid, const char *python_path, uint64_t peri
     p->on = true;
     p->cap = 16;
     p->v = xcalloc(p->cap, sizeof(*p->v));
-    p->v[0] =
-        (struct perf_thread){.tid = pid, .fd = fd, .regs_fd = regs_fd, .ring = ring, .live = true};
+    p->v[0] = (struct perf_thread){.tid = pid, .fd = fd, .ring = ring, .live = true};
     p->v[0].since_ns = now_mono();
     p->n = 1;
     hmap_put(&p->by_tid, (uint64_t)pid, 1);
@@ -324,16 +261,14 @@ void perf_track(struct perf *p, pid_t tid)
         return;
     }
     uint8_t *ring = NULL;
-    int regs_fd = -1;
-    int fd = open_thread(p, tid, &ring, &regs_fd);
+    int fd = open_thread(p, tid, &ring);
     if (p->n == p->cap) {
         p->cap *= 2;
         p->v = xrealloc(p->v, p->cap * sizeof(*p->v));
     }
     /* A thread whose event failed (it exited, or a limit) is remembered with fd -1 so the
      * open is not retried every round; it keeps the fallback category. */
-    p->v[p->n] =
-        (struct perf_thread){.tid = tid, .fd = fd, .regs_fd = regs_fd, .ring = ring, .live = true};
+    p->v[p->n] = (struct perf_thread){.tid = tid, .fd = fd, .ring = ring, .live = true};
     p->v[p->n].since_ns = p->drained_ns;
     p->n++;
     hmap_put(&p->by_tid, (uint64_t)tid, p->n);
@@ -388,10 +323,6 @@ static void note_switch(struct perf *p, struct perf_thread *th, bool out, bool p
     struct perf_tally *t = &th->t;
     p->switch_records++;
     t->preempted = out && preempt;
-    /* A wait's switch-out takes the register sample written just before it. */
-    th->arg0_known = out && !preempt && th->regs_pending;
-    th->arg0 = th->regs_arg0;
-    th->regs_pending = false;
     if (out) {
         if (t->known && t->oncpu) {
             uint64_t from = th->in_ns > th->since_ns ? th->in_ns : th->since_ns;
@@ -420,16 +351,7 @@ static void drain_one(struct perf *p, struct perf_thread *th, uint64_t now_ns)
             tail = head;
             break;
         }
-        if (eh.type == PERF_RECORD_SAMPLE && eh.size == sizeof(eh) + 16) {
-            uint64_t body[2]; /* the register event's: abi; arg0 */
-            ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
-            th->regs_pending = body[0] != PERF_SAMPLE_REGS_ABI_NONE;
-            th->regs_arg0 = body[1];
-            p->regs_records++;
-        } else if (eh.type == PERF_RECORD_SAMPLE && eh.size == sizeof(eh) + 8) {
-            th->regs_pending = false; /* no user registers (ABI none) */
-            p->regs_records++;
-        } else if (eh.type == PERF_RECORD_SAMPLE && eh.size >= sizeof(eh) + 24) {
+        if (eh.type == PERF_RECORD_SAMPLE && eh.size >= sizeof(eh) + 24) {
             uint64_t body[3]; /* ip; pid, tid; time */
             ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
             note_sample(p, th, now_ns, eh.misc, body[0], body[2]);
@@ -442,7 +364,6 @@ static void drain_one(struct perf *p, struct perf_thread *th, uint64_t now_ns)
             uint64_t body[2]; /* id, lost */
             ring_copy(p, th->ring, tail + sizeof(eh), body, sizeof(body));
             p->lost += body[1];
-            th->regs_pending = th->arg0_known = false; /* which switch a register was of */
         }
         tail += eh.size;
     }
@@ -481,18 +402,6 @@ bool perf_take(struct perf *p, pid_t tid, struct perf_tally *out)
     return true;
 }
 
-bool perf_wait_arg0(const struct perf *p, pid_t tid, uint64_t *arg0)
-{
-    uint64_t v;
-    if (!p->on || !p->regs || !hmap_get(&p->by_tid, (uint64_t)tid, &v))
-        return false;
-    const struct perf_thread *th = &p->v[v - 1];
-    if (th->regs_fd < 0 || !th->t.known || th->t.oncpu || th->t.preempted || !th->arg0_known)
-        return false;
-    *arg0 = th->arg0;
-    return true;
-}
-
 enum perf_run perf_run_state(const struct perf *p, pid_t tid)
 {
     uint64_t v;
@@ -525,8 +434,6 @@ void perf_prune(struct perf *p)
                 munmap(t->ring, p->ring_len);
             if (t->fd >= 0)
                 close(t->fd);
-            if (t->regs_fd >= 0)
-                close(t->regs_fd);
             continue;
         }
         t->live = false;
@@ -543,8 +450,6 @@ void perf_close(struct perf *p)
             munmap(p->v[i].ring, p->ring_len);
         if (p->v[i].fd >= 0)
             close(p->v[i].fd);
-        if (p->v[i].regs_fd >= 0)
-            close(p->v[i].regs_fd);
     }
     free(p->v);
     free(p->ranges);

@@ -5,10 +5,7 @@
 // kernel takes the samples in the thread's own context at a fixed CPU-time period. The same
 // ring carries a record at each of the thread's context switches (written by the scheduler,
 // no interrupt): whether the thread is on a CPU and how much CPU time it had, with no
-// system call. Where kernel-mode events are allowed, a second event per thread writes the
-// first system-call argument at each switch off a CPU into the same ring (its user registers,
-// which the kernel saved on entry): a thread asleep in futex() on the GIL says so there, and
-// its /proc/TID/syscall is not read.
+// system call.
 #ifndef CRUX_PERF_H
 #define CRUX_PERF_H
 
@@ -61,10 +58,6 @@ struct perf_thread {
     uint8_t *ring; /* 1 header page + data pages */
     bool live;     /* seen by the caller since the last prune */
     struct perf_tally t;
-    int regs_fd;       /* its context-switch event with the user registers; -1 when none */
-    bool regs_pending; /* a register sample came, its switch-out record not yet */
-    bool arg0_known;   /* off a CPU in a wait since the last switch-out: arg0 says which */
-    uint64_t regs_arg0, arg0;
     uint64_t in_ns;    /* when it was last switched in (t.oncpu) */
     uint64_t since_ns; /* the drain time of the previous take */
     uint64_t acc_ns;   /* CPU time of the on-CPU spans closed since the previous take */
@@ -75,7 +68,6 @@ struct perf {
     bool on;            /* events are being collected */
     bool kernel;        /* kernel-mode samples are seen (not excluded) */
     bool switches;      /* context-switch records come with the samples (Linux 4.3+) */
-    bool regs;          /* switch-outs come with the first system-call argument (x86-64, arm64) */
     char why[160];      /* when !on: why not, with the fix */
     uint64_t period_ns; /* CPU time between samples of one thread */
     int out_fd;         /* the event owning the ring */
@@ -91,7 +83,7 @@ struct perf {
     size_t nlibs, caplibs;
     struct hmap lib_ids; /* hash of a path -> id + 1 */
     uint64_t maps_loaded_ns, drained_ns;
-    uint64_t samples, lost, unknown_ip, switch_records, regs_records;
+    uint64_t samples, lost, unknown_ip, switch_records;
 };
 
 /* Prepares sampling of process `pid`'s threads every `period_ns` of their CPU time.
@@ -113,10 +105,6 @@ enum perf_run {
     PERF_RUN_BLOCKED,     /* switched off a CPU by a wait since then: asleep, in a call */
 };
 enum perf_run perf_run_state(const struct perf *p, pid_t tid);
-/* The first argument of the system call `tid` blocked in at its last switch off a CPU (a
- * wait, not a preemption), when it has not run since (as of the last drain) and its event
- * carries registers; false otherwise. For futex() it is the futex's address. */
-bool perf_wait_arg0(const struct perf *p, pid_t tid, uint64_t *arg0);
 /* Closes the events of threads not marked live since the previous prune; clears the marks. */
 void perf_prune(struct perf *p);
 void perf_close(struct perf *p);

@@ -3,13 +3,9 @@
 targets/categories.py runs one function per kind of time: py_loop (python),
 native_hash (native: OpenSSL with the GIL released), do_sleep and do_recv
 (system: off CPU), and two threads in spin taking turns on the GIL (gil). The
-target measures each spin thread's CPU share itself; its GIL wait is the rest. Where
-kernel-mode perf events are permitted (root in CI), a waiter's GIL wait is told by the register
-its switch off a CPU came with (target/perf.h), not by /proc/TID/syscall: the first test checks
-that path was taken, the test without perf events checks the /proc one.
+target measures each spin thread's CPU share itself; its GIL wait is the rest.
 """
 import json
-import re
 
 from conftest import target_env
 
@@ -18,11 +14,11 @@ from crux_helpers import RATE
 MIN = 40  # samples a function needs before its split means anything
 
 
-def record(crux, interp, env=None, extra=()):
+def record(crux, interp, env=None):
     argv, truth = crux.target_argv(interp, "categories.py", "--duration", "1.0")
     out = crux.tmp / "lines.json"
     result = crux.run("record", "--idle", "--rate", RATE, "--format", "lines", "-o", out,
-                      *extra, "--", *argv, env=env)
+                      "--", *argv, env=env)
     assert result.returncode == 0, result.describe()
     with open(str(out), encoding="utf-8") as f:
         data = json.load(f)
@@ -40,12 +36,7 @@ def split(data, function):
 
 
 def test_each_kind_of_time_in_its_category(crux, interp):
-    data, truth, result = record(crux, interp, extra=("--stats",))
-    m = re.search(r"perf_regs_records=(\d+) gil_waits_by_regs=(\d+)", result.stderr)
-    assert m, result.describe()
-    if int(m.group(1)):
-        # the register event was allowed: the spin threads' GIL waits were told by it
-        assert int(m.group(2)) > 0, result.describe()
+    data, truth, result = record(crux, interp)
     assert data["categories_collected"]
     assert "perf" in data["categories_note"], data["categories_note"]
     py, _ = split(data, "py_loop")
