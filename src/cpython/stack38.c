@@ -477,27 +477,16 @@ static int addr_ix_cmp(const void *a, const void *b)
  * callers, and which copy of its caller each prediction's link is proved with. */
 static void set_passes(struct pystack38 *k)
 {
-    /* Address order: a stack's frames are often allocated in order, so the deepest-first
-     * prediction is often in descending or ascending address order already; otherwise
-     * sorted (an insertion sort of a deep stack's ~100 heap addresses was 30% of the
-     * prediction's time, bench/profile_crux.py at 16 threads on 3.10). */
+    /* Address order, sorted only when the prediction changed (stack38_predict): an insertion
+     * sort of a deep stack's ~100 heap addresses every round was 30% of the prediction's
+     * time (bench/profile_crux.py at 16 threads on 3.10). */
     unsigned n = k->n;
-    bool descending = true, ascending = true;
-    for (unsigned j = 1; j < n && (descending || ascending); j++) {
-        descending = descending && k->addr[j] < k->addr[j - 1];
-        ascending = ascending && k->addr[j] > k->addr[j - 1];
-    }
-    if (descending || ascending) {
-        for (unsigned j = 0; j < n; j++)
-            k->order[j] = (uint16_t)(descending ? n - 1 - j : j);
-    } else {
-        struct addr_ix v[PYREADER_PRED38];
-        for (unsigned j = 0; j < n; j++)
-            v[j] = (struct addr_ix){k->addr[j], (uint16_t)j};
-        qsort(v, n, sizeof(*v), addr_ix_cmp);
-        for (unsigned j = 0; j < n; j++)
-            k->order[j] = v[j].ix;
-    }
+    struct addr_ix by_addr[PYREADER_PRED38];
+    for (unsigned j = 0; j < n; j++)
+        by_addr[j] = (struct addr_ix){k->addr[j], (uint16_t)j};
+    qsort(by_addr, n, sizeof(*by_addr), addr_ix_cmp);
+    for (unsigned j = 0; j < n; j++)
+        k->order[j] = by_addr[j].ix;
     for (unsigned x = 0; x < n; x++)
         k->rank[k->order[x]] = (uint16_t)x;
     /* Callers not predicted themselves, copied once after pass A. */

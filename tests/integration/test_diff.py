@@ -42,8 +42,13 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
 
 
-def record(crux_bin, python, out, slow=None, script=WORK, args=(BATCHES,), label=None,
-           store=None):
+def record(crux_bin, python, out, **kw):
+    return record_err(crux_bin, python, out, **kw)[0]
+
+
+def record_err(crux_bin, python, out, slow=None, script=WORK, args=(BATCHES,), label=None,
+               store=None):
+    """Records `script` into `out`; returns (out, crux's stderr)."""
     env = target_env()
     if slow:
         env["SLOW"] = slow
@@ -54,7 +59,7 @@ def record(crux_bin, python, out, slow=None, script=WORK, args=(BATCHES,), label
     cmd += ["--", python, script] + list(args)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
-    return out
+    return out, r.stderr
 
 
 def record_steady(crux_bin, python, d, kinds, runs=8):
@@ -63,17 +68,9 @@ def record_steady(crux_bin, python, d, kinds, runs=8):
     got = {}
 
     def take(kind, i):
-        env_slow = kinds[kind]
-        out = d / ("%s%d.db" % (kind, i))
-        env = target_env()
-        if env_slow:
-            env["SLOW"] = env_slow
-        r = subprocess.run([crux_bin, "record", "-q", "--no-summary", "-r", RATE, "--save",
-                            str(out), "-o", str(out) + ".txt", "--", python, WORK, BATCHES],
-                           capture_output=True, text=True, timeout=300, env=env)
-        assert r.returncode == 0, r.stderr
-        m = ACHIEVED_RE.search(r.stderr)
-        assert m, r.stderr
+        _, err = record_err(crux_bin, python, d / ("%s%d.db" % (kind, i)), slow=kinds[kind])
+        m = ACHIEVED_RE.search(err)
+        assert m, err
         got[kind, i] = (float(m.group(1)), float(m.group(2)))
 
     for i in range(runs):

@@ -3,14 +3,13 @@ tokenize, embed, write (embed about twice the others). SLOW=1.2 makes tokenize, 
 tokenize, 20% slower, so the true answer of a comparison is known. Prints a checksum (the
 job's output).
 
-Usage: work.py [BATCHES [N]]   (SLOW=FACTOR in the environment; N: loop length of a step,
-100000, embed twice that)
+Usage: work.py [BATCHES]   (SLOW=FACTOR in the environment)
 """
 import os
 import sys
 
 FACTOR = float(os.environ.get("SLOW", "1.0"))
-N = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
+N = 100000
 
 
 def read(n=N):
